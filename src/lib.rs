@@ -1,0 +1,11 @@
+//! chids: container host intrusion detection from system-call sequence graphs.
+//!
+//! The pipeline is one straight line, one module per stage:
+//!
+//! ```text
+//! source ──► event ──► window ──► ssg (features) ──► model ──► detect / eval
+//! ```
+
+pub mod event;
+pub mod source;
+pub mod model;

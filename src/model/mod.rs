@@ -1,0 +1,2 @@
+//! The model stage: the autoencoder over anomaly vectors, thresholds, and the
+//! on-disk bundle.
