@@ -6,6 +6,10 @@
 //! source ──► event ──► window ──► ssg (features) ──► model ──► detect / eval
 //! ```
 
+pub mod args;
 pub mod event;
-pub mod source;
+pub mod features;
 pub mod model;
+pub mod source;
+pub mod ssg;
+pub mod window;
