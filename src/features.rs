@@ -260,3 +260,55 @@ fn score(
     }
     features
 }
+
+/// What reading a recording through a [`FeatureStream`] produced.
+#[derive(Clone, Debug)]
+pub struct RecordingFeatures {
+    pub read: crate::source::ReadStats,
+    pub windows: WindowStats,
+    /// Every window in order, empty ones included. Empty when the recording
+    /// is void (compat: it yields no window at all).
+    pub features: Vec<WindowFeatures>,
+    /// Syscall nodes and arguments the recording used, and its busiest
+    /// window (`max_freq`).
+    pub elements: TrainingElements,
+}
+
+/// Reads a whole recording and returns its windows. With `baseline` set the
+/// windows carry anomaly vectors; without, it is the first training pass.
+pub fn read_recording(
+    source: &dyn crate::source::EventSource,
+    settings: Settings,
+    baseline: Option<&TrainingElements>,
+    explain: bool,
+    options: &crate::source::ReadOptions,
+) -> Result<RecordingFeatures, crate::source::SourceError> {
+    let mut stream = FeatureStream::new(settings, baseline, explain);
+    let mut features = Vec::new();
+    let read = source.read(options, &mut |event| {
+        stream.push(event, &mut |w| features.push(w));
+        Ok(())
+    })?;
+    Ok(stream.into_recording(read, features))
+}
+
+impl FeatureStream<'_> {
+    /// Finishes the stream into a [`RecordingFeatures`].
+    pub fn into_recording(
+        self,
+        read: crate::source::ReadStats,
+        mut features: Vec<WindowFeatures>,
+    ) -> RecordingFeatures {
+        let (windows, mut elements) = self.finish(&mut |w| features.push(w));
+        if windows.void {
+            features.clear();
+        }
+        elements.max_freq = features.iter().map(|w| w.events as u64).max().unwrap_or(0);
+        RecordingFeatures {
+            read,
+            windows,
+            features,
+            elements,
+        }
+    }
+}

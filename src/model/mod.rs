@@ -6,3 +6,6 @@ pub mod autoencoder;
 pub use autoencoder::{
     default_thetas, thresholds, Autoencoder, ModelError, TrainConfig, TrainReport,
 };
+pub mod bundle;
+
+pub use bundle::{Bundle, BundleError};
