@@ -7,9 +7,12 @@
 //! ```
 
 pub mod args;
+pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod features;
 pub mod model;
 pub mod source;
 pub mod ssg;
+pub mod train;
 pub mod window;
