@@ -17,9 +17,13 @@ use serde_json::Value;
 
 const RUNS: [&str; 4] = ["A", "B", "py311_A", "py311_B"];
 
-/// Against numpy's float32 forward pass (same operations as ours, only the
-/// float32 `exp`/BLAS implementations can differ by an ulp or so).
-const NUMPY_REL_TOL: f64 = 1e-6;
+/// Against numpy's float32 forward pass: same operations as ours, but
+/// numpy's SIMD float32 `exp` (and BLAS accumulation) are not glibc's, so
+/// predictions differ by an ulp or two of f32 and 110 of the 260 errors
+/// are bit-identical. Observed max relative difference 2.4e-7 (FMA or f64
+/// accumulation variants were tried: none matches all 260 bits, none is
+/// closer overall), hence 5e-7 rather than the brief's 1e-6.
+const NUMPY_REL_TOL: f64 = 5e-7;
 /// Against Keras `predict` (TF's sigmoid differs from 1/(1+exp(-z)) by
 /// up to ~3e-8 absolute on errors of ~0.15; the reference itself reports
 /// max |keras - numpy| = 3.2e-8).
@@ -106,8 +110,14 @@ impl Stats {
     fn check(&mut self, what: &str, ours: f64, numpy: f64, keras: f64) {
         let rn = rel_diff(ours, numpy);
         let rk = rel_diff(ours, keras);
-        assert!(rn <= NUMPY_REL_TOL, "{what}: ours {ours} vs numpy f32 {numpy} (rel {rn:e})");
-        assert!(rk <= KERAS_REL_TOL, "{what}: ours {ours} vs keras {keras} (rel {rk:e})");
+        assert!(
+            rn <= NUMPY_REL_TOL,
+            "{what}: ours {ours} vs numpy f32 {numpy} (rel {rn:e})"
+        );
+        assert!(
+            rk <= KERAS_REL_TOL,
+            "{what}: ours {ours} vs keras {keras} (rel {rk:e})"
+        );
         self.n += 1;
         self.exact_numpy += usize::from(ours.to_bits() == numpy.to_bits());
         self.max_rel_numpy = self.max_rel_numpy.max(rn);
@@ -141,7 +151,12 @@ fn check_section(
         assert_eq!(vectors.len(), keras.len(), "{file}: vector count");
         for (i, v) in vectors.iter().enumerate() {
             let e = model.reconstruction_error(v);
-            stats.check(&format!("{section} {file} window {i}"), e, numpy[i], keras[i]);
+            stats.check(
+                &format!("{section} {file} window {i}"),
+                e,
+                numpy[i],
+                keras[i],
+            );
             all.push(e);
         }
     }
@@ -154,7 +169,11 @@ fn reconstruction_errors_and_thresholds_match_reference() {
     let parity = shared.join("parity");
     let mut total = Stats::default();
     for run in RUNS {
-        let d = read_json(&parity.join("runs").join(format!("{run}_model_and_errors.json")));
+        let d = read_json(
+            &parity
+                .join("runs")
+                .join(format!("{run}_model_and_errors.json")),
+        );
         let split_name = d["split"].as_str().expect("split name");
         let split = read_json(&parity.join(format!("split_{split_name}.json")));
         let model = model_from_json(&d);
@@ -167,14 +186,26 @@ fn reconstruction_errors_and_thresholds_match_reference() {
             &d["reference_train_files"],
             &mut stats,
         );
-        check_section(&model, &split, "evaluation", &d["reference_eval_files"], &mut stats);
+        check_section(
+            &model,
+            &split,
+            "evaluation",
+            &d["reference_eval_files"],
+            &mut stats,
+        );
 
         let rt = &d["reference_training"];
         assert_eq!(train.len() as u64, rt["rows"].as_u64().unwrap());
-        assert_eq!(train.len() as u64, split["training_matrix_rows"].as_u64().unwrap());
+        assert_eq!(
+            train.len() as u64,
+            split["training_matrix_rows"].as_u64().unwrap()
+        );
         let ref_numpy = f64s(&rt["errors_numpy_f32_forward"]);
         for (i, (ours, theirs)) in train.iter().zip(&ref_numpy).enumerate() {
-            assert!(rel_diff(*ours, *theirs) <= NUMPY_REL_TOL, "{run} training row {i}");
+            assert!(
+                rel_diff(*ours, *theirs) <= NUMPY_REL_TOL,
+                "{run} training row {i}"
+            );
         }
 
         // The theta grid and the thresholds.
@@ -190,7 +221,10 @@ fn reconstruction_errors_and_thresholds_match_reference() {
         let ref_th = f64s(&rt["thresholds_from_reference_vectors"]);
         assert_eq!(ours_th.len(), ref_th.len());
         for (t, (a, b)) in ours_th.iter().zip(&ref_th).enumerate() {
-            assert!(rel_diff(*a, *b) <= NUMPY_REL_TOL, "{run} threshold {t}: {a} vs {b}");
+            assert!(
+                rel_diff(*a, *b) <= NUMPY_REL_TOL,
+                "{run} threshold {t}: {a} vs {b}"
+            );
         }
         // Same maximum as the reference's numpy pass => identical bits.
         let ref_max = ref_numpy.iter().copied().fold(f64::NEG_INFINITY, f64::max);
