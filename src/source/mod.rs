@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::event::{Event, RecordingInfo};
 
+pub mod scap;
+
 /// Where in a file something went wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Position {
