@@ -12,7 +12,10 @@ fn main() {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match dump(&path, fmt, &mut out) {
-        Ok(s) => eprintln!("{} events, {} malformed {:?}", s.events, s.read.malformed, s.read.first_malformed),
+        Ok(s) => eprintln!(
+            "{} events, {} malformed {:?}",
+            s.events, s.read.malformed, s.read.first_malformed
+        ),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1)

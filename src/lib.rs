@@ -7,5 +7,5 @@
 //! ```
 
 pub mod event;
-pub mod source;
 pub mod model;
+pub mod source;

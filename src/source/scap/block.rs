@@ -23,7 +23,8 @@ pub const PL_V8: u32 = 0x214;
 pub const EV_V2: u32 = 0x216;
 pub const EVF_V2: u32 = 0x217;
 pub const FDL_V2: u32 = 0x218;
-pub const PL_V9: u32 = 0x219;
+pub const PL_V9: u32 = 0x215;
+pub const UL_V2: u32 = 0x220;
 pub const EV_V2_LARGE: u32 = 0x221;
 pub const EVF_V2_LARGE: u32 = 0x222;
 /// "Internal" variants of old blocks have this bit set and the same layout.
@@ -95,9 +96,7 @@ impl<R: Read> BlockReader<R> {
             return Ok(None);
         }
         if n < 8 {
-            return Err(err(format!(
-                "truncated block header ({n} of 8 bytes)"
-            )));
+            return Err(err(format!("truncated block header ({n} of 8 bytes)")));
         }
         let kind = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let total = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
@@ -177,7 +176,8 @@ impl<'a> Cur<'a> {
         self.bytes(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     pub fn u32(&mut self) -> Option<u32> {
-        self.bytes(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.bytes(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     pub fn u64(&mut self) -> Option<u64> {
         self.bytes(8).map(|b| {

@@ -239,7 +239,12 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
         if let Some(v) = named(info, params, "cmd") {
             p.flags = uint(v) as u32;
         }
-        if ty == event_table::CONTAINER_JSON_E || ty == event_table::CONTAINER_JSON_2_E {
+        if ty == event_table::PROCEXIT_E || ty == event_table::PROCEXIT_1_E {
+            st.remove_next = Some(tid);
+        }
+        if tid == -1
+            && (ty == event_table::CONTAINER_JSON_E || ty == event_table::CONTAINER_JSON_2_E)
+        {
             if let Some(id) = params.first().and_then(|j| json_id(j)) {
                 st.threads.insert(
                     tid,
@@ -264,7 +269,9 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
             let (path, flags, dirfd) = match named(info, params, "name") {
                 Some(n) => (
                     cstr(n).to_vec(),
-                    named(info, params, "flags").map(|f| uint(f) as u32).unwrap_or(0),
+                    named(info, params, "flags")
+                        .map(|f| uint(f) as u32)
+                        .unwrap_or(0),
                     named(info, params, "dirfd").map(int).unwrap_or(AT_FDCWD),
                 ),
                 None => (pend.path.clone(), pend.flags, pend.dirfd),
@@ -277,7 +284,9 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                     if dirfd == AT_FDCWD {
                         cwd_of(st, tid)
                     } else {
-                        st.fd(tid, dirfd).map(|f| f.name.clone()).unwrap_or_default()
+                        st.fd(tid, dirfd)
+                            .map(|f| f.name.clone())
+                            .unwrap_or_default()
                     }
                 } else {
                     cwd_of(st, tid)
@@ -456,7 +465,8 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
                 .unwrap_or_default();
             let pid = named(info, params, "pid").map(int).unwrap_or(tid);
-            let cwd = named(info, params, "cwd").map(|v| String::from_utf8_lossy(cstr(v)).into_owned());
+            let cwd =
+                named(info, params, "cwd").map(|v| String::from_utf8_lossy(cstr(v)).into_owned());
             let container = named(info, params, "cgroups").and_then(super::container_from_cgroups);
             let t = st.threads.entry(tid).or_default();
             t.comm = comm;
@@ -495,7 +505,9 @@ fn clone_exit(st: &mut State, tid: i64, params: &[&[u8]], info: &EventInfo) {
     } else {
         (res, tid)
     };
-    if res != 0 && st.threads.contains_key(&child) {
+    // The parent sees the child's id in its own pid namespace, which need
+    // not be the global tid; sysdig learns the child from the child's exit.
+    if res != 0 {
         return;
     }
     let parent = st.threads.get(&parent_tid).cloned();
@@ -605,11 +617,17 @@ pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
                 if !s.is_empty() && !s.starts_with('/') {
                     let base = match pi.ty {
                         PType::FsRelPath(d) => {
-                            let dirfd = ev.params.get(d as usize).map(|v| int(v)).unwrap_or(AT_FDCWD);
+                            let dirfd = ev
+                                .params
+                                .get(d as usize)
+                                .map(|v| int(v))
+                                .unwrap_or(AT_FDCWD);
                             if dirfd == AT_FDCWD {
                                 cwd_of(st, ev.tid)
                             } else {
-                                st.fd(ev.tid, dirfd).map(|f| f.name.clone()).unwrap_or_default()
+                                st.fd(ev.tid, dirfd)
+                                    .map(|f| f.name.clone())
+                                    .unwrap_or_default()
                             }
                         }
                         _ => cwd_of(st, ev.tid),
@@ -677,7 +695,19 @@ pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
                     let _ = write!(out, "{fd}:{tag}{fl}");
                 }
             }
-            PType::U8 | PType::U16 | PType::U32 | PType::U64 | PType::Uid | PType::Gid | PType::SigSet => {
+            PType::Uid | PType::Gid => {
+                let v = uint(p) as u32;
+                let _ = write!(out, "{v}");
+                let names = if pi.ty == PType::Uid {
+                    &st.users
+                } else {
+                    &st.groups
+                };
+                if let Some(n) = names.get(&v) {
+                    let _ = write!(out, "({n})");
+                }
+            }
+            PType::U8 | PType::U16 | PType::U32 | PType::U64 | PType::SigSet => {
                 let v = uint(p);
                 match pi.fmt {
                     PFmt::Hex => {

@@ -51,6 +51,11 @@ pub struct State {
     pub sock_types: HashMap<(i64, i64), u32>,
     /// What each thread's last enter event said, for its exit.
     pub pending: HashMap<i64, format::Pending>,
+    /// User names by uid and group names by gid (user list block).
+    pub users: HashMap<u32, String>,
+    pub groups: HashMap<u32, String>,
+    /// A thread that exited: sysdig forgets it when the next event arrives.
+    pub remove_next: Option<i64>,
 }
 
 impl State {
@@ -223,7 +228,10 @@ pub fn read_stream(
                 return Err(SourceError::new(
                     path,
                     at,
-                    format!("expected a section header block, found type {:#x}", blk.kind),
+                    format!(
+                        "expected a section header block, found type {:#x}",
+                        blk.kind
+                    ),
                 ));
             }
         }
@@ -277,11 +285,16 @@ pub fn read_stream(
                 let v2 = !matches!(kind, block::EV | block::EVF);
                 match decode_event(blk.body, flags, v2) {
                     Ok(raw) => {
-                        num += 1;
+                        // Types newer than our table are skipped without a
+                        // number, as sysdig does, and counted as malformed.
                         let Some(info) = event_table::info(raw.ty) else {
                             stats.malformed_at(at, format!("unknown event type {}", raw.ty));
                             continue;
                         };
+                        num += 1;
+                        if let Some(gone) = state.remove_next.take() {
+                            state.threads.remove(&gone);
+                        }
                         let params = match split_params(raw.payload, raw.nparams, info, v2) {
                             Ok(p) => p,
                             Err(why) => {
@@ -313,7 +326,8 @@ pub fn read_stream(
                     Err(why) => stats.malformed_at(at, why),
                 }
             }
-            // Machine info, interface and user lists carry nothing we print;
+            block::UL | block::UL_V2 => read_userlist(blk.body, kind == block::UL_V2, &mut state),
+            // Machine info and interface lists carry nothing we print;
             // unknown blocks are skipped by their length like sysdig does.
             _ => {}
         }
@@ -331,7 +345,10 @@ fn event_name(ty: u16, info: &'static EventInfo, params: &[&[u8]]) -> &'static s
             .filter(|p| p.len() >= 2)
             .map(|p| u16::from_le_bytes([p[0], p[1]]) as usize)
             .unwrap_or(0);
-        return event_table::SYSCALLS.get(id).copied().unwrap_or("<unknown>");
+        return event_table::SYSCALLS
+            .get(id)
+            .copied()
+            .unwrap_or("<unknown>");
     }
     info.name
 }
@@ -364,16 +381,13 @@ fn decode_event(body: &[u8], has_flags: bool, v2: bool) -> Result<RawEvent<'_>, 
         None
     };
     let hdr = c.pos - start;
-    // The event length counts the v2 header even in v1 blocks (sysdig
-    // converts them by inserting nparams), so compare against our header.
-    let v1_fix = if v2 { 0 } else { 4 };
-    if len < hdr + v1_fix || start + len - v1_fix > body.len() {
+    if len < hdr || start + len > body.len() {
         return Err(format!(
             "event length {len} does not fit its block of {} bytes",
             body.len()
         ));
     }
-    let payload = &body[c.pos..start + len - v1_fix];
+    let payload = &body[c.pos..start + len];
     Ok(RawEvent {
         cpu,
         ts,
@@ -528,6 +542,49 @@ fn read_proclist(body: &[u8], kind: u32, st: &mut State) -> Result<(), String> {
     Ok(())
 }
 
+fn read_userlist(body: &[u8], v2: bool, st: &mut State) {
+    let mut c = Cur::new(body);
+    while c.remaining() >= 4 {
+        let start = c.pos;
+        let sub_len = if v2 {
+            c.u32().map(|v| v as usize)
+        } else {
+            None
+        };
+        let Some(ty) = c.u8() else { return };
+        let ok = if ty == 0 {
+            (|| {
+                let uid = c.u32()?;
+                c.u32()?;
+                let name = lossy(c.str16()?);
+                c.str16()?;
+                c.str16()?;
+                st.users.insert(uid, name);
+                Some(())
+            })()
+        } else {
+            (|| {
+                let gid = c.u32()?;
+                let name = lossy(c.str16()?);
+                st.groups.insert(gid, name);
+                Some(())
+            })()
+        };
+        if ok.is_none() {
+            return;
+        }
+        if let Some(sl) = sub_len {
+            match start
+                .checked_add(sl)
+                .filter(|&e| e <= body.len() && e >= c.pos)
+            {
+                Some(e) => c.pos = e,
+                None => return,
+            }
+        }
+    }
+}
+
 fn read_fdlist(body: &[u8], v2: bool, st: &mut State) -> Result<(), String> {
     let mut c = Cur::new(body);
     let short = || "entry truncated".to_string();
@@ -558,22 +615,21 @@ fn read_fdlist(body: &[u8], v2: bool, st: &mut State) -> Result<(), String> {
                 let sp = c.u16().ok_or_else(short)?;
                 let dp = c.u16().ok_or_else(short)?;
                 let p = c.u8().ok_or_else(short)?;
+                // The proc scan stores the local end first; sysdig prints
+                // the tuple the other way round (observed on every capture).
                 (
                     format!("4{}", l4(p)),
-                    format!(
-                        "{}:{}->{}:{}",
-                        format::ipv4(sip),
-                        sp,
-                        format::ipv4(dip),
-                        dp
-                    ),
+                    format!("{}:{}->{}:{}", format::ipv4(dip), dp, format::ipv4(sip), sp),
                 )
             }
             5 => {
                 let ip = c.bytes(4).ok_or_else(short)?;
                 let port = c.u16().ok_or_else(short)?;
                 let p = c.u8().ok_or_else(short)?;
-                (format!("4{}", l4(p)), format!("{}:{}", format::ipv4(ip), port))
+                (
+                    format!("4{}", l4(p)),
+                    format!("{}:{}", format::ipv4(ip), port),
+                )
             }
             4 => {
                 let sip = c.bytes(16).ok_or_else(short)?;
@@ -583,20 +639,17 @@ fn read_fdlist(body: &[u8], v2: bool, st: &mut State) -> Result<(), String> {
                 let p = c.u8().ok_or_else(short)?;
                 (
                     format!("6{}", l4(p)),
-                    format!(
-                        "{}:{}->{}:{}",
-                        format::ipv6(sip),
-                        sp,
-                        format::ipv6(dip),
-                        dp
-                    ),
+                    format!("{}:{}->{}:{}", format::ipv6(dip), dp, format::ipv6(sip), sp),
                 )
             }
             6 => {
                 let ip = c.bytes(16).ok_or_else(short)?;
                 let port = c.u16().ok_or_else(short)?;
                 let p = c.u8().ok_or_else(short)?;
-                (format!("6{}", l4(p)), format!("{}:{}", format::ipv6(ip), port))
+                (
+                    format!("6{}", l4(p)),
+                    format!("{}:{}", format::ipv6(ip), port),
+                )
             }
             8 => {
                 c.bytes(16).ok_or_else(short)?;
@@ -638,6 +691,10 @@ impl EventSource for ScapSource {
         let mut info = String::new();
         let mut filtered = 0u64;
         let mut stats = self.for_each_raw(&mut |ev| {
+            if event_table::is_internal(ev.ty) {
+                filtered += 1;
+                return Ok(());
+            }
             if let Some(want) = options.container.as_deref() {
                 if !ev.container().is_some_and(|c| c.starts_with(want)) {
                     filtered += 1;
@@ -690,6 +747,9 @@ pub fn dump(
     let mut info = String::new();
     let mut n = 0u64;
     let read = src.for_each_raw(&mut |ev| {
+        if event_table::is_internal(ev.ty) {
+            return Ok(());
+        }
         line.clear();
         info.clear();
         ev.format_info(&mut info);
