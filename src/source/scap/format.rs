@@ -256,7 +256,27 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 );
             }
         }
-        st.pending.insert(tid, p);
+        // Scheduler and other non-syscall events interleave between a
+        // syscall's enter and exit; they must not replace its memory.
+        if !matches!(
+            name,
+            "switch"
+                | "procexit"
+                | "signaldeliver"
+                | "procinfo"
+                | "page_fault"
+                | "container"
+                | "drop"
+                | "scapevent"
+                | "cpu_hotplug"
+                | "notification"
+                | "infra"
+                | "k8s"
+                | "mesos"
+                | "tracer"
+        ) {
+            st.pending.insert(tid, p);
+        }
         return;
     }
     let pend = st.pending.remove(&tid).unwrap_or_default();
@@ -505,10 +525,14 @@ fn clone_exit(st: &mut State, tid: i64, params: &[&[u8]], info: &EventInfo) {
     } else {
         (res, tid)
     };
-    // The parent sees the child's id in its own pid namespace, which need
-    // not be the global tid; sysdig learns the child from the child's exit.
+    // Inside a pid namespace the parent sees the child's id in that
+    // namespace, not the global tid: then sysdig learns the child only from
+    // the child's own exit.
     if res != 0 {
-        return;
+        let in_ns = get("vtid").map(int).is_some_and(|v| v != tid);
+        if in_ns || st.threads.contains_key(&child) {
+            return;
+        }
     }
     let parent = st.threads.get(&parent_tid).cloned();
     let pid = if res == 0 {
@@ -549,7 +573,7 @@ fn json_id(j: &[u8]) -> Option<String> {
 }
 
 /// How many bytes of a buffer sysdig shows before cutting it with `...`.
-const BUF_SHOWN: usize = 80;
+const BUF_SHOWN: usize = 77;
 
 fn push_bytebuf(out: &mut String, b: &[u8]) {
     let shown = &b[..b.len().min(BUF_SHOWN)];
