@@ -132,7 +132,7 @@ pub fn open(path: &Path) -> Result<Box<dyn EventSource>, SourceError> {
     Err(SourceError::new(
         path,
         Position::Byte(0),
-        "unrecognised format (expected .scap, LID-DS .zip/.sc/.txt, or sysdig -r text)",
+        "unrecognised format (expected a .scap capture, a LID-DS .zip/.sc/.txt, or sysdig -r text)",
     ))
 }
 
