@@ -216,11 +216,7 @@ pub fn read_stream(
     let mut num = 0u64;
     let mut first = true;
     let berr = |e: block::BlockError| SourceError::new(path, Position::Byte(e.offset), e.message);
-    loop {
-        let blk = match br.next_block().map_err(berr)? {
-            Some(b) => b,
-            None => break,
-        };
+    while let Some(blk) = br.next_block().map_err(berr)? {
         let at = Position::Byte(blk.offset);
         if first {
             first = false;
