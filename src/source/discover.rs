@@ -160,11 +160,7 @@ fn is_scap(head: &[u8]) -> bool {
 }
 
 fn open_scap(path: &Path) -> Result<Box<dyn EventSource>, SourceError> {
-    Err(SourceError::new(
-        path,
-        Position::Whole,
-        "scap captures are not supported yet",
-    ))
+    Ok(Box::new(super::scap::ScapSource::open(path)?))
 }
 
 fn find_runs_csv(txt: &Path) -> Option<PathBuf> {
