@@ -9,3 +9,5 @@
 pub mod event;
 pub mod source;
 pub mod model;
+#[cfg(feature = "live")]
+pub mod live;
