@@ -7,7 +7,7 @@
 //! ```
 
 pub mod event;
-pub mod source;
-pub mod model;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod model;
+pub mod source;

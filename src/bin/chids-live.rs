@@ -56,7 +56,10 @@ fn run_record(args: &live_cli::RecordArgs) -> Result<ExitCode, String> {
             .unwrap_or_default()
     );
     if summary.counters.dropped > 0 {
-        eprintln!("warning: {} events were lost (ring buffer full)", summary.counters.dropped);
+        eprintln!(
+            "warning: {} events were lost (ring buffer full)",
+            summary.counters.dropped
+        );
     }
     Ok(match summary.command_status {
         Some(c) if c != 0 => ExitCode::from(c.clamp(1, 255) as u8),

@@ -132,14 +132,30 @@ mod tests {
     #[test]
     fn record_args_parse() {
         let cli = LiveCli::try_parse_from([
-            "chids-live", "record", "--out", "r.zip", "--duration", "5s", "--", "sh", "-c", "true",
+            "chids-live",
+            "record",
+            "--out",
+            "r.zip",
+            "--duration",
+            "5s",
+            "--",
+            "sh",
+            "-c",
+            "true",
         ])
         .unwrap();
         let LiveCommand::Record(r) = cli.command;
         assert_eq!(r.target.command, ["sh", "-c", "true"]);
         assert_eq!(r.duration, Some(Duration::from_secs(5)));
         assert!(LiveCli::try_parse_from([
-            "chids-live", "record", "--out", "r.zip", "--cgroup", "a", "--container", "abcd",
+            "chids-live",
+            "record",
+            "--out",
+            "r.zip",
+            "--cgroup",
+            "a",
+            "--container",
+            "abcd",
         ])
         .is_err());
     }

@@ -216,7 +216,8 @@ impl Capture {
             }
             e
         })?;
-        skel.attach().map_err(|e| bpf_err("attach tracepoints", e))?;
+        skel.attach()
+            .map_err(|e| bpf_err("attach tracepoints", e))?;
 
         let arena = Rc::new(RefCell::new(Vec::with_capacity(1 << 20)));
         let sink = Rc::clone(&arena);

@@ -64,9 +64,8 @@ impl CgroupRef {
         } else {
             root.join(path)
         };
-        let meta = fs::metadata(&full).map_err(|e| {
-            LiveError::CgroupNotFound(format!("{}: {e}", full.display()))
-        })?;
+        let meta = fs::metadata(&full)
+            .map_err(|e| LiveError::CgroupNotFound(format!("{}: {e}", full.display())))?;
         let rel = full.strip_prefix(&root).map_err(|_| {
             LiveError::CgroupNotFound(format!(
                 "{} is not under the cgroup v2 root {}",
@@ -138,7 +137,13 @@ impl CgroupRef {
 /// The container id in a cgroup directory name, if it has one.
 pub fn container_id_of(name: &str) -> Option<&str> {
     let mut s = name.strip_suffix(".scope").unwrap_or(name);
-    for prefix in ["docker-", "cri-containerd-", "crio-", "libpod-", "containerd-"] {
+    for prefix in [
+        "docker-",
+        "cri-containerd-",
+        "crio-",
+        "libpod-",
+        "containerd-",
+    ] {
         if let Some(rest) = s.strip_prefix(prefix) {
             s = rest;
             break;
@@ -189,7 +194,13 @@ impl CommandCgroup {
             .map_err(|e| LiveError::io(format!("create {}", parent.display()), e))?;
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let dir = parent.join(format!("{safe}-{}", std::process::id()));
         match fs::create_dir(&dir) {
@@ -238,7 +249,10 @@ impl CommandCgroup {
                 if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(std::io::Error::last_os_error());
                 }
-                let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+                let flags = libc::CLONE_NEWNS
+                    | libc::CLONE_NEWPID
+                    | libc::CLONE_NEWUTS
+                    | libc::CLONE_NEWIPC;
                 if libc::unshare(flags) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -378,7 +392,10 @@ mod tests {
         let id = "4f811e68bbd5b3ef3ac2e1e36d1e3f950f6df1e7e00330773cdfb16f9984aa16";
         assert_eq!(container_id_of(id), Some(id));
         assert_eq!(container_id_of(&format!("docker-{id}.scope")), Some(id));
-        assert_eq!(container_id_of(&format!("cri-containerd-{id}.scope")), Some(id));
+        assert_eq!(
+            container_id_of(&format!("cri-containerd-{id}.scope")),
+            Some(id)
+        );
         assert_eq!(container_id_of(&format!("crio-{id}.scope")), Some(id));
         assert_eq!(container_id_of("init.scope"), None);
         assert_eq!(container_id_of("system.slice"), None);

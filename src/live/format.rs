@@ -276,7 +276,12 @@ mod tests {
     fn sc_lines_match_lidds_shape() {
         let mut f = Formatter::new();
         let mut out = Vec::new();
-        let ev = f.format(&raw(4, Direction::Exit, 0, Some(b"/var/www/private/upload.php")));
+        let ev = f.format(&raw(
+            4,
+            Direction::Exit,
+            0,
+            Some(b"/var/www/private/upload.php"),
+        ));
         write_sc_line(&mut out, &ev, 33);
         let ev = f.format(&raw(61, Direction::Enter, 0, None));
         write_sc_line(&mut out, &ev, 0);

@@ -119,7 +119,13 @@ pub fn record(
         Target::Command(argv) => {
             let base = argv
                 .first()
-                .map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .map(|a| {
+                    Path::new(a)
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .unwrap_or_default();
             let c = CommandCgroup::create(&format!("record-{base}"))?;
             let cg = c.cgroup.clone();
@@ -151,7 +157,9 @@ pub fn record(
     let mut started = !matches!(opts.target, Target::Command(_));
     let mut on_event = |raw: &super::RawEvent<'_>| {
         if !started {
-            if raw.dir == crate::event::Direction::Enter && super::syscalls::name(raw.nr) == Some("execve") {
+            if raw.dir == crate::event::Direction::Enter
+                && super::syscalls::name(raw.nr) == Some("execve")
+            {
                 started = true;
             } else {
                 return;
@@ -210,7 +218,6 @@ pub fn record(
     if exploit_at.is_none() {
         exploit_at = marker.as_ref().and_then(Marker::check);
     }
-    drop(on_event);
     if let Some(e) = write_err {
         return Err(LiveError::io(format!("write {}", tmp_path.display()), e));
     }
@@ -220,7 +227,9 @@ pub fn record(
     drop(command); // removes the cgroup we made
 
     let events = events.get();
-    let meta = metadata_json(&cgroup, &image, start_secs, elapsed, exploit_at, counters, events);
+    let meta = metadata_json(
+        &cgroup, &image, start_secs, elapsed, exploit_at, counters, events,
+    );
     write_zip(&opts.out, &name, &tmp_path, &meta)?;
     let _ = fs::remove_file(&tmp_path);
 
@@ -282,7 +291,12 @@ fn metadata_json(
     })
 }
 
-fn write_zip(out: &Path, name: &str, sc_path: &Path, meta: &serde_json::Value) -> Result<(), LiveError> {
+fn write_zip(
+    out: &Path,
+    name: &str,
+    sc_path: &Path,
+    meta: &serde_json::Value,
+) -> Result<(), LiveError> {
     let io = |e: std::io::Error| LiveError::io(format!("write {}", out.display()), e);
     let zerr = |e: zip::result::ZipError| LiveError::Other(format!("write {}: {e}", out.display()));
     let partial = out.with_extension("zip.partial");
