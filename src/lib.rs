@@ -6,8 +6,12 @@
 //! source ──► event ──► window ──► ssg (features) ──► model ──► detect / eval
 //! ```
 
+pub mod args;
 pub mod event;
+pub mod features;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod model;
 pub mod source;
+pub mod ssg;
+pub mod window;

@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 
 use crate::event::{Event, RecordingInfo};
 
+pub mod discover;
+pub mod lidds;
+mod lines;
+pub mod sysdig_text;
+
+pub use discover::{discover, Discovered};
+
 /// Where in a file something went wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Position {
@@ -28,7 +35,7 @@ impl fmt::Display for Position {
 }
 
 /// A reader error: always names the file and, where it can, the position.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub struct SourceError {
     pub path: PathBuf,
     pub position: Position,
@@ -97,4 +104,12 @@ pub struct ReadOptions {
     pub compat_line_filter: bool,
     /// Keep only events of this container id (scap sources).
     pub container: Option<String>,
+}
+
+/// A recording's display name: its file name.
+pub fn display_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

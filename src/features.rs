@@ -1,0 +1,314 @@
+//! From events to anomaly vectors: encodes each event into the few ids the
+//! graph needs, windows them, and computes [FI, USI, UAI] per window.
+//!
+//! [`FeatureStream`] is the one place where this happens, for files and for
+//! live capture alike.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::args::{normalize_path, Mode};
+use crate::event::Event;
+use crate::ssg::{anomaly_vector, AnomalyVector, Explanation, Seen, WindowEvent, NO_ARG};
+use crate::window::{Window, WindowStats, Windower};
+
+/// Everything that decides how events become vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub mode: Mode,
+    pub window_ns: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Modern,
+            window_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// The training elements (SPEC §4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingElements {
+    pub seen_syscalls: BTreeSet<String>,
+    pub seen_args: BTreeSet<String>,
+    pub max_freq: u64,
+}
+
+/// String ↔ id table.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    /// Returns the id and whether the name is new.
+    fn intern(&mut self, name: &str) -> (u32, bool) {
+        if let Some(&id) = self.ids.get(name) {
+            return (id, false);
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        (id, true)
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// Symbol tables of one stream, with the baseline's verdict cached per id.
+#[derive(Default)]
+struct Symbols {
+    nodes: Interner,
+    node_seen: Vec<bool>,
+    args: Interner,
+    arg_seen: Vec<bool>,
+    /// raw argument text → normalised argument id (normalising allocates).
+    raw_args: HashMap<Box<str>, u32>,
+    processes: Interner,
+}
+
+impl Seen for Symbols {
+    fn syscall_seen(&self, node: u32) -> bool {
+        self.node_seen[node as usize]
+    }
+    fn arg_seen(&self, arg: u32) -> bool {
+        self.arg_seen[arg as usize]
+    }
+}
+
+/// An unseen argument, with what used it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnseenArg {
+    pub arg: String,
+    pub syscall: String,
+    pub process: String,
+}
+
+/// The features of one closed window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowFeatures {
+    pub index: u64,
+    pub start_ns: u64,
+    pub events: usize,
+    /// `None` for an empty window.
+    pub vector: Option<AnomalyVector>,
+    pub unseen_syscalls: Vec<String>,
+    pub unseen_args: Vec<UnseenArg>,
+}
+
+/// Turns a stream of events into windows and their anomaly vectors.
+///
+/// Without a baseline (the first training pass) it only counts: every
+/// syscall and argument counts as seen and vectors are not computed.
+pub struct FeatureStream<'b> {
+    settings: Settings,
+    baseline: Option<&'b TrainingElements>,
+    symbols: Symbols,
+    windower: Windower<WindowEvent>,
+    explain: bool,
+}
+
+impl<'b> FeatureStream<'b> {
+    pub fn new(settings: Settings, baseline: Option<&'b TrainingElements>, explain: bool) -> Self {
+        FeatureStream {
+            settings,
+            baseline,
+            symbols: Symbols::default(),
+            windower: Windower::new(settings.window_ns, settings.mode == Mode::Compat),
+            explain,
+        }
+    }
+
+    /// Adds one event; `emit` receives every window this closes.
+    pub fn push(&mut self, event: &Event<'_>, emit: &mut impl FnMut(WindowFeatures)) {
+        let ts = self.settings.mode.timestamp(event.ts_ns);
+        let encoded = self.encode(event);
+        let FeatureStream {
+            windower,
+            symbols,
+            baseline,
+            explain,
+            ..
+        } = self;
+        windower.push(ts, encoded, &mut |w| {
+            emit(score(w, symbols, *baseline, *explain))
+        });
+    }
+
+    /// Closes windows that ended well before `now_ns` (live: silent containers).
+    pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(WindowFeatures)) {
+        let FeatureStream {
+            windower,
+            symbols,
+            baseline,
+            explain,
+            ..
+        } = self;
+        windower.advance_to(now_ns, &mut |w| {
+            emit(score(w, symbols, *baseline, *explain))
+        });
+    }
+
+    /// Ends the stream. Returns the window statistics and the symbols seen.
+    pub fn finish(self, emit: &mut impl FnMut(WindowFeatures)) -> (WindowStats, TrainingElements) {
+        let FeatureStream {
+            windower,
+            symbols,
+            baseline,
+            explain,
+            ..
+        } = self;
+        let stats = windower.finish(&mut |w| emit(score(w, &symbols, baseline, explain)));
+        let elements = TrainingElements {
+            seen_syscalls: symbols.nodes.names.iter().map(|s| s.to_string()).collect(),
+            seen_args: symbols.args.names.iter().map(|s| s.to_string()).collect(),
+            max_freq: 0,
+        };
+        (stats, elements)
+    }
+
+    fn encode(&mut self, event: &Event<'_>) -> WindowEvent {
+        let mode = self.settings.mode;
+        let node_name = mode.node_name(event.syscall);
+        let sym = &mut self.symbols;
+        let (node, new) = sym.nodes.intern(node_name);
+        if new {
+            let seen = self
+                .baseline
+                .is_none_or(|b| b.seen_syscalls.contains(node_name));
+            sym.node_seen.push(seen);
+        }
+        let mut arg = NO_ARG;
+        if let Some(kind) = Mode::arg_kind(node_name) {
+            if let Some(raw) = mode.raw_arg(kind, event) {
+                arg = match sym.raw_args.get(raw) {
+                    Some(&id) => id,
+                    None => {
+                        let normalized = normalize_path(raw);
+                        let (id, new) = sym.args.intern(&normalized);
+                        if new {
+                            let seen = self
+                                .baseline
+                                .is_none_or(|b| b.seen_args.contains(&normalized));
+                            sym.arg_seen.push(seen);
+                        }
+                        sym.raw_args.insert(raw.into(), id);
+                        id
+                    }
+                };
+            }
+        }
+        // The process is only needed to explain unseen things.
+        let process = if self.explain && (arg != NO_ARG || !sym.node_seen[node as usize]) {
+            sym.processes.intern(event.process).0
+        } else {
+            NO_ARG
+        };
+        WindowEvent { node, arg, process }
+    }
+}
+
+fn score(
+    window: Window<WindowEvent>,
+    symbols: &Symbols,
+    baseline: Option<&TrainingElements>,
+    explain: bool,
+) -> WindowFeatures {
+    let mut features = WindowFeatures {
+        index: window.index,
+        start_ns: window.start_ns,
+        events: window.items.len(),
+        vector: None,
+        unseen_syscalls: Vec::new(),
+        unseen_args: Vec::new(),
+    };
+    let Some(baseline) = baseline else {
+        return features;
+    };
+    let mut explanation = Explanation::default();
+    features.vector = anomaly_vector(
+        &window.items,
+        symbols,
+        baseline.max_freq,
+        explain.then_some(&mut explanation),
+    );
+    if explain {
+        features.unseen_syscalls = explanation
+            .unseen_syscalls
+            .iter()
+            .map(|&id| symbols.nodes.name(id).to_string())
+            .collect();
+        features.unseen_args = explanation
+            .unseen_args
+            .iter()
+            .map(|&(arg, node, process)| UnseenArg {
+                arg: symbols.args.name(arg).to_string(),
+                syscall: symbols.nodes.name(node).to_string(),
+                process: if process == NO_ARG {
+                    String::new()
+                } else {
+                    symbols.processes.name(process).to_string()
+                },
+            })
+            .collect();
+    }
+    features
+}
+
+/// What reading a recording through a [`FeatureStream`] produced.
+#[derive(Clone, Debug)]
+pub struct RecordingFeatures {
+    pub read: crate::source::ReadStats,
+    pub windows: WindowStats,
+    /// Every window in order, empty ones included. Empty when the recording
+    /// is void (compat: it yields no window at all).
+    pub features: Vec<WindowFeatures>,
+    /// Syscall nodes and arguments the recording used, and its busiest
+    /// window (`max_freq`).
+    pub elements: TrainingElements,
+}
+
+/// Reads a whole recording and returns its windows. With `baseline` set the
+/// windows carry anomaly vectors; without, it is the first training pass.
+pub fn read_recording(
+    source: &dyn crate::source::EventSource,
+    settings: Settings,
+    baseline: Option<&TrainingElements>,
+    explain: bool,
+    options: &crate::source::ReadOptions,
+) -> Result<RecordingFeatures, crate::source::SourceError> {
+    let mut stream = FeatureStream::new(settings, baseline, explain);
+    let mut features = Vec::new();
+    let read = source.read(options, &mut |event| {
+        stream.push(event, &mut |w| features.push(w));
+        Ok(())
+    })?;
+    Ok(stream.into_recording(read, features))
+}
+
+impl FeatureStream<'_> {
+    /// Finishes the stream into a [`RecordingFeatures`].
+    pub fn into_recording(
+        self,
+        read: crate::source::ReadStats,
+        mut features: Vec<WindowFeatures>,
+    ) -> RecordingFeatures {
+        let (windows, mut elements) = self.finish(&mut |w| features.push(w));
+        if windows.void {
+            features.clear();
+        }
+        elements.max_freq = features.iter().map(|w| w.events as u64).max().unwrap_or(0);
+        RecordingFeatures {
+            read,
+            windows,
+            features,
+            elements,
+        }
+    }
+}

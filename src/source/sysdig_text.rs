@@ -1,0 +1,112 @@
+//! `sysdig -r FILE` text, the default line format:
+//! `evt.num evt.time cpu proc.name (tid) dir evt.type evt.info...`
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use super::lines::{
+    compat_noise, for_each_line, parse_time_of_day, rest_from, tokens_with_offsets, DayCounter,
+};
+use super::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
+use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
+
+pub struct SysdigText {
+    info: RecordingInfo,
+}
+
+impl SysdigText {
+    pub fn new(path: &Path) -> Self {
+        SysdigText {
+            info: RecordingInfo {
+                name: super::display_name(path),
+                path: path.to_path_buf(),
+                format: Format::SysdigText,
+                labels: Labels::default(),
+            },
+        }
+    }
+
+    /// Whether a line looks like sysdig's default output (for sniffing).
+    pub fn looks_like(line: &str) -> bool {
+        let t: Vec<&str> = line.split_ascii_whitespace().take(7).collect();
+        t.len() == 7
+            && t[0].bytes().all(|b| b.is_ascii_digit())
+            && parse_time_of_day(t[1]).is_some()
+            && t[4].starts_with('(')
+            && t[4].ends_with(')')
+            && (t[5] == ">" || t[5] == "<")
+    }
+}
+
+impl EventSource for SysdigText {
+    fn info(&self) -> &RecordingInfo {
+        &self.info
+    }
+
+    fn read(&self, options: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
+        let path = &self.info.path;
+        let file = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
+        let mut stats = ReadStats::default();
+        let mut days = DayCounter::default();
+        for_each_line(
+            path,
+            BufReader::with_capacity(1 << 16, file),
+            |number, raw| {
+                if options.compat_line_filter && compat_noise(raw) {
+                    stats.filtered += 1;
+                    return Ok(());
+                }
+                let Ok(line) = std::str::from_utf8(raw) else {
+                    stats.malformed_at(Position::Line(number), "not valid UTF-8");
+                    return Ok(());
+                };
+                if line.trim().is_empty() {
+                    return Ok(());
+                }
+                match parse_line(line) {
+                    Some(mut event) => {
+                        if !options.compat_line_filter {
+                            event.ts_ns = days.unwrap(event.ts_ns);
+                        }
+                        stats.events += 1;
+                        sink(&event)
+                    }
+                    None => {
+                        stats.malformed_at(Position::Line(number), "not a sysdig event line");
+                        Ok(())
+                    }
+                }
+            },
+        )?;
+        Ok(stats)
+    }
+}
+
+fn parse_line(line: &str) -> Option<Event<'_>> {
+    let mut tokens = tokens_with_offsets(line);
+    let _num = tokens.next()?;
+    let (_, time) = tokens.next()?;
+    let _cpu = tokens.next()?;
+    let (_, process) = tokens.next()?;
+    let (_, tid) = tokens.next()?;
+    let (_, dir) = tokens.next()?;
+    let (_, syscall) = tokens.next()?;
+    let info_start = tokens.next().map(|(o, _)| o);
+    let ts_ns = parse_time_of_day(time)?;
+    let tid = tid
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(-1);
+    let dir = Direction::from_char(*dir.as_bytes().first()?)?;
+    Some(Event {
+        ts_ns,
+        tid,
+        pid: 0,
+        process,
+        dir,
+        syscall,
+        info: rest_from(line, info_start),
+    })
+}
