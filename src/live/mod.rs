@@ -15,6 +15,8 @@
 pub mod capture;
 pub mod cgroup;
 pub mod format;
+pub mod metrics;
+pub mod monitor;
 pub mod record;
 pub mod syscalls;
 
@@ -30,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use capture::{Capture, Counters, RawEvent};
 pub use cgroup::{CgroupRef, Target};
 pub use format::Formatter;
+pub use monitor::{monitor, Alert, MonitorOptions, MonitorSummary, MonitorUpdate, WindowReport};
 pub use record::{record, RecordOptions, RecordProgress, RecordSummary};
 
 /// Everything that can go wrong in live capture, each with what to do.
