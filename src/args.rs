@@ -34,7 +34,7 @@ impl Mode {
     /// modern folds the variants libc picks today into one family, so that
     /// `openat` on a new system matches `open` on an old one and carries
     /// its path into the model.
-    pub fn node_name<'a>(self, syscall: &'a str) -> &'a str {
+    pub fn node_name(self, syscall: &str) -> &str {
         match self {
             Mode::Compat => syscall,
             Mode::Modern => match syscall {

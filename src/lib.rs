@@ -7,6 +7,8 @@
 //! ```
 
 pub mod args;
+pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod features;
 #[cfg(feature = "live")]
@@ -14,4 +16,5 @@ pub mod live;
 pub mod model;
 pub mod source;
 pub mod ssg;
+pub mod train;
 pub mod window;

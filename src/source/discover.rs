@@ -14,6 +14,8 @@ pub struct Discovered {
     pub recordings: Vec<Box<dyn EventSource>>,
     /// Companion files ignored on purpose (`.json` beside a `.sc`, `.pcap`, ...).
     pub ignored: Vec<PathBuf>,
+    /// Files inside folders skipped with a reason (empty files).
+    pub warnings: Vec<String>,
 }
 
 /// Files that travel with recordings and are not recordings themselves.
@@ -25,6 +27,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
     let mut found = Discovered {
         recordings: Vec::new(),
         ignored: Vec::new(),
+        warnings: Vec::new(),
     };
     for path in paths {
         let meta =
@@ -41,6 +44,14 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if hidden || COMPANIONS.contains(&ext.as_str()) {
                     found.ignored.push(file);
+                    continue;
+                }
+                // An empty recording inside a folder run is passed over
+                // (the reference aborts the whole run there).
+                if std::fs::metadata(&file).is_ok_and(|m| m.len() == 0) {
+                    found
+                        .warnings
+                        .push(format!("{}: empty file; skipped", file.display()));
                     continue;
                 }
                 found.recordings.push(open(&file)?);

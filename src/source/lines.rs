@@ -142,7 +142,9 @@ mod tests {
     fn repr_length() {
         assert_eq!(py_bytes_repr_len(b" \n"), 6); // b' \n'
         assert!(compat_noise(b" \n"));
-        assert!(compat_noise(b"1 2 3 4 5 6 7 8 9 10\n"));
+        assert!(compat_noise(b"1 2 3 4 5 6\n")); // 17 chars
+        assert!(!compat_noise(b"1 2 3 4 5 6 7 8 9 10\n")); // 25 chars
+        assert_eq!(py_bytes_repr_len(b"it's\n"), 9);
         assert!(!compat_noise(
             b"180 14:58:20.492332843 0 cat (16518) < open\n"
         ));

@@ -1,0 +1,108 @@
+//! Subcommands. Each file parses its flags, calls the library, and prints.
+
+mod baseline;
+mod evaluate;
+mod progress;
+mod vectors;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use chids::source::{discover, EventSource};
+
+#[derive(Parser)]
+#[command(
+    name = "chids",
+    version,
+    about = "Container host intrusion detection from system-call sequence graphs (CHIDS)",
+    long_about = "Learns how a container normally uses system calls (a baseline) and flags what deviates.\n\
+                  Reads sysdig/Falco captures, `sysdig -r` text and LID-DS 2019/2021 recordings."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a baseline on normal recordings and write the model bundle.
+    Baseline(baseline::Args),
+    /// Evaluate a model on normal and attack recordings (detection / false-alarm rates).
+    Evaluate(evaluate::Args),
+    /// Print every window's anomaly vector and reconstruction error.
+    Vectors(vectors::Args),
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Baseline(args) => baseline::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Vectors(args) => vectors::run(args),
+    }
+}
+
+/// Finds the recordings under `paths`, saying which flag they came from.
+fn recordings(paths: &[PathBuf], flag: &str) -> Result<Vec<Box<dyn EventSource>>> {
+    if paths.is_empty() {
+        bail!("{flag}: no path given");
+    }
+    let found = discover(paths).with_context(|| flag.to_string())?;
+    warn_all(&found.warnings);
+    Ok(found.recordings)
+}
+
+/// Parses a duration like `1s`, `500ms`, `2.5s`, `100us`, `250000ns` (bare
+/// numbers are seconds) into nanoseconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 1s, 500ms)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1e9,
+        "ms" => 1e6,
+        "us" | "µs" => 1e3,
+        "ns" => 1.0,
+        "m" | "min" => 60e9,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} in {s:?} (use ns, us, ms, s, m)"
+            ))
+        }
+    };
+    let ns = (value * scale).round();
+    if !(1.0..1e18).contains(&ns) {
+        return Err(format!("{s:?} is out of range (must be at least 1ns)"));
+    }
+    Ok(ns as u64)
+}
+
+/// Prints warnings about recordings to stderr.
+fn warn_all<'a>(warnings: impl IntoIterator<Item = &'a String>) {
+    for w in warnings {
+        eprintln!("chids: warning: {w}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(1_000_000_000));
+        assert_eq!(parse_duration("500ms"), Ok(500_000_000));
+        assert_eq!(parse_duration("2"), Ok(2_000_000_000));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1 fortnight").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

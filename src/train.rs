@@ -1,0 +1,213 @@
+//! Training a baseline (SPEC §4, §6): two passes over the training
+//! recordings (training elements, then anomaly vectors), the autoencoder,
+//! and the thresholds.
+
+use rayon::prelude::*;
+
+use crate::features::{read_recording, RecordingFeatures, Settings, TrainingElements};
+use crate::model::bundle::TrainingInfo;
+use crate::model::{thresholds, Autoencoder, Bundle, ModelError, TrainConfig};
+use crate::source::{EventSource, ReadOptions, SourceError};
+
+/// What to train and how.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub settings: Settings,
+    pub model: TrainConfig,
+    pub thetas: Vec<f64>,
+    pub read: ReadOptions,
+}
+
+/// Progress reports for long work (the library never prints).
+#[derive(Clone, Debug)]
+pub enum Step<'a> {
+    /// A stage over `total` recordings begins.
+    Stage { name: &'a str, total: usize },
+    /// One recording of the current stage is done.
+    Recording { name: &'a str },
+    /// One training epoch is done.
+    Epoch {
+        epoch: usize,
+        total: usize,
+        loss: f64,
+        val_loss: Option<f64>,
+    },
+}
+
+pub type Progress<'p> = dyn Fn(Step<'_>) + Sync + 'p;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("no usable event in any training recording")]
+    NoEvents,
+    #[error("training needs at least two non-empty windows, found {0}")]
+    TooFewWindows(usize),
+    #[error("training the autoencoder: {0}")]
+    Model(#[from] ModelError),
+}
+
+/// A training run's result, with what it passed over.
+pub struct Trained {
+    pub bundle: Bundle,
+    /// One line per recording skipped or partly unreadable.
+    pub warnings: Vec<String>,
+    /// Recordings actually used.
+    pub used: usize,
+}
+
+/// Reads every recording in parallel (results in input order, whatever the
+/// thread count), turning unusable ones into warnings.
+pub fn read_all(
+    recordings: &[&dyn EventSource],
+    settings: Settings,
+    baseline: Option<&TrainingElements>,
+    read: &ReadOptions,
+    stage: &str,
+    progress: &Progress<'_>,
+) -> Result<Vec<RecordingFeatures>, SourceError> {
+    progress(Step::Stage {
+        name: stage,
+        total: recordings.len(),
+    });
+    let results: Vec<Result<RecordingFeatures, SourceError>> = recordings
+        .par_iter()
+        .map(|r| {
+            let out = read_recording(*r, settings, baseline, false, read);
+            progress(Step::Recording {
+                name: &r.info().name,
+            });
+            out
+        })
+        .collect();
+    results.into_iter().collect()
+}
+
+/// Warnings about a recording's read: malformed lines, or no event at all.
+pub fn read_warnings(source: &dyn EventSource, features: &RecordingFeatures) -> Vec<String> {
+    let path = source.info().path.display();
+    let mut out = Vec::new();
+    if features.read.malformed > 0 {
+        let (pos, why) = features
+            .read
+            .first_malformed
+            .clone()
+            .unwrap_or((crate::source::Position::Whole, String::new()));
+        out.push(format!(
+            "{path}: skipped {} malformed record(s) (first at {pos}: {why})",
+            features.read.malformed
+        ));
+    }
+    if features.read.events == 0 {
+        out.push(format!("{path}: no usable event; recording skipped"));
+    } else if features.features.is_empty() {
+        out.push(format!("{path}: yields no window (its last event is earlier than its first); recording skipped"));
+    }
+    out
+}
+
+/// Trains a baseline on `recordings`.
+pub fn train(
+    recordings: &[Box<dyn EventSource>],
+    options: &TrainOptions,
+    progress: &Progress<'_>,
+) -> Result<Trained, TrainError> {
+    let settings = options.settings;
+    let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    let first = read_all(
+        &recordings,
+        settings,
+        None,
+        &options.read,
+        "reading (pass 1 of 2)",
+        progress,
+    )?;
+    let mut warnings = Vec::new();
+    let mut elements = TrainingElements::default();
+    let mut usable = Vec::new();
+    for (&source, scan) in recordings.iter().zip(&first) {
+        warnings.extend(read_warnings(source, scan));
+        if scan.read.events == 0 {
+            if recordings.len() == 1 {
+                return Err(SourceError::new(
+                    &source.info().path,
+                    crate::source::Position::Whole,
+                    "no usable event",
+                )
+                .into());
+            }
+            continue;
+        }
+        elements
+            .seen_syscalls
+            .extend(scan.elements.seen_syscalls.iter().cloned());
+        elements
+            .seen_args
+            .extend(scan.elements.seen_args.iter().cloned());
+        elements.max_freq = elements.max_freq.max(scan.elements.max_freq);
+        usable.push(source);
+    }
+    if usable.is_empty() || elements.max_freq == 0 {
+        return Err(TrainError::NoEvents);
+    }
+    drop(first);
+
+    let second = read_all(
+        &usable,
+        settings,
+        Some(&elements),
+        &options.read,
+        "features (pass 2 of 2)",
+        progress,
+    )?;
+    let windows: u64 = second.iter().map(|r| r.features.len() as u64).sum();
+    let vectors: Vec<[f64; 3]> = second
+        .iter()
+        .flat_map(|r| {
+            r.features
+                .iter()
+                .filter_map(|w| w.vector.map(|v| v.to_array()))
+        })
+        .collect();
+    if vectors.len() < 2 {
+        return Err(TrainError::TooFewWindows(vectors.len()));
+    }
+
+    let epochs = options.model.epochs;
+    let (model, report) =
+        Autoencoder::fit(&vectors, &options.model, &mut |epoch, loss, val_loss| {
+            progress(Step::Epoch {
+                epoch,
+                total: epochs,
+                loss,
+                val_loss,
+            })
+        })?;
+    let max_error = vectors
+        .iter()
+        .map(|v| model.reconstruction_error(v))
+        .fold(0.0f64, f64::max);
+    let bundle = Bundle {
+        settings,
+        elements,
+        thetas: options.thetas.clone(),
+        thresholds: thresholds(max_error, &options.thetas),
+        training: TrainingInfo {
+            recordings: usable.iter().map(|r| r.info().name.clone()).collect(),
+            windows,
+            vectors: vectors.len() as u64,
+            epochs: report.epochs,
+            seed: options.model.seed,
+            final_loss: report.final_loss,
+            final_val_loss: report.final_val_loss,
+            max_error,
+        },
+        model,
+    };
+    Ok(Trained {
+        bundle,
+        warnings,
+        used: usable.len(),
+    })
+}
