@@ -46,6 +46,29 @@ pub struct RecordArgs {
     pub marker_file: Option<PathBuf>,
 }
 
+/// `chids monitor`: score a container's windows live against a model.
+#[derive(Args, Clone, Debug)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Model bundle folder written by `chids baseline`.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Threshold multiplier: alert when a window's error exceeds theta ×
+    /// the largest training error.
+    #[arg(long, default_value_t = 1.0)]
+    pub theta: f64,
+    /// Append one JSON line per alert to FILE (flushed per alert).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// Serve Prometheus metrics at ADDR (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Stop after this long (default: until the command exits, or Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
 /// Parses `10s`, `1.5m`, `250ms`, `2h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -81,12 +104,14 @@ pub struct LiveCli {
 pub enum LiveCommand {
     /// Capture a container's system calls into a LID-DS 2021 style zip.
     Record(RecordArgs),
+    /// Score a container's windows live and alert on anomalous ones.
+    Monitor(MonitorArgs),
 }
 
 #[cfg(feature = "live")]
 mod convert {
     use super::*;
-    use chids::live::{RecordOptions, Target};
+    use chids::live::{MonitorOptions, RecordOptions, Target};
 
     impl TargetArgs {
         pub fn to_target(&self) -> Result<Target, String> {
@@ -110,6 +135,19 @@ mod convert {
                 duration: self.duration,
                 exploit_at: self.exploit_at,
                 marker_file: self.marker_file.clone(),
+            })
+        }
+    }
+
+    impl MonitorArgs {
+        pub fn to_options(&self) -> Result<MonitorOptions, String> {
+            Ok(MonitorOptions {
+                target: self.target.to_target()?,
+                model_dir: self.model.clone(),
+                theta: self.theta,
+                alerts: self.alerts.clone(),
+                metrics: self.metrics,
+                duration: self.duration,
             })
         }
     }
@@ -144,7 +182,9 @@ mod tests {
             "true",
         ])
         .unwrap();
-        let LiveCommand::Record(r) = cli.command;
+        let LiveCommand::Record(r) = cli.command else {
+            panic!("record expected")
+        };
         assert_eq!(r.target.command, ["sh", "-c", "true"]);
         assert_eq!(r.duration, Some(Duration::from_secs(5)));
         assert!(LiveCli::try_parse_from([
@@ -158,5 +198,23 @@ mod tests {
             "abcd",
         ])
         .is_err());
+        let cli = LiveCli::try_parse_from([
+            "chids-live",
+            "monitor",
+            "--model",
+            "m",
+            "--theta",
+            "1.4",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--container",
+            "abcd12",
+        ])
+        .unwrap();
+        let LiveCommand::Monitor(m) = cli.command else {
+            panic!("monitor expected")
+        };
+        assert_eq!(m.theta, 1.4);
+        assert_eq!(m.target.container.as_deref(), Some("abcd12"));
     }
 }

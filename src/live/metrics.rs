@@ -15,9 +15,12 @@ use super::capture::Counters;
 use super::cgroup::CgroupRef;
 use super::LiveError;
 
-/// Upper bounds of the reconstruction-error histogram (errors of sigmoid
-/// outputs lie in [0, 1]; normal windows sit in the low decades).
-const ERROR_BUCKETS: &[f64] = &[1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+/// Upper bounds of the reconstruction-error histogram. Normal windows sit
+/// in the low decades; USI and UAI are unbounded, so attack windows can
+/// score far above 1.
+const ERROR_BUCKETS: &[f64] = &[
+    1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0,
+];
 
 #[derive(Clone, Debug, Default)]
 struct PerContainer {
@@ -91,16 +94,44 @@ impl Metrics {
                 escape(&c.cgroup)
             )
         };
-        let family = |s: &mut String, metric: &str, kind: &str, help: &str, f: &dyn Fn(&PerContainer) -> u64| {
+        let family = |s: &mut String,
+                      metric: &str,
+                      kind: &str,
+                      help: &str,
+                      f: &dyn Fn(&PerContainer) -> u64| {
             let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
             for (name, c) in &self.containers {
                 let _ = writeln!(s, "{metric}{{{}}} {}", labels(name, c), f(c));
             }
         };
-        family(&mut s, "chids_events_total", "counter", "System call events captured (enter and exit).", &|c| c.events);
-        family(&mut s, "chids_windows_total", "counter", "Windows closed and scored, empty ones included.", &|c| c.windows);
-        family(&mut s, "chids_empty_windows_total", "counter", "Windows without events (no vector).", &|c| c.empty_windows);
-        family(&mut s, "chids_alerts_total", "counter", "Anomalous windows (error above threshold).", &|c| c.alerts);
+        family(
+            &mut s,
+            "chids_events_total",
+            "counter",
+            "System call events captured (enter and exit).",
+            &|c| c.events,
+        );
+        family(
+            &mut s,
+            "chids_windows_total",
+            "counter",
+            "Windows closed and scored, empty ones included.",
+            &|c| c.windows,
+        );
+        family(
+            &mut s,
+            "chids_empty_windows_total",
+            "counter",
+            "Windows without events (no vector).",
+            &|c| c.empty_windows,
+        );
+        family(
+            &mut s,
+            "chids_alerts_total",
+            "counter",
+            "Anomalous windows (error above threshold).",
+            &|c| c.alerts,
+        );
 
         let _ = writeln!(
             s,
@@ -109,9 +140,17 @@ impl Metrics {
         for (name, c) in &self.containers {
             let l = labels(name, c);
             for (i, le) in ERROR_BUCKETS.iter().enumerate() {
-                let _ = writeln!(s, "chids_window_error_bucket{{{l},le=\"{le}\"}} {}", c.buckets[i]);
+                let _ = writeln!(
+                    s,
+                    "chids_window_error_bucket{{{l},le=\"{le}\"}} {}",
+                    c.buckets[i]
+                );
             }
-            let _ = writeln!(s, "chids_window_error_bucket{{{l},le=\"+Inf\"}} {}", c.error_count);
+            let _ = writeln!(
+                s,
+                "chids_window_error_bucket{{{l},le=\"+Inf\"}} {}",
+                c.error_count
+            );
             let _ = writeln!(s, "chids_window_error_sum{{{l}}} {}", c.error_sum);
             let _ = writeln!(s, "chids_window_error_count{{{l}}} {}", c.error_count);
         }
@@ -237,9 +276,12 @@ mod tests {
         m.window(&cg, None, false);
         m.counters.dropped = 3;
         let text = m.render();
-        assert!(text.contains("chids_events_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 42"));
-        assert!(text.contains("chids_windows_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 3"));
-        assert!(text.contains("chids_alerts_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 1"));
+        assert!(text
+            .contains("chids_events_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 42"));
+        assert!(text
+            .contains("chids_windows_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 3"));
+        assert!(text
+            .contains("chids_alerts_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 1"));
         assert!(text.contains(",le=\"0.003\"} 1\n"));
         assert!(text.contains(",le=\"+Inf\"} 2\n"));
         assert!(text.contains("chids_dropped_events_total 3\n"));
@@ -250,7 +292,8 @@ mod tests {
         let m = Arc::new(Mutex::new(Metrics::new(1.0)));
         let server = serve("127.0.0.1:0".parse().unwrap(), Arc::clone(&m)).unwrap();
         let mut c = TcpStream::connect(server.addr).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut resp = String::new();
         c.read_to_string(&mut resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 200 OK"));

@@ -1,9 +1,9 @@
 //! `chids monitor`: score a container's windows as they close and raise an
 //! alert for every anomalous one.
 //!
-//! Each watched cgroup gets its own window stream (the same
-//! [`FeatureStream`] the offline pipeline uses, so live and file scoring
-//! cannot drift apart). Windows close when an event two windows later
+//! Each watched cgroup gets its own window stream, scored by the same
+//! [`StreamDetector`] the offline pipeline uses, so live and file scoring
+//! cannot drift apart. Windows close when an event two windows later
 //! arrives, and on a timer when the container is silent. Every alert is one
 //! JSON line, flushed at once, in the alerts file.
 
@@ -23,7 +23,8 @@ use super::format::Formatter;
 use super::metrics::{self, Metrics};
 use super::record::StopReason;
 use super::{stop_requested, LiveError};
-use crate::features::{FeatureStream, UnseenArg, WindowFeatures};
+use crate::detect::{ScoredWindow, StreamDetector};
+use crate::features::UnseenArg;
 use crate::model::bundle::Bundle;
 
 /// What `monitor` does.
@@ -114,7 +115,7 @@ fn now_ns() -> u64 {
 /// The window stream of one watched cgroup.
 struct Stream<'b> {
     cgroup: CgroupRef,
-    features: FeatureStream<'b>,
+    detector: StreamDetector<'b>,
 }
 
 /// Monitors until the command exits, the duration passes, or a stop is
@@ -129,8 +130,8 @@ pub fn monitor(
             opts.theta
         )));
     }
-    let bundle = Bundle::load(&opts.model_dir)
-        .map_err(|e| LiveError::Other(format!("model: {e}")))?;
+    let bundle =
+        Bundle::load(&opts.model_dir).map_err(|e| LiveError::Other(format!("model: {e}")))?;
     let threshold = bundle.threshold(opts.theta);
     let mut alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
@@ -177,9 +178,13 @@ pub fn monitor(
         cgroup.id,
         Stream {
             cgroup: cgroup.clone(),
-            features: FeatureStream::new(bundle.settings, Some(&bundle.elements), true),
+            detector: StreamDetector::new(&bundle, opts.theta),
         },
     );
+    let cgroups: HashMap<u64, CgroupRef> = streams
+        .iter()
+        .map(|(&id, s)| (id, s.cgroup.clone()))
+        .collect();
     capture.watch(&cgroup)?;
     on_update(MonitorUpdate::Started {
         cgroup: &cgroup,
@@ -194,7 +199,7 @@ pub fn monitor(
 
     let mode = bundle.settings.mode;
     let mut fmt = Formatter::new();
-    let mut closed: Vec<(u64, WindowFeatures)> = Vec::new();
+    let mut closed: Vec<(u64, ScoredWindow)> = Vec::new();
     let mut per_stream_events: HashMap<u64, u64> = HashMap::new();
     let mut events = 0u64;
     let mut windows = 0u64;
@@ -202,26 +207,25 @@ pub fn monitor(
     let mut command_status = None;
 
     // Scores the windows closed so far, reports them, writes alerts.
-    let mut process_closed = |closed: &mut Vec<(u64, WindowFeatures)>,
-                              streams: &HashMap<u64, Stream<'_>>,
+    let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
+                              streams: &HashMap<u64, CgroupRef>,
                               windows: &mut u64,
                               alerts: &mut u64|
      -> Result<(), LiveError> {
-        for (watch, w) in closed.drain(..) {
-            let Some(stream) = streams.get(&watch) else {
+        for (watch, scored) in closed.drain(..) {
+            let Some(cgroup) = streams.get(&watch) else {
                 continue;
             };
             *windows += 1;
-            let error = w
-                .vector
-                .map(|v| bundle.model.reconstruction_error(&v.to_array()));
-            let anomalous = error.is_some_and(|e| e > threshold);
-            metrics
-                .lock()
-                .unwrap()
-                .window(&stream.cgroup, error, anomalous);
+            let ScoredWindow {
+                features: w,
+                error,
+                anomalous,
+                ..
+            } = scored;
+            metrics.lock().unwrap().window(cgroup, error, anomalous);
             on_update(MonitorUpdate::Window(&WindowReport {
-                container: &stream.cgroup.name,
+                container: &cgroup.name,
                 start_ns: w.start_ns,
                 events: w.events,
                 error,
@@ -233,8 +237,8 @@ pub fn monitor(
             let v = w.vector.expect("anomalous windows have a vector");
             let alert = Alert {
                 time_ns: now_ns(),
-                cgroup: stream.cgroup.path.display().to_string(),
-                container: stream.cgroup.name.clone(),
+                cgroup: cgroup.path.display().to_string(),
+                container: cgroup.name.clone(),
                 window_start_ns: w.start_ns,
                 window_end_ns: w.start_ns + bundle.settings.window_ns,
                 events: w.events,
@@ -269,13 +273,13 @@ pub fn monitor(
             *per_stream_events.entry(raw.watch).or_default() += 1;
             let ev = fmt.format(raw);
             stream
-                .features
+                .detector
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         })?;
         // The timer: close windows of silent containers too.
         let now = mode.timestamp(now_ns());
         for (&watch, s) in streams.iter_mut() {
-            s.features.advance_to(now, &mut |w| closed.push((watch, w)));
+            s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
         }
         {
             let mut m = metrics.lock().unwrap();
@@ -286,7 +290,7 @@ pub fn monitor(
             }
             m.counters = capture.counters();
         }
-        process_closed(&mut closed, &streams, &mut windows, &mut alerts)?;
+        process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
 
         if let Some(c) = command.as_mut() {
             if let Some(code) = c.try_wait()? {
@@ -309,7 +313,7 @@ pub fn monitor(
             *per_stream_events.entry(raw.watch).or_default() += 1;
             let ev = fmt.format(raw);
             stream
-                .features
+                .detector
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         }
     })?;
@@ -329,20 +333,10 @@ pub fn monitor(
             }
         }
     }
-    let remaining: Vec<(u64, Stream<'_>)> = streams.drain().collect();
-    let mut names: HashMap<u64, Stream<'_>> = HashMap::new();
-    for (watch, s) in remaining {
-        let Stream { cgroup, features } = s;
-        let (_stats, _elements) = features.finish(&mut |w| closed.push((watch, w)));
-        names.insert(
-            watch,
-            Stream {
-                cgroup,
-                features: FeatureStream::new(bundle.settings, None, false),
-            },
-        );
+    for (watch, s) in streams.drain() {
+        s.detector.finish(&mut |w| closed.push((watch, w)));
     }
-    process_closed(&mut closed, &names, &mut windows, &mut alerts)?;
+    process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
     drop(command);
     drop(server);
 
