@@ -11,6 +11,8 @@ pub mod detect;
 pub mod eval;
 pub mod event;
 pub mod features;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod model;
 pub mod source;
 pub mod ssg;

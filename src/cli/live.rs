@@ -1,0 +1,220 @@
+//! Command-line arguments of `chids record` and `chids monitor` (clap).
+//!
+//! Kept apart from `main.rs` so the main CLI can mount them as subcommands:
+//! `Record(RecordArgs)` and `Monitor(MonitorArgs)`. Parsing only: the work
+//! is done by `chids::live::record` / `chids::live::monitor`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+/// What to capture: exactly one of a cgroup, a container, or a command.
+#[derive(Args, Clone, Debug)]
+pub struct TargetArgs {
+    /// A cgroup v2 directory (absolute, or relative to the cgroup2 root);
+    /// its child cgroups are captured too.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["container", "command"])]
+    pub cgroup: Option<PathBuf>,
+    /// A container id (or a unique prefix of at least 4 hex digits):
+    /// docker, containerd, cri-o or podman.
+    #[arg(long, value_name = "ID", conflicts_with = "command")]
+    pub container: Option<String>,
+    /// Run this command in a fresh cgroup with its own mount/pid/uts/ipc
+    /// namespaces and capture it until it exits.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `chids record`: capture system calls into a LID-DS 2021 style zip.
+#[derive(Args, Clone, Debug)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The recording to write (`NAME.zip` holding `NAME.sc` and `NAME.json`).
+    #[arg(long, short, value_name = "REC.zip")]
+    pub out: PathBuf,
+    /// Stop after this long (e.g. `10s`, `2m`, `500ms`; plain number = seconds).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Attack start in Unix seconds (written as `time.exploit[0].absolute`).
+    #[arg(long, value_name = "UNIX_SECS")]
+    pub exploit_at: Option<f64>,
+    /// A file whose first change during the recording stamps the attack
+    /// start: its content if that is Unix seconds, else its mtime.
+    #[arg(long, value_name = "FILE")]
+    pub marker_file: Option<PathBuf>,
+}
+
+/// `chids monitor`: score a container's windows live against a model.
+#[derive(Args, Clone, Debug)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Model bundle folder written by `chids baseline`.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Threshold multiplier: alert when a window's error exceeds theta ×
+    /// the largest training error.
+    #[arg(long, default_value_t = 1.0)]
+    pub theta: f64,
+    /// Append one JSON line per alert to FILE (flushed per alert).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// Serve Prometheus metrics at ADDR (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Stop after this long (default: until the command exits, or Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// Parses `10s`, `1.5m`, `250ms`, `2h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration like 10s, 2m, 500ms"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => v,
+        "ms" => v / 1e3,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?}: not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Standalone parser used by the `chids-live` test binary.
+#[derive(Parser, Debug)]
+#[command(name = "chids-live", about = "chids live capture (record / monitor)")]
+pub struct LiveCli {
+    #[command(subcommand)]
+    pub command: LiveCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LiveCommand {
+    /// Capture a container's system calls into a LID-DS 2021 style zip.
+    Record(RecordArgs),
+    /// Score a container's windows live and alert on anomalous ones.
+    Monitor(MonitorArgs),
+}
+
+#[cfg(feature = "live")]
+mod convert {
+    use super::*;
+    use chids::live::{MonitorOptions, RecordOptions, Target};
+
+    impl TargetArgs {
+        pub fn to_target(&self) -> Result<Target, String> {
+            match (&self.cgroup, &self.container, self.command.is_empty()) {
+                (Some(p), None, true) => Ok(Target::Cgroup(p.clone())),
+                (None, Some(id), true) => Ok(Target::Container(id.clone())),
+                (None, None, false) => Ok(Target::Command(self.command.clone())),
+                (None, None, true) => {
+                    Err("say what to capture: --cgroup PATH, --container ID, or -- CMD ARGS".into())
+                }
+                _ => Err("give only one of --cgroup, --container, -- CMD".into()),
+            }
+        }
+    }
+
+    impl RecordArgs {
+        pub fn to_options(&self) -> Result<RecordOptions, String> {
+            Ok(RecordOptions {
+                target: self.target.to_target()?,
+                out: self.out.clone(),
+                duration: self.duration,
+                exploit_at: self.exploit_at,
+                marker_file: self.marker_file.clone(),
+            })
+        }
+    }
+
+    impl MonitorArgs {
+        pub fn to_options(&self) -> Result<MonitorOptions, String> {
+            Ok(MonitorOptions {
+                target: self.target.to_target()?,
+                model_dir: self.model.clone(),
+                theta: self.theta,
+                alerts: self.alerts.clone(),
+                metrics: self.metrics,
+                duration: self.duration,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn record_args_parse() {
+        let cli = LiveCli::try_parse_from([
+            "chids-live",
+            "record",
+            "--out",
+            "r.zip",
+            "--duration",
+            "5s",
+            "--",
+            "sh",
+            "-c",
+            "true",
+        ])
+        .unwrap();
+        let LiveCommand::Record(r) = cli.command else {
+            panic!("record expected")
+        };
+        assert_eq!(r.target.command, ["sh", "-c", "true"]);
+        assert_eq!(r.duration, Some(Duration::from_secs(5)));
+        assert!(LiveCli::try_parse_from([
+            "chids-live",
+            "record",
+            "--out",
+            "r.zip",
+            "--cgroup",
+            "a",
+            "--container",
+            "abcd",
+        ])
+        .is_err());
+        let cli = LiveCli::try_parse_from([
+            "chids-live",
+            "monitor",
+            "--model",
+            "m",
+            "--theta",
+            "1.4",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--container",
+            "abcd12",
+        ])
+        .unwrap();
+        let LiveCommand::Monitor(m) = cli.command else {
+            panic!("monitor expected")
+        };
+        assert_eq!(m.theta, 1.4);
+        assert_eq!(m.target.container.as_deref(), Some("abcd12"));
+    }
+}

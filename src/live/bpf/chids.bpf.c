@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// chids live capture: every system call (enter and exit) of the processes in
+// the watched cgroups, with the path argument of the families CHIDS uses.
+//
+// Filtering happens here, in the kernel, so the rest of the machine costs one
+// hash lookup per syscall and nothing crosses to user space.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define PATH_LEN 256
+#define COMM_LEN 16
+// Deepest cgroup level we look for a watched ancestor at (root is level 0).
+#define MAX_LEVELS 32
+
+// x86-64 syscall numbers of the argument-bearing families.
+#define NR_open 2
+#define NR_stat 4
+#define NR_lstat 6
+#define NR_clone 56
+#define NR_execve 59
+#define NR_openat 257
+#define NR_newfstatat 262
+#define NR_execveat 322
+#define NR_statx 332
+#define NR_clone3 435
+#define NR_openat2 437
+
+#define DIR_ENTER 0
+#define DIR_EXIT 1
+
+#define F_HAS_PATH 1
+#define F_PATH_FAULT 2
+
+// Counter slots (per-CPU array), summed by user space.
+#define CNT_DROPPED 0
+#define CNT_PATH_FAULT 1
+#define CNT_MAX 2
+
+// Event header; events of path-bearing calls append PATH_LEN bytes.
+// Layout mirrored by `RawHeader` in src/live/capture.rs.
+struct event {
+	__u64 ts;       // bpf_ktime_get_ns (CLOCK_MONOTONIC)
+	__u64 cgroup;   // the task's own cgroup v2 id
+	__u64 watch;    // the watched cgroup (ancestor or itself) that matched
+	__s64 ret;      // return value (exit only)
+	__u64 flags;    // open flags (open family), 0 otherwise
+	__u32 pid;      // thread group id
+	__u32 tid;
+	__u32 uid;
+	__s32 nr;       // syscall number
+	__u8 dir;
+	__u8 evflags;   // F_HAS_PATH, F_PATH_FAULT
+	__u16 path_len; // bytes of path incl. NUL (0 when absent)
+	char comm[COMM_LEN];
+};
+
+struct event_path {
+	struct event h;
+	char path[PATH_LEN];
+};
+
+// What sys_enter saves for sys_exit: the user pointer of the path (read at
+// exit, when the kernel has already faulted the page in) and the flags.
+struct pending {
+	__u64 ptr;
+	__u64 flags;
+	__s32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} events SEC(".maps");
+
+// Watched cgroup ids -> themselves (value kept so user space can read back).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct pending);
+} pendings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+// Set by user space before load.
+const volatile __u32 self_tgid = 0;
+// Bit i set: some watched cgroup sits at level i of the hierarchy, so an
+// ancestor at that level may match. Updated at run time (it lives in .bss).
+__u32 level_mask = 0;
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &slot);
+	if (v)
+		*v += 1;
+}
+
+// The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
+static __always_inline __u64 watched_cgroup(__u64 *own)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	*own = cg;
+	__u64 *w = bpf_map_lookup_elem(&watched, &cg);
+	if (w)
+		return *w;
+	__u32 mask = level_mask;
+	if (!mask)
+		return 0;
+	for (int i = 0; i < MAX_LEVELS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		__u64 anc = bpf_get_current_ancestor_cgroup_id(i);
+		if (!anc)
+			break; // deeper than the task's own cgroup
+		w = bpf_map_lookup_elem(&watched, &anc);
+		if (w)
+			return *w;
+	}
+	return 0;
+}
+
+static __always_inline int is_path_family(long nr)
+{
+	switch (nr) {
+	case NR_open: case NR_openat: case NR_openat2:
+	case NR_stat: case NR_lstat: case NR_newfstatat: case NR_statx:
+	case NR_execve: case NR_execveat:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	e->ts = bpf_ktime_get_ns();
+	e->cgroup = own;
+	e->watch = watch;
+	e->ret = ret;
+	e->flags = 0;
+	e->pid = pt >> 32;
+	e->tid = (__u32)pt;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->nr = (__s32)nr;
+	e->dir = dir;
+	e->evflags = 0;
+	e->path_len = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+static __always_inline void read_path(struct event_path *e, __u64 ptr)
+{
+	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (const void *)ptr);
+	if (n <= 0) {
+		e->path[0] = 0;
+		e->h.evflags |= F_PATH_FAULT;
+		e->h.path_len = 0;
+		count(CNT_PATH_FAULT);
+	} else {
+		e->h.path_len = (__u16)n;
+	}
+	e->h.evflags |= F_HAS_PATH;
+}
+
+static __always_inline int emit_small(__u64 own, __u64 watch, long nr, __u8 dir, long ret)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_DROPPED);
+		return 0;
+	}
+	fill(e, own, watch, nr, dir, ret);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int chids_sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	__u64 own;
+	__u64 watch = watched_cgroup(&own);
+	if (!watch)
+		return 0;
+	long nr = ctx->id;
+	if (!is_path_family(nr))
+		return emit_small(own, watch, nr, DIR_ENTER, 0);
+
+	// Copy the arguments to locals: the verifier rejects a variable index
+	// into ctx->args.
+	__u64 a0 = ctx->args[0], a1 = ctx->args[1], a2 = ctx->args[2];
+	__u64 ptr = 0, flags = 0;
+	switch (nr) {
+	case NR_open: ptr = a0; flags = a1; break;
+	case NR_openat: ptr = a1; flags = a2; break;
+	case NR_openat2: {
+		ptr = a1;
+		// struct open_how { __u64 flags; ... } lives in user memory.
+		bpf_probe_read_user(&flags, sizeof(flags), (const void *)a2);
+		break;
+	}
+	case NR_stat: case NR_lstat: case NR_execve: ptr = a0; break;
+	case NR_newfstatat: case NR_statx: case NR_execveat: ptr = a1; break;
+	}
+
+	if (nr == NR_execve || nr == NR_execveat) {
+		// The old address space is gone at exit: the path must be read now.
+		struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(CNT_DROPPED);
+			return 0;
+		}
+		fill(&e->h, own, watch, nr, DIR_ENTER, 0);
+		read_path(e, ptr);
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+
+	struct pending p = { .ptr = ptr, .flags = flags, .nr = (__s32)nr };
+	__u64 key = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
+	return emit_small(own, watch, nr, DIR_ENTER, 0);
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int chids_sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	__u64 own;
+	__u64 watch = watched_cgroup(&own);
+	if (!watch)
+		return 0;
+	long nr = ctx->id;
+	long ret = ctx->ret;
+	if (!is_path_family(nr) || nr == NR_execve || nr == NR_execveat)
+		return emit_small(own, watch, nr, DIR_EXIT, ret);
+
+	__u64 key = bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
+	if (!p || p->nr != nr) {
+		// Entered before we attached (or the LRU evicted it): no path.
+		if (p)
+			bpf_map_delete_elem(&pendings, &key);
+		return emit_small(own, watch, nr, DIR_EXIT, ret);
+	}
+	__u64 ptr = p->ptr, flags = p->flags;
+	bpf_map_delete_elem(&pendings, &key);
+
+	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_DROPPED);
+		return 0;
+	}
+	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
+	e->h.flags = flags;
+	read_path(e, ptr);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,340 @@
+//! Loading the eBPF program, choosing what to watch, and reading its ring
+//! buffer.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBuffer, RingBufferBuilder};
+
+use super::cgroup::CgroupRef;
+use super::skel::{ChidsSkel, ChidsSkelBuilder};
+use super::LiveError;
+use crate::event::Direction;
+
+// Layout of `struct event` in bpf/chids.bpf.c (offsets in bytes).
+const OFF_TS: usize = 0;
+const OFF_CGROUP: usize = 8;
+const OFF_WATCH: usize = 16;
+const OFF_RET: usize = 24;
+const OFF_FLAGS: usize = 32;
+const OFF_PID: usize = 40;
+const OFF_TID: usize = 44;
+const OFF_UID: usize = 48;
+const OFF_NR: usize = 52;
+const OFF_DIR: usize = 56;
+const OFF_EVFLAGS: usize = 57;
+const OFF_PATH_LEN: usize = 58;
+const OFF_COMM: usize = 60;
+const HEADER_LEN: usize = 80;
+const PATH_LEN: usize = 256;
+
+const F_HAS_PATH: u8 = 1;
+const F_PATH_FAULT: u8 = 2;
+
+/// Kernel-side counters (summed over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Path arguments that could not be read (emitted with an empty path).
+    pub path_faults: u64,
+}
+
+/// One event as the kernel sent it, with its time already on the epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct RawEvent<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The task's own cgroup v2 id.
+    pub cgroup: u64,
+    /// The watched cgroup (the task's own or an ancestor) it matched.
+    pub watch: u64,
+    /// Return value (exit events).
+    pub ret: i64,
+    /// Open flags (open family exit), else 0.
+    pub flags: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub nr: i32,
+    pub dir: Direction,
+    /// `comm`, the kernel's 16-byte task name (up to its NUL).
+    pub comm: &'a [u8],
+    /// The path argument, for the families that carry one.
+    pub path: Option<&'a [u8]>,
+    /// The path could not be read from user memory (`path` is empty).
+    pub path_fault: bool,
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
+}
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+impl<'a> RawEvent<'a> {
+    /// Decodes one ring-buffer record; `None` if it is too short.
+    pub fn decode(b: &'a [u8], epoch_offset_ns: i64) -> Option<RawEvent<'a>> {
+        if b.len() < HEADER_LEN {
+            return None;
+        }
+        let comm = &b[OFF_COMM..OFF_COMM + 16];
+        let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
+        let evflags = b[OFF_EVFLAGS];
+        let path = if evflags & F_HAS_PATH != 0 && b.len() >= HEADER_LEN + PATH_LEN {
+            let len = u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize;
+            // path_len counts the NUL.
+            let len = len.saturating_sub(1).min(PATH_LEN);
+            Some(&b[HEADER_LEN..HEADER_LEN + len])
+        } else {
+            None
+        };
+        Some(RawEvent {
+            ts_ns: (u64_at(b, OFF_TS) as i64).wrapping_add(epoch_offset_ns) as u64,
+            cgroup: u64_at(b, OFF_CGROUP),
+            watch: u64_at(b, OFF_WATCH),
+            ret: u64_at(b, OFF_RET) as i64,
+            flags: u64_at(b, OFF_FLAGS),
+            pid: u32_at(b, OFF_PID),
+            tid: u32_at(b, OFF_TID),
+            uid: u32_at(b, OFF_UID),
+            nr: u32_at(b, OFF_NR) as i32,
+            dir: if b[OFF_DIR] == 0 {
+                Direction::Enter
+            } else {
+                Direction::Exit
+            },
+            comm,
+            path,
+            path_fault: evflags & F_PATH_FAULT != 0,
+        })
+    }
+}
+
+/// A loaded, attached capture. Not `Send`: poll it from the thread that made it.
+pub struct Capture {
+    // Declared before `skel` so it is dropped first.
+    ring: RingBuffer<'static>,
+    skel: ChidsSkel<'static>,
+    /// Records copied out of the ring buffer by the callback, each prefixed
+    /// by its length (u32), consumed after every poll.
+    arena: Rc<RefCell<Vec<u8>>>,
+    epoch_offset_ns: i64,
+    level_mask: u32,
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
+/// `bpf_ktime_get_ns` into epoch time. Taken as the tightest of a few
+/// monotonic/realtime/monotonic sandwiches.
+pub fn epoch_offset_ns() -> i64 {
+    fn now(clock: libc::clockid_t) -> i64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    }
+    let mut best = (i64::MAX, 0);
+    for _ in 0..16 {
+        let m1 = now(libc::CLOCK_MONOTONIC);
+        let r = now(libc::CLOCK_REALTIME);
+        let m2 = now(libc::CLOCK_MONOTONIC);
+        if m2 - m1 < best.0 {
+            best = (m2 - m1, r - (m1 + (m2 - m1) / 2));
+        }
+    }
+    best.1
+}
+
+/// Fails early, with what to do, when this process cannot load eBPF.
+pub fn check_environment() -> Result<(), LiveError> {
+    let btf = Path::new("/sys/kernel/btf/vmlinux");
+    if !btf.exists() {
+        return Err(LiveError::NoBtf(btf.to_path_buf()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root: enough capabilities will do.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        const CAP_SYS_ADMIN: u64 = 21;
+        const CAP_PERFMON: u64 = 38;
+        const CAP_BPF: u64 = 39;
+        let has = |c: u64| eff & (1 << c) != 0;
+        if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+            return Err(LiveError::NotPrivileged);
+        }
+    }
+    Ok(())
+}
+
+fn bpf_err(what: &str, e: libbpf_rs::Error) -> LiveError {
+    LiveError::Bpf(format!("{what}: {e}"))
+}
+
+impl Capture {
+    /// Loads and attaches the program. Nothing is captured until a cgroup
+    /// is [`watch`](Capture::watch)ed.
+    pub fn open() -> Result<Capture, LiveError> {
+        check_environment()?;
+        // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+        let unlimited = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: valid rlimit pointer; failure is harmless on newer kernels.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+
+        // The skeleton borrows its object storage for its whole life; a
+        // capture lives as long as the command using it, so leaking this
+        // small allocation (once per capture) is the simple, safe choice.
+        let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = ChidsSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| bpf_err("open", e))?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = std::process::id();
+        }
+        let mut skel = open.load().map_err(|e| {
+            let e = bpf_err("load (verifier)", e);
+            if let LiveError::Bpf(m) = &e {
+                if m.contains("Operation not permitted") || m.contains("EPERM") {
+                    return LiveError::NotPrivileged;
+                }
+            }
+            e
+        })?;
+        skel.attach()
+            .map_err(|e| bpf_err("attach tracepoints", e))?;
+
+        let arena = Rc::new(RefCell::new(Vec::with_capacity(1 << 20)));
+        let sink = Rc::clone(&arena);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&skel.maps.events, move |data: &[u8]| {
+                let mut a = sink.borrow_mut();
+                a.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+                a.extend_from_slice(data);
+                0
+            })
+            .map_err(|e| bpf_err("ring buffer", e))?;
+        let ring = builder.build().map_err(|e| bpf_err("ring buffer", e))?;
+        Ok(Capture {
+            ring,
+            skel,
+            arena,
+            epoch_offset_ns: epoch_offset_ns(),
+            level_mask: 0,
+        })
+    }
+
+    /// Starts capturing the cgroup and everything below it (also cgroups
+    /// created below it later: the kernel side checks ancestors).
+    pub fn watch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
+        if cg.level >= 32 {
+            return Err(LiveError::Other(format!(
+                "cgroup {} is nested {} deep; at most 31 levels are supported",
+                cg.path.display(),
+                cg.level
+            )));
+        }
+        let key = cg.id.to_ne_bytes();
+        self.skel
+            .maps
+            .watched
+            .update(&key, &key, MapFlags::ANY)
+            .map_err(|e| bpf_err("watch cgroup", e))?;
+        self.level_mask |= 1 << cg.level;
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.level_mask = self.level_mask;
+        }
+        Ok(())
+    }
+
+    /// Stops capturing a cgroup watched before.
+    pub fn unwatch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
+        let _ = self.skel.maps.watched.delete(&cg.id.to_ne_bytes());
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for events and hands each to `f`, in ring
+    /// buffer order. Returns how many were delivered.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        f: &mut dyn FnMut(&RawEvent<'_>),
+    ) -> Result<u64, LiveError> {
+        match self.ring.poll(timeout) {
+            Ok(()) => {}
+            // A signal interrupting epoll_wait is how SIGINT reaches us.
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bpf_err("ring buffer poll", e)),
+        }
+        Ok(self.deliver(f))
+    }
+
+    /// Hands out whatever is in the ring buffer now, without waiting.
+    pub fn drain(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> Result<u64, LiveError> {
+        let mut total = 0;
+        loop {
+            let _ = self.ring.consume();
+            let n = self.deliver(f);
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {
+        let mut arena = self.arena.borrow_mut();
+        let mut at = 0;
+        let mut n = 0;
+        while at + 4 <= arena.len() {
+            let len = u32_at(&arena, at) as usize;
+            let rec = &arena[at + 4..at + 4 + len];
+            if let Some(ev) = RawEvent::decode(rec, self.epoch_offset_ns) {
+                f(&ev);
+                n += 1;
+            }
+            at += 4 + len;
+        }
+        arena.clear();
+        n
+    }
+
+    /// The kernel-side counters now.
+    pub fn counters(&self) -> Counters {
+        let read = |slot: u32| -> u64 {
+            self.skel
+                .maps
+                .counters
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|per_cpu| per_cpu.iter().map(|v| u64_at(v, 0)).sum())
+                .unwrap_or(0)
+        };
+        Counters {
+            dropped: read(0),
+            path_faults: read(1),
+        }
+    }
+
+    /// REALTIME − MONOTONIC as measured when the capture opened.
+    pub fn epoch_offset(&self) -> i64 {
+        self.epoch_offset_ns
+    }
+}

@@ -1,0 +1,353 @@
+//! `chids monitor`: score a container's windows as they close and raise an
+//! alert for every anomalous one.
+//!
+//! Each watched cgroup gets its own window stream, scored by the same
+//! [`StreamDetector`] the offline pipeline uses, so live and file scoring
+//! cannot drift apart. Windows close when an event two windows later
+//! arrives, and on a timer when the container is silent. Every alert is one
+//! JSON line, flushed at once, in the alerts file.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::capture::{Capture, Counters, RawEvent};
+use super::cgroup::{CgroupRef, CommandCgroup, Target};
+use super::format::Formatter;
+use super::metrics::{self, Metrics};
+use super::record::StopReason;
+use super::{stop_requested, LiveError};
+use crate::detect::{ScoredWindow, StreamDetector};
+use crate::features::UnseenArg;
+use crate::model::bundle::Bundle;
+
+/// What `monitor` does.
+#[derive(Clone, Debug)]
+pub struct MonitorOptions {
+    pub target: Target,
+    /// Model bundle folder (`baseline.json` + `model.safetensors`).
+    pub model_dir: PathBuf,
+    /// Threshold multiplier: alert when error > theta × max training error.
+    pub theta: f64,
+    /// Append one JSON line per alert here (flushed per alert).
+    pub alerts: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (`127.0.0.1:9464`; port 0
+    /// picks a free port, reported through [`MonitorUpdate::Listening`]).
+    pub metrics: Option<SocketAddr>,
+    /// Stop after this long (default: until the command exits, or a signal).
+    pub duration: Option<Duration>,
+}
+
+/// One anomalous window. Field names are the alert file's JSON keys.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Alert {
+    /// When the alert was raised, ns since the epoch.
+    pub time_ns: u64,
+    /// The watched cgroup's path.
+    pub cgroup: String,
+    /// Container id (first 12 digits) or the cgroup's name.
+    pub container: String,
+    pub window_start_ns: u64,
+    pub window_end_ns: u64,
+    pub events: usize,
+    pub fi: f64,
+    pub usi: f64,
+    pub uai: f64,
+    /// Reconstruction error of the window's vector.
+    pub error: f64,
+    pub threshold: f64,
+    pub theta: f64,
+    /// Syscalls in the window that training never saw.
+    pub unseen_syscalls: Vec<String>,
+    /// Arguments (normalised paths) training never saw, with who used them.
+    pub unseen_args: Vec<UnseenArg>,
+}
+
+/// A closed window, anomalous or not.
+#[derive(Clone, Debug)]
+pub struct WindowReport<'a> {
+    pub container: &'a str,
+    pub start_ns: u64,
+    pub events: usize,
+    /// `None` for an empty window.
+    pub error: Option<f64>,
+    pub anomalous: bool,
+}
+
+/// What `monitor` tells its caller as it runs.
+#[derive(Debug)]
+pub enum MonitorUpdate<'a> {
+    /// Everything is attached; the metrics server (if any) listens here.
+    Started {
+        cgroup: &'a CgroupRef,
+        metrics: Option<SocketAddr>,
+        threshold: f64,
+    },
+    Window(&'a WindowReport<'a>),
+    Alert(&'a Alert),
+}
+
+#[derive(Clone, Debug)]
+pub struct MonitorSummary {
+    pub events: u64,
+    pub windows: u64,
+    pub alerts: u64,
+    pub counters: Counters,
+    pub elapsed: Duration,
+    pub threshold: f64,
+    pub command_status: Option<i32>,
+    pub stopped_by: StopReason,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The window stream of one watched cgroup.
+struct Stream<'b> {
+    cgroup: CgroupRef,
+    detector: StreamDetector<'b>,
+}
+
+/// Monitors until the command exits, the duration passes, or a stop is
+/// requested (SIGINT/SIGTERM); open windows are scored before returning.
+pub fn monitor(
+    opts: MonitorOptions,
+    on_update: &mut dyn FnMut(MonitorUpdate<'_>),
+) -> Result<MonitorSummary, LiveError> {
+    if !(opts.theta.is_finite() && opts.theta > 0.0) {
+        return Err(LiveError::Other(format!(
+            "--theta {}: must be a positive number",
+            opts.theta
+        )));
+    }
+    let bundle =
+        Bundle::load(&opts.model_dir).map_err(|e| LiveError::Other(format!("model: {e}")))?;
+    let threshold = bundle.threshold(opts.theta);
+    let mut alerts_file: Option<File> = match &opts.alerts {
+        Some(p) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| LiveError::io(format!("open {}", p.display()), e))?,
+        ),
+        None => None,
+    };
+
+    let mut capture = Capture::open()?;
+    let mut command: Option<CommandCgroup> = None;
+    let cgroup = match &opts.target {
+        Target::Cgroup(p) => CgroupRef::from_path(p)?,
+        Target::Container(id) => CgroupRef::from_container(id)?,
+        Target::Command(argv) => {
+            let base = argv
+                .first()
+                .map(|a| {
+                    std::path::Path::new(a)
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .unwrap_or_default();
+            let c = CommandCgroup::create(&format!("monitor-{base}"))?;
+            let cg = c.cgroup.clone();
+            command = Some(c);
+            cg
+        }
+    };
+
+    let metrics = Arc::new(Mutex::new(Metrics::new(threshold)));
+    let server = match opts.metrics {
+        Some(addr) => Some(metrics::serve(addr, Arc::clone(&metrics))?),
+        None => None,
+    };
+
+    let mut streams: HashMap<u64, Stream<'_>> = HashMap::new();
+    streams.insert(
+        cgroup.id,
+        Stream {
+            cgroup: cgroup.clone(),
+            detector: StreamDetector::new(&bundle, opts.theta),
+        },
+    );
+    let cgroups: HashMap<u64, CgroupRef> = streams
+        .iter()
+        .map(|(&id, s)| (id, s.cgroup.clone()))
+        .collect();
+    capture.watch(&cgroup)?;
+    on_update(MonitorUpdate::Started {
+        cgroup: &cgroup,
+        metrics: server.as_ref().map(|s| s.addr),
+        threshold,
+    });
+
+    let start = Instant::now();
+    if let (Some(c), Target::Command(argv)) = (command.as_mut(), &opts.target) {
+        c.spawn(argv)?;
+    }
+
+    let mode = bundle.settings.mode;
+    let mut fmt = Formatter::new();
+    let mut closed: Vec<(u64, ScoredWindow)> = Vec::new();
+    let mut per_stream_events: HashMap<u64, u64> = HashMap::new();
+    let mut events = 0u64;
+    let mut windows = 0u64;
+    let mut alerts = 0u64;
+    let mut command_status = None;
+
+    // Scores the windows closed so far, reports them, writes alerts.
+    let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
+                              streams: &HashMap<u64, CgroupRef>,
+                              windows: &mut u64,
+                              alerts: &mut u64|
+     -> Result<(), LiveError> {
+        for (watch, scored) in closed.drain(..) {
+            let Some(cgroup) = streams.get(&watch) else {
+                continue;
+            };
+            *windows += 1;
+            let ScoredWindow {
+                features: w,
+                error,
+                anomalous,
+                ..
+            } = scored;
+            metrics.lock().unwrap().window(cgroup, error, anomalous);
+            on_update(MonitorUpdate::Window(&WindowReport {
+                container: &cgroup.name,
+                start_ns: w.start_ns,
+                events: w.events,
+                error,
+                anomalous,
+            }));
+            if !anomalous {
+                continue;
+            }
+            let v = w.vector.expect("anomalous windows have a vector");
+            let alert = Alert {
+                time_ns: now_ns(),
+                cgroup: cgroup.path.display().to_string(),
+                container: cgroup.name.clone(),
+                window_start_ns: w.start_ns,
+                window_end_ns: w.start_ns + bundle.settings.window_ns,
+                events: w.events,
+                fi: v.fi,
+                usi: v.usi,
+                uai: v.uai,
+                error: error.unwrap_or(0.0),
+                threshold,
+                theta: opts.theta,
+                unseen_syscalls: w.unseen_syscalls,
+                unseen_args: w.unseen_args,
+            };
+            *alerts += 1;
+            if let Some(f) = alerts_file.as_mut() {
+                let mut line = serde_json::to_vec(&alert).expect("alert serialises");
+                line.push(b'\n');
+                f.write_all(&line)
+                    .and_then(|()| f.flush())
+                    .map_err(|e| LiveError::io("write alerts file", e))?;
+            }
+            on_update(MonitorUpdate::Alert(&alert));
+        }
+        Ok(())
+    };
+
+    let stopped_by = loop {
+        capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
+            let Some(stream) = streams.get_mut(&raw.watch) else {
+                return;
+            };
+            events += 1;
+            *per_stream_events.entry(raw.watch).or_default() += 1;
+            let ev = fmt.format(raw);
+            stream
+                .detector
+                .push(&ev, &mut |w| closed.push((raw.watch, w)));
+        })?;
+        // The timer: close windows of silent containers too.
+        let now = mode.timestamp(now_ns());
+        for (&watch, s) in streams.iter_mut() {
+            s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
+        }
+        {
+            let mut m = metrics.lock().unwrap();
+            for (watch, n) in per_stream_events.drain() {
+                if let Some(s) = streams.get(&watch) {
+                    m.events(&s.cgroup, n);
+                }
+            }
+            m.counters = capture.counters();
+        }
+        process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+
+        if let Some(c) = command.as_mut() {
+            if let Some(code) = c.try_wait()? {
+                command_status = Some(code);
+                break StopReason::CommandExited;
+            }
+        }
+        if opts.duration.is_some_and(|d| start.elapsed() >= d) {
+            break StopReason::Duration;
+        }
+        if stop_requested() {
+            break StopReason::Signal;
+        }
+    };
+
+    // Events still in flight, then every open window.
+    capture.drain(&mut |raw: &RawEvent<'_>| {
+        if let Some(stream) = streams.get_mut(&raw.watch) {
+            events += 1;
+            *per_stream_events.entry(raw.watch).or_default() += 1;
+            let ev = fmt.format(raw);
+            stream
+                .detector
+                .push(&ev, &mut |w| closed.push((raw.watch, w)));
+        }
+    })?;
+    let elapsed = start.elapsed();
+    if let Some(c) = command.as_mut() {
+        if command_status.is_none() {
+            command_status = c.kill();
+        }
+    }
+    let counters = capture.counters();
+    {
+        let mut m = metrics.lock().unwrap();
+        m.counters = counters;
+        for (watch, n) in per_stream_events.drain() {
+            if let Some(s) = streams.get(&watch) {
+                m.events(&s.cgroup, n);
+            }
+        }
+    }
+    for (watch, s) in streams.drain() {
+        s.detector.finish(&mut |w| closed.push((watch, w)));
+    }
+    process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+    drop(command);
+    drop(server);
+
+    Ok(MonitorSummary {
+        events,
+        windows,
+        alerts,
+        counters,
+        elapsed,
+        threshold,
+        command_status,
+        stopped_by,
+    })
+}

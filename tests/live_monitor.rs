@@ -1,0 +1,232 @@
+//! End to end, live: record three normal runs of a small web server
+//! workload, train a baseline on them, then monitor a run that behaves
+//! normally and then does attack-like things. Alerts must come only after
+//! the attack starts, within two windows, and name what was unseen.
+//!
+//! Needs root, kernel BTF, /usr/bin/python3 and curl; otherwise it prints
+//! why it skipped and passes.
+#![cfg(feature = "live")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chids::features::Settings;
+use chids::live::{self, Alert, MonitorOptions, MonitorUpdate, RecordOptions, Target};
+use chids::model::TrainConfig;
+use chids::train::{train, TrainOptions};
+
+/// Both tests start captures of their own; run them one at a time so the
+/// workloads' timing does not depend on each other.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn skip_reason() -> Option<String> {
+    if let Err(e) = live::capture::check_environment() {
+        return Some(e.to_string());
+    }
+    for tool in ["/usr/bin/python3", "/usr/bin/curl"] {
+        if !Path::new(tool).exists() {
+            return Some(format!("{tool} not installed"));
+        }
+    }
+    None
+}
+
+/// The workload: python's http.server on 127.0.0.1 and a bounded curl
+/// loop against it. With `$ATTACK` set it also, midway, writes the time to
+/// `$MARKER`, spawns a shell that reads /etc/shadow and runs a binary
+/// copied to /tmp, then goes back to normal traffic.
+const WORKLOAD: &str = r#"
+set -u
+/usr/bin/python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$WWW" >/dev/null 2>&1 &
+SRV=$!
+i=0
+until /usr/bin/curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do
+  sleep 0.1; i=$((i+1)); [ $i -gt 100 ] && exit 3
+done
+n=0
+while [ $n -lt 40 ]; do
+  /usr/bin/curl -s -o /dev/null "http://127.0.0.1:$PORT/index.html"; sleep 0.1; n=$((n+1))
+done
+date +%s.%N > "$MARKER"
+if [ -n "$ATTACK" ]; then
+  sh -c 'cat /etc/shadow > /dev/null; cp /bin/ls /tmp/.chids-x$$; /tmp/.chids-x$$ / > /dev/null; rm -f /tmp/.chids-x$$'
+fi
+n=0
+while [ $n -lt 20 ]; do
+  /usr/bin/curl -s -o /dev/null "http://127.0.0.1:$PORT/index.html"; sleep 0.1; n=$((n+1))
+done
+kill $SRV
+wait
+exit 0
+"#;
+
+fn workload(port: u16, www: &Path, marker: &Path, attack: bool) -> Target {
+    Target::Command(vec![
+        "/usr/bin/env".into(),
+        format!("PORT={port}"),
+        format!("WWW={}", www.display()),
+        format!("MARKER={}", marker.display()),
+        format!("ATTACK={}", if attack { "1" } else { "" }),
+        "/bin/sh".into(),
+        "-c".into(),
+        WORKLOAD.into(),
+    ])
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn monitor_alerts_only_after_the_attack() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    // One fixed served directory: its paths are arguments the model learns.
+    let www = PathBuf::from("/tmp/chids-live-test-www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "<h1>hello</h1>\n").unwrap();
+
+    // The attack-time marker is written in normal runs too (same path), so
+    // writing it is normal behaviour and cannot itself raise the alert.
+    let marker = tmp.path().join("attack-time");
+
+    // 1. Three normal recordings.
+    let mut recs = Vec::new();
+    for i in 0..3 {
+        let out = tmp.path().join(format!("normal_{i}.zip"));
+        let s = live::record(
+            RecordOptions {
+                target: workload(free_port(), &www, &marker, false),
+                out: out.clone(),
+                duration: Some(Duration::from_secs(60)),
+                exploit_at: None,
+                marker_file: None,
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(s.command_status, Some(0), "workload failed: {s:?}");
+        assert_eq!(s.counters.dropped, 0);
+        recs.push(out);
+    }
+
+    // 2. Baseline, with the library the CLI's `baseline` uses.
+    let sources: Vec<_> = recs
+        .iter()
+        .map(|p| chids::source::discover::open(p).unwrap())
+        .collect();
+    let trained = train(
+        &sources,
+        &TrainOptions {
+            settings: Settings::default(),
+            model: TrainConfig::default(),
+            thetas: chids::model::default_thetas(),
+            read: Default::default(),
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let model_dir = tmp.path().join("model");
+    trained.bundle.save(&model_dir).unwrap();
+
+    // 3. Monitor a run that turns bad midway.
+    let alerts_file = tmp.path().join("alerts.jsonl");
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut windows = 0;
+    let summary = live::monitor(
+        MonitorOptions {
+            target: workload(free_port(), &www, &marker, true),
+            model_dir,
+            theta: 1.0,
+            alerts: Some(alerts_file.clone()),
+            metrics: None,
+            duration: Some(Duration::from_secs(60)),
+        },
+        &mut |u| match u {
+            MonitorUpdate::Alert(a) => alerts.push(a.clone()),
+            MonitorUpdate::Window(_) => windows += 1,
+            MonitorUpdate::Started { .. } => {}
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.command_status, Some(0));
+    assert_eq!(summary.counters.dropped, 0);
+    assert!(windows >= 6, "{summary:?}");
+
+    let attack_s: f64 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let attack_ns = (attack_s * 1e9) as u64;
+    let window_ns = trained.bundle.settings.window_ns;
+    eprintln!("attack at {attack_ns}, {} alerts:", alerts.len());
+    for a in &alerts {
+        eprintln!(
+            "  window {}..{} error {:.5} > {:.5} unseen {:?} {:?}",
+            a.window_start_ns,
+            a.window_end_ns,
+            a.error,
+            a.threshold,
+            a.unseen_syscalls,
+            a.unseen_args
+        );
+    }
+    assert!(!alerts.is_empty(), "the attack raised no alert");
+    for a in &alerts {
+        assert!(
+            a.window_end_ns > attack_ns,
+            "false alarm before the attack: {a:?}"
+        );
+    }
+    let first = alerts.iter().map(|a| a.window_start_ns).min().unwrap();
+    assert!(
+        first <= attack_ns + 2 * window_ns,
+        "first alert more than two windows after the attack"
+    );
+    assert!(alerts
+        .iter()
+        .any(|a| !a.unseen_syscalls.is_empty() || !a.unseen_args.is_empty()));
+    let named: Vec<&str> = alerts
+        .iter()
+        .flat_map(|a| a.unseen_args.iter().map(|u| u.arg.as_str()))
+        .collect();
+    assert!(
+        named
+            .iter()
+            .any(|a| a.contains("shadow") || a.starts_with("/tmp")),
+        "alerts do not name the attack's paths: {named:?}"
+    );
+
+    // The alerts file has one JSON object per alert with the agreed keys.
+    let text = std::fs::read_to_string(&alerts_file).unwrap();
+    assert_eq!(text.lines().count(), alerts.len());
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for key in [
+        "time_ns",
+        "cgroup",
+        "container",
+        "window_start_ns",
+        "window_end_ns",
+        "events",
+        "fi",
+        "usi",
+        "uai",
+        "error",
+        "threshold",
+        "theta",
+        "unseen_syscalls",
+        "unseen_args",
+    ] {
+        assert!(first.get(key).is_some(), "alert lacks {key}: {first}");
+    }
+}

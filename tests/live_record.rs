@@ -1,0 +1,307 @@
+//! End-to-end tests of `chids record` (eBPF). They need root and a kernel
+//! with BTF; elsewhere each test prints why it skipped and passes.
+#![cfg(feature = "live")]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chids::live::{self, RecordOptions, Target};
+
+fn skip_reason() -> Option<String> {
+    live::capture::check_environment()
+        .err()
+        .map(|e| e.to_string())
+}
+
+macro_rules! require_live {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// (.sc text, .json value) of a recording.
+fn read_recording(zip_path: &Path) -> (String, serde_json::Value) {
+    let name = zip_path.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut z = zip::ZipArchive::new(std::fs::File::open(zip_path).unwrap()).unwrap();
+    let mut sc = String::new();
+    z.by_name(&format!("{name}.sc"))
+        .unwrap()
+        .read_to_string(&mut sc)
+        .unwrap();
+    let mut js = String::new();
+    z.by_name(&format!("{name}.json"))
+        .unwrap()
+        .read_to_string(&mut js)
+        .unwrap();
+    (sc, serde_json::from_str(&js).unwrap())
+}
+
+struct Fields<'a> {
+    pid: i64,
+    proc_: &'a str,
+    syscall: &'a str,
+    dir: &'a str,
+    args: Vec<&'a str>,
+}
+
+fn parse_line(l: &str) -> Fields<'_> {
+    let t: Vec<&str> = l.split_ascii_whitespace().collect();
+    assert!(t.len() >= 7, "short line {l:?}");
+    assert!(
+        t[0].parse::<u64>().unwrap() > 1_600_000_000_000_000_000,
+        "epoch ns: {l}"
+    );
+    t[1].parse::<u32>().unwrap();
+    Fields {
+        pid: t[2].parse().unwrap(),
+        proc_: t[3],
+        syscall: t[5],
+        dir: t[6],
+        args: t[7..].to_vec(),
+    }
+}
+
+/// A process outside any watched cgroup doing file opens in a loop, under a
+/// distinctive name, so the test can check that none of it leaks in.
+struct Outsider {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Outsider {
+    fn start() -> Outsider {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("zzoutsider");
+        std::fs::copy("/bin/cat", &bin).unwrap();
+        let script = format!(
+            "while :; do {} /etc/hostname >/dev/null; done",
+            bin.display()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Outsider { child, _dir: dir }
+    }
+}
+
+impl Drop for Outsider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn out_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.zip"))
+}
+
+fn is_stat(s: &str) -> bool {
+    ["stat", "lstat", "newfstatat", "statx"].contains(&s)
+}
+
+#[test]
+fn record_command_captures_exec_and_open_and_nothing_outside() {
+    require_live!();
+    let tmp = tempfile::tempdir().unwrap();
+    let outsider = Outsider::start();
+    std::thread::sleep(Duration::from_millis(100));
+    let out = out_path(tmp.path(), "cmd_run");
+    let script = "cat /etc/hostname; ls / > /dev/null; stat /etc/passwd > /dev/null; sleep 0.2";
+    let summary = live::record(
+        RecordOptions {
+            target: Target::Command(vec!["sh".into(), "-c".into(), script.into()]),
+            out: out.clone(),
+            duration: Some(Duration::from_secs(20)),
+            exploit_at: None,
+            marker_file: None,
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.command_status, Some(0));
+    assert_eq!(summary.counters.dropped, 0, "no events may be lost");
+    assert!(summary.events > 100, "{summary:?}");
+
+    let (sc, meta) = read_recording(&out);
+    let lines: Vec<Fields> = sc.lines().map(parse_line).collect();
+    assert_eq!(lines.len() as u64, summary.events);
+    // Every line ends with the LID-DS trailing space.
+    assert!(sc.lines().all(|l| l.ends_with(' ')));
+
+    let execs: Vec<&str> = lines
+        .iter()
+        .filter(|f| f.syscall == "execve" && f.dir == ">")
+        .filter_map(|f| f.args.first().copied())
+        .collect();
+    // The command itself (the recording starts at its exec), path as token 0.
+    assert!(
+        execs[0] == "filename=/usr/bin/sh" || execs[0] == "filename=/bin/sh",
+        "{execs:?}"
+    );
+    assert!(execs.iter().any(|a| a.ends_with("/cat")), "{execs:?}");
+
+    // cat's open of /etc/hostname, with the path at index 1 as name=.
+    let open = lines
+        .iter()
+        .find(|f| {
+            f.proc_ == "cat"
+                && (f.syscall == "openat" || f.syscall == "open")
+                && f.dir == "<"
+                && f.args.get(1) == Some(&"name=/etc/hostname")
+        })
+        .expect("openat of /etc/hostname by cat");
+    assert!(
+        open.args[0].starts_with("fd=") && open.args[0].contains("(<f>/etc/hostname)"),
+        "{:?}",
+        open.args
+    );
+    // Stat family with path= at index 1.
+    assert!(lines.iter().any(|f| f.proc_ == "stat"
+        && f.dir == "<"
+        && is_stat(f.syscall)
+        && f.args.get(1) == Some(&"path=/etc/passwd")));
+    // A fork/clone exit carries exe=.
+    assert!(lines.iter().any(
+        |f| ["clone", "clone3", "vfork", "fork"].contains(&f.syscall)
+            && f.dir == "<"
+            && f.args.get(1).is_some_and(|a| a.starts_with("exe="))
+    ));
+
+    // Nothing from outside the cgroup.
+    let outsider_pid = outsider.child.id() as i64;
+    for f in &lines {
+        assert_ne!(f.proc_, "zzoutsider", "event from outside the cgroup");
+        assert_ne!(f.pid, outsider_pid, "event from outside the cgroup");
+    }
+    drop(outsider);
+
+    assert_eq!(meta["exploit"], false);
+    assert!(meta["time"]["exploit"].as_array().unwrap().is_empty());
+    assert!(meta["time"]["warmup_end"]["absolute"].as_f64().unwrap() > 1.6e9);
+}
+
+#[test]
+fn marker_file_stamps_exploit_time() {
+    require_live!();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("attack-started");
+    let out = out_path(tmp.path(), "marked");
+    let script = format!(
+        "sleep 0.3; touch {}; cat /etc/hostname >/dev/null; sleep 0.3",
+        marker.display()
+    );
+    let summary = live::record(
+        RecordOptions {
+            target: Target::Command(vec!["sh".into(), "-c".into(), script]),
+            out: out.clone(),
+            duration: Some(Duration::from_secs(20)),
+            exploit_at: None,
+            marker_file: Some(marker.clone()),
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let t = summary.exploit_at.expect("marker stamped");
+    let (sc, meta) = read_recording(&out);
+    assert_eq!(meta["exploit"], true);
+    let abs = meta["time"]["exploit"][0]["absolute"].as_f64().unwrap();
+    assert!((abs - t).abs() < 1e-6);
+    // The touch happens between the first and last event.
+    let ts: Vec<f64> = sc
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse::<u64>().unwrap() as f64 / 1e9)
+        .collect();
+    let (first, last) = (ts[0], *ts.last().unwrap());
+    assert!(first < abs && abs < last, "{first} < {abs} < {last}");
+}
+
+#[test]
+fn cgroup_target_includes_child_cgroups_created_later() {
+    require_live!();
+    let root = live::cgroup::cgroup2_root().unwrap();
+    let parent = root
+        .join("chids")
+        .join(format!("test-parent-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).unwrap();
+    let child_cg = parent.join("child");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(tmp.path(), "by_cgroup");
+
+    // A process in a child cgroup made after recording has started.
+    let child_cg2 = child_cg.clone();
+    let worker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        std::fs::create_dir_all(&child_cg2).unwrap();
+        let script = format!(
+            "echo $$ > {}/cgroup.procs; for i in 1 2 3 4 5; do cat /etc/hostname > /dev/null; done",
+            child_cg2.display()
+        );
+        Command::new("sh").args(["-c", &script]).status().unwrap()
+    });
+    let summary = live::record(
+        RecordOptions {
+            target: Target::Cgroup(parent.clone()),
+            out: out.clone(),
+            duration: Some(Duration::from_millis(1500)),
+            exploit_at: None,
+            marker_file: None,
+        },
+        &mut |_| {},
+    );
+    let status = worker.join().unwrap();
+    let _ = std::fs::remove_dir(&child_cg);
+    let _ = std::fs::remove_dir(&parent);
+    let summary = summary.unwrap();
+    assert!(status.success());
+    let (sc, _) = read_recording(&out);
+    let opens = sc
+        .lines()
+        .map(parse_line)
+        .filter(|f| f.proc_ == "cat" && f.args.get(1) == Some(&"name=/etc/hostname"))
+        .count();
+    assert_eq!(opens, 5, "{summary:?}");
+}
+
+#[test]
+fn container_id_prefix_finds_its_cgroup() {
+    require_live!();
+    let root = live::cgroup::cgroup2_root().unwrap();
+    let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let dir = root
+        .join("chids")
+        .join(format!("test-ctr-{}", std::process::id()))
+        .join(format!("docker-{id}.scope"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let found = live::CgroupRef::from_container("0123456789ab");
+    let missing = live::CgroupRef::from_container("fedcba987654");
+    let _ = std::fs::remove_dir(&dir);
+    let _ = std::fs::remove_dir(dir.parent().unwrap());
+    let found = found.unwrap();
+    assert_eq!(found.path, dir);
+    assert_eq!(found.name, "0123456789ab");
+    assert!(missing.unwrap_err().to_string().contains("no cgroup"));
+}
+
+#[test]
+fn missing_cgroup_is_a_clear_error() {
+    require_live!();
+    let err = live::record(
+        RecordOptions {
+            target: Target::Cgroup("/sys/fs/cgroup/unified/definitely/not/here".into()),
+            out: std::env::temp_dir().join("never.zip"),
+            duration: Some(Duration::from_millis(10)),
+            exploit_at: None,
+            marker_file: None,
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("cgroup not found"), "{err}");
+}
