@@ -4,6 +4,8 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
+pub mod metrics;
+
 use crate::detect::window_error;
 use crate::event::RecordingInfo;
 use crate::features::{read_recording, WindowFeatures};
