@@ -14,5 +14,6 @@ pub mod features;
 pub mod model;
 pub mod source;
 pub mod ssg;
+pub mod stide;
 pub mod train;
 pub mod window;
