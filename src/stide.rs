@@ -561,7 +561,10 @@ mod tests {
     }
 
     impl Mem {
-        fn new(name: &str, events: Vec<(u64, i64, Direction, &'static str)>) -> Box<dyn EventSource> {
+        fn boxed(
+            name: &str,
+            events: Vec<(u64, i64, Direction, &'static str)>,
+        ) -> Box<dyn EventSource> {
             Box::new(Mem {
                 info: RecordingInfo {
                     name: name.into(),
@@ -638,7 +641,7 @@ mod tests {
 
     #[test]
     fn sequences_are_per_thread_enter_events_with_family_names() {
-        let rec = Mem::new(
+        let rec = Mem::boxed(
             "r",
             vec![
                 (0, 1, E, "read"),
@@ -673,7 +676,7 @@ mod tests {
         // Frame mismatch counts after each: 0, 1, 1, 2, 3 → scores /4.
         // Windows of 1000 ns: events at 0,500 | 1000,1500 | 2500,2600.
         let m = model(&[&["a", "b"]], settings(2, 4));
-        let rec = Mem::new(
+        let rec = Mem::boxed(
             "r",
             vec![
                 (0, 1, E, "a"),
@@ -697,7 +700,7 @@ mod tests {
         // n = 1, L = 2: scores are the share of unknown calls among the
         // last two. x y a a → 1/2, 2/2, 1/2, 0.
         let m = model(&[&["a"]], settings(1, 2));
-        let rec = Mem::new(
+        let rec = Mem::boxed(
             "r",
             vec![
                 (0, 1, E, "x"),
@@ -714,7 +717,7 @@ mod tests {
     #[test]
     fn training_holds_out_the_last_fifth_for_the_thresholds() {
         let normal = |name: &str, extra: &'static str| {
-            Mem::new(
+            Mem::boxed(
                 name,
                 vec![
                     (0, 1, E, "a"),
@@ -758,7 +761,9 @@ mod tests {
         assert_eq!(back.syscalls, m.syscalls);
         assert_eq!(back.settings, m.settings);
         // A STIDE bundle is not an autoencoder bundle.
-        let err = crate::model::Bundle::load(dir.path()).unwrap_err().to_string();
+        let err = crate::model::Bundle::load(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"stide\" baseline"), "{err}");
         // A damaged database names its file.
         std::fs::write(

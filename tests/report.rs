@@ -49,7 +49,10 @@ fn sc_text(seconds: u64, seed: u64, exploit_at: Option<f64>) -> String {
                 let shell = [
                     ("execve", "filename=/bin/sh"),
                     ("ptrace", "request=PTRACE_ATTACH"),
-                    ("openat", "fd=4 dirfd=-100 name=/etc/shadow flags=1(O_RDONLY) mode=0"),
+                    (
+                        "openat",
+                        "fd=4 dirfd=-100 name=/etc/shadow flags=1(O_RDONLY) mode=0",
+                    ),
                     ("mknod", "path=/tmp/x"),
                     ("socket", "domain=2"),
                 ];
@@ -191,7 +194,12 @@ fn both_detectors_side_by_side_in_the_report() {
     assert!(lab.path("m_stide/stide_sequences.json").exists());
 
     // A STIDE bundle where a chids one is needed: a clear error.
-    let o = chids(&["vectors", "--model", &lab.s("m_stide"), &lab.s("test/normal")]);
+    let o = chids(&[
+        "vectors",
+        "--model",
+        &lab.s("m_stide"),
+        &lab.s("test/normal"),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("\"stide\" baseline"), "{}", stderr(&o));
 
@@ -250,7 +258,10 @@ fn both_detectors_side_by_side_in_the_report() {
     assert_eq!(scores.len(), 2);
     assert_eq!(scores[0]["recording"], "attack_0");
     for f in ["roc.png", "scores-1-chids.png", "scores-2-stide.png"] {
-        assert!(is_png(&lab.path(&format!("report/{f}"))), "{f} is not a PNG");
+        assert!(
+            is_png(&lab.path(&format!("report/{f}"))),
+            "{f} is not a PNG"
+        );
     }
 
     // Same inputs, same report.
@@ -264,7 +275,13 @@ fn both_detectors_side_by_side_in_the_report() {
     // --plot-recording picks the recording; an unknown one is named.
     let o = lab.evaluate(
         &["m_stide"],
-        &["--report", &lab.s("r3"), "--plot-recording", "attack_1", "--json"],
+        &[
+            "--report",
+            &lab.s("r3"),
+            "--plot-recording",
+            "attack_1",
+            "--json",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -278,7 +295,10 @@ fn both_detectors_side_by_side_in_the_report() {
     );
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("\"nope\"") && err.contains("attack_0"), "{err}");
+    assert!(
+        err.contains("\"nope\"") && err.contains("attack_0"),
+        "{err}"
+    );
     if std::env::var_os("CHIDS_KEEP_REPORT_LAB").is_some() {
         // For looking at the report and plots by hand.
         eprintln!("lab kept in {}", lab.dir.keep().display());

@@ -47,7 +47,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let detectors: Vec<Detector> = args
         .model
         .iter()
-        .map(|dir| Detector::load(dir).with_context(|| format!("loading the model {}", dir.display())))
+        .map(|dir| {
+            Detector::load(dir).with_context(|| format!("loading the model {}", dir.display()))
+        })
         .collect::<Result<_>>()?;
     let normal = super::recordings(&args.normal, "--ns")?;
     let attack = super::recordings(&args.attack, "--ms")?;
@@ -65,9 +67,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .and_then(|n| {
                 Ok((
                     n,
-                    detector.score_all(&attack, &read, &stage("scoring attack"), &|s| {
-                        bar.step(s)
-                    })?,
+                    detector
+                        .score_all(&attack, &read, &stage("scoring attack"), &|s| bar.step(s))?,
                 ))
             });
         bar.finish();

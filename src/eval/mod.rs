@@ -8,14 +8,14 @@ pub mod metrics;
 pub mod plot;
 pub mod report;
 
+use crate::args::Mode;
 use crate::detect::window_error;
 use crate::event::RecordingInfo;
 use crate::features::{read_recording, WindowFeatures};
-use crate::args::Mode;
 use crate::model::bundle::read_baseline_json;
 use crate::model::{Bundle, BundleError};
-use crate::stide::StideModel;
 use crate::source::{EventSource, ReadOptions, SourceError};
+use crate::stide::StideModel;
 use crate::train::{read_warnings, Progress, Step};
 
 /// One recording, scored.

@@ -55,8 +55,12 @@ pub fn ensure_font() -> Result<(), PlotError> {
                         // plotters keeps fonts for the whole process; one
                         // font, loaded once, is leaked on purpose.
                         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                        return plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, bytes)
-                            .map_err(|_| format!("{}: not a usable TrueType font", path.display()));
+                        return plotters::style::register_font(
+                            FONT_FAMILY,
+                            FontStyle::Normal,
+                            bytes,
+                        )
+                        .map_err(|_| format!("{}: not a usable TrueType font", path.display()));
                     }
                     Err(e) => tried.push(format!("{} ({e})", path.display())),
                 }
@@ -140,7 +144,7 @@ pub struct ScorePlot<'a> {
 
 /// Draws a recording's window scores over time (seconds from its first
 /// window), the threshold, and the exploit start, into `path`. Scores that
-/// span more than two decades are drawn as log10, so that both the
+/// span more than a factor of 20 are drawn as log10, so that both the
 /// threshold and an attack's peak stay visible.
 pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
     ensure_font()?;
@@ -166,18 +170,26 @@ pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
         .collect();
     let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = positive.iter().copied().fold(0.0f64, f64::max);
-    let log = lo.is_finite() && hi / lo > 100.0;
+    let log = lo.is_finite() && hi / lo > 20.0;
     // A floor for zero scores on the log axis: a decade below the smallest.
     let floor = if log { lo / 10.0 } else { 0.0 };
     let tr = |y: f64| if log { y.max(floor).log10() } else { y };
-    let ys: Vec<f64> = points.iter().map(|p| tr(p.1)).chain([tr(plot.threshold)]).collect();
+    let ys: Vec<f64> = points
+        .iter()
+        .map(|p| tr(p.1))
+        .chain([tr(plot.threshold)])
+        .collect();
     let (mut y_min, mut y_max) = ys
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| (a.min(y), b.max(y)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+            (a.min(y), b.max(y))
+        });
     if !log {
         y_min = y_min.min(0.0);
     }
-    if !(y_max > y_min) {
+    let span = y_max - y_min;
+    if span.is_nan() || span <= 0.0 {
+        // One value only (or nothing to draw): any visible range will do.
         y_max = y_min + 1.0;
     }
     let pad = (y_max - y_min) * 0.05;
@@ -209,28 +221,19 @@ pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
         .axis_desc_style((FONT_FAMILY, 18))
         .draw()
         .map_err(|e| draw_err(&e))?;
-    let blue = COLOURS[0];
-    chart
-        .draw_series(LineSeries::new(points.iter().map(|&(x, y)| (x, tr(y))), blue.stroke_width(2)))
-        .map_err(|e| draw_err(&e))?
-        .label(plot.score_name.to_string())
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], blue.stroke_width(2)));
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| p.1 > plot.threshold)
-                .map(|&(x, y)| Circle::new((x, tr(y)), 4, COLOURS[1].filled())),
-        )
-        .map_err(|e| draw_err(&e))?
-        .label("alarm (score > threshold)")
-        .legend(|(x, y)| Circle::new((x + 12, y), 4, COLOURS[1].filled()));
+    // Threshold and exploit first, so the scores are drawn over them.
     let th = tr(plot.threshold);
     let orange = RGBColor(255, 127, 14);
     chart
-        .draw_series(LineSeries::new([(0.0, th), (x_end, th)], orange.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            [(0.0, th), (x_end, th)],
+            orange.stroke_width(2),
+        ))
         .map_err(|e| draw_err(&e))?
-        .label(format!("threshold, theta {} ({:.3e})", plot.theta, plot.threshold))
+        .label(format!(
+            "threshold, theta {} ({:.3e})",
+            plot.theta, plot.threshold
+        ))
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], orange.stroke_width(2)));
     if let Some(e) = exploit {
         let black = BLACK;
@@ -243,6 +246,44 @@ pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
             .label(format!("exploit start ({e:.2} s)"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], black.stroke_width(2)));
     }
+    // Each window's score as a step over the window's span; a window
+    // without a score breaks the line.
+    let width = s.window_ns as f64 / 1e9;
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (&start, score) in s.starts.iter().zip(&s.scores) {
+        match score.filter(|y| y.is_finite()) {
+            Some(y) => {
+                let x = secs(start);
+                let run = runs.last_mut().expect("one run");
+                run.push((x, tr(y)));
+                run.push((x + width, tr(y)));
+            }
+            None => runs.push(Vec::new()),
+        }
+    }
+    let blue = COLOURS[0];
+    for (i, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
+        let drawn = chart
+            .draw_series(LineSeries::new(run, blue.stroke_width(2)))
+            .map_err(|e| draw_err(&e))?;
+        if i == 0 {
+            drawn
+                .label(format!("{} per window", plot.score_name))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 25, y)], blue.stroke_width(2))
+                });
+        }
+    }
+    chart
+        .draw_series(
+            points
+                .iter()
+                .filter(|p| p.1 > plot.threshold)
+                .map(|&(x, y)| Circle::new((x + width / 2.0, tr(y)), 5, COLOURS[1].filled())),
+        )
+        .map_err(|e| draw_err(&e))?
+        .label("alarm (score > threshold)")
+        .legend(|(x, y)| Circle::new((x + 12, y), 5, COLOURS[1].filled()));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

@@ -383,7 +383,10 @@ pub fn markdown(report: &Report) -> String {
                     s,
                     "| Theta | Threshold | DR | Detected | FA windows | Normal windows | CFA | Precision | F1 | Latency mean (s) | Latency max (s) |"
                 );
-                let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+                let _ = writeln!(
+                    s,
+                    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                );
                 for r in rows {
                     let _ = writeln!(
                         s,
