@@ -773,5 +773,13 @@ mod tests {
         .unwrap();
         let err = StideModel::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains(SEQUENCES_FILE), "{err}");
+        // An autoencoder bundle (no "detector": the original format) is not STIDE.
+        std::fs::write(
+            dir.path().join(BASELINE_FILE),
+            r#"{"kind":"chids-baseline","format_version":1}"#,
+        )
+        .unwrap();
+        let err = StideModel::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("\"chids\" baseline, not a STIDE one"), "{err}");
     }
 }

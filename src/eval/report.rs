@@ -28,19 +28,21 @@ pub struct ModelEvaluation {
     pub roc: Roc,
     /// Usable recordings' scores, normal ones first, in input order.
     pub series: Vec<Series>,
-    /// Threshold for any theta, for plots.
+    /// (theta, threshold) of the detector's grid, for plots.
     threshold_at: Vec<(f64, f64)>,
-    max_threshold_base: f64,
+    /// The threshold at theta 1 (the largest training score): thetas off
+    /// the grid scale it.
+    theta_one_threshold: f64,
 }
 
 impl ModelEvaluation {
-    /// The threshold at `theta`: from the table when there, else scaled
+    /// The threshold at `theta`: from the grid when there, else scaled
     /// from the theta-1 threshold.
     pub fn threshold(&self, theta: f64) -> f64 {
         self.threshold_at
             .iter()
             .find(|(t, _)| (t - theta).abs() < 1e-9)
-            .map_or(theta * self.max_threshold_base, |&(_, th)| th)
+            .map_or(theta * self.theta_one_threshold, |&(_, th)| th)
     }
 }
 
@@ -79,7 +81,7 @@ pub fn evaluate_model(
             .copied()
             .zip(detector.thresholds().iter().copied())
             .collect(),
-        max_threshold_base: detector.threshold(1.0),
+        theta_one_threshold: detector.threshold(1.0),
     }
 }
 
