@@ -531,21 +531,7 @@ fn score_refs(
     stage: &str,
     progress: &Progress<'_>,
 ) -> Result<Vec<ScoredRecording>, SourceError> {
-    progress(Step::Stage {
-        name: stage,
-        total: recordings.len(),
-    });
-    let results: Vec<Result<ScoredRecording, SourceError>> = recordings
-        .par_iter()
-        .map(|r| {
-            let out = model.score(*r, read);
-            progress(Step::Recording {
-                name: &r.info().name,
-            });
-            out
-        })
-        .collect();
-    results.into_iter().collect()
+    crate::train::map_recordings(recordings, stage, progress, |r| model.score(r, read))
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Evaluation (SPEC §7): recordings scored window by window, and the
 //! reference's recording-level table of detection and false-alarm rates.
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 pub mod metrics;
@@ -16,7 +15,7 @@ use crate::model::bundle::read_baseline_json;
 use crate::model::{Bundle, BundleError};
 use crate::source::{EventSource, ReadOptions, SourceError};
 use crate::stide::StideModel;
-use crate::train::{read_warnings, Progress, Step};
+use crate::train::{map_recordings, read_warnings, Progress};
 
 /// One recording, scored.
 #[derive(Clone, Debug)]
@@ -162,39 +161,23 @@ pub fn score_all(
     stage: &str,
     progress: &Progress<'_>,
 ) -> Result<Vec<ScoredRecording>, SourceError> {
-    progress(Step::Stage {
-        name: stage,
-        total: recordings.len(),
-    });
-    let results: Vec<Result<ScoredRecording, SourceError>> = recordings
-        .par_iter()
-        .map(|r| {
-            let features = read_recording(
-                r.as_ref(),
-                bundle.settings,
-                Some(&bundle.elements),
-                explain,
-                read,
-            )?;
-            let warnings = read_warnings(r.as_ref(), &features.read, !features.features.is_empty());
-            let errors = features
-                .features
-                .iter()
-                .map(|w| window_error(bundle, w))
-                .collect();
-            progress(Step::Recording {
-                name: &r.info().name,
-            });
-            Ok(ScoredRecording {
-                info: r.info().clone(),
-                events: features.read.events,
-                windows: features.features,
-                errors,
-                warnings,
-            })
+    let refs: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    map_recordings(&refs, stage, progress, |r| {
+        let features = read_recording(r, bundle.settings, Some(&bundle.elements), explain, read)?;
+        let warnings = read_warnings(r, &features.read, !features.features.is_empty());
+        let errors = features
+            .features
+            .iter()
+            .map(|w| window_error(bundle, w))
+            .collect();
+        Ok(ScoredRecording {
+            info: r.info().clone(),
+            events: features.read.events,
+            windows: features.features,
+            errors,
+            warnings,
         })
-        .collect();
-    results.into_iter().collect()
+    })
 }
 
 /// One row of the evaluation table.
