@@ -123,7 +123,7 @@ fn truncated_real_lidds_zip_is_an_error_naming_the_file() {
     for cut in [bytes.len() / 3, bytes.len() - 100] {
         let p = dir.path().join(format!("cut{cut}.zip"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
-        let err = match discover(&[p.clone()]) {
+        let err = match discover(std::slice::from_ref(&p)) {
             Err(e) => e.to_string(),
             Ok(found) => {
                 let r = &found.recordings[0];
