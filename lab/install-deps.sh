@@ -5,7 +5,7 @@ set -euo pipefail
 die() { echo "lab: $*" >&2; exit 1; }
 declare -A PKGS=(
 	[common]="python3 curl util-linux iproute2 gawk"
-	[ftp-bruteforce]="vsftpd hydra"
+	[ftp-bruteforce]="vsftpd hydra tini"
 	[nginx-alias-traversal]="nginx-light"
 	[redis-config-write]="redis-server redis-tools"
 	[flask-ssti]="python3-flask"

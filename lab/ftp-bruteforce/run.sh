@@ -11,17 +11,19 @@ SCENARIO=ftp-bruteforce
 PORT=${PORT:-12121}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 SRV=/srv/chids-lab/$SCENARIO
-need /usr/sbin/vsftpd useradd chpasswd
+need /usr/sbin/vsftpd /usr/bin/tini useradd chpasswd
 FTP_USER=chidslab
 FTP_PASS=lab-throwaway-7   # a local lab account on loopback; not a secret
-SERVER_CMD=(/usr/sbin/vsftpd "$SRV/vsftpd.conf")
+# vsftpd cannot be pid 1: its SIGCHLD handler segfaults on orphans it did
+# not start (reparented to it). tini is the container init (docker --init).
+SERVER_CMD=(/usr/bin/tini -- /usr/sbin/vsftpd "$SRV/vsftpd.conf")
 
 lab_setup() {
 	rm -rf "$SRV"
 	mkdir -p "$SRV/home" /var/run/vsftpd/empty
 	id "$FTP_USER" >/dev/null 2>&1 ||
 		useradd -M -d "$SRV/home" -s /bin/bash "$FTP_USER" || die "cannot create user $FTP_USER"
-	usermod -d "$SRV/home" "$FTP_USER"
+	usermod -d "$SRV/home" "$FTP_USER" 2>/dev/null || true
 	echo "$FTP_USER:$FTP_PASS" | chpasswd
 	printf 'Welcome to the lab FTP.\n' >"$SRV/home/readme.txt"
 	seq 1 200 | awk '{ print $1 ",item" $1 "," $1 * 3 }' >"$SRV/home/report.csv"
