@@ -9,7 +9,7 @@ use crate::features::{
     TrainingElements, WindowFeatures,
 };
 use crate::model::bundle::TrainingInfo;
-use crate::model::{thresholds, Autoencoder, Bundle, ModelError, TrainConfig};
+use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
 use crate::source::{EventSource, ReadOptions, ReadStats, SourceError};
 
 /// What to train and how.
@@ -201,23 +201,36 @@ pub fn train(
         return Err(TrainError::TooFewWindows(vectors.len()));
     }
 
-    let epochs = options.model.epochs;
-    let (model, report) =
-        Autoencoder::fit(&vectors, &options.model, &mut |epoch, loss, val_loss| {
-            progress(Step::Epoch {
-                epoch,
-                total: epochs,
-                loss,
-                val_loss,
-            })
-        })?;
+    let scoring = Scoring::fit(settings.mode, &vectors);
+    let prepared: Vec<[f64; 3]> = vectors.iter().map(|v| scoring.prepare(v)).collect();
+    let train_rows =
+        prepared.len() - (prepared.len() as f64 * options.model.validation_split) as usize;
+    let config = TrainConfig {
+        epochs: Scoring::epochs(
+            settings.mode,
+            options.model.epochs,
+            train_rows,
+            options.model.batch_size,
+        ),
+        ..options.model.clone()
+    };
+    let epochs = config.epochs;
+    let (model, report) = Autoencoder::fit(&prepared, &config, &mut |epoch, loss, val_loss| {
+        progress(Step::Epoch {
+            epoch,
+            total: epochs,
+            loss,
+            val_loss,
+        })
+    })?;
     let max_error = vectors
         .iter()
-        .map(|v| model.reconstruction_error(v))
+        .map(|v| scoring.error(&model, v))
         .fold(0.0f64, f64::max);
     let bundle = Bundle {
         settings,
         elements,
+        scoring,
         thetas: options.thetas.clone(),
         thresholds: thresholds(max_error, &options.thetas),
         training: TrainingInfo {
