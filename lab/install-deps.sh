@@ -4,7 +4,7 @@
 set -euo pipefail
 die() { echo "lab: $*" >&2; exit 1; }
 declare -A PKGS=(
-	[common]="python3 curl util-linux iproute2 gawk"
+	[common]="python3 curl util-linux iproute2"
 	[ftp-bruteforce]="vsftpd hydra tini"
 	[nginx-alias-traversal]="nginx-light"
 	[redis-config-write]="redis-server redis-tools"

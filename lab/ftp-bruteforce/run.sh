@@ -23,7 +23,7 @@ lab_setup() {
 	mkdir -p "$SRV/home" /var/run/vsftpd/empty
 	id "$FTP_USER" >/dev/null 2>&1 ||
 		useradd -M -d "$SRV/home" -s /bin/bash "$FTP_USER" || die "cannot create user $FTP_USER"
-	usermod -d "$SRV/home" "$FTP_USER" 2>/dev/null || true
+	usermod -d "$SRV/home" "$FTP_USER" >/dev/null 2>&1 || true
 	echo "$FTP_USER:$FTP_PASS" | chpasswd
 	printf 'Welcome to the lab FTP.\n' >"$SRV/home/readme.txt"
 	seq 1 200 | awk '{ print $1 ",item" $1 "," $1 * 3 }' >"$SRV/home/report.csv"

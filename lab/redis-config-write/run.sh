@@ -22,10 +22,9 @@ lab_prepare() { rm -f "$SRV/dump.rdb" "/tmp/$DROP"; }
 lab_cleanup() { rm -f "/tmp/$DROP"; }
 
 lab_normal_load() {
-	local i end_ns
-	end_ns=$(awk "BEGIN { printf \"%d\", $REC_END * 1e9 }")
+	local i end_s=${REC_END%.*}
 	for ((i = 0; i < LOAD_MAX; i++)); do
-		[ "$(date +%s%N)" -lt "$end_ns" ] || break
+		[ "$(date +%s)" -le "$end_s" ] || break
 		kill -0 "$REC_PID" 2>/dev/null || break
 		{
 			echo "SET user:$((i % 50)) name-$i"
