@@ -16,6 +16,8 @@
 #   N_TRAIN N_VAL N_NORMAL N_ATTACK DURATION (seconds)   override the sizes
 #   SEED          seeds the attack times (default 1)
 #   CHIDS_RECORD  the record command (default "target/release/chids-live record")
+#   PORT          the server's port on 127.0.0.1 (each scenario has its own default)
+#   LAB_SRV       where servers' files go (default /srv/chids-lab/<scenario>)
 set -euo pipefail
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +39,9 @@ else
 fi
 SEED=${SEED:-1}
 OUT=${OUT:-$LAB/out}
+# The server's files (configs, site, home folders) live at a fixed path, so
+# paths in the recordings are the same in every run; LAB_SRV moves them.
+SRV=${LAB_SRV:-/srv/chids-lab}/${SCENARIO:-none}
 CHIDS_RECORD=${CHIDS_RECORD:-$REPO/target/release/chids-live record}
 read -ra RECORD_CMD <<<"$CHIDS_RECORD"
 # The sandboxed server gets a clean, fixed environment (no pyenv shims,

@@ -10,7 +10,6 @@ set -euo pipefail
 SCENARIO=flask-ssti
 PORT=${PORT:-15001}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-SRV=/srv/chids-lab/$SCENARIO
 need curl
 "$PY" -c 'import flask' 2>/dev/null || die "python3-flask is missing; run lab/install-deps.sh (as root)"
 SERVER_CMD=("$PY" -B "$SRV/app.py" "$PORT")

@@ -10,7 +10,6 @@ set -euo pipefail
 SCENARIO=nginx-alias-traversal
 PORT=${PORT:-18081}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-SRV=/srv/chids-lab/$SCENARIO
 need /usr/sbin/nginx curl
 SERVER_CMD=(/usr/sbin/nginx -p "$SRV" -c "$SRV/nginx.conf")
 PAGES=(/ /index.html /about.html /news.html /static/app.css /static/app.js

@@ -10,7 +10,6 @@ set -euo pipefail
 SCENARIO=redis-config-write
 PORT=${PORT:-16380}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-SRV=/srv/chids-lab/$SCENARIO
 need /usr/bin/redis-server redis-cli
 SERVER_CMD=(/usr/bin/redis-server --bind 127.0.0.1 --port "$PORT" --protected-mode no
 	--daemonize no --save "" --appendonly no --dir "$SRV" --dbfilename dump.rdb
