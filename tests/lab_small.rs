@@ -86,8 +86,11 @@ fn lab_small_scenario_end_to_end() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
     // nginx's worker (www-data) must reach the site under it
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     let script = repo.join("lab").join(SCENARIO).join("run.sh");
     let started = std::time::Instant::now();
