@@ -10,7 +10,6 @@ set -euo pipefail
 SCENARIO=ftp-bruteforce
 PORT=${PORT:-12121}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-SRV=/srv/chids-lab/$SCENARIO
 need /usr/sbin/vsftpd /usr/bin/tini useradd chpasswd
 FTP_USER=chidslab
 FTP_PASS=lab-throwaway-7   # a local lab account on loopback; not a secret
