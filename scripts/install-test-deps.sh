@@ -5,7 +5,10 @@
 # needs root (apt-get) unless everything is already there.
 set -euo pipefail
 need=()
-for pkg in clang libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool curl python3 unzip fonts-dejavu-core; do
+# nginx-light: the server of the lab scenario tests/lab_small.rs records
+# (lab/nginx-alias-traversal); the other lab scenarios' packages are in
+# lab/install-deps.sh.
+for pkg in clang libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool curl python3 unzip fonts-dejavu-core nginx-light; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
