@@ -44,10 +44,11 @@ fn run_record(args: &live_cli::RecordArgs) -> Result<ExitCode, String> {
         eprintln!();
     }
     eprintln!(
-        "{}: {} events in {:.1}s from {} ({} dropped, {} unreadable paths){}",
+        "{}: {} events in {:.2}s (chids cpu {:.2}s) from {} ({} dropped, {} unreadable paths){}",
         summary.out.display(),
         summary.events,
         summary.elapsed.as_secs_f64(),
+        summary.cpu.as_secs_f64(),
         summary.cgroup.display(),
         summary.counters.dropped,
         summary.counters.path_faults,
@@ -125,11 +126,12 @@ fn run_monitor(args: &live_cli::MonitorArgs) -> Result<ExitCode, String> {
     })
     .map_err(|e| e.to_string())?;
     eprintln!(
-        "{} events, {} windows, {} alerts in {:.1}s ({} dropped)",
+        "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped)",
         summary.events,
         summary.windows,
         summary.alerts,
         summary.elapsed.as_secs_f64(),
+        summary.cpu.as_secs_f64(),
         summary.counters.dropped
     );
     Ok(ExitCode::SUCCESS)

@@ -282,6 +282,10 @@ impl Capture {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
             Err(e) => return Err(bpf_err("ring buffer poll", e)),
         }
+        // The kernel side wakes us only when a lot is pending
+        // (BPF_RB_NO_WAKEUP otherwise), and a poll that timed out consumes
+        // nothing: take whatever is there now.
+        let _ = self.ring.consume();
         Ok(self.deliver(f))
     }
 

@@ -112,3 +112,18 @@ pub fn request_stop() {
 pub fn reset_stop() {
     STOP.store(false, Ordering::SeqCst);
 }
+
+/// CPU time (user + system) this process has used so far, children
+/// excluded: what capture costs in user space. (The eBPF programs' own
+/// cost is charged to the traced tasks, as kernel time of their syscalls.)
+pub fn self_cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage writes into the struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv =
+        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}

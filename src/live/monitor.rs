@@ -102,6 +102,8 @@ pub struct MonitorSummary {
     pub elapsed: Duration,
     pub threshold: f64,
     pub command_status: Option<i32>,
+    /// CPU time chids itself used while capturing (user + system).
+    pub cpu: Duration,
     pub stopped_by: StopReason,
 }
 
@@ -193,6 +195,7 @@ pub fn monitor(
     });
 
     let start = Instant::now();
+    let cpu_start = super::self_cpu_time();
     if let (Some(c), Target::Command(argv)) = (command.as_mut(), &opts.target) {
         c.spawn(argv)?;
     }
@@ -348,6 +351,7 @@ pub fn monitor(
         elapsed,
         threshold,
         command_status,
+        cpu: super::self_cpu_time().saturating_sub(cpu_start),
         stopped_by,
     })
 }

@@ -105,6 +105,18 @@ const volatile __u32 self_tgid = 0;
 // ancestor at that level may match. Updated at run time (it lives in .bss).
 __u32 level_mask = 0;
 
+// Waking the reader for every event costs the traced task a wakeup per
+// syscall (measured: `find /usr` 5x slower). Instead the reader is woken only
+// once this much is pending; otherwise it polls on a short timeout.
+#define WAKEUP_BYTES (256 * 1024)
+
+static __always_inline __u64 submit_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count(__u32 slot)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &slot);
@@ -187,12 +199,16 @@ static __always_inline int emit_small(__u64 own, __u64 watch, long nr, __u8 dir,
 		return 0;
 	}
 	fill(e, own, watch, nr, dir, ret);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }
 
-SEC("tracepoint/raw_syscalls/sys_enter")
-int chids_sys_enter(struct trace_event_raw_sys_enter *ctx)
+// BTF-enabled raw tracepoints on raw_syscalls:sys_enter / sys_exit. The
+// classic `tracepoint/raw_syscalls/...` form first copies every event into a
+// perf trace buffer for every task on the machine; measured here, that
+// alone doubled the system time of `find /usr` outside any watched cgroup.
+SEC("tp_btf/sys_enter")
+int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
@@ -200,13 +216,15 @@ int chids_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	__u64 watch = watched_cgroup(&own);
 	if (!watch)
 		return 0;
-	long nr = ctx->id;
+	long nr = id;
 	if (!is_path_family(nr))
 		return emit_small(own, watch, nr, DIR_ENTER, 0);
 
-	// Copy the arguments to locals: the verifier rejects a variable index
-	// into ctx->args.
-	__u64 a0 = ctx->args[0], a1 = ctx->args[1], a2 = ctx->args[2];
+	// x86-64 syscall arguments: rdi, rsi, rdx. Read once into locals (the
+	// verifier also rejects a variable index into an args array).
+	__u64 a0 = BPF_CORE_READ(regs, di);
+	__u64 a1 = BPF_CORE_READ(regs, si);
+	__u64 a2 = BPF_CORE_READ(regs, dx);
 	__u64 ptr = 0, flags = 0;
 	switch (nr) {
 	case NR_open: ptr = a0; flags = a1; break;
@@ -230,7 +248,7 @@ int chids_sys_enter(struct trace_event_raw_sys_enter *ctx)
 		}
 		fill(&e->h, own, watch, nr, DIR_ENTER, 0);
 		read_path(e, ptr);
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, submit_flags());
 		return 0;
 	}
 
@@ -240,8 +258,8 @@ int chids_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	return emit_small(own, watch, nr, DIR_ENTER, 0);
 }
 
-SEC("tracepoint/raw_syscalls/sys_exit")
-int chids_sys_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
@@ -249,8 +267,8 @@ int chids_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 watch = watched_cgroup(&own);
 	if (!watch)
 		return 0;
-	long nr = ctx->id;
-	long ret = ctx->ret;
+	// The syscall number survives in orig_ax (ax holds the return value).
+	long nr = BPF_CORE_READ(regs, orig_ax);
 	if (!is_path_family(nr) || nr == NR_execve || nr == NR_execveat)
 		return emit_small(own, watch, nr, DIR_EXIT, ret);
 
@@ -273,6 +291,6 @@ int chids_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
 	e->h.flags = flags;
 	read_path(e, ptr);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }
