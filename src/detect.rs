@@ -20,9 +20,7 @@ pub struct ScoredWindow {
 
 /// The reconstruction error of a window's vector under the bundle's model.
 pub fn window_error(bundle: &Bundle, features: &WindowFeatures) -> Option<f64> {
-    features
-        .vector
-        .map(|v| bundle.model.reconstruction_error(&v.to_array()))
+    features.vector.map(|v| bundle.error(&v.to_array()))
 }
 
 /// Scores a live event stream window by window, with explanations.

@@ -4,7 +4,9 @@
 //! [`FeatureStream`] is the one place where this happens, for files and for
 //! live capture alike.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +139,7 @@ impl<'b> FeatureStream<'b> {
             ..
         } = self;
         windower.push(ts, encoded, &mut |w| {
-            emit(score(w, symbols, *baseline, *explain))
+            emit(score(&w, symbols, *baseline, *explain))
         });
     }
 
@@ -151,8 +153,16 @@ impl<'b> FeatureStream<'b> {
             ..
         } = self;
         windower.advance_to(now_ns, &mut |w| {
-            emit(score(w, symbols, *baseline, *explain))
+            emit(score(&w, symbols, *baseline, *explain))
         });
+    }
+
+    /// Adds one event, keeping the windows it closes encoded in `kept`
+    /// instead of scoring them (first training pass).
+    fn push_keep(&mut self, event: &Event<'_>, kept: &mut Vec<Window<WindowEvent>>) {
+        let ts = self.settings.mode.timestamp(event.ts_ns);
+        let encoded = self.encode(event);
+        self.windower.push(ts, encoded, &mut |w| kept.push(w));
     }
 
     /// Ends the stream. Returns the window statistics and the symbols seen.
@@ -164,7 +174,7 @@ impl<'b> FeatureStream<'b> {
             explain,
             ..
         } = self;
-        let stats = windower.finish(&mut |w| emit(score(w, &symbols, baseline, explain)));
+        let stats = windower.finish(&mut |w| emit(score(&w, &symbols, baseline, explain)));
         let elements = TrainingElements {
             seen_syscalls: symbols.nodes.names.iter().map(|s| s.to_string()).collect(),
             seen_args: symbols.args.names.iter().map(|s| s.to_string()).collect(),
@@ -215,7 +225,7 @@ impl<'b> FeatureStream<'b> {
 }
 
 fn score(
-    window: Window<WindowEvent>,
+    window: &Window<WindowEvent>,
     symbols: &Symbols,
     baseline: Option<&TrainingElements>,
     explain: bool,
@@ -310,5 +320,97 @@ impl FeatureStream<'_> {
             features,
             elements,
         }
+    }
+}
+
+/// A recording read once and kept encoded (12 bytes per event), so that the
+/// second training pass scores it without reading the file again.
+pub struct EncodedRecording {
+    pub read: crate::source::ReadStats,
+    pub windows: WindowStats,
+    /// Names used and busiest window, as [`RecordingFeatures::elements`].
+    pub elements: TrainingElements,
+    symbols: Symbols,
+    /// `None` when the recording was too large to keep (read it again).
+    kept: Option<Vec<Window<WindowEvent>>>,
+}
+
+/// Recordings with more events than this are not kept in memory between
+/// the training passes (~12 bytes each): they are read twice instead.
+pub const KEEP_LIMIT_EVENTS: usize = 16 << 20;
+
+/// First training pass: reads a recording, keeping it encoded when small enough.
+pub fn encode_recording(
+    source: &dyn crate::source::EventSource,
+    settings: Settings,
+    options: &crate::source::ReadOptions,
+) -> Result<EncodedRecording, crate::source::SourceError> {
+    let mut stream = FeatureStream::new(settings, None, false);
+    let mut kept = Vec::new();
+    let mut kept_events = 0usize;
+    let mut max_freq = 0usize;
+    let mut too_big = false;
+    let read = source.read(options, &mut |event| {
+        let before = kept.len();
+        stream.push_keep(event, &mut kept);
+        for w in &kept[before..] {
+            max_freq = max_freq.max(w.items.len());
+            kept_events += w.items.len();
+        }
+        if kept_events > KEEP_LIMIT_EVENTS {
+            too_big = true;
+            kept.clear();
+            kept.shrink_to_fit();
+            kept_events = 0;
+        }
+        Ok(())
+    })?;
+    let FeatureStream {
+        windower, symbols, ..
+    } = stream;
+    let windows = windower.finish(&mut |w| {
+        max_freq = max_freq.max(w.items.len());
+        kept.push(w);
+    });
+    if windows.void {
+        kept.clear();
+        max_freq = 0;
+    }
+    let elements = TrainingElements {
+        seen_syscalls: symbols.nodes.names.iter().map(|s| s.to_string()).collect(),
+        seen_args: symbols.args.names.iter().map(|s| s.to_string()).collect(),
+        max_freq: max_freq as u64,
+    };
+    Ok(EncodedRecording {
+        read,
+        windows,
+        elements,
+        symbols,
+        kept: (!too_big).then_some(kept),
+    })
+}
+
+impl EncodedRecording {
+    /// Scores the kept windows against `baseline`; `None` if they were not kept.
+    pub fn features(&mut self, baseline: &TrainingElements) -> Option<Vec<WindowFeatures>> {
+        let kept = self.kept.as_ref()?;
+        let sym = &mut self.symbols;
+        sym.node_seen = sym
+            .nodes
+            .names
+            .iter()
+            .map(|n| baseline.seen_syscalls.contains(&**n))
+            .collect();
+        sym.arg_seen = sym
+            .args
+            .names
+            .iter()
+            .map(|n| baseline.seen_args.contains(&**n))
+            .collect();
+        Some(
+            kept.iter()
+                .map(|w| score(w, sym, Some(baseline), false))
+                .collect(),
+        )
     }
 }

@@ -4,10 +4,13 @@
 
 use rayon::prelude::*;
 
-use crate::features::{read_recording, RecordingFeatures, Settings, TrainingElements};
+use crate::features::{
+    encode_recording, read_recording, EncodedRecording, RecordingFeatures, Settings,
+    TrainingElements, WindowFeatures,
+};
 use crate::model::bundle::TrainingInfo;
-use crate::model::{thresholds, Autoencoder, Bundle, ModelError, TrainConfig};
-use crate::source::{EventSource, ReadOptions, SourceError};
+use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
+use crate::source::{EventSource, ReadOptions, ReadStats, SourceError};
 
 /// What to train and how.
 #[derive(Clone, Debug)]
@@ -84,24 +87,23 @@ pub fn read_all(
     results.into_iter().collect()
 }
 
-/// Warnings about a recording's read: malformed lines, or no event at all.
-pub fn read_warnings(source: &dyn EventSource, features: &RecordingFeatures) -> Vec<String> {
+/// Warnings about a recording's read: malformed lines, or nothing usable.
+pub fn read_warnings(source: &dyn EventSource, read: &ReadStats, has_windows: bool) -> Vec<String> {
     let path = source.info().path.display();
     let mut out = Vec::new();
-    if features.read.malformed > 0 {
-        let (pos, why) = features
-            .read
+    if read.malformed > 0 {
+        let (pos, why) = read
             .first_malformed
             .clone()
             .unwrap_or((crate::source::Position::Whole, String::new()));
         out.push(format!(
             "{path}: skipped {} malformed record(s) (first at {pos}: {why})",
-            features.read.malformed
+            read.malformed
         ));
     }
-    if features.read.events == 0 {
+    if read.events == 0 {
         out.push(format!("{path}: no usable event; recording skipped"));
-    } else if features.features.is_empty() {
+    } else if !has_windows {
         out.push(format!("{path}: yields no window (its last event is earlier than its first); recording skipped"));
     }
     out
@@ -115,19 +117,26 @@ pub fn train(
 ) -> Result<Trained, TrainError> {
     let settings = options.settings;
     let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
-    let first = read_all(
-        &recordings,
-        settings,
-        None,
-        &options.read,
-        "reading (pass 1 of 2)",
-        progress,
-    )?;
+    progress(Step::Stage {
+        name: "reading (pass 1 of 2)",
+        total: recordings.len(),
+    });
+    let first: Vec<Result<EncodedRecording, SourceError>> = recordings
+        .par_iter()
+        .map(|r| {
+            let out = encode_recording(*r, settings, &options.read);
+            progress(Step::Recording {
+                name: &r.info().name,
+            });
+            out
+        })
+        .collect();
+    let first: Vec<EncodedRecording> = first.into_iter().collect::<Result<_, _>>()?;
     let mut warnings = Vec::new();
     let mut elements = TrainingElements::default();
     let mut usable = Vec::new();
-    for (&source, scan) in recordings.iter().zip(&first) {
-        warnings.extend(read_warnings(source, scan));
+    for (i, (&source, scan)) in recordings.iter().zip(&first).enumerate() {
+        warnings.extend(read_warnings(source, &scan.read, !scan.windows.void));
         if scan.read.events == 0 {
             if recordings.len() == 1 {
                 return Err(SourceError::new(
@@ -146,55 +155,89 @@ pub fn train(
             .seen_args
             .extend(scan.elements.seen_args.iter().cloned());
         elements.max_freq = elements.max_freq.max(scan.elements.max_freq);
-        usable.push(source);
+        usable.push(i);
     }
     if usable.is_empty() || elements.max_freq == 0 {
         return Err(TrainError::NoEvents);
     }
-    drop(first);
 
-    let second = read_all(
-        &usable,
-        settings,
-        Some(&elements),
-        &options.read,
-        "features (pass 2 of 2)",
-        progress,
-    )?;
-    let windows: u64 = second.iter().map(|r| r.features.len() as u64).sum();
+    // Second pass: from memory where the first pass kept the recording.
+    progress(Step::Stage {
+        name: "features (pass 2 of 2)",
+        total: usable.len(),
+    });
+    let mut first: Vec<Option<EncodedRecording>> = first.into_iter().map(Some).collect();
+    let todo: Vec<(usize, EncodedRecording)> = usable
+        .iter()
+        .filter_map(|&i| first[i].take().map(|e| (i, e)))
+        .collect();
+    let second: Vec<Result<Vec<WindowFeatures>, SourceError>> = todo
+        .into_par_iter()
+        .map(|(i, mut enc)| {
+            let out = match enc.features(&elements) {
+                Some(f) => Ok(f),
+                None => read_recording(
+                    recordings[i],
+                    settings,
+                    Some(&elements),
+                    false,
+                    &options.read,
+                )
+                .map(|r| r.features),
+            };
+            progress(Step::Recording {
+                name: &recordings[i].info().name,
+            });
+            out
+        })
+        .collect();
+    let second: Vec<Vec<WindowFeatures>> = second.into_iter().collect::<Result<_, _>>()?;
+    let windows: u64 = second.iter().map(|r| r.len() as u64).sum();
     let vectors: Vec<[f64; 3]> = second
         .iter()
-        .flat_map(|r| {
-            r.features
-                .iter()
-                .filter_map(|w| w.vector.map(|v| v.to_array()))
-        })
+        .flat_map(|r| r.iter().filter_map(|w| w.vector.map(|v| v.to_array())))
         .collect();
     if vectors.len() < 2 {
         return Err(TrainError::TooFewWindows(vectors.len()));
     }
 
-    let epochs = options.model.epochs;
-    let (model, report) =
-        Autoencoder::fit(&vectors, &options.model, &mut |epoch, loss, val_loss| {
-            progress(Step::Epoch {
-                epoch,
-                total: epochs,
-                loss,
-                val_loss,
-            })
-        })?;
+    let scoring = Scoring::fit(settings.mode, &vectors);
+    let prepared: Vec<[f64; 3]> = vectors.iter().map(|v| scoring.prepare(v)).collect();
+    let train_rows =
+        prepared.len() - (prepared.len() as f64 * options.model.validation_split) as usize;
+    let config = TrainConfig {
+        epochs: Scoring::epochs(
+            settings.mode,
+            options.model.epochs,
+            train_rows,
+            options.model.batch_size,
+        ),
+        ..options.model.clone()
+    };
+    let epochs = config.epochs;
+    let (model, report) = Autoencoder::fit(&prepared, &config, &mut |epoch, loss, val_loss| {
+        progress(Step::Epoch {
+            epoch,
+            total: epochs,
+            loss,
+            val_loss,
+        })
+    })?;
     let max_error = vectors
         .iter()
-        .map(|v| model.reconstruction_error(v))
+        .map(|v| scoring.error(&model, v))
         .fold(0.0f64, f64::max);
     let bundle = Bundle {
         settings,
         elements,
+        scoring,
         thetas: options.thetas.clone(),
         thresholds: thresholds(max_error, &options.thetas),
         training: TrainingInfo {
-            recordings: usable.iter().map(|r| r.info().name.clone()).collect(),
+            recordings: usable
+                .iter()
+                .map(|&i| recordings[i].info().name.clone())
+                .collect(),
             windows,
             vectors: vectors.len() as u64,
             epochs: report.epochs,

@@ -92,7 +92,21 @@ fn check_vectors(what: &str, want: &Value, got: &RecordingFeatures) -> usize {
     n
 }
 
+/// The capture itself, read natively.
+fn scap_for(shared: &Path, key: &str) -> PathBuf {
+    common::shared_file(shared, &format!("data/scap/{key}"))
+}
+
 fn run_scap_split(split: &str) {
+    run_split(split, text_for);
+}
+
+fn run_scap_split_natively(split: &str) {
+    run_split(split, scap_for);
+}
+
+fn run_split(split: &str, file_for: fn(&Path, &str) -> PathBuf) {
+    let text_for = file_for;
     let Some(shared) = common::shared() else {
         return;
     };
@@ -138,6 +152,16 @@ fn split_a_matches_reference() {
 #[test]
 fn split_b_matches_reference() {
     run_scap_split("B");
+}
+
+#[test]
+fn split_a_from_scap_matches_reference() {
+    run_scap_split_natively("A");
+}
+
+#[test]
+fn split_b_from_scap_matches_reference() {
+    run_scap_split_natively("B");
 }
 
 /// Feeds only the events `keep` accepts (in file order) through a stream.

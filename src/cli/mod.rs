@@ -1,6 +1,7 @@
 //! Subcommands. Each file parses its flags, calls the library, and prints.
 
 mod baseline;
+mod dump;
 mod evaluate;
 mod progress;
 mod vectors;
@@ -19,7 +20,7 @@ use chids::source::{discover, EventSource};
     version,
     about = "Container host intrusion detection from system-call sequence graphs (CHIDS)",
     long_about = "Learns how a container normally uses system calls (a baseline) and flags what deviates.\n\
-                  Reads sysdig/Falco captures, `sysdig -r` text and LID-DS 2019/2021 recordings."
+                  Reads sysdig/Falco captures (.scap), `sysdig -r` text and LID-DS 2019/2021 recordings."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,8 @@ enum Command {
     Evaluate(evaluate::Args),
     /// Print every window's anomaly vector and reconstruction error.
     Vectors(vectors::Args),
+    /// Print the events of a sysdig/Falco capture (.scap), like `sysdig -r`.
+    Dump(dump::Args),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -42,6 +45,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Baseline(args) => baseline::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Vectors(args) => vectors::run(args),
+        Command::Dump(args) => dump::run(args),
     }
 }
 

@@ -61,7 +61,7 @@ pub fn score_all(
                 explain,
                 read,
             )?;
-            let warnings = read_warnings(r.as_ref(), &features);
+            let warnings = read_warnings(r.as_ref(), &features.read, !features.features.is_empty());
             let errors = features
                 .features
                 .iter()

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::autoencoder::{Autoencoder, ModelError};
+use super::scoring::Scoring;
 use crate::args::Mode;
 use crate::features::{Settings, TrainingElements};
 
@@ -44,6 +45,8 @@ pub struct BaselineFile {
     pub seen_syscalls: Vec<String>,
     pub seen_args: Vec<String>,
     pub max_freq: u64,
+    /// Feature scaling and error rule (compat: none, mean).
+    pub scoring: Scoring,
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: TrainingInfo,
@@ -54,6 +57,7 @@ pub struct BaselineFile {
 pub struct Bundle {
     pub settings: Settings,
     pub elements: TrainingElements,
+    pub scoring: Scoring,
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: TrainingInfo,
@@ -91,6 +95,7 @@ impl Bundle {
             seen_syscalls: self.elements.seen_syscalls.iter().cloned().collect(),
             seen_args: self.elements.seen_args.iter().cloned().collect(),
             max_freq: self.elements.max_freq,
+            scoring: self.scoring,
             thetas: self.thetas.clone(),
             thresholds: self.thresholds.clone(),
             training: self.training.clone(),
@@ -161,11 +166,17 @@ impl Bundle {
                 seen_args: file.seen_args.into_iter().collect(),
                 max_freq: file.max_freq,
             },
+            scoring: file.scoring,
             thetas: file.thetas,
             thresholds: file.thresholds,
             training: file.training,
             model,
         })
+    }
+
+    /// The error of a window vector: what thresholds are compared with.
+    pub fn error(&self, v: &[f64; 3]) -> f64 {
+        self.scoring.error(&self.model, v)
     }
 
     /// The threshold for `theta`: the stored one when theta is in the grid,

@@ -9,3 +9,6 @@ pub use autoencoder::{
 pub mod bundle;
 
 pub use bundle::{Bundle, BundleError};
+pub mod scoring;
+
+pub use scoring::{ErrorKind, Scoring};

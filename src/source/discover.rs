@@ -132,7 +132,7 @@ pub fn open(path: &Path) -> Result<Box<dyn EventSource>, SourceError> {
     Err(SourceError::new(
         path,
         Position::Byte(0),
-        "unrecognised format (expected .scap, LID-DS .zip/.sc/.txt, or sysdig -r text)",
+        "unrecognised format (expected a .scap capture, a LID-DS .zip/.sc/.txt, or sysdig -r text)",
     ))
 }
 
@@ -160,11 +160,7 @@ fn is_scap(head: &[u8]) -> bool {
 }
 
 fn open_scap(path: &Path) -> Result<Box<dyn EventSource>, SourceError> {
-    Err(SourceError::new(
-        path,
-        Position::Whole,
-        "scap captures are not supported yet",
-    ))
+    Ok(Box::new(super::scap::ScapSource::open(path)?))
 }
 
 fn find_runs_csv(txt: &Path) -> Option<PathBuf> {

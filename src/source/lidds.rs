@@ -7,7 +7,7 @@
 //!   syscall args...`) with the labels in a `runs.csv` next to it.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::lines::{for_each_line, parse_time_of_day, rest_from, tokens_with_offsets, DayCounter};
@@ -162,7 +162,7 @@ impl EventSource for Lidds2021 {
         match &self.location {
             ScLocation::Plain { sc } => {
                 let file = File::open(sc).map_err(|e| SourceError::io(sc, Position::Whole, &e))?;
-                read_sc(sc, BufReader::with_capacity(1 << 16, file), sink)
+                read_sc(sc, file, sink)
             }
             ScLocation::Zip { sc_entry } => {
                 let file =
@@ -177,17 +177,13 @@ impl EventSource for Lidds2021 {
                 let entry = archive.by_name(sc_entry).map_err(|e| {
                     SourceError::new(path, Position::Whole, format!("{sc_entry}: {e}"))
                 })?;
-                read_sc(path, BufReader::with_capacity(1 << 16, entry), sink)
+                read_sc(path, entry, sink)
             }
         }
     }
 }
 
-fn read_sc(
-    path: &Path,
-    reader: impl BufRead,
-    sink: &mut Sink<'_>,
-) -> Result<ReadStats, SourceError> {
+fn read_sc(path: &Path, reader: impl Read, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
     let mut stats = ReadStats::default();
     for_each_line(path, reader, |number, raw| {
         let Ok(line) = std::str::from_utf8(raw) else {
@@ -338,7 +334,7 @@ fn first_2019_ts(txt: &Path) -> Result<Option<u64>, SourceError> {
     let file = File::open(txt).map_err(|e| SourceError::io(txt, Position::Whole, &e))?;
     let mut first = None;
     let stop = SourceError::new(txt, Position::Whole, "");
-    let r = for_each_line(txt, BufReader::new(file), |_, raw| {
+    let r = for_each_line(txt, file, |_, raw| {
         if let Some(e) = std::str::from_utf8(raw).ok().and_then(parse_2019_line) {
             first = Some(e.ts_ns);
             return Err(stop.clone());
@@ -384,27 +380,23 @@ impl EventSource for Lidds2019 {
         let file = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
         let mut stats = ReadStats::default();
         let mut days = DayCounter::default();
-        for_each_line(
-            path,
-            BufReader::with_capacity(1 << 16, file),
-            |number, raw| {
-                let Some(mut event) = std::str::from_utf8(raw).ok().and_then(|l| {
-                    if l.trim().is_empty() {
-                        None
-                    } else {
-                        parse_2019_line(l)
-                    }
-                }) else {
-                    if !raw.iter().all(u8::is_ascii_whitespace) {
-                        stats.malformed_at(Position::Line(number), "not a LID-DS 2019 event line");
-                    }
-                    return Ok(());
-                };
-                event.ts_ns = days.unwrap(event.ts_ns);
-                stats.events += 1;
-                sink(&event)
-            },
-        )?;
+        for_each_line(path, file, |number, raw| {
+            let Some(mut event) = std::str::from_utf8(raw).ok().and_then(|l| {
+                if l.trim().is_empty() {
+                    None
+                } else {
+                    parse_2019_line(l)
+                }
+            }) else {
+                if !raw.iter().all(u8::is_ascii_whitespace) {
+                    stats.malformed_at(Position::Line(number), "not a LID-DS 2019 event line");
+                }
+                return Ok(());
+            };
+            event.ts_ns = days.unwrap(event.ts_ns);
+            stats.events += 1;
+            sink(&event)
+        })?;
         Ok(stats)
     }
 }

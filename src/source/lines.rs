@@ -1,6 +1,6 @@
 //! Line-at-a-time reading shared by the text formats.
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
 
 use super::{Position, SourceError};
@@ -8,34 +8,55 @@ use super::{Position, SourceError};
 /// Longest line accepted: a guard against a binary file read as text.
 pub const MAX_LINE: usize = 1 << 20;
 
-/// Calls `f(line_number, line)` for every line (without its newline),
-/// reusing one buffer. Lines longer than [`MAX_LINE`] are an error.
+/// Calls `f(line_number, line)` for every line (with its newline, if it
+/// has one). Lines are handed out straight from a large read buffer, found
+/// with `memchr`: no copy and no allocation per line. Lines longer than
+/// [`MAX_LINE`] are an error.
 pub fn for_each_line(
     path: &Path,
-    mut reader: impl BufRead,
+    mut reader: impl Read,
     mut f: impl FnMut(u64, &[u8]) -> Result<(), SourceError>,
 ) -> Result<(), SourceError> {
-    let mut buf = Vec::with_capacity(256);
+    const CHUNK: usize = 1 << 18;
+    let mut buf: Vec<u8> = vec![0; CHUNK];
+    // buf[start..end] holds bytes not yet handed out.
+    let (mut start, mut end) = (0usize, 0usize);
     let mut number = 0u64;
+    let mut eof = false;
     loop {
-        buf.clear();
-        let n = reader
-            .by_ref()
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| SourceError::io(path, Position::Line(number + 1), &e))?;
-        if n == 0 {
+        // Hand out every complete line in the buffer.
+        while let Some(nl) = memchr::memchr(b'\n', &buf[start..end]) {
+            number += 1;
+            f(number, &buf[start..start + nl + 1])?;
+            start += nl + 1;
+        }
+        if eof {
+            if start < end {
+                number += 1;
+                f(number, &buf[start..end])?;
+            }
             return Ok(());
         }
-        number += 1;
-        if buf.len() > MAX_LINE {
-            return Err(SourceError::new(
-                path,
-                Position::Line(number),
-                format!("line longer than {MAX_LINE} bytes (not a text recording?)"),
-            ));
+        // Keep the partial line, grow only if one line fills the buffer.
+        buf.copy_within(start..end, 0);
+        end -= start;
+        start = 0;
+        if end == buf.len() {
+            if buf.len() > MAX_LINE {
+                return Err(SourceError::new(
+                    path,
+                    Position::Line(number + 1),
+                    format!("line longer than {MAX_LINE} bytes (not a text recording?)"),
+                ));
+            }
+            buf.resize(buf.len() * 2, 0);
         }
-        f(number, &buf)?;
+        match reader.read(&mut buf[end..]) {
+            Ok(0) => eof = true,
+            Ok(n) => end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SourceError::io(path, Position::Line(number + 1), &e)),
+        }
     }
 }
 
@@ -63,22 +84,35 @@ pub fn rest_from(line: &str, offset: Option<usize>) -> &str {
     offset.map_or("", |o| line[o..].trim_end())
 }
 
-/// Parses `HH:MM:SS.fffffffff` into nanoseconds since midnight.
+/// Parses `HH:MM:SS.fffffffff` into nanoseconds since midnight (1 to 9
+/// fraction digits, or none).
 pub fn parse_time_of_day(s: &str) -> Option<u64> {
-    let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
-    let mut parts = hms.split(':');
-    let h: u64 = parts.next()?.parse().ok()?;
-    let m: u64 = parts.next()?.parse().ok()?;
-    let sec: u64 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || h > 23 || m > 59 || sec > 60 || frac.len() > 9 {
+    let b = s.as_bytes();
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
         return None;
     }
-    let mut ns: u64 = 0;
-    for (i, c) in frac.bytes().enumerate() {
-        if !c.is_ascii_digit() {
-            return None;
+    let two = |i: usize| -> Option<u64> {
+        let (x, y) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+        (x < 10 && y < 10).then(|| u64::from(x * 10 + y))
+    };
+    let (h, m, sec) = (two(0)?, two(3)?, two(6)?);
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut ns = 0u64;
+    match &b[8..] {
+        [] => {}
+        [b'.', frac @ ..] if !frac.is_empty() && frac.len() <= 9 => {
+            for &c in frac {
+                let d = c.wrapping_sub(b'0');
+                if d >= 10 {
+                    return None;
+                }
+                ns = ns * 10 + u64::from(d);
+            }
+            ns *= 10u64.pow(9 - frac.len() as u32);
         }
-        ns += u64::from(c - b'0') * 10u64.pow(8 - i as u32);
+        _ => return None,
     }
     Some(((h * 60 + m) * 60 + sec) * 1_000_000_000 + ns)
 }
@@ -109,14 +143,17 @@ impl DayCounter {
 /// Python's `repr()` of its bytes is at most 20 characters, or contains one
 /// of the sysdig metadata words anywhere.
 pub fn compat_noise(line_with_newline: &[u8]) -> bool {
-    const NOISE: [&[u8]; 4] = [b"container", b"json", b"expecting", b"falcosecurity-libs"];
-    if NOISE
-        .iter()
-        .any(|w| memchr::memmem::find(line_with_newline, w).is_some())
-    {
+    use std::sync::LazyLock;
+    // One SIMD pass for all four words, instead of four substring searches.
+    static NOISE: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+        aho_corasick::AhoCorasick::new(["container", "json", "expecting", "falcosecurity-libs"])
+            .expect("static patterns")
+    });
+    // repr() adds at least 3 characters, so only short lines can be <= 20.
+    if line_with_newline.len() < 18 && py_bytes_repr_len(line_with_newline) <= 20 {
         return true;
     }
-    py_bytes_repr_len(line_with_newline) <= 20
+    NOISE.is_match(line_with_newline)
 }
 
 /// Length of Python's `repr(bytes)`, e.g. `b'abc\n'` is 8.
@@ -162,5 +199,8 @@ mod tests {
         );
         assert_eq!(parse_time_of_day("25:00:00.0"), None);
         assert_eq!(parse_time_of_day("ab"), None);
+        assert_eq!(parse_time_of_day("10:00:00"), Some(36_000_000_000_000));
+        assert_eq!(parse_time_of_day("10:00:00."), None);
+        assert_eq!(parse_time_of_day("10:00:00.1234567890"), None);
     }
 }

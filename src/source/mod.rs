@@ -11,7 +11,8 @@ use crate::event::{Event, RecordingInfo};
 
 pub mod discover;
 pub mod lidds;
-mod lines;
+pub(crate) mod lines;
+pub mod scap;
 pub mod sysdig_text;
 
 pub use discover::{discover, Discovered};

@@ -2,7 +2,6 @@
 //! `evt.num evt.time cpu proc.name (tid) dir evt.type evt.info...`
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use super::lines::{
@@ -49,36 +48,32 @@ impl EventSource for SysdigText {
         let file = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
         let mut stats = ReadStats::default();
         let mut days = DayCounter::default();
-        for_each_line(
-            path,
-            BufReader::with_capacity(1 << 16, file),
-            |number, raw| {
-                if options.compat_line_filter && compat_noise(raw) {
-                    stats.filtered += 1;
-                    return Ok(());
-                }
-                let Ok(line) = std::str::from_utf8(raw) else {
-                    stats.malformed_at(Position::Line(number), "not valid UTF-8");
-                    return Ok(());
-                };
-                if line.trim().is_empty() {
-                    return Ok(());
-                }
-                match parse_line(line) {
-                    Some(mut event) => {
-                        if !options.compat_line_filter {
-                            event.ts_ns = days.unwrap(event.ts_ns);
-                        }
-                        stats.events += 1;
-                        sink(&event)
+        for_each_line(path, file, |number, raw| {
+            if options.compat_line_filter && compat_noise(raw) {
+                stats.filtered += 1;
+                return Ok(());
+            }
+            let Ok(line) = std::str::from_utf8(raw) else {
+                stats.malformed_at(Position::Line(number), "not valid UTF-8");
+                return Ok(());
+            };
+            if line.trim().is_empty() {
+                return Ok(());
+            }
+            match parse_line(line) {
+                Some(mut event) => {
+                    if !options.compat_line_filter {
+                        event.ts_ns = days.unwrap(event.ts_ns);
                     }
-                    None => {
-                        stats.malformed_at(Position::Line(number), "not a sysdig event line");
-                        Ok(())
-                    }
+                    stats.events += 1;
+                    sink(&event)
                 }
-            },
-        )?;
+                None => {
+                    stats.malformed_at(Position::Line(number), "not a sysdig event line");
+                    Ok(())
+                }
+            }
+        })?;
         Ok(stats)
     }
 }

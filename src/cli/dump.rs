@@ -1,0 +1,51 @@
+//! `chids dump FILE [--format sysdig|json]`: print a capture's events.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use chids::source::scap::{dump, DumpFormat};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// Lines like `sysdig -r FILE`.
+    Sysdig,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A sysdig/Falco capture (.scap, optionally gzip-compressed).
+    file: PathBuf,
+    #[arg(long, value_enum, default_value = "sysdig")]
+    format: Format,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let format = match args.format {
+        Format::Sysdig => DumpFormat::Sysdig,
+        Format::Json => DumpFormat::Json,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let result = dump(&args.file, format, &mut out);
+    // Whatever was dumped before an error is still written out.
+    let flushed = out.flush();
+    let stats = result?;
+    if let Err(e) = flushed {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    if stats.read.malformed > 0 {
+        eprintln!(
+            "chids: warning: {}: skipped {} unknown or malformed event(s)",
+            args.file.display(),
+            stats.read.malformed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,334 @@
+//! The command line on good and bad input: exit codes, one-line errors that
+//! name the file, warnings with counts, determinism of the model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn chids(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chids"))
+        .args(args)
+        .output()
+        .expect("run chids")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A `sysdig -r` style text recording: a small loop of calls over
+/// `seconds`, with `extra` lines appended (e.g. an attack).
+fn text_recording(path: &Path, seconds: u64, seed: u64, extra: &[&str]) {
+    let mut s = String::new();
+    let mut n = 1;
+    let calls = ["read", "write", "epoll_wait", "close", "futex"];
+    for ms in (0..seconds * 1000).step_by(7) {
+        let t = ms * 1_000_000 + seed * 1_000;
+        let (sec, ns) = (10 * 3600 + t / 1_000_000_000, t % 1_000_000_000);
+        let hms = format!(
+            "{:02}:{:02}:{:02}.{:09}",
+            sec / 3600,
+            sec / 60 % 60,
+            sec % 60,
+            ns
+        );
+        let call = calls[((ms / 7 + seed) % 5) as usize];
+        s += &format!("{n} {hms} 0 nginx (42) > {call} fd=3\n");
+        n += 1;
+        s += &format!("{n} {hms} 0 nginx (42) < {call} res=0\n");
+        n += 1;
+        if ms % 700 == 0 {
+            s += &format!("{n} {hms} 0 nginx (42) < open fd=5(<f>/var/www/index.html) name=/var/www/index.html flags=1(O_RDONLY) mode=0\n");
+            n += 1;
+        }
+    }
+    for line in extra {
+        s += line;
+        s += "\n";
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let lab = Lab {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for d in ["train", "normal", "attack"] {
+            std::fs::create_dir(lab.path(d)).unwrap();
+        }
+        for i in 0..3 {
+            text_recording(&lab.path(&format!("train/r{i}.txt")), 4, i, &[]);
+        }
+        text_recording(&lab.path("normal/n0.txt"), 3, 7, &[]);
+        let attack = [
+            "99990 10:00:02.500000000 0 sh (66) > execve filename=/bin/sh",
+            "99991 10:00:02.500100000 0 sh (66) < execve res=0 exe=sh",
+            "99992 10:00:02.500200000 0 sh (66) > ptrace",
+            "99993 10:00:02.500300000 0 sh (66) < ptrace res=0",
+            "99994 10:00:02.500400000 0 cat (67) < open fd=3(<f>/etc/shadow) name=/etc/shadow flags=1(O_RDONLY) mode=0",
+            "99995 10:00:02.500500000 0 sh (66) > mknod",
+        ];
+        text_recording(&lab.path("attack/a0.txt"), 3, 9, &attack);
+        lab
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn s(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+
+    fn train(&self, out: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["baseline", "--td"];
+        let td = self.s("train");
+        let od = self.s(out);
+        args.push(&td);
+        args.extend(["--od", &od, "--epochs", "20"]);
+        args.extend(extra);
+        chids(&args)
+    }
+}
+
+#[test]
+fn baseline_then_evaluate_and_vectors() {
+    let lab = Lab::new();
+    let o = lab.train("model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("training recordings    3"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("model/baseline.json")).unwrap())
+            .unwrap();
+    for key in [
+        "format_version",
+        "mode",
+        "window_ns",
+        "seen_syscalls",
+        "seen_args",
+        "max_freq",
+        "thetas",
+        "thresholds",
+        "training",
+    ] {
+        assert!(meta.get(key).is_some(), "baseline.json lacks {key}");
+    }
+    assert_eq!(meta["mode"], "modern");
+    assert_eq!(
+        meta["seen_args"],
+        serde_json::json!(["/var/www/index.html"])
+    );
+
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        &lab.s("normal"),
+        "--ms",
+        &lab.s("attack"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    for key in [
+        "theta",
+        "threshold",
+        "detection_rate",
+        "false_alarm_rate",
+        "detected",
+        "attacks",
+        "false_alarms",
+        "normals",
+    ] {
+        assert!(rows[0].get(key).is_some(), "row lacks {key}");
+    }
+    // The attack adds unseen syscalls and an unseen path: caught at theta 1.
+    let r1 = rows.iter().find(|r| r["theta"] == 1.0).unwrap();
+    assert_eq!(r1["detected"], 1, "{table}");
+    assert_eq!(r1["false_alarms"], 0, "{table}");
+
+    let o = chids(&[
+        "vectors",
+        "--model",
+        &lab.s("model"),
+        &lab.s("attack/a0.txt"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[2]["usi"].as_f64().unwrap() > 0.0);
+    assert!(lines[2]["uai"].as_f64().unwrap() > 0.0);
+    for key in [
+        "recording",
+        "window",
+        "start_ns",
+        "events",
+        "fi",
+        "usi",
+        "uai",
+        "error",
+    ] {
+        assert!(lines[0].get(key).is_some(), "vector line lacks {key}");
+    }
+}
+
+#[test]
+fn same_seed_same_model_whatever_the_threads() {
+    let lab = Lab::new();
+    let run = |out: &str, threads: &str, seed: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_chids"))
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "baseline",
+                "--td",
+                &lab.s("train"),
+                "--od",
+                &lab.s(out),
+                "--epochs",
+                "30",
+                "--seed",
+                seed,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(lab.path(out).join("model.safetensors")).unwrap()
+    };
+    let a = run("m1", "1", "7");
+    let b = run("m2", "2", "7");
+    let c = run("m3", "2", "8");
+    assert_eq!(a, b, "same seed, different thread count: different weights");
+    assert_ne!(a, c, "different seeds gave identical weights");
+}
+
+fn assert_clean_error(o: &Output, mentions: &str) {
+    assert!(!o.status.success(), "expected failure");
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(
+        err.contains(mentions),
+        "error should mention {mentions:?}: {err}"
+    );
+    assert_eq!(
+        err.trim().lines().filter(|l| l.contains("error")).count(),
+        1,
+        "one error line: {err}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let lab = Lab::new();
+    // Missing folder.
+    let o = chids(&["baseline", "--td", &lab.s("nope"), "--od", &lab.s("m")]);
+    assert_clean_error(&o, "nope");
+    // Empty folder.
+    std::fs::create_dir(lab.path("empty")).unwrap();
+    let o = chids(&["baseline", "--td", &lab.s("empty"), "--od", &lab.s("m")]);
+    assert_clean_error(&o, "no recording");
+    // Truncated zip.
+    let zip = lab.path("cut.zip");
+    let mut bytes = b"PK\x03\x04".to_vec();
+    bytes.extend([0u8; 40]);
+    std::fs::write(&zip, bytes).unwrap();
+    let o = chids(&["baseline", "--td", &lab.s("cut.zip"), "--od", &lab.s("m")]);
+    assert_clean_error(&o, "cut.zip");
+    // Unrecognised file.
+    std::fs::write(lab.path("junk.bin"), [0xffu8, 0, 1, 2, 3]).unwrap();
+    let o = chids(&["baseline", "--td", &lab.s("junk.bin"), "--od", &lab.s("m")]);
+    assert_clean_error(&o, "junk.bin");
+    // The only input has no usable event.
+    // Every line is sysdig metadata noise, dropped by the compat filter.
+    std::fs::write(
+        lab.path("noise.txt"),
+        "1 10:00:00.000000000 0 x (1) > read container=abc\n",
+    )
+    .unwrap();
+    let o = chids(&[
+        "baseline",
+        "--td",
+        &lab.s("noise.txt"),
+        "--od",
+        &lab.s("m"),
+        "--compat",
+    ]);
+    assert_clean_error(&o, "noise.txt");
+    // Bad duration.
+    let o = chids(&[
+        "baseline",
+        "--td",
+        &lab.s("train"),
+        "--od",
+        &lab.s("m"),
+        "--window",
+        "soon",
+    ]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn malformed_lines_are_counted_and_skipped() {
+    let lab = Lab::new();
+    let p = lab.path("train/r0.txt");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.extend(b"this is not an event\n");
+    bytes.extend(b"5 10:00:01.000000000 0 x\xff\xfe (1) > read\n");
+    std::fs::write(&p, bytes).unwrap();
+    let o = lab.train("model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("r0.txt: skipped 2 malformed"), "{err}");
+}
+
+#[test]
+fn damaged_or_foreign_bundles_are_refused() {
+    let lab = Lab::new();
+    assert!(lab.train("model", &[]).status.success());
+    let eval = |m: &str| {
+        chids(&[
+            "evaluate",
+            "--model",
+            &lab.s(m),
+            "--ns",
+            &lab.s("normal"),
+            "--ms",
+            &lab.s("attack"),
+        ])
+    };
+    // Another format version.
+    let meta = std::fs::read_to_string(lab.path("model/baseline.json")).unwrap();
+    std::fs::create_dir(lab.path("old")).unwrap();
+    std::fs::write(
+        lab.path("old/baseline.json"),
+        meta.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
+    std::fs::copy(
+        lab.path("model/model.safetensors"),
+        lab.path("old/model.safetensors"),
+    )
+    .unwrap();
+    assert_clean_error(&eval("old"), "version");
+    // Damaged weights.
+    std::fs::create_dir(lab.path("bad")).unwrap();
+    std::fs::write(lab.path("bad/baseline.json"), &meta).unwrap();
+    let w = std::fs::read(lab.path("model/model.safetensors")).unwrap();
+    std::fs::write(lab.path("bad/model.safetensors"), &w[..w.len() / 2]).unwrap();
+    assert_clean_error(&eval("bad"), "model.safetensors");
+    // A JSON file that is not ours.
+    std::fs::create_dir(lab.path("foreign")).unwrap();
+    std::fs::write(lab.path("foreign/baseline.json"), "{\"hello\": 1}").unwrap();
+    assert_clean_error(&eval("foreign"), "not a chids baseline");
+}

@@ -1,0 +1,306 @@
+//! Parity of the native scap reader with `sysdig -r` text (sysdig 0.29.3)
+//! on the shared captures. Needs `CHIDS_SHARED` (e.g. `/work/shared`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chids::source::scap::{dump, read_stream, DumpFormat, ScapSource};
+use chids::source::{EventSource, Position, ReadOptions};
+
+fn shared() -> Option<PathBuf> {
+    match std::env::var_os("CHIDS_SHARED") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            println!("skipped: CHIDS_SHARED not set");
+            None
+        }
+    }
+}
+
+const CAPTURES: &[&str] = &[
+    "falco/cat_write",
+    "falco/connect_localhost",
+    "falco/empty",
+    "falco/open-multiple-files",
+    "falco/ping_sendto",
+    "falco/psp_privileged",
+    "falco/psp_run_as_user_0_container",
+    "falco/psp_run_as_user_65534_container",
+    "falco/psp_write_tmp_test",
+    "falco/syscall",
+    "libs/curl_google",
+    "libs/curl_google_comments",
+    "libs/sample",
+    "libs/single_ipv6_conn",
+    "libs/test_ipv6_client",
+    "sysdig-opensource-examples/example0_nginx",
+    "sysdig-opensource-examples/example2_502error",
+    "sysdig-opensource-examples/example4_example4-1",
+    "sysdig-opensource-examples/example4_example4-2",
+    "sysdig-opensource-examples/example5_httpd",
+    "sysdig-opensource-examples/example5_nginx",
+    "troubleshooting-docker-kubernetes-sysdig/capture",
+];
+
+/// Event types whose arguments chids uses.
+const FAMILY: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "stat",
+    "lstat",
+    "newfstatat",
+    "stat64",
+    "lstat64",
+    "execve",
+    "execveat",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+];
+const USED: &[&str] = &["name=", "path=", "filename=", "exe=", "res=", "fd="];
+
+/// `evt.num` -> line, for lines that look like event lines.
+fn lines_by_num(text: &str) -> HashMap<u64, &str> {
+    let mut m = HashMap::new();
+    for l in text.lines() {
+        let mut t = l.split(' ');
+        let (Some(n), Some(time)) = (t.next(), t.next()) else {
+            continue;
+        };
+        if time.len() == 18 && time.as_bytes()[2] == b':' {
+            if let Ok(n) = n.parse() {
+                m.insert(n, l);
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn every_line_matches_sysdig_headers_and_used_params() {
+    let Some(root) = shared() else { return };
+    for cap in CAPTURES {
+        let scap = root.join("data/scap").join(format!("{cap}.scap"));
+        assert!(scap.exists(), "missing shared capture {}", scap.display());
+        let txt = root
+            .join("parity/sysdig_text")
+            .join(format!("{}.txt", cap.replace('/', "__")));
+        if !txt.exists() {
+            assert_eq!(
+                *cap,
+                "libs/curl_google_comments",
+                "missing {}",
+                txt.display()
+            );
+            continue;
+        }
+        let reference = std::fs::read_to_string(&txt).unwrap();
+        let mut out = Vec::new();
+        dump(&scap, DumpFormat::Sysdig, &mut out).unwrap();
+        let ours = String::from_utf8(out).unwrap();
+        let ours = lines_by_num(&ours);
+        let refs = lines_by_num(&reference);
+        let (mut full, mut total) = (0usize, 0usize);
+        for (num, r) in &refs {
+            total += 1;
+            let o = ours
+                .get(num)
+                .unwrap_or_else(|| panic!("{cap}: event {num} missing"));
+            if o == r {
+                full += 1;
+                continue;
+            }
+            let rt: Vec<&str> = r.split_ascii_whitespace().collect();
+            let ot: Vec<&str> = o.split_ascii_whitespace().collect();
+            assert_eq!(
+                rt[..7],
+                ot[..7.min(ot.len())],
+                "{cap}: header of event {num}"
+            );
+            if FAMILY.contains(&rt[6]) {
+                for (i, tok) in rt.iter().enumerate().skip(7) {
+                    if USED.iter().any(|u| tok.starts_with(u)) {
+                        assert_eq!(
+                            Some(tok),
+                            ot.get(i),
+                            "{cap}: event {num} token {i}\n ref {r}\n our {o}"
+                        );
+                    }
+                }
+            }
+        }
+        println!(
+            "{cap}: {full}/{total} lines fully equal ({:.1}%)",
+            100.0 * full as f64 / total.max(1) as f64
+        );
+    }
+}
+
+#[test]
+fn every_capture_reads_to_the_end() {
+    let Some(root) = shared() else { return };
+    for cap in CAPTURES {
+        let scap = root.join("data/scap").join(format!("{cap}.scap"));
+        let src = ScapSource::open(&scap).unwrap();
+        let mut n = 0u64;
+        let stats = src
+            .read(&ReadOptions::default(), &mut |_| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{cap}: {e}"));
+        assert_eq!(stats.events, n);
+        if *cap != "falco/empty" {
+            assert!(n > 0, "{cap}: no events");
+        }
+    }
+}
+
+fn decompressed(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut v = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut v)
+            .unwrap();
+        v
+    } else {
+        raw
+    }
+}
+
+fn collect(path: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    ScapSource::open(path)
+        .unwrap()
+        .read(&ReadOptions::default(), &mut |e| {
+            v.push(format!(
+                "{} {} {} {} {}",
+                e.ts_ns, e.tid, e.process, e.syscall, e.info
+            ));
+            Ok(())
+        })
+        .unwrap();
+    v
+}
+
+#[test]
+fn gzip_and_plain_read_the_same_events() {
+    let Some(root) = shared() else { return };
+    let src = root.join("data/scap/falco/cat_write.scap");
+    let plain = decompressed(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("plain.scap");
+    std::fs::write(&p, &plain).unwrap();
+    let gz = dir.path().join("again.scap.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &plain).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let a = collect(&p);
+    assert!(!a.is_empty());
+    assert_eq!(a, collect(&gz));
+    assert_eq!(a, collect(&src));
+}
+
+#[test]
+fn container_filter_keeps_only_that_container() {
+    let Some(root) = shared() else { return };
+    let p = root.join("data/scap/falco/psp_run_as_user_0_container.scap");
+    let src = ScapSource::open(&p).unwrap();
+    let all = src.read(&ReadOptions::default(), &mut |_| Ok(())).unwrap();
+    let opts = ReadOptions {
+        container: Some("697956520d89".into()),
+        ..ReadOptions::default()
+    };
+    let mut n = 0;
+    let some = src
+        .read(&opts, &mut |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert!(n > 0 && some.events < all.events, "{n} of {}", all.events);
+}
+
+fn small_capture() -> Option<Vec<u8>> {
+    let root = shared()?;
+    Some(decompressed(
+        &root.join("data/scap/libs/test_ipv6_client.scap"),
+    ))
+}
+
+fn run(bytes: &[u8]) -> Result<u64, chids::source::SourceError> {
+    let mut n = 0;
+    read_stream(Path::new("t.scap"), bytes, &mut |ev| {
+        let mut s = String::new();
+        ev.format_info(&mut s);
+        n += 1;
+        Ok(())
+    })
+    .map(|_| n)
+}
+
+#[test]
+fn truncated_files_fail_with_a_byte_offset() {
+    let Some(data) = small_capture() else { return };
+    let full = run(&data).unwrap();
+    let step = (data.len() / 2000).max(1);
+    for cut in (1..data.len()).step_by(step) {
+        match run(&data[..cut]) {
+            Ok(n) => assert!(n <= full),
+            Err(e) => assert!(matches!(e.position, Position::Byte(_)), "{e}"),
+        }
+    }
+}
+
+#[test]
+fn corrupt_inputs_are_errors_or_counted_skips() {
+    let Some(data) = small_capture() else { return };
+    // Wrong magic.
+    let mut bad = data.clone();
+    bad[0] = 0;
+    let e = run(&bad).unwrap_err();
+    assert_eq!(e.position, Position::Byte(0));
+    // Second block's length runs past the limit.
+    let mut bad = data.clone();
+    bad[28 + 4..28 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = run(&bad).unwrap_err();
+    assert_eq!(e.position, Position::Byte(28), "{e}");
+    assert!(e.to_string().contains("limit"), "{e}");
+    // Find the first event block and damage it.
+    let mut off = 0usize;
+    let ev_off = loop {
+        let ty = u32::from_le_bytes(data[off..off + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(data[off + 4..off + 8].try_into().unwrap()) as usize;
+        if ty == 0x204 || ty == 0x216 {
+            break off;
+        }
+        off += len;
+    };
+    // Block length past the end of the file.
+    let mut bad = data[..ev_off + 64].to_vec();
+    bad[ev_off + 4..ev_off + 8].copy_from_slice(&4096u32.to_le_bytes());
+    let e = run(&bad).unwrap_err();
+    assert_eq!(e.position, Position::Byte(ev_off as u64), "{e}");
+    // Unknown event type: header at +8 (block) +2 (cpu) +8 (ts) +8 (tid) +4 (len).
+    let mut bad = data.clone();
+    bad[ev_off + 30..ev_off + 32].copy_from_slice(&999u16.to_le_bytes());
+    let stats = read_stream(Path::new("t"), &bad[..], &mut |_| Ok(())).unwrap();
+    assert_eq!(stats.malformed, 1);
+    assert!(
+        matches!(stats.first_malformed, Some((Position::Byte(o), _)) if o == ev_off as u64),
+        "{:?}",
+        stats.first_malformed
+    );
+    // Absurd parameter length: the first length word after the header.
+    let mut bad = data.clone();
+    let v2 = u32::from_le_bytes(data[ev_off..ev_off + 4].try_into().unwrap()) == 0x216;
+    let lens = ev_off + 32 + if v2 { 4 } else { 0 };
+    bad[lens..lens + 2].copy_from_slice(&0xffffu16.to_le_bytes());
+    let stats = read_stream(Path::new("t"), &bad[..], &mut |_| Ok(())).unwrap();
+    assert_eq!(stats.malformed, 1);
+}
