@@ -342,3 +342,30 @@ impl Capture {
         self.epoch_offset_ns
     }
 }
+
+/// For `-- CMD` targets: admits events from the command's first `execve`
+/// on. What the child did before (joining the cgroup, unsharing
+/// namespaces, mounting /proc) is chids' doing, not the workload's, and
+/// must not end up in recordings or be scored (`record` and `monitor`
+/// apply the same gate, so training and monitoring see the same stream).
+#[derive(Clone, Copy, Debug)]
+pub struct ExecGate {
+    open: bool,
+}
+
+impl ExecGate {
+    /// `for_command`: gate closed until the first execve; otherwise open.
+    pub fn new(for_command: bool) -> ExecGate {
+        ExecGate { open: !for_command }
+    }
+
+    pub fn admit(&mut self, raw: &RawEvent<'_>) -> bool {
+        if !self.open
+            && raw.dir == Direction::Enter
+            && super::syscalls::name(raw.nr) == Some("execve")
+        {
+            self.open = true;
+        }
+        self.open
+    }
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::capture::{Capture, Counters, RawEvent};
+use super::capture::{Capture, Counters, ExecGate, RawEvent};
 use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::Formatter;
 use super::metrics::{self, Metrics};
@@ -208,6 +208,8 @@ pub fn monitor(
     let mut windows = 0u64;
     let mut alerts = 0u64;
     let mut command_status = None;
+    // The same stream `record` writes: from the command's exec on.
+    let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
 
     // Scores the windows closed so far, reports them, writes alerts.
     let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
@@ -269,6 +271,9 @@ pub fn monitor(
 
     let stopped_by = loop {
         capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
+            if !gate.admit(raw) {
+                return;
+            }
             let Some(stream) = streams.get_mut(&raw.watch) else {
                 return;
             };
@@ -311,6 +316,9 @@ pub fn monitor(
 
     // Events still in flight, then every open window.
     capture.drain(&mut |raw: &RawEvent<'_>| {
+        if !gate.admit(raw) {
+            return;
+        }
         if let Some(stream) = streams.get_mut(&raw.watch) {
             events += 1;
             *per_stream_events.entry(raw.watch).or_default() += 1;

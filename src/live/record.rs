@@ -9,7 +9,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::capture::{Capture, Counters};
+use super::capture::{Capture, Counters, ExecGate};
 use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::{write_sc_line, Formatter};
 use super::{stop_requested, LiveError};
@@ -158,16 +158,10 @@ pub fn record(
     let mut write_err: Option<std::io::Error> = None;
     // For `-- CMD`, the recording starts at the command's exec: what the
     // child did before (joining the cgroup, namespaces) is chids, not it.
-    let mut started = !matches!(opts.target, Target::Command(_));
+    let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
     let mut on_event = |raw: &super::RawEvent<'_>| {
-        if !started {
-            if raw.dir == crate::event::Direction::Enter
-                && super::syscalls::name(raw.nr) == Some("execve")
-            {
-                started = true;
-            } else {
-                return;
-            }
+        if !gate.admit(raw) {
+            return;
         }
         let ev = fmt.format(raw);
         line.clear();
