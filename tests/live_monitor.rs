@@ -158,7 +158,12 @@ fn monitor_alerts_only_after_the_attack() {
         MonitorOptions {
             target: workload(free_port(), &www, &marker, true),
             model_dir,
-            theta: 1.0,
+            // Three short training runs give a tight threshold: at theta 1
+            // a busier-than-usual normal window (the machine is shared, load
+            // shifts the rate) exceeded it by 3 % in one run of five. The
+            // attack windows score 10^5 times the threshold, so 2 costs
+            // nothing in detection.
+            theta: 2.0,
             alerts: Some(alerts_file.clone()),
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             duration: Some(Duration::from_secs(60)),
