@@ -16,5 +16,6 @@ pub mod live;
 pub mod model;
 pub mod source;
 pub mod ssg;
+pub mod stide;
 pub mod train;
 pub mod window;

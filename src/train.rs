@@ -5,8 +5,7 @@
 use rayon::prelude::*;
 
 use crate::features::{
-    encode_recording, read_recording, EncodedRecording, RecordingFeatures, Settings,
-    TrainingElements, WindowFeatures,
+    encode_recording, read_recording, EncodedRecording, Settings, TrainingElements, WindowFeatures,
 };
 use crate::model::bundle::TrainingInfo;
 use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
@@ -60,24 +59,23 @@ pub struct Trained {
     pub used: usize,
 }
 
-/// Reads every recording in parallel (results in input order, whatever the
-/// thread count), turning unusable ones into warnings.
-pub fn read_all(
-    recordings: &[&dyn EventSource],
-    settings: Settings,
-    baseline: Option<&TrainingElements>,
-    read: &ReadOptions,
+/// Runs `f` on every recording in parallel, as one progress stage. Results
+/// keep the input order whatever the thread count; the first error in input
+/// order is returned.
+pub fn map_recordings<'a, R: Send>(
+    recordings: &[&'a dyn EventSource],
     stage: &str,
     progress: &Progress<'_>,
-) -> Result<Vec<RecordingFeatures>, SourceError> {
+    f: impl Fn(&'a dyn EventSource) -> Result<R, SourceError> + Sync,
+) -> Result<Vec<R>, SourceError> {
     progress(Step::Stage {
         name: stage,
         total: recordings.len(),
     });
-    let results: Vec<Result<RecordingFeatures, SourceError>> = recordings
+    let results: Vec<Result<R, SourceError>> = recordings
         .par_iter()
-        .map(|r| {
-            let out = read_recording(*r, settings, baseline, false, read);
+        .map(|&r| {
+            let out = f(r);
             progress(Step::Recording {
                 name: &r.info().name,
             });
@@ -117,21 +115,9 @@ pub fn train(
 ) -> Result<Trained, TrainError> {
     let settings = options.settings;
     let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
-    progress(Step::Stage {
-        name: "reading (pass 1 of 2)",
-        total: recordings.len(),
-    });
-    let first: Vec<Result<EncodedRecording, SourceError>> = recordings
-        .par_iter()
-        .map(|r| {
-            let out = encode_recording(*r, settings, &options.read);
-            progress(Step::Recording {
-                name: &r.info().name,
-            });
-            out
-        })
-        .collect();
-    let first: Vec<EncodedRecording> = first.into_iter().collect::<Result<_, _>>()?;
+    let first = map_recordings(&recordings, "reading (pass 1 of 2)", progress, |r| {
+        encode_recording(r, settings, &options.read)
+    })?;
     let mut warnings = Vec::new();
     let mut elements = TrainingElements::default();
     let mut usable = Vec::new();

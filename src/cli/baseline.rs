@@ -9,6 +9,7 @@ use chids::args::Mode;
 use chids::features::Settings;
 use chids::model::{default_thetas, TrainConfig};
 use chids::source::ReadOptions;
+use chids::stide::{self, StideSettings};
 use chids::train::{train, TrainOptions};
 
 use super::progress::Bar;
@@ -39,6 +40,21 @@ pub struct Args {
     /// Keep only the events of this container id (scap captures).
     #[arg(long)]
     container: Option<String>,
+    /// Which detector to train: the chids autoencoder, or the STIDE baseline.
+    #[arg(long, value_enum, default_value_t = Detector::Chids)]
+    detector: Detector,
+    /// STIDE: length of the system-call sequences.
+    #[arg(long, default_value_t = stide::DEFAULT_LENGTH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    stide_length: usize,
+    /// STIDE: locality frame, in sequences (score = mismatches among the last N / N).
+    #[arg(long, value_name = "N", default_value_t = stide::DEFAULT_FRAME, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    stide_window: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Detector {
+    Chids,
+    Stide,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -47,11 +63,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         Mode::Modern
     };
-    let thetas = args.thetas.unwrap_or_else(default_thetas);
+    let thetas = args.thetas.clone().unwrap_or_else(default_thetas);
     if thetas.is_empty() || thetas.iter().any(|t| !t.is_finite() || *t <= 0.0) {
         anyhow::bail!("--thetas must be positive numbers");
     }
     let recordings = super::recordings(&args.training, "--td")?;
+    if args.detector == Detector::Stide {
+        return run_stide(&args, mode, &thetas, &recordings);
+    }
     let options = TrainOptions {
         settings: Settings {
             mode,
@@ -103,6 +122,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("{:>8}  {:>14}", "Theta", "Threshold");
     for (t, th) in b.thetas.iter().zip(&b.thresholds) {
         println!("{:>8.1}  {:>14.6e}", t, th);
+    }
+    println!("model written to {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_stide(
+    args: &Args,
+    mode: Mode,
+    thetas: &[f64],
+    recordings: &[Box<dyn chids::source::EventSource>],
+) -> Result<ExitCode> {
+    let settings = StideSettings {
+        mode,
+        window_ns: args.window,
+        length: args.stide_length,
+        frame: args.stide_window,
+    };
+    let read = ReadOptions {
+        compat_line_filter: mode.line_filter(),
+        container: args.container.clone(),
+    };
+    let bar = Bar::new();
+    let trained = stide::train(recordings, settings, thetas, &read, &|s| bar.step(s));
+    bar.finish();
+    let trained = trained?;
+    super::warn_all(&trained.warnings);
+    let m = &trained.model;
+    m.save(&args.output)
+        .with_context(|| format!("writing the model bundle to {}", args.output.display()))?;
+    println!("------------ Training Summary (STIDE) ----------");
+    println!(
+        "mode                   {}",
+        if args.compat { "compat" } else { "modern" }
+    );
+    println!("database recordings    {}", m.training.recordings.len());
+    println!("held-out recordings    {}", m.training.held_out.len());
+    println!("sequence length        {}", m.settings.length);
+    println!("locality frame         {}", m.settings.frame);
+    println!("distinct syscalls      {}", m.syscalls.len());
+    println!("distinct sequences     {}", m.training.sequences);
+    println!("largest held-out score {:.6}", m.training.max_score);
+    println!("{:>8}  {:>14}", "Theta", "Threshold");
+    for (t, th) in m.thetas.iter().zip(&m.thresholds) {
+        println!("{:>8.1}  {:>14.6}", t, th);
     }
     println!("model written to {}", args.output.display());
     Ok(ExitCode::SUCCESS)

@@ -1,15 +1,21 @@
 //! Evaluation (SPEC §7): recordings scored window by window, and the
 //! reference's recording-level table of detection and false-alarm rates.
 
-use rayon::prelude::*;
 use serde::Serialize;
 
+pub mod metrics;
+pub mod plot;
+pub mod report;
+
+use crate::args::Mode;
 use crate::detect::window_error;
 use crate::event::RecordingInfo;
 use crate::features::{read_recording, WindowFeatures};
-use crate::model::Bundle;
+use crate::model::bundle::read_baseline_json;
+use crate::model::{Bundle, BundleError};
 use crate::source::{EventSource, ReadOptions, SourceError};
-use crate::train::{read_warnings, Progress, Step};
+use crate::stide::StideModel;
+use crate::train::{map_recordings, read_warnings, Progress};
 
 /// One recording, scored.
 #[derive(Clone, Debug)]
@@ -36,6 +42,114 @@ impl ScoredRecording {
     pub fn usable(&self) -> bool {
         self.events > 0 && !self.windows.is_empty()
     }
+
+    /// The scores as the LID-DS metrics see them. `attack`: the recording
+    /// was given as an attack; one without an exploit time is taken as
+    /// attacked from its first window on.
+    pub fn series(&self, window_ns: u64, attack: bool) -> metrics::Series {
+        let starts: Vec<u64> = self.windows.iter().map(|w| w.start_ns).collect();
+        metrics::Series {
+            name: self.info.name.clone(),
+            exploit_ns: attack.then(|| {
+                self.info
+                    .labels
+                    .exploit_ns
+                    .unwrap_or_else(|| starts.first().copied().unwrap_or(0))
+            }),
+            window_ns,
+            starts,
+            scores: self.errors.clone(),
+        }
+    }
+}
+
+/// A trained detector of any kind, as `chids evaluate` loads it.
+pub enum Detector {
+    /// The chids autoencoder.
+    Chids(Box<Bundle>),
+    /// The STIDE baseline.
+    Stide(Box<StideModel>),
+}
+
+impl Detector {
+    /// Loads the bundle in `dir`, whichever detector it holds.
+    pub fn load(dir: &std::path::Path) -> Result<Detector, BundleError> {
+        let (_, detector) = read_baseline_json(dir)?;
+        match detector.as_str() {
+            crate::stide::DETECTOR => Ok(Detector::Stide(Box::new(StideModel::load(dir)?))),
+            crate::model::bundle::DETECTOR => Ok(Detector::Chids(Box::new(Bundle::load(dir)?))),
+            other => Err(BundleError::Invalid {
+                path: dir.join(crate::model::bundle::BASELINE_FILE),
+                message: format!("unknown detector {other:?} (this chids knows chids and stide)"),
+            }),
+        }
+    }
+
+    /// `chids` or `stide`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Detector::Chids(_) => crate::model::bundle::DETECTOR,
+            Detector::Stide(_) => crate::stide::DETECTOR,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self {
+            Detector::Chids(b) => b.settings.mode,
+            Detector::Stide(s) => s.settings.mode,
+        }
+    }
+
+    pub fn window_ns(&self) -> u64 {
+        match self {
+            Detector::Chids(b) => b.settings.window_ns,
+            Detector::Stide(s) => s.settings.window_ns,
+        }
+    }
+
+    pub fn thetas(&self) -> &[f64] {
+        match self {
+            Detector::Chids(b) => &b.thetas,
+            Detector::Stide(s) => &s.thetas,
+        }
+    }
+
+    pub fn thresholds(&self) -> &[f64] {
+        match self {
+            Detector::Chids(b) => &b.thresholds,
+            Detector::Stide(s) => &s.thresholds,
+        }
+    }
+
+    /// The threshold for any theta (see [`Bundle::threshold`]).
+    pub fn threshold(&self, theta: f64) -> f64 {
+        match self {
+            Detector::Chids(b) => b.threshold(theta),
+            Detector::Stide(s) => s.threshold(theta),
+        }
+    }
+
+    /// What scores mean, for tables and plot axes.
+    pub fn score_name(&self) -> &'static str {
+        match self {
+            Detector::Chids(_) => "reconstruction error",
+            Detector::Stide(_) => "STIDE mismatch share",
+        }
+    }
+
+    /// Scores every recording (parallel, results in input order).
+    pub fn score_all(
+        &self,
+        recordings: &[Box<dyn EventSource>],
+        read: &ReadOptions,
+        stage: &str,
+        progress: &Progress<'_>,
+    ) -> Result<Vec<ScoredRecording>, SourceError> {
+        match self {
+            Detector::Chids(b) => score_all(recordings, b, read, false, stage, progress),
+            Detector::Stide(s) => s.score_all(recordings, read, stage, progress),
+        }
+    }
 }
 
 /// Scores every recording in parallel; results keep the input order.
@@ -47,39 +161,23 @@ pub fn score_all(
     stage: &str,
     progress: &Progress<'_>,
 ) -> Result<Vec<ScoredRecording>, SourceError> {
-    progress(Step::Stage {
-        name: stage,
-        total: recordings.len(),
-    });
-    let results: Vec<Result<ScoredRecording, SourceError>> = recordings
-        .par_iter()
-        .map(|r| {
-            let features = read_recording(
-                r.as_ref(),
-                bundle.settings,
-                Some(&bundle.elements),
-                explain,
-                read,
-            )?;
-            let warnings = read_warnings(r.as_ref(), &features.read, !features.features.is_empty());
-            let errors = features
-                .features
-                .iter()
-                .map(|w| window_error(bundle, w))
-                .collect();
-            progress(Step::Recording {
-                name: &r.info().name,
-            });
-            Ok(ScoredRecording {
-                info: r.info().clone(),
-                events: features.read.events,
-                windows: features.features,
-                errors,
-                warnings,
-            })
+    let refs: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    map_recordings(&refs, stage, progress, |r| {
+        let features = read_recording(r, bundle.settings, Some(&bundle.elements), explain, read)?;
+        let warnings = read_warnings(r, &features.read, !features.features.is_empty());
+        let errors = features
+            .features
+            .iter()
+            .map(|w| window_error(bundle, w))
+            .collect();
+        Ok(ScoredRecording {
+            info: r.info().clone(),
+            events: features.read.events,
+            windows: features.features,
+            errors,
+            warnings,
         })
-        .collect();
-    results.into_iter().collect()
+    })
 }
 
 /// One row of the evaluation table.
@@ -99,12 +197,21 @@ pub struct Row {
 /// flagged and the share of normal recordings flagged. Unusable recordings
 /// (no event, no window) are left out of both counts.
 pub fn table(bundle: &Bundle, normal: &[ScoredRecording], attack: &[ScoredRecording]) -> Vec<Row> {
+    recording_table(&bundle.thetas, &bundle.thresholds, normal, attack)
+}
+
+/// [`table`] for any detector's thetas and thresholds.
+pub fn recording_table(
+    thetas: &[f64],
+    thresholds: &[f64],
+    normal: &[ScoredRecording],
+    attack: &[ScoredRecording],
+) -> Vec<Row> {
     let normal: Vec<&ScoredRecording> = normal.iter().filter(|r| r.usable()).collect();
     let attack: Vec<&ScoredRecording> = attack.iter().filter(|r| r.usable()).collect();
-    bundle
-        .thetas
+    thetas
         .iter()
-        .zip(&bundle.thresholds)
+        .zip(thresholds)
         .map(|(&theta, &threshold)| {
             let detected = attack.iter().filter(|r| r.flagged(threshold)).count();
             let false_alarms = normal.iter().filter(|r| r.flagged(threshold)).count();

@@ -16,7 +16,10 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const BASELINE_FILE: &str = "baseline.json";
 /// Identifies our `baseline.json` among other JSON files.
-const KIND: &str = "chids-baseline";
+pub const KIND: &str = "chids-baseline";
+/// `baseline.json`'s `detector` for the autoencoder; bundles written before
+/// the field existed have none and are autoencoder bundles.
+pub const DETECTOR: &str = "chids";
 
 /// How the model was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ pub struct TrainingInfo {
 pub struct BaselineFile {
     pub kind: String,
     pub format_version: u32,
+    /// Which detector the bundle holds (`chids`, `stide`).
+    #[serde(default = "default_detector")]
+    pub detector: String,
     pub chids_version: String,
     pub mode: Mode,
     pub window_ns: u64,
@@ -50,6 +56,10 @@ pub struct BaselineFile {
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: TrainingInfo,
+}
+
+fn default_detector() -> String {
+    DETECTOR.into()
 }
 
 /// A loaded model: what scoring needs.
@@ -89,6 +99,7 @@ impl Bundle {
         let file = BaselineFile {
             kind: KIND.into(),
             format_version: FORMAT_VERSION,
+            detector: DETECTOR.into(),
             chids_version: env!("CARGO_PKG_VERSION").into(),
             mode: self.settings.mode,
             window_ns: self.settings.window_ns,
@@ -112,22 +123,10 @@ impl Bundle {
             path: json_path.clone(),
             message,
         };
-        let bytes = std::fs::read(&json_path).map_err(|source| BundleError::Io {
-            path: json_path.clone(),
-            source,
-        })?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
-        if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
-            return Err(invalid(
-                "not a chids baseline (no \"kind\": \"chids-baseline\")".into(),
-            ));
-        }
-        let version = value.get("format_version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(FORMAT_VERSION)) {
+        let (value, detector) = read_baseline_json(dir)?;
+        if detector != DETECTOR {
             return Err(invalid(format!(
-                "bundle format version {} is not the one this chids reads ({FORMAT_VERSION}); retrain with `chids baseline`",
-                version.map_or("?".into(), |v| v.to_string())
+                "this is a {detector:?} baseline, not a chids autoencoder bundle"
             )));
         }
         let file: BaselineFile = serde_json::from_value(value)
@@ -189,7 +188,44 @@ impl Bundle {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+/// Reads `dir/baseline.json`, checks that it is ours and of this format
+/// version, and returns it with the detector it names. Every detector's
+/// loader starts here, so a bundle of one detector loaded as another is a
+/// clear error rather than a missing-field one.
+pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), BundleError> {
+    let json_path = dir.join(BASELINE_FILE);
+    let invalid = |message: String| BundleError::Invalid {
+        path: json_path.clone(),
+        message,
+    };
+    let bytes = std::fs::read(&json_path).map_err(|source| BundleError::Io {
+        path: json_path.clone(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
+        return Err(invalid(
+            "not a chids baseline (no \"kind\": \"chids-baseline\")".into(),
+        ));
+    }
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(FORMAT_VERSION)) {
+        return Err(invalid(format!(
+            "bundle format version {} is not the one this chids reads ({FORMAT_VERSION}); retrain with `chids baseline`",
+            version.map_or("?".into(), |v| v.to_string())
+        )));
+    }
+    let detector = match value.get("detector") {
+        None => DETECTOR.to_string(),
+        Some(serde_json::Value::String(d)) => d.clone(),
+        Some(other) => return Err(invalid(format!("\"detector\" is not a name: {other}"))),
+    };
+    Ok((value, detector))
+}
+
+/// Writes `bytes` to `path` through a temporary name.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))

@@ -143,17 +143,24 @@ impl DayCounter {
 /// Python's `repr()` of its bytes is at most 20 characters, or contains one
 /// of the sysdig metadata words anywhere.
 pub fn compat_noise(line_with_newline: &[u8]) -> bool {
+    use memchr::memmem::Finder;
     use std::sync::LazyLock;
-    // One SIMD pass for all four words, instead of four substring searches.
-    static NOISE: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
-        aho_corasick::AhoCorasick::new(["container", "json", "expecting", "falcosecurity-libs"])
-            .expect("static patterns")
+    // Four SIMD substring searches, built once; measured faster here than
+    // one Aho-Corasick pass, whose rare-byte prefilter fires on most lines.
+    static NOISE: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [
+            b"container".as_slice(),
+            b"json",
+            b"expecting",
+            b"falcosecurity-libs",
+        ]
+        .map(Finder::new)
     });
     // repr() adds at least 3 characters, so only short lines can be <= 20.
     if line_with_newline.len() < 18 && py_bytes_repr_len(line_with_newline) <= 20 {
         return true;
     }
-    NOISE.is_match(line_with_newline)
+    NOISE.iter().any(|w| w.find(line_with_newline).is_some())
 }
 
 /// Length of Python's `repr(bytes)`, e.g. `b'abc\n'` is 8.
