@@ -33,7 +33,7 @@ pub use capture::{Capture, Counters, RawEvent};
 pub use cgroup::{CgroupRef, Target};
 pub use format::Formatter;
 pub use monitor::{monitor, Alert, MonitorOptions, MonitorSummary, MonitorUpdate, WindowReport};
-pub use record::{record, RecordOptions, RecordProgress, RecordSummary};
+pub use record::{record, RecordOptions, RecordProgress, RecordSummary, StopReason};
 
 /// Everything that can go wrong in live capture, each with what to do.
 #[derive(Debug, thiserror::Error)]
