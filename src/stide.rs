@@ -33,7 +33,7 @@ use crate::model::bundle::{read_baseline_json, write_atomic, BASELINE_FILE, FORM
 use crate::model::BundleError;
 use crate::source::{EventSource, ReadOptions, SourceError};
 use crate::train::{read_warnings, Progress, Step};
-use crate::window::Windower;
+use crate::window::{WindowStats, Windower};
 
 /// `baseline.json`'s `detector` for STIDE bundles.
 pub const DETECTOR: &str = "stide";
@@ -199,7 +199,7 @@ fn collect_sequences(
         }
         Ok(())
     })?;
-    let warnings = read_warnings(source, &stats, stats.events > 0);
+    let warnings = read_warnings(source, &stats, &WindowStats::default(), stats.events > 0);
     Ok((
         RecordingSequences {
             names: names.names,
@@ -390,7 +390,7 @@ impl StideModel {
         }
         Ok(ScoredRecording {
             info: source.info().clone(),
-            warnings: read_warnings(source, &stats, !features.is_empty()),
+            warnings: read_warnings(source, &stats, &wstats, !features.is_empty()),
             events: stats.events,
             windows: features,
             errors,

@@ -10,6 +10,7 @@ use crate::features::{
 use crate::model::bundle::TrainingInfo;
 use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
 use crate::source::{EventSource, ReadOptions, ReadStats, SourceError};
+use crate::window::WindowStats;
 
 /// What to train and how.
 #[derive(Clone, Debug)]
@@ -86,7 +87,12 @@ pub fn map_recordings<'a, R: Send>(
 }
 
 /// Warnings about a recording's read: malformed lines, or nothing usable.
-pub fn read_warnings(source: &dyn EventSource, read: &ReadStats, has_windows: bool) -> Vec<String> {
+pub fn read_warnings(
+    source: &dyn EventSource,
+    read: &ReadStats,
+    windows: &WindowStats,
+    has_windows: bool,
+) -> Vec<String> {
     let path = source.info().path.display();
     let mut out = Vec::new();
     if read.malformed > 0 {
@@ -97,6 +103,13 @@ pub fn read_warnings(source: &dyn EventSource, read: &ReadStats, has_windows: bo
         out.push(format!(
             "{path}: skipped {} malformed record(s) (first at {pos}: {why})",
             read.malformed
+        ));
+    }
+    if windows.out_of_range > 0 {
+        out.push(format!(
+            "{path}: dropped {} event(s) whose time jumps more than {} windows ahead (corrupt timestamps?)",
+            windows.out_of_range,
+            crate::window::MAX_JUMP_WINDOWS
         ));
     }
     if read.events == 0 {
@@ -122,7 +135,12 @@ pub fn train(
     let mut elements = TrainingElements::default();
     let mut usable = Vec::new();
     for (i, (&source, scan)) in recordings.iter().zip(&first).enumerate() {
-        warnings.extend(read_warnings(source, &scan.read, !scan.windows.void));
+        warnings.extend(read_warnings(
+            source,
+            &scan.read,
+            &scan.windows,
+            !scan.windows.void,
+        ));
         if scan.read.events == 0 {
             if recordings.len() == 1 {
                 return Err(SourceError::new(

@@ -12,6 +12,12 @@ use std::collections::VecDeque;
 /// How many windows after window k must have begun before k is closed.
 const GRACE_WINDOWS: u64 = 2;
 
+/// An event more than this many windows after the latest one is taken for
+/// a corrupt timestamp and dropped (counted): at 1 s windows that is a
+/// silence of 12 days inside one recording. Live streams close windows as
+/// time passes ([`Windower::advance_to`]), so they never jump that far.
+pub const MAX_JUMP_WINDOWS: u64 = 1 << 20;
+
 /// A closed window: its index from the recording start, start time and items.
 #[derive(Debug)]
 pub struct Window<T> {
@@ -27,6 +33,8 @@ pub struct WindowStats {
     pub before_start: u64,
     /// Events that arrived after their window was closed (dropped).
     pub late: u64,
+    /// Events whose time jumps more than [`MAX_JUMP_WINDOWS`] ahead (dropped).
+    pub out_of_range: u64,
     /// The stream yields no windows at all (compat: the last row is earlier
     /// than the first, as when a text capture crosses midnight).
     pub void: bool,
@@ -71,22 +79,32 @@ impl<T> Windower<T> {
     /// Adds one item; calls `emit` for every window that this closes.
     pub fn push(&mut self, ts_ns: u64, item: T, emit: &mut impl FnMut(Window<T>)) {
         let first = *self.first_ns.get_or_insert(ts_ns);
-        self.last_ns = ts_ns;
         if ts_ns < first {
+            // The reference's last row can be one of these (compat clamp).
+            self.last_ns = ts_ns;
             self.stats.before_start += 1;
             return;
         }
         let k = (ts_ns - first) / self.window_ns;
         if k < self.next_index {
+            self.last_ns = ts_ns;
             self.stats.late += 1;
             return;
         }
+        let newest = self.next_index + (self.pending.len() as u64).saturating_sub(1);
+        if k > newest.saturating_add(MAX_JUMP_WINDOWS) {
+            self.stats.out_of_range += 1;
+            return;
+        }
+        // Close what this event leaves behind first, so that a long silence
+        // is emitted window by window instead of queued.
+        self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), emit);
         let slot = (k - self.next_index) as usize;
         while self.pending.len() <= slot {
             self.pending.push_back(Vec::new());
         }
         self.pending[slot].push(item);
-        self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), emit);
+        self.last_ns = ts_ns;
     }
 
     /// Closes the windows that end before `now_ns - grace`: used by live
@@ -180,6 +198,13 @@ mod tests {
         let (w, s) = run(&[5_000, 6_000, 1_000], false);
         assert!(!s.void);
         assert_eq!(w, vec![vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn absurd_time_jumps_are_dropped() {
+        let (w, s) = run(&[0, 1_000 * (MAX_JUMP_WINDOWS + 5), 500], false);
+        assert_eq!(s.out_of_range, 1);
+        assert_eq!(w, vec![vec![0, 2]]);
     }
 
     #[test]

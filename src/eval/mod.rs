@@ -164,7 +164,12 @@ pub fn score_all(
     let refs: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
     map_recordings(&refs, stage, progress, |r| {
         let features = read_recording(r, bundle.settings, Some(&bundle.elements), explain, read)?;
-        let warnings = read_warnings(r, &features.read, !features.features.is_empty());
+        let warnings = read_warnings(
+            r,
+            &features.read,
+            &features.windows,
+            !features.features.is_empty(),
+        );
         let errors = features
             .features
             .iter()

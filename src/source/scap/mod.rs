@@ -134,8 +134,12 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>, SourceError> {
         .map_err(|e| SourceError::io(path, Position::Byte(0), &e))?;
     if n == 2 && magic == [0x1f, 0x8b] {
         // Multi-member aware: concatenated gzip members are one stream.
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(
-            BufReader::with_capacity(1 << 16, f),
+        // The block reader asks for a header, then a body, per event:
+        // buffer the decompressed side too, so inflate runs on large chunks
+        // instead of once per tiny read.
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 17,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, f)),
         )))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
