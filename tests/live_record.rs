@@ -113,7 +113,8 @@ fn record_command_captures_exec_and_open_and_nothing_outside() {
     let outsider = Outsider::start();
     std::thread::sleep(Duration::from_millis(100));
     let out = out_path(tmp.path(), "cmd_run");
-    let script = "cat /etc/hostname; ls / > /dev/null; stat /etc/passwd > /dev/null; sleep 0.2";
+    let script = "cat /etc/hostname; ls / > /dev/null; stat /etc/passwd > /dev/null; \
+                  /nonexistent/chids-x 2>/dev/null; sleep 0.2";
     let summary = live::record(
         RecordOptions {
             target: Target::Command(vec!["sh".into(), "-c".into(), script.into()]),
@@ -146,6 +147,17 @@ fn record_command_captures_exec_and_open_and_nothing_outside() {
         "{execs:?}"
     );
     assert!(execs.iter().any(|a| a.ends_with("/cat")), "{execs:?}");
+    // A failed exec: its (deferred) enter event still has the path, then
+    // the exit with the error.
+    let failed = lines
+        .iter()
+        .position(|f| {
+            f.syscall == "execve" && f.args.first() == Some(&"filename=/nonexistent/chids-x")
+        })
+        .expect("enter of the failed execve");
+    assert!(lines[failed + 1..]
+        .iter()
+        .any(|f| f.syscall == "execve" && f.dir == "<" && f.args.first() == Some(&"res=-2")));
 
     // cat's open of /etc/hostname, with the path at index 1 as name=.
     let open = lines

@@ -1,8 +1,18 @@
 //! Command-line arguments of `chids record` and `chids monitor` (clap).
 //!
 //! Kept apart from `main.rs` so the main CLI can mount them as subcommands:
-//! `Record(RecordArgs)` and `Monitor(MonitorArgs)`. Parsing only: the work
-//! is done by `chids::live::record` / `chids::live::monitor`.
+//!
+//! ```text
+//! #[cfg(feature = "live")] mod live;            // in src/cli/mod.rs
+//! #[cfg(feature = "live")] Record(live::RecordArgs),
+//! #[cfg(feature = "live")] Monitor(live::MonitorArgs),
+//! Command::Record(a) => live::run_record(&a).map_err(anyhow::Error::msg),
+//! Command::Monitor(a) => live::run_monitor(&a).map_err(anyhow::Error::msg),
+//! ```
+//!
+//! Parsing and printing only: the work is done by `chids::live::record` /
+//! `chids::live::monitor`. `src/bin/chids-live.rs` mounts the same structs
+//! until then.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,7 +102,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Standalone parser used by the `chids-live` test binary.
+/// Standalone parser used by the `chids-live` binary (unused, hence the
+/// allow, once the main CLI mounts the subcommands itself).
+#[allow(dead_code)]
 #[derive(Parser, Debug)]
 #[command(name = "chids-live", about = "chids live capture (record / monitor)")]
 pub struct LiveCli {
@@ -100,6 +112,7 @@ pub struct LiveCli {
     pub command: LiveCommand,
 }
 
+#[allow(dead_code)]
 #[derive(clap::Subcommand, Debug)]
 pub enum LiveCommand {
     /// Capture a container's system calls into a LID-DS 2021 style zip.
@@ -109,9 +122,14 @@ pub enum LiveCommand {
 }
 
 #[cfg(feature = "live")]
+pub use convert::{run_monitor, run_record};
+
+#[cfg(feature = "live")]
 mod convert {
     use super::*;
     use chids::live::{MonitorOptions, RecordOptions, Target};
+    use std::io::IsTerminal;
+    use std::process::ExitCode;
 
     impl TargetArgs {
         pub fn to_target(&self) -> Result<Target, String> {
@@ -150,6 +168,122 @@ mod convert {
                 duration: self.duration,
             })
         }
+    }
+
+    /// `chids record`: runs the capture and prints its summary (stderr).
+    pub fn run_record(args: &RecordArgs) -> Result<ExitCode, String> {
+        chids::live::stop_on_signals();
+        let opts = args.to_options()?;
+        let tty = std::io::stderr().is_terminal();
+        let summary = chids::live::record(opts, &mut |p| {
+            if tty {
+                eprint!(
+                    "\rrecording: {:>6.1}s {:>10} events {:>6} dropped",
+                    p.elapsed.as_secs_f64(),
+                    p.events,
+                    p.counters.dropped
+                );
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        if tty {
+            eprintln!();
+        }
+        eprintln!(
+            "{}: {} events in {:.2}s (chids cpu {:.2}s) from {} ({} dropped, {} unreadable paths){}",
+            summary.out.display(),
+            summary.events,
+            summary.elapsed.as_secs_f64(),
+            summary.cpu.as_secs_f64(),
+            summary.cgroup.display(),
+            summary.counters.dropped,
+            summary.counters.path_faults,
+            summary
+                .exploit_at
+                .map(|t| format!(", exploit at {t:.3}"))
+                .unwrap_or_default()
+        );
+        if summary.counters.dropped > 0 {
+            eprintln!(
+                "warning: {} events were lost (ring buffer full)",
+                summary.counters.dropped
+            );
+        }
+        Ok(match summary.command_status {
+            Some(c) if c != 0 => ExitCode::from(c.clamp(1, 255) as u8),
+            _ => ExitCode::SUCCESS,
+        })
+    }
+
+    /// `chids monitor`: alerts to stdout (a human line on a terminal, else one
+    /// JSON line each), status to stderr.
+    pub fn run_monitor(args: &MonitorArgs) -> Result<ExitCode, String> {
+        chids::live::stop_on_signals();
+        use chids::live::MonitorUpdate;
+        use std::io::Write;
+        let opts = args.to_options()?;
+        let tty = std::io::stdout().is_terminal();
+        let summary = chids::live::monitor(opts, &mut |u| match u {
+            MonitorUpdate::Started {
+                cgroup,
+                metrics,
+                threshold,
+            } => {
+                eprintln!(
+                    "monitoring {} ({}), threshold {threshold:.6}{}",
+                    cgroup.name,
+                    cgroup.path.display(),
+                    metrics
+                        .map(|a| format!(", metrics on http://{a}/metrics"))
+                        .unwrap_or_default()
+                );
+            }
+            MonitorUpdate::Window(_) => {}
+            MonitorUpdate::Alert(a) => {
+                let mut out = std::io::stdout().lock();
+                if tty {
+                    let args: Vec<String> = a
+                        .unseen_args
+                        .iter()
+                        .map(|u| format!("{} ({} by {})", u.arg, u.syscall, u.process))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "ALERT {} window at {:.3}: error {:.5} > {:.5} ({} events){}{}",
+                        a.container,
+                        a.window_start_ns as f64 / 1e9,
+                        a.error,
+                        a.threshold,
+                        a.events,
+                        if a.unseen_syscalls.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; unseen syscalls: {}", a.unseen_syscalls.join(", "))
+                        },
+                        if args.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; unseen args: {}", args.join(", "))
+                        }
+                    );
+                } else {
+                    let _ = serde_json::to_writer(&mut out, a);
+                    let _ = writeln!(out);
+                }
+                let _ = out.flush();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped)",
+            summary.events,
+            summary.windows,
+            summary.alerts,
+            summary.elapsed.as_secs_f64(),
+            summary.cpu.as_secs_f64(),
+            summary.counters.dropped
+        );
+        Ok(ExitCode::SUCCESS)
     }
 }
 

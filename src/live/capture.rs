@@ -282,6 +282,10 @@ impl Capture {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
             Err(e) => return Err(bpf_err("ring buffer poll", e)),
         }
+        // The kernel side wakes us only when a lot is pending
+        // (BPF_RB_NO_WAKEUP otherwise), and a poll that timed out consumes
+        // nothing: take whatever is there now.
+        let _ = self.ring.consume();
         Ok(self.deliver(f))
     }
 
@@ -336,5 +340,32 @@ impl Capture {
     /// REALTIME − MONOTONIC as measured when the capture opened.
     pub fn epoch_offset(&self) -> i64 {
         self.epoch_offset_ns
+    }
+}
+
+/// For `-- CMD` targets: admits events from the command's first `execve`
+/// on. What the child did before (joining the cgroup, unsharing
+/// namespaces, mounting /proc) is chids' doing, not the workload's, and
+/// must not end up in recordings or be scored (`record` and `monitor`
+/// apply the same gate, so training and monitoring see the same stream).
+#[derive(Clone, Copy, Debug)]
+pub struct ExecGate {
+    open: bool,
+}
+
+impl ExecGate {
+    /// `for_command`: gate closed until the first execve; otherwise open.
+    pub fn new(for_command: bool) -> ExecGate {
+        ExecGate { open: !for_command }
+    }
+
+    pub fn admit(&mut self, raw: &RawEvent<'_>) -> bool {
+        if !self.open
+            && raw.dir == Direction::Enter
+            && super::syscalls::name(raw.nr) == Some("execve")
+        {
+            self.open = true;
+        }
+        self.open
     }
 }

@@ -192,6 +192,7 @@ impl CommandCgroup {
         let parent = root.join("chids");
         fs::create_dir_all(&parent)
             .map_err(|e| LiveError::io(format!("create {}", parent.display()), e))?;
+        sweep_stale(&parent);
         let safe: String = name
             .chars()
             .map(|c| {
@@ -334,6 +335,31 @@ impl CommandCgroup {
     }
 }
 
+/// Removes cgroups earlier chids runs left behind (`<name>-<pid>` whose
+/// pid is gone and which hold no process): a run killed with SIGKILL cannot
+/// clean up after itself.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let empty = fs::read_to_string(e.path().join("cgroup.procs"))
+            .map(|s| s.trim().is_empty())
+            .unwrap_or(false);
+        if empty {
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+}
+
 /// `prog` itself if it names a path, else the first executable file called
 /// `prog` on PATH.
 pub fn resolve_program(prog: &str) -> Option<PathBuf> {
@@ -375,7 +401,7 @@ impl Drop for CommandCgroup {
                 let _ = c.wait();
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while populated(&self.cgroup.path) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }

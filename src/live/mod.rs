@@ -33,7 +33,7 @@ pub use capture::{Capture, Counters, RawEvent};
 pub use cgroup::{CgroupRef, Target};
 pub use format::Formatter;
 pub use monitor::{monitor, Alert, MonitorOptions, MonitorSummary, MonitorUpdate, WindowReport};
-pub use record::{record, RecordOptions, RecordProgress, RecordSummary};
+pub use record::{record, RecordOptions, RecordProgress, RecordSummary, StopReason};
 
 /// Everything that can go wrong in live capture, each with what to do.
 #[derive(Debug, thiserror::Error)]
@@ -111,4 +111,19 @@ pub fn request_stop() {
 /// Clears a previous stop request (tests run several captures in one process).
 pub fn reset_stop() {
     STOP.store(false, Ordering::SeqCst);
+}
+
+/// CPU time (user + system) this process has used so far, children
+/// excluded: what capture costs in user space. (The eBPF programs' own
+/// cost is charged to the traced tasks, as kernel time of their syscalls.)
+pub fn self_cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage writes into the struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv =
+        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }

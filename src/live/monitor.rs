@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::capture::{Capture, Counters, RawEvent};
+use super::capture::{Capture, Counters, ExecGate, RawEvent};
 use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::Formatter;
 use super::metrics::{self, Metrics};
@@ -102,6 +102,8 @@ pub struct MonitorSummary {
     pub elapsed: Duration,
     pub threshold: f64,
     pub command_status: Option<i32>,
+    /// CPU time chids itself used while capturing (user + system).
+    pub cpu: Duration,
     pub stopped_by: StopReason,
 }
 
@@ -193,6 +195,7 @@ pub fn monitor(
     });
 
     let start = Instant::now();
+    let cpu_start = super::self_cpu_time();
     if let (Some(c), Target::Command(argv)) = (command.as_mut(), &opts.target) {
         c.spawn(argv)?;
     }
@@ -205,6 +208,8 @@ pub fn monitor(
     let mut windows = 0u64;
     let mut alerts = 0u64;
     let mut command_status = None;
+    // The same stream `record` writes: from the command's exec on.
+    let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
 
     // Scores the windows closed so far, reports them, writes alerts.
     let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
@@ -266,6 +271,9 @@ pub fn monitor(
 
     let stopped_by = loop {
         capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
+            if !gate.admit(raw) {
+                return;
+            }
             let Some(stream) = streams.get_mut(&raw.watch) else {
                 return;
             };
@@ -308,6 +316,9 @@ pub fn monitor(
 
     // Events still in flight, then every open window.
     capture.drain(&mut |raw: &RawEvent<'_>| {
+        if !gate.admit(raw) {
+            return;
+        }
         if let Some(stream) = streams.get_mut(&raw.watch) {
             events += 1;
             *per_stream_events.entry(raw.watch).or_default() += 1;
@@ -348,6 +359,7 @@ pub fn monitor(
         elapsed,
         threshold,
         command_status,
+        cpu: super::self_cpu_time().saturating_sub(cpu_start),
         stopped_by,
     })
 }
