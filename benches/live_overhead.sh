@@ -9,7 +9,7 @@
 #   - outside: the workload while a capture watches another (empty) cgroup:
 #     the cost every other process on the host pays;
 #   - record / monitor: the workload inside the watched cgroup
-#     (`chids-live record|monitor -- /usr/bin/time find /usr`): its own wall
+#     (`chids record|monitor -- /usr/bin/time find /usr`): its own wall
 #     time, chids' CPU (user space, its own process only), events, drops.
 # and the sustained event rate with zero drops for a flood of tiny syscalls
 # (`dd bs=1`: one read + one write per byte).
@@ -19,7 +19,7 @@ REPS=${1:-5}
 cd "$(dirname "$0")/.."
 cargo build --release --features live --bins >/dev/null 2>&1 || cargo build --release --features live --bins
 BIN=target/release
-LIVE=$BIN/chids-live
+LIVE=$BIN/chids
 TMP=$(mktemp -d)
 CG_ROOT=$(awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo)
 EMPTY="$CG_ROOT/chids/bench-empty-$$"

@@ -15,8 +15,8 @@
 #   SMALL=1       CI size: 2 training, 1 validation, 1 normal, 1 attack, 6 s
 #   N_TRAIN N_VAL N_NORMAL N_ATTACK DURATION (seconds)   override the sizes
 #   SEED          seeds the attack times (default 1)
-#   CHIDS_RECORD  the record command (default "target/release/chids-live record",
-#                 or "target/release/chids record" when there is no chids-live)
+#   CHIDS_RECORD  the record command (default "target/release/chids record",
+#                 built with `cargo build --release --features live`)
 #   PORT          the server's port on 127.0.0.1 (each scenario has its own default)
 #   LAB_SRV       where servers' files go (default /srv/chids-lab/<scenario>)
 set -euo pipefail
@@ -43,14 +43,7 @@ OUT=${OUT:-$LAB/out}
 # The server's files (configs, site, home folders) live at a fixed path, so
 # paths in the recordings are the same in every run; LAB_SRV moves them.
 SRV=${LAB_SRV:-/srv/chids-lab}/${SCENARIO:-none}
-# default: the stand-alone chids-live while it exists, else `chids record`
-if [ -z "${CHIDS_RECORD:-}" ]; then
-	if [ -x "$REPO/target/release/chids-live" ]; then
-		CHIDS_RECORD="$REPO/target/release/chids-live record"
-	else
-		CHIDS_RECORD="$REPO/target/release/chids record"
-	fi
-fi
+CHIDS_RECORD="${CHIDS_RECORD:-$REPO/target/release/chids record}"
 read -ra RECORD_CMD <<<"$CHIDS_RECORD"
 # The sandboxed server gets a clean, fixed environment (no pyenv shims,
 # no caller variables): recordings must not depend on who ran the lab.

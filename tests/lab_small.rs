@@ -33,13 +33,9 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-/// The record command: the stand-alone `chids-live record` while it
-/// exists, else `chids record`.
+/// The record command.
 fn record_command() -> String {
-    match option_env!("CARGO_BIN_EXE_chids-live") {
-        Some(live) => format!("{live} record"),
-        None => format!("{} record", env!("CARGO_BIN_EXE_chids")),
-    }
+    format!("{} record", env!("CARGO_BIN_EXE_chids"))
 }
 
 fn zips(dir: &Path) -> Vec<PathBuf> {

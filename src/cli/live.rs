@@ -1,23 +1,15 @@
 //! Command-line arguments of `chids record` and `chids monitor` (clap).
 //!
-//! Kept apart from `main.rs` so the main CLI can mount them as subcommands:
-//!
-//! ```text
-//! #[cfg(feature = "live")] mod live;            // in src/cli/mod.rs
-//! #[cfg(feature = "live")] Record(live::RecordArgs),
-//! #[cfg(feature = "live")] Monitor(live::MonitorArgs),
-//! Command::Record(a) => live::run_record(&a).map_err(anyhow::Error::msg),
-//! Command::Monitor(a) => live::run_monitor(&a).map_err(anyhow::Error::msg),
-//! ```
-//!
-//! Parsing and printing only: the work is done by `chids::live::record` /
-//! `chids::live::monitor`. `src/bin/chids-live.rs` mounts the same structs
-//! until then.
+//! Mounted by `src/cli/mod.rs` when the `live` feature is on. Parsing and
+//! printing only: the work is done by `chids::live::record` /
+//! `chids::live::monitor`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::Args;
+#[cfg(test)]
+use clap::Parser;
 
 /// What to capture: exactly one of a cgroup, a container, or a command.
 #[derive(Args, Clone, Debug)]
@@ -79,40 +71,22 @@ pub struct MonitorArgs {
     pub duration: Option<Duration>,
 }
 
-/// Parses `10s`, `1.5m`, `250ms`, `2h`, or a bare number of seconds.
+/// A duration flag (`10s`, `2m`, `500ms`, bare seconds): the parser every
+/// chids command uses.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a duration like 10s, 2m, 500ms"))?;
-    let secs = match unit.trim() {
-        "" | "s" | "sec" | "secs" => v,
-        "ms" => v / 1e3,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m, h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?}: not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    super::parse_duration(s).map(Duration::from_nanos)
 }
 
-/// Standalone parser used by the `chids-live` binary (unused, hence the
-/// allow, once the main CLI mounts the subcommands itself).
-#[allow(dead_code)]
+/// A parser with just the live subcommands, for the argument tests.
+#[cfg(test)]
 #[derive(Parser, Debug)]
-#[command(name = "chids-live", about = "chids live capture (record / monitor)")]
+#[command(name = "chids")]
 pub struct LiveCli {
     #[command(subcommand)]
     pub command: LiveCommand,
 }
 
-#[allow(dead_code)]
+#[cfg(test)]
 #[derive(clap::Subcommand, Debug)]
 pub enum LiveCommand {
     /// Capture a container's system calls into a LID-DS 2021 style zip.
@@ -304,7 +278,7 @@ mod tests {
     #[test]
     fn record_args_parse() {
         let cli = LiveCli::try_parse_from([
-            "chids-live",
+            "chids",
             "record",
             "--out",
             "r.zip",
@@ -322,7 +296,7 @@ mod tests {
         assert_eq!(r.target.command, ["sh", "-c", "true"]);
         assert_eq!(r.duration, Some(Duration::from_secs(5)));
         assert!(LiveCli::try_parse_from([
-            "chids-live",
+            "chids",
             "record",
             "--out",
             "r.zip",
@@ -333,7 +307,7 @@ mod tests {
         ])
         .is_err());
         let cli = LiveCli::try_parse_from([
-            "chids-live",
+            "chids",
             "monitor",
             "--model",
             "m",

@@ -3,6 +3,8 @@
 mod baseline;
 mod dump;
 mod evaluate;
+#[cfg(feature = "live")]
+mod live;
 mod progress;
 mod vectors;
 
@@ -37,6 +39,12 @@ enum Command {
     Vectors(vectors::Args),
     /// Print the events of a sysdig/Falco capture (.scap), like `sysdig -r`.
     Dump(dump::Args),
+    /// Capture a container's system calls live (eBPF) into a LID-DS 2021 recording.
+    #[cfg(feature = "live")]
+    Record(live::RecordArgs),
+    /// Watch a container live and raise explained alerts on anomalous windows.
+    #[cfg(feature = "live")]
+    Monitor(live::MonitorArgs),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -46,6 +54,10 @@ pub fn run() -> Result<ExitCode> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Vectors(args) => vectors::run(args),
         Command::Dump(args) => dump::run(args),
+        #[cfg(feature = "live")]
+        Command::Record(args) => live::run_record(&args).map_err(anyhow::Error::msg),
+        #[cfg(feature = "live")]
+        Command::Monitor(args) => live::run_monitor(&args).map_err(anyhow::Error::msg),
     }
 }
 
@@ -76,9 +88,10 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         "us" | "µs" => 1e3,
         "ns" => 1.0,
         "m" | "min" => 60e9,
+        "h" => 3600e9,
         u => {
             return Err(format!(
-                "unknown unit {u:?} in {s:?} (use ns, us, ms, s, m)"
+                "unknown unit {u:?} in {s:?} (use ns, us, ms, s, m, h)"
             ))
         }
     };
