@@ -143,6 +143,16 @@ impl DayCounter {
 /// Python's `repr()` of its bytes is at most 20 characters, or contains one
 /// of the sysdig metadata words anywhere.
 pub fn compat_noise(line_with_newline: &[u8]) -> bool {
+    // repr() adds at least 3 characters, so only short lines can be <= 20.
+    if line_with_newline.len() < 18 && py_bytes_repr_len(line_with_newline) <= 20 {
+        return true;
+    }
+    has_noise_word(line_with_newline)
+}
+
+/// Whether `text` holds one of the sysdig metadata words of the reference's
+/// noise filter.
+pub fn has_noise_word(text: &[u8]) -> bool {
     use memchr::memmem::Finder;
     use std::sync::LazyLock;
     // Four SIMD substring searches, built once; measured faster here than
@@ -156,11 +166,7 @@ pub fn compat_noise(line_with_newline: &[u8]) -> bool {
         ]
         .map(Finder::new)
     });
-    // repr() adds at least 3 characters, so only short lines can be <= 20.
-    if line_with_newline.len() < 18 && py_bytes_repr_len(line_with_newline) <= 20 {
-        return true;
-    }
-    NOISE.iter().any(|w| w.find(line_with_newline).is_some())
+    NOISE.iter().any(|w| w.find(text).is_some())
 }
 
 /// Length of Python's `repr(bytes)`, e.g. `b'abc\n'` is 8.
