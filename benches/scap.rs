@@ -56,6 +56,30 @@ fn main() {
         "decode + info: {n2} events in {t_fmt:.3} s = {:.2} M events/s",
         n2 as f64 / t_fmt / 1e6
     );
+    // The same capture uncompressed: the parser's own speed, without inflate.
+    let plain = std::env::temp_dir().join(format!("chids-bench-{}.scap", std::process::id()));
+    {
+        let mut gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap());
+        let mut out = std::fs::File::create(&plain).unwrap();
+        std::io::copy(&mut gz, &mut out).unwrap();
+    }
+    let plain_src = ScapSource::open(&plain).unwrap();
+    let (n_plain, t_plain) = best(&|| {
+        let mut n = 0u64;
+        plain_src
+            .for_each_raw(&mut |_| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+        n
+    });
+    let _ = std::fs::remove_file(&plain);
+    println!(
+        "decode only, uncompressed copy: {n_plain} events in {t_plain:.3} s = {:.2} M events/s",
+        n_plain as f64 / t_plain / 1e6
+    );
+
     // Reading + windows + anomaly vectors (the pipeline's whole front end),
     // in both modes, against a baseline made from the capture itself.
     let mut t_feat = 0.0;

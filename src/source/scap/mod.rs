@@ -11,7 +11,8 @@ pub mod event_table;
 pub mod format;
 pub mod names;
 
-use std::collections::HashMap;
+// Thread and fd tables are looked up several times per event: FxHash, not SipHash.
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
