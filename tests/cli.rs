@@ -332,3 +332,75 @@ fn damaged_or_foreign_bundles_are_refused() {
     std::fs::write(lab.path("foreign/baseline.json"), "{\"hello\": 1}").unwrap();
     assert_clean_error(&eval("foreign"), "not a chids baseline");
 }
+
+#[test]
+fn container_filter_on_a_real_capture() {
+    let Some(shared) = std::env::var_os("CHIDS_SHARED") else {
+        eprintln!("skipped: CHIDS_SHARED not set");
+        return;
+    };
+    let scap =
+        Path::new(&shared).join("data/scap/troubleshooting-docker-kubernetes-sysdig/capture.scap");
+    assert!(scap.exists(), "missing {}", scap.display());
+    let dump = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["dump", "--format", "json", scap.to_str().unwrap()];
+        args.extend(extra);
+        let o = chids(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = dump(&[]);
+    let one = dump(&["--container", "de7157"]);
+    assert!(
+        !one.is_empty() && one.len() < all.len() / 2,
+        "{} of {}",
+        one.len(),
+        all.len()
+    );
+    assert!(one.iter().all(|e| e["container"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("de7157"))));
+    let expected = all
+        .iter()
+        .filter(|e| {
+            e["container"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("de7157"))
+        })
+        .count();
+    assert_eq!(one.len(), expected);
+    // The pipeline sees the same subset.
+    let lab = Lab::new();
+    let o = chids(&[
+        "baseline",
+        "--td",
+        scap.to_str().unwrap(),
+        "--od",
+        &lab.s("m"),
+        "--container",
+        "de7157",
+        "--epochs",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("m/baseline.json")).unwrap())
+            .unwrap();
+    let full = chids(&[
+        "baseline",
+        "--td",
+        scap.to_str().unwrap(),
+        "--od",
+        &lab.s("f"),
+        "--epochs",
+        "5",
+    ]);
+    assert!(full.status.success());
+    let full_meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("f/baseline.json")).unwrap())
+            .unwrap();
+    assert!(meta["max_freq"].as_u64() < full_meta["max_freq"].as_u64());
+}

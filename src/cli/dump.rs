@@ -22,6 +22,9 @@ pub struct Args {
     file: PathBuf,
     #[arg(long, value_enum, default_value = "sysdig")]
     format: Format,
+    /// Keep only the events of this container id (prefix), from the capture's cgroups.
+    #[arg(long)]
+    container: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -31,7 +34,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = dump(&args.file, format, &mut out);
+    let result = dump(&args.file, format, args.container.as_deref(), &mut out);
     // Whatever was dumped before an error is still written out.
     let flushed = out.flush();
     let stats = result?;

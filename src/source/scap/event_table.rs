@@ -91,6 +91,14 @@ pub fn is_internal(ty: u16) -> bool {
     matches!(ty, 148 | 149 | 196 | 228 | 234 | 260 | 270 | 280 | 286)
 }
 
+/// Container metadata events (old container, container JSON 1 and 2):
+/// `sysdig -r` prints the JSON ones, but they describe a container, they
+/// are not something it did, and some carry time 0 — which would start a
+/// recording's windows at the epoch.
+pub fn is_container_metadata(ty: u16) -> bool {
+    matches!(ty, 228 | 229 | 272 | 273 | 324 | 325)
+}
+
 const TABLE: &str = "\
 syscall | ID:sysid,nativeID:u16 | ID:sysid
 open | name:path,flags:f32:x:file,mode:u32:o | fd:fd,name:path,flags:f32:x:file,mode:u32:o,dev:u32:x

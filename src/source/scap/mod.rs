@@ -692,7 +692,12 @@ impl EventSource for ScapSource {
         let mut info = String::new();
         let mut filtered = 0u64;
         let mut stats = self.for_each_raw(&mut |ev| {
-            if event_table::is_internal(ev.ty) {
+            // Not system calls: left out of the pipeline (compat's noise
+            // filter drops the container ones too, by their JSON text).
+            if event_table::is_internal(ev.ty)
+                || event_table::is_container_metadata(ev.ty)
+                || ev.ts_ns == 0
+            {
                 filtered += 1;
                 return Ok(());
             }
@@ -750,9 +755,13 @@ pub struct DumpStats {
 }
 
 /// Writes every event of a capture in the chosen format.
+///
+/// `container`: keep only the events of threads in that container (id
+/// prefix), as `ReadOptions::container` does for the pipeline.
 pub fn dump(
     path: impl AsRef<Path>,
     format: DumpFormat,
+    container: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<DumpStats, SourceError> {
     let path = path.as_ref();
@@ -763,6 +772,11 @@ pub fn dump(
     let read = src.for_each_raw(&mut |ev| {
         if event_table::is_internal(ev.ty) {
             return Ok(());
+        }
+        if let Some(want) = container {
+            if !ev.container().is_some_and(|c| c.starts_with(want)) {
+                return Ok(());
+            }
         }
         line.clear();
         info.clear();
