@@ -6,6 +6,13 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `chids vectors ... | head` into a
+    // failed write (and println! into a panic). Restore the Unix default:
+    // the process ends quietly when its reader goes away.
+    // SAFETY: called first thing, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match cli::run() {
         Ok(code) => code,
         Err(err) => {

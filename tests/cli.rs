@@ -404,3 +404,29 @@ fn container_filter_on_a_real_capture() {
             .unwrap();
     assert!(meta["max_freq"].as_u64() < full_meta["max_freq"].as_u64());
 }
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let Some(shared) = std::env::var_os("CHIDS_SHARED") else {
+        eprintln!("skipped: CHIDS_SHARED not set");
+        return;
+    };
+    use std::io::BufRead;
+    let scap =
+        Path::new(&shared).join("data/scap/troubleshooting-docker-kubernetes-sysdig/capture.scap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chids"))
+        .args(["dump", scap.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("switch") || first.contains(' '), "{first}");
+    // The reader is gone now (stdout dropped): chids must stop without a panic.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
