@@ -10,7 +10,9 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::lines::{for_each_line, parse_time_of_day, rest_from, tokens_with_offsets, DayCounter};
+use super::lines::{
+    for_each_line, parse_time_of_day, read_events, rest_from, tokens_with_offsets, LineFormat,
+};
 use super::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 
@@ -184,27 +186,12 @@ impl EventSource for Lidds2021 {
 }
 
 fn read_sc(path: &Path, reader: impl Read, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
-    let mut stats = ReadStats::default();
-    for_each_line(path, reader, |number, raw| {
-        let Ok(line) = std::str::from_utf8(raw) else {
-            stats.malformed_at(Position::Line(number), "not valid UTF-8");
-            return Ok(());
-        };
-        if line.trim().is_empty() {
-            return Ok(());
-        }
-        match parse_sc_line(line) {
-            Some(event) => {
-                stats.events += 1;
-                sink(&event)
-            }
-            None => {
-                stats.malformed_at(Position::Line(number), "not a LID-DS 2021 event line");
-                Ok(())
-            }
-        }
-    })
-    .map_err(|e| {
+    let format = LineFormat {
+        name: "LID-DS 2021",
+        parse: parse_sc_line,
+        time_of_day: false,
+    };
+    read_events(path, reader, &format, false, sink).map_err(|e| {
         // A zip entry cut short surfaces as an I/O error mid-stream.
         if e.message.contains("end of file") || e.message.contains("Invalid checksum") {
             SourceError {
@@ -214,8 +201,7 @@ fn read_sc(path: &Path, reader: impl Read, sink: &mut Sink<'_>) -> Result<ReadSt
         } else {
             e
         }
-    })?;
-    Ok(stats)
+    })
 }
 
 fn parse_sc_line(line: &str) -> Option<Event<'_>> {
@@ -378,26 +364,14 @@ impl EventSource for Lidds2019 {
     fn read(&self, _options: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
         let path = &self.info.path;
         let file = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
-        let mut stats = ReadStats::default();
-        let mut days = DayCounter::default();
-        for_each_line(path, file, |number, raw| {
-            let Some(mut event) = std::str::from_utf8(raw).ok().and_then(|l| {
-                if l.trim().is_empty() {
-                    None
-                } else {
-                    parse_2019_line(l)
-                }
-            }) else {
-                if !raw.iter().all(u8::is_ascii_whitespace) {
-                    stats.malformed_at(Position::Line(number), "not a LID-DS 2019 event line");
-                }
-                return Ok(());
-            };
-            event.ts_ns = days.unwrap(event.ts_ns);
-            stats.events += 1;
-            sink(&event)
-        })?;
-        Ok(stats)
+        // The 2019 clock is a time of day; unwrap midnight in both modes
+        // (the reference never read this format).
+        let format = LineFormat {
+            name: "LID-DS 2019",
+            parse: parse_2019_line,
+            time_of_day: true,
+        };
+        read_events(path, file, &format, false, sink)
     }
 }
 

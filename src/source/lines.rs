@@ -3,7 +3,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{Position, SourceError};
+use super::{Position, ReadStats, Sink, SourceError};
+use crate::event::Event;
 
 /// Longest line accepted: a guard against a binary file read as text.
 pub const MAX_LINE: usize = 1 << 20;
@@ -58,6 +59,58 @@ pub fn for_each_line(
             Err(e) => return Err(SourceError::io(path, Position::Line(number + 1), &e)),
         }
     }
+}
+
+/// How a line-based format's lines become events.
+pub struct LineFormat {
+    /// Names the format in "not a ... event line" warnings.
+    pub name: &'static str,
+    pub parse: for<'l> fn(&'l str) -> Option<Event<'l>>,
+    /// The clock is a time of day: count midnights.
+    pub time_of_day: bool,
+}
+
+/// The reading loop every text format shares: lines to events, with
+/// blank lines ignored, bad ones counted (and the first one kept for the
+/// warning), and the compat noise filter applied when asked.
+pub fn read_events(
+    path: &Path,
+    reader: impl Read,
+    format: &LineFormat,
+    compat_filter: bool,
+    sink: &mut Sink<'_>,
+) -> Result<ReadStats, SourceError> {
+    let mut stats = ReadStats::default();
+    let mut days = DayCounter::default();
+    for_each_line(path, reader, |number, raw| {
+        if compat_filter && compat_noise(raw) {
+            stats.filtered += 1;
+            return Ok(());
+        }
+        let Ok(line) = std::str::from_utf8(raw) else {
+            stats.malformed_at(Position::Line(number), "not valid UTF-8");
+            return Ok(());
+        };
+        match (format.parse)(line) {
+            Some(mut event) => {
+                // Compat keeps the reference's clock: time of day, no date.
+                if format.time_of_day && !compat_filter {
+                    event.ts_ns = days.unwrap(event.ts_ns);
+                }
+                stats.events += 1;
+                sink(&event)
+            }
+            None if line.trim().is_empty() => Ok(()),
+            None => {
+                stats.malformed_at(
+                    Position::Line(number),
+                    format!("not a {} event line", format.name),
+                );
+                Ok(())
+            }
+        }
+    })?;
+    Ok(stats)
 }
 
 /// Splits on ASCII whitespace, returning each token with its byte offset.

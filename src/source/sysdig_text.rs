@@ -4,9 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use super::lines::{
-    compat_noise, for_each_line, parse_time_of_day, rest_from, tokens_with_offsets, DayCounter,
-};
+use super::lines::{parse_time_of_day, read_events, rest_from, tokens_with_offsets, LineFormat};
 use super::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 
@@ -46,35 +44,12 @@ impl EventSource for SysdigText {
     fn read(&self, options: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
         let path = &self.info.path;
         let file = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
-        let mut stats = ReadStats::default();
-        let mut days = DayCounter::default();
-        for_each_line(path, file, |number, raw| {
-            if options.compat_line_filter && compat_noise(raw) {
-                stats.filtered += 1;
-                return Ok(());
-            }
-            let Ok(line) = std::str::from_utf8(raw) else {
-                stats.malformed_at(Position::Line(number), "not valid UTF-8");
-                return Ok(());
-            };
-            if line.trim().is_empty() {
-                return Ok(());
-            }
-            match parse_line(line) {
-                Some(mut event) => {
-                    if !options.compat_line_filter {
-                        event.ts_ns = days.unwrap(event.ts_ns);
-                    }
-                    stats.events += 1;
-                    sink(&event)
-                }
-                None => {
-                    stats.malformed_at(Position::Line(number), "not a sysdig event line");
-                    Ok(())
-                }
-            }
-        })?;
-        Ok(stats)
+        let format = LineFormat {
+            name: "sysdig",
+            parse: parse_line,
+            time_of_day: true,
+        };
+        read_events(path, file, &format, options.compat_line_filter, sink)
     }
 }
 
