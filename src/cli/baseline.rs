@@ -28,7 +28,8 @@ pub struct Args {
     /// Window length (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
     window: u64,
-    /// Training epochs.
+    /// Training epochs (the modern mode raises them so that training takes at
+    /// least 4,000 optimiser steps, however few the training windows).
     #[arg(long, default_value_t = 120)]
     epochs: usize,
     /// Seed for weight initialisation and shuffling: same inputs and seed, same model.
