@@ -21,8 +21,9 @@ use super::capture::{Capture, Counters, ExecGate, RawEvent};
 use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::Formatter;
 use super::metrics::{self, Metrics};
+use super::record::should_stop;
 use super::record::StopReason;
-use super::{stop_requested, LiveError};
+use super::LiveError;
 use crate::detect::{ScoredWindow, StreamDetector};
 use crate::features::UnseenArg;
 use crate::model::bundle::Bundle;
@@ -300,17 +301,9 @@ pub fn monitor(
         }
         process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
 
-        if let Some(c) = command.as_mut() {
-            if let Some(code) = c.try_wait()? {
-                command_status = Some(code);
-                break StopReason::CommandExited;
-            }
-        }
-        if opts.duration.is_some_and(|d| start.elapsed() >= d) {
-            break StopReason::Duration;
-        }
-        if stop_requested() {
-            break StopReason::Signal;
+        if let Some(reason) = should_stop(&mut command, &mut command_status, opts.duration, start)?
+        {
+            break reason;
         }
     };
 

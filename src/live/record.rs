@@ -64,6 +64,29 @@ pub enum StopReason {
     Signal,
 }
 
+/// Why a capture loop should stop now, if it should: the sandboxed command
+/// exited (its status is kept), the duration is up, or a signal arrived.
+pub(crate) fn should_stop(
+    command: &mut Option<CommandCgroup>,
+    command_status: &mut Option<i32>,
+    duration: Option<Duration>,
+    start: Instant,
+) -> Result<Option<StopReason>, LiveError> {
+    if let Some(c) = command.as_mut() {
+        if let Some(code) = c.try_wait()? {
+            *command_status = Some(code);
+            return Ok(Some(StopReason::CommandExited));
+        }
+    }
+    if duration.is_some_and(|d| start.elapsed() >= d) {
+        return Ok(Some(StopReason::Duration));
+    }
+    if stop_requested() {
+        return Ok(Some(StopReason::Signal));
+    }
+    Ok(None)
+}
+
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -181,17 +204,9 @@ pub fn record(
         if exploit_at.is_none() {
             exploit_at = marker.as_ref().and_then(Marker::check);
         }
-        if let Some(c) = command.as_mut() {
-            if let Some(code) = c.try_wait()? {
-                command_status = Some(code);
-                break StopReason::CommandExited;
-            }
-        }
-        if opts.duration.is_some_and(|d| start.elapsed() >= d) {
-            break StopReason::Duration;
-        }
-        if stop_requested() {
-            break StopReason::Signal;
+        if let Some(reason) = should_stop(&mut command, &mut command_status, opts.duration, start)?
+        {
+            break reason;
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
