@@ -69,6 +69,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("--thetas must be positive numbers");
     }
     let recordings = super::recordings(&args.training, "--td")?;
+    super::warn_container_unused(&recordings, args.container.as_deref());
     if args.detector == Detector::Stide {
         return run_stide(&args, mode, &thetas, &recordings);
     }

@@ -53,6 +53,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect::<Result<_>>()?;
     let normal = super::recordings(&args.normal, "--ns")?;
     let attack = super::recordings(&args.attack, "--ms")?;
+    super::warn_container_unused(&normal, args.container.as_deref());
+    super::warn_container_unused(&attack, args.container.as_deref());
     let mut evals: Vec<ModelEvaluation> = Vec::new();
     let mut inputs = Inputs::default();
     for (dir, detector) in args.model.iter().zip(&detectors) {

@@ -102,6 +102,20 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(ns as u64)
 }
 
+/// `--container` selects by the cgroups a capture records; text and LID-DS
+/// recordings have none, so say that their events are all used.
+fn warn_container_unused(recordings: &[Box<dyn EventSource>], container: Option<&str>) {
+    let Some(id) = container else { return };
+    for r in recordings {
+        if r.info().format != chids::event::Format::Scap {
+            eprintln!(
+                "chids: warning: {}: --container {id} applies to .scap captures only; all of this recording's events are used",
+                r.info().path.display()
+            );
+        }
+    }
+}
+
 /// Prints warnings about recordings to stderr.
 fn warn_all<'a>(warnings: impl IntoIterator<Item = &'a String>) {
     for w in warnings {

@@ -31,6 +31,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let bundle = Bundle::load(&args.model).context("loading the model")?;
     let recordings = super::recordings(&args.paths, "PATH")?;
+    super::warn_container_unused(&recordings, args.container.as_deref());
     let read = ReadOptions {
         compat_line_filter: bundle.settings.mode.line_filter(),
         container: args.container,
