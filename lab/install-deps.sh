@@ -18,17 +18,4 @@ for s in "${scen[@]}"; do
 	[ -n "${PKGS[$s]+x}" ] || die "unknown scenario $s"
 	want+=(${PKGS[$s]})
 done
-need=()
-for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
-[ ${#need[@]} -eq 0 ] && { echo "lab: all packages present"; exit 0; }
-[ "$(id -u)" = 0 ] || die "missing ${need[*]}; run as root to install them"
-export DEBIAN_FRONTEND=noninteractive
-# no init system here: keep the packages' daemons from being started
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-	chmod 755 /usr/sbin/policy-rc.d
-	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-fi
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-echo "lab: installed ${need[*]}"
+"$(dirname "${BASH_SOURCE[0]}")/../scripts/apt-install.sh" "${want[@]}"

@@ -75,6 +75,17 @@ struct Symbols {
     processes: Interner,
 }
 
+impl Symbols {
+    /// Every syscall node and argument this stream used, as training elements.
+    fn elements(&self, max_freq: u64) -> TrainingElements {
+        TrainingElements {
+            seen_syscalls: self.nodes.names.iter().map(|s| s.to_string()).collect(),
+            seen_args: self.args.names.iter().map(|s| s.to_string()).collect(),
+            max_freq,
+        }
+    }
+}
+
 impl Seen for Symbols {
     fn syscall_seen(&self, node: u32) -> bool {
         self.node_seen[node as usize]
@@ -175,11 +186,7 @@ impl<'b> FeatureStream<'b> {
             ..
         } = self;
         let stats = windower.finish(&mut |w| emit(score(&w, &symbols, baseline, explain)));
-        let elements = TrainingElements {
-            seen_syscalls: symbols.nodes.names.iter().map(|s| s.to_string()).collect(),
-            seen_args: symbols.args.names.iter().map(|s| s.to_string()).collect(),
-            max_freq: 0,
-        };
+        let elements = symbols.elements(0);
         (stats, elements)
     }
 
@@ -376,11 +383,7 @@ pub fn encode_recording(
         kept.clear();
         max_freq = 0;
     }
-    let elements = TrainingElements {
-        seen_syscalls: symbols.nodes.names.iter().map(|s| s.to_string()).collect(),
-        seen_args: symbols.args.names.iter().map(|s| s.to_string()).collect(),
-        max_freq: max_freq as u64,
-    };
+    let elements = symbols.elements(max_freq as u64);
     Ok(EncodedRecording {
         read,
         windows,
