@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::{normalize_endpoint, normalize_path, Mode, RawArg};
 use crate::event::Event;
-use crate::ssg::{anomaly_vector, AnomalyVector, Explanation, Seen, WindowEvent, NO_ARG};
+use crate::ssg::{anomaly_vector, AnomalyVector, EdgeOrder, Explanation, Seen, WindowEvent, NO_ARG};
 use crate::window::{Window, WindowStats, Windower};
 
 /// Everything that decides how events become vectors.
@@ -20,6 +20,11 @@ use crate::window::{Window, WindowStats, Windower};
 pub struct Settings {
     pub mode: Mode,
     pub window_ns: u64,
+    /// Which consecutive events are joined by an edge. Compat is always
+    /// [`EdgeOrder::Stream`] (the reference's); modern defaults to
+    /// [`EdgeOrder::Thread`] (feature version 2), which live monitoring
+    /// can compute in the kernel.
+    pub edges: EdgeOrder,
 }
 
 impl Default for Settings {
@@ -27,6 +32,22 @@ impl Default for Settings {
         Settings {
             mode: Mode::Modern,
             window_ns: 1_000_000_000,
+            edges: EdgeOrder::Thread,
+        }
+    }
+}
+
+impl Settings {
+    /// The default settings of a mode: compat keeps the reference's
+    /// stream edges, modern uses per-thread edges.
+    pub const fn for_mode(mode: Mode, window_ns: u64) -> Settings {
+        Settings {
+            mode,
+            window_ns,
+            edges: match mode {
+                Mode::Compat => EdgeOrder::Stream,
+                Mode::Modern => EdgeOrder::Thread,
+            },
         }
     }
 }
@@ -145,6 +166,7 @@ impl<'b> FeatureStream<'b> {
     pub fn push(&mut self, event: &Event<'_>, emit: &mut impl FnMut(WindowFeatures)) {
         let ts = self.settings.mode.timestamp(event.ts_ns);
         let encoded = self.encode(event);
+        let edges = self.settings.edges;
         let FeatureStream {
             windower,
             symbols,
@@ -153,12 +175,13 @@ impl<'b> FeatureStream<'b> {
             ..
         } = self;
         windower.push(ts, encoded, &mut |w| {
-            emit(score(&w, symbols, *baseline, *explain))
+            emit(score(&w, symbols, *baseline, edges, *explain))
         });
     }
 
     /// Closes windows that ended well before `now_ns` (live: silent containers).
     pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(WindowFeatures)) {
+        let edges = self.settings.edges;
         let FeatureStream {
             windower,
             symbols,
@@ -167,7 +190,7 @@ impl<'b> FeatureStream<'b> {
             ..
         } = self;
         windower.advance_to(now_ns, &mut |w| {
-            emit(score(&w, symbols, *baseline, *explain))
+            emit(score(&w, symbols, *baseline, edges, *explain))
         });
     }
 
@@ -181,6 +204,7 @@ impl<'b> FeatureStream<'b> {
 
     /// Ends the stream. Returns the window statistics and the symbols seen.
     pub fn finish(self, emit: &mut impl FnMut(WindowFeatures)) -> (WindowStats, TrainingElements) {
+        let edges = self.settings.edges;
         let FeatureStream {
             windower,
             symbols,
@@ -188,7 +212,7 @@ impl<'b> FeatureStream<'b> {
             explain,
             ..
         } = self;
-        let stats = windower.finish(&mut |w| emit(score(&w, &symbols, baseline, explain)));
+        let stats = windower.finish(&mut |w| emit(score(&w, &symbols, baseline, edges, explain)));
         let elements = symbols.elements(0);
         (stats, elements)
     }
@@ -237,7 +261,35 @@ impl<'b> FeatureStream<'b> {
         } else {
             NO_ARG
         };
-        WindowEvent { node, arg, process }
+        WindowEvent {
+            node,
+            // Thread ids are 32-bit in the kernel; sources give them wider.
+            thread: event.tid as u32,
+            arg,
+            process,
+        }
+    }
+}
+
+/// The normalised argument of an event whose node `node_name` carries one,
+/// written into `out`; false when the event has none. The same rule
+/// [`FeatureStream`] applies, for the kernel-aggregated live path, which
+/// sees only the events whose raw argument it could not decide itself.
+pub(crate) fn normalized_arg(mode: Mode, node_name: &str, event: &Event<'_>, out: &mut String) -> bool {
+    out.clear();
+    let Some(kind) = mode.arg_kind(node_name) else {
+        return false;
+    };
+    match mode.raw_arg(kind, event) {
+        Some(RawArg::Path(raw)) => {
+            out.push_str(&normalize_path(raw));
+            true
+        }
+        Some(RawArg::Endpoint(endpoint)) => {
+            normalize_endpoint(&endpoint, out);
+            true
+        }
+        None => false,
     }
 }
 
@@ -255,6 +307,7 @@ fn score(
     window: &Window<WindowEvent>,
     symbols: &Symbols,
     baseline: Option<&TrainingElements>,
+    edges: EdgeOrder,
     explain: bool,
 ) -> WindowFeatures {
     let mut features = WindowFeatures {
@@ -273,6 +326,7 @@ fn score(
         &window.items,
         symbols,
         baseline.max_freq,
+        edges,
         explain.then_some(&mut explanation),
     );
     if explain {
@@ -350,7 +404,7 @@ impl FeatureStream<'_> {
     }
 }
 
-/// A recording read once and kept encoded (12 bytes per event), so that the
+/// A recording read once and kept encoded (16 bytes per event), so that the
 /// second training pass scores it without reading the file again.
 pub struct EncodedRecording {
     pub read: crate::source::ReadStats,
@@ -358,12 +412,13 @@ pub struct EncodedRecording {
     /// Names used and busiest window, as [`RecordingFeatures::elements`].
     pub elements: TrainingElements,
     symbols: Symbols,
+    edges: EdgeOrder,
     /// `None` when the recording was too large to keep (read it again).
     kept: Option<Vec<Window<WindowEvent>>>,
 }
 
 /// Recordings with more events than this are not kept in memory between
-/// the training passes (~12 bytes each): they are read twice instead.
+/// the training passes (~16 bytes each): they are read twice instead.
 pub const KEEP_LIMIT_EVENTS: usize = 16 << 20;
 
 /// First training pass: reads a recording, keeping it encoded when small enough.
@@ -409,6 +464,7 @@ pub fn encode_recording(
         windows,
         elements,
         symbols,
+        edges: settings.edges,
         kept: (!too_big).then_some(kept),
     })
 }
@@ -432,7 +488,7 @@ impl EncodedRecording {
             .collect();
         Some(
             kept.iter()
-                .map(|w| score(w, sym, Some(baseline), false))
+                .map(|w| score(w, sym, Some(baseline), self.edges, false))
                 .collect(),
         )
     }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use chids::args::Mode;
 use chids::features::Settings;
+use chids::ssg::EdgeOrder;
 use chids::model::{default_thetas, TrainConfig};
 use chids::source::ReadOptions;
 use chids::stide::{self, StideSettings};
@@ -25,6 +26,12 @@ pub struct Args {
     /// Reproduce the reference implementation exactly (see README).
     #[arg(long)]
     compat: bool,
+    /// Graph edges (modern mode): `thread` joins consecutive calls of each
+    /// thread (feature version 2, computable in the kernel by `monitor`);
+    /// `stream` joins consecutive calls of the whole stream, as bundles
+    /// before version 2 and compat mode do.
+    #[arg(long, value_enum)]
+    edges: Option<Edges>,
     /// Window length (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
     window: u64,
@@ -53,6 +60,12 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Edges {
+    Thread,
+    Stream,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Detector {
     Chids,
     Stide,
@@ -73,11 +86,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.detector == Detector::Stide {
         return run_stide(&args, mode, &thetas, &recordings);
     }
+    let mut settings = Settings::for_mode(mode, args.window);
+    match (args.edges, mode) {
+        (Some(Edges::Thread), Mode::Compat) => {
+            anyhow::bail!("--edges thread: compat mode keeps the reference's stream edges")
+        }
+        (Some(Edges::Thread), _) => settings.edges = EdgeOrder::Thread,
+        (Some(Edges::Stream), _) => settings.edges = EdgeOrder::Stream,
+        (None, _) => {}
+    }
     let options = TrainOptions {
-        settings: Settings {
-            mode,
-            window_ns: args.window,
-        },
+        settings,
         model: TrainConfig {
             epochs: args.epochs,
             seed: args.seed,

@@ -378,10 +378,7 @@ mod tests {
         baseline.seen_syscalls.insert("open".into());
         baseline.seen_args.insert(normalize_path("/tmp/seen/"));
         baseline.max_freq = 10;
-        let settings = Settings {
-            mode: Mode::Modern,
-            window_ns: 1_000_000_000,
-        };
+        let settings = Settings::for_mode(Mode::Modern, 1_000_000_000);
         let mut stream = FeatureStream::new(settings, Some(&baseline), true);
         let mut f = Formatter::new();
         let ev = f.format(&raw(
