@@ -67,7 +67,8 @@ impl<'b> StreamDetector<'b> {
     }
 }
 
-fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> ScoredWindow {
+/// Scores one window's features (computed by any path) against `threshold`.
+pub fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> ScoredWindow {
     let error = window_error(bundle, &features);
     ScoredWindow {
         anomalous: error.is_some_and(|e| e > threshold),

@@ -69,6 +69,19 @@ pub struct MonitorArgs {
     /// Stop after this long (default: until the command exits, or Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Where window features are computed: `kernel` (BPF maps, one record
+    /// only per new argument; needs a modern bundle with per-thread edges),
+    /// `events` (one record per event, any bundle), `auto` (kernel when
+    /// the bundle allows).
+    #[arg(long, value_enum, default_value_t = WindowsArg::Auto)]
+    pub windows: WindowsArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowsArg {
+    Auto,
+    Kernel,
+    Events,
 }
 
 /// A duration flag (`10s`, `2m`, `500ms`, bare seconds): the parser every
@@ -140,6 +153,11 @@ mod convert {
                 alerts: self.alerts.clone(),
                 metrics: self.metrics,
                 duration: self.duration,
+                windows: match self.windows {
+                    WindowsArg::Auto => chids::live::WindowPath::Auto,
+                    WindowsArg::Kernel => chids::live::WindowPath::Kernel,
+                    WindowsArg::Events => chids::live::WindowPath::Events,
+                },
             })
         }
     }
@@ -249,13 +267,18 @@ mod convert {
         })
         .map_err(|e| e.to_string())?;
         eprintln!(
-            "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped)",
+            "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped{})",
             summary.events,
             summary.windows,
             summary.alerts,
             summary.elapsed.as_secs_f64(),
             summary.cpu.as_secs_f64(),
-            summary.counters.dropped
+            summary.counters.dropped,
+            if summary.kernel_windows {
+                format!(", kernel windows, {} records lost", summary.counters.agg_lost)
+            } else {
+                String::new()
+            }
         );
         Ok(ExitCode::SUCCESS)
     }

@@ -43,6 +43,18 @@ pub struct Counters {
     pub dropped: u64,
     /// Path arguments that could not be read (emitted with an empty path).
     pub path_faults: u64,
+    /// Kernel-window records (unresolved arguments) lost because their
+    /// ring buffer was full: the windows they belonged to are inexact.
+    pub agg_lost: u64,
+}
+
+/// What the kernel does with a watched cgroup's events (`struct watch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WatchFlags {
+    /// One ring-buffer record per event.
+    pub emit: bool,
+    /// Window aggregation in aggregation slot `slot` (see `aggregate`).
+    pub aggregate: Option<u32>,
 }
 
 /// One event as the kernel sent it, with its time already on the epoch.
@@ -135,8 +147,12 @@ pub struct Capture {
     /// Records copied out of the ring buffer by the callback, each prefixed
     /// by its length (u32), consumed after every poll.
     arena: Rc<RefCell<Vec<u8>>>,
+    /// The same for the aggregation's records (`agg_ring`).
+    agg_arena: Rc<RefCell<Vec<u8>>>,
     epoch_offset_ns: i64,
     level_mask: u32,
+    /// Aggregation slots in use (bit per slot).
+    agg_slots: u64,
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
@@ -231,29 +247,46 @@ impl Capture {
             .map_err(|e| bpf_err("attach tracepoints", e))?;
 
         let arena = Rc::new(RefCell::new(Vec::with_capacity(1 << 20)));
-        let sink = Rc::clone(&arena);
+        let agg_arena = Rc::new(RefCell::new(Vec::new()));
         let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&skel.maps.events, move |data: &[u8]| {
-                let mut a = sink.borrow_mut();
-                a.extend_from_slice(&(data.len() as u32).to_ne_bytes());
-                a.extend_from_slice(data);
-                0
-            })
-            .map_err(|e| bpf_err("ring buffer", e))?;
+        for (map, arena) in [(&skel.maps.events, &arena), (&skel.maps.agg_ring, &agg_arena)] {
+            let sink = Rc::clone(arena);
+            builder
+                .add(map, move |data: &[u8]| {
+                    let mut a = sink.borrow_mut();
+                    a.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+                    a.extend_from_slice(data);
+                    0
+                })
+                .map_err(|e| bpf_err("ring buffer", e))?;
+        }
         let ring = builder.build().map_err(|e| bpf_err("ring buffer", e))?;
         Ok(Capture {
             ring,
             skel,
             arena,
+            agg_arena,
             epoch_offset_ns: epoch_offset_ns(),
             level_mask: 0,
+            agg_slots: 0,
         })
     }
 
     /// Starts capturing the cgroup and everything below it (also cgroups
     /// created below it later: the kernel side checks ancestors).
     pub fn watch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
+        self.watch_with(
+            cg,
+            WatchFlags {
+                emit: true,
+                aggregate: None,
+            },
+        )
+    }
+
+    /// [`watch`](Capture::watch), choosing per-event records and/or window
+    /// aggregation.
+    pub(crate) fn watch_with(&mut self, cg: &CgroupRef, how: WatchFlags) -> Result<(), LiveError> {
         if cg.level >= 32 {
             return Err(LiveError::Other(format!(
                 "cgroup {} is nested {} deep; at most 31 levels are supported",
@@ -262,10 +295,16 @@ impl Capture {
             )));
         }
         let key = cg.id.to_ne_bytes();
+        // struct watch { u64 id; u32 flags; u32 slot; }
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&key);
+        let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
+        value[8..12].copy_from_slice(&flags.to_ne_bytes());
+        value[12..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
         self.skel
             .maps
             .watched
-            .update(&key, &key, MapFlags::ANY)
+            .update(&key, &value, MapFlags::ANY)
             .map_err(|e| bpf_err("watch cgroup", e))?;
         self.level_mask |= 1 << cg.level;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
@@ -313,6 +352,43 @@ impl Capture {
         }
     }
 
+    /// Hands out the aggregation records received so far (raw bytes, see
+    /// `aggregate`), oldest first.
+    pub(crate) fn take_agg_records(&mut self, f: &mut dyn FnMut(&[u8])) {
+        let mut arena = self.agg_arena.borrow_mut();
+        let mut at = 0;
+        while at + 4 <= arena.len() {
+            let len = u32_at(&arena, at) as usize;
+            f(&arena[at + 4..at + 4 + len]);
+            at += 4 + len;
+        }
+        arena.clear();
+    }
+
+    /// Consumes what both ring buffers hold now, without waiting or delivering.
+    pub(crate) fn consume(&mut self) {
+        let _ = self.ring.consume();
+    }
+
+    /// A free aggregation slot (see `aggregate`), now taken.
+    pub(crate) fn take_agg_slot(&mut self) -> Option<u32> {
+        let free = (!self.agg_slots).trailing_zeros();
+        if free >= 64 {
+            return None;
+        }
+        self.agg_slots |= 1 << free;
+        Some(free)
+    }
+
+    pub(crate) fn release_agg_slot(&mut self, slot: u32) {
+        self.agg_slots &= !(1u64 << (slot & 63));
+    }
+
+    /// The loaded skeleton, for the aggregation's maps.
+    pub(crate) fn skel(&mut self) -> &mut ChidsSkel<'static> {
+        &mut self.skel
+    }
+
     fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {
         let mut arena = self.arena.borrow_mut();
         let mut at = 0;
@@ -345,6 +421,7 @@ impl Capture {
         Counters {
             dropped: read(0),
             path_faults: read(1),
+            agg_lost: read(3),
         }
     }
 

@@ -83,7 +83,7 @@ fn push_field(out: &mut String, bytes: &[u8]) {
 /// A kernel `struct sockaddr` (x86-64 layout): the family, then for inet
 /// the port (big-endian) and address, for Unix the path (abstract names,
 /// which start with a NUL, as `@name`).
-fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
+pub(crate) fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
     let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
     match family {
         2 if b.len() >= 8 => {

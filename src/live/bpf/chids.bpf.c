@@ -23,6 +23,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_stat 4
 #define NR_lstat 6
 #define NR_clone 56
+#define NR_fork 57
+#define NR_vfork 58
 #define NR_execve 59
 #define NR_openat 257
 #define NR_newfstatat 262
@@ -51,7 +53,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define CNT_DROPPED 0
 #define CNT_PATH_FAULT 1
 #define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
-#define CNT_MAX 3
+#define CNT_AGG_LOST 3 // aggregation records lost (ring full): windows inexact
+#define CNT_MAX 4
+
+// What a watched cgroup gets (struct watch flags).
+#define W_EMIT 1 // one ring-buffer record per event (record, per-event monitor)
+#define W_AGG 2  // window aggregation (aggregate.bpf.h)
 
 // Event header; events of path-bearing calls append PATH_LEN bytes.
 // Layout mirrored by `RawHeader` in src/live/capture.rs.
@@ -101,12 +108,19 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-// Watched cgroup ids -> themselves (value kept so user space can read back).
+// A watched cgroup. Layout mirrored by `capture::Watch`.
+struct watch {
+	__u64 id;    // the watched cgroup's id (the map key)
+	__u32 flags; // W_EMIT, W_AGG
+	__u32 slot;  // aggregation slot (W_AGG)
+};
+
+// Watched cgroup ids -> what to do with their events.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct watch);
 } watched SEC(".maps");
 
 struct {
@@ -155,14 +169,16 @@ static __always_inline void count(__u32 slot)
 		*v += 1;
 }
 
+#include "aggregate.bpf.h"
+
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
-static __always_inline __u64 watched_cgroup(__u64 *own)
+static __always_inline struct watch *watched_cgroup(__u64 *own)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
 	*own = cg;
-	__u64 *w = bpf_map_lookup_elem(&watched, &cg);
+	struct watch *w = bpf_map_lookup_elem(&watched, &cg);
 	if (w)
-		return *w;
+		return w;
 	__u32 mask = level_mask;
 	if (!mask)
 		return 0;
@@ -174,7 +190,7 @@ static __always_inline __u64 watched_cgroup(__u64 *own)
 			break; // deeper than the task's own cgroup
 		w = bpf_map_lookup_elem(&watched, &anc);
 		if (w)
-			return *w;
+			return w;
 	}
 	return 0;
 }
@@ -200,10 +216,12 @@ static __always_inline int is_socket_family(long nr)
 	return 0;
 }
 
-static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret)
+// `ts` is taken once per event and shared with the aggregation, so that a
+// capture doing both (the equality test) puts the event in the same window.
+static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
-	e->ts = bpf_ktime_get_ns();
+	e->ts = ts;
 	e->cgroup = own;
 	e->watch = watch;
 	e->ret = ret;
@@ -232,14 +250,16 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 	e->h.evflags |= F_HAS_PATH;
 }
 
-static __always_inline int emit_small(__u64 own, __u64 watch, long nr, __u8 dir, long ret)
+static __always_inline int emit_small(const struct watch *w, __u64 own, long nr, __u8 dir, long ret, __u64 ts)
 {
+	if (!(w->flags & W_EMIT))
+		return 0;
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(e, own, watch, nr, dir, ret);
+	fill(e, own, w->id, nr, dir, ret, ts);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }
@@ -254,9 +274,10 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
 	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
+	struct watch *w = watched_cgroup(&own);
+	if (!w)
 		return 0;
+	__u64 ts = bpf_ktime_get_ns();
 	long nr = id;
 	if (is_socket_family(nr)) {
 		// The address is read at exit: accept and recvfrom only fill it
@@ -281,10 +302,13 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 			struct pending p = { .ptr = addr, .flags = len, .nr = (__s32)nr };
 			bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 		}
-		return emit_small(own, watch, nr, DIR_ENTER, 0);
+		agg_plain(w, ts, nr, DIR_ENTER);
+		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
 	}
-	if (!is_path_family(nr))
-		return emit_small(own, watch, nr, DIR_ENTER, 0);
+	if (!is_path_family(nr)) {
+		agg_plain(w, ts, nr, DIR_ENTER);
+		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+	}
 
 	// x86-64 syscall arguments: rdi, rsi, rdx. Read once into locals (the
 	// verifier also rejects a variable index into an args array).
@@ -309,14 +333,15 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	struct pending p = { .ptr = ptr, .flags = flags, .nr = (__s32)nr };
 	if (nr == NR_execve || nr == NR_execveat) {
 		// Deferred: see struct pending.
-		p.ts = bpf_ktime_get_ns();
+		p.ts = ts;
 		p.tid = (__u32)key;
 		bpf_get_current_comm(p.comm, sizeof(p.comm));
 		bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 		return 0;
 	}
 	bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
-	return emit_small(own, watch, nr, DIR_ENTER, 0);
+	agg_plain(w, ts, nr, DIR_ENTER);
+	return emit_small(w, own, nr, DIR_ENTER, 0, ts);
 }
 
 // The deferred execve enter event, with the facts saved at enter.
@@ -327,11 +352,30 @@ static __always_inline struct event_path *exec_enter_event(struct pending *p, __
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(&e->h, own, watch, p->nr, DIR_ENTER, 0);
-	e->h.ts = p->ts;
+	fill(&e->h, own, watch, p->nr, DIR_ENTER, 0, p->ts);
 	e->h.tid = p->tid;
 	__builtin_memcpy(e->h.comm, p->comm, COMM_LEN);
 	return e;
+}
+
+// The deferred execve enter, aggregated: `fn` is the path (kernel memory
+// when `kernel`, else the caller's memory).
+static __always_inline void agg_exec_enter(const struct watch *w, struct pending *p, const void *fn, int kernel)
+{
+	if (!(w->flags & W_AGG))
+		return;
+	struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH);
+	if (!r)
+		return;
+	long n = kernel ? bpf_probe_read_kernel_str(r->key.bytes, sizeof(r->key.bytes), fn)
+			: bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), fn);
+	if (n <= 0) {
+		r->key.bytes[0] = 0;
+		n = 0;
+	}
+	r->key.len = (__u16)n;
+	__u64 pt = bpf_get_current_pid_tgid();
+	agg_account(w, p->tid, pt >> 32, p->ts, p->nr, DIR_ENTER, r, p->comm);
 }
 
 // A successful exec: emit its enter event with the kernel's copy of the path.
@@ -351,11 +395,11 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 		return 0;
 	}
 	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (watch) {
-		struct event_path *e = exec_enter_event(p, own, watch);
+	struct watch *w = watched_cgroup(&own);
+	if (w) {
+		const char *fn = BPF_CORE_READ(bprm, filename);
+		struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(p, own, w->id) : 0;
 		if (e) {
-			const char *fn = BPF_CORE_READ(bprm, filename);
 			long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), fn);
 			e->h.evflags |= F_HAS_PATH;
 			if (n <= 0) {
@@ -367,41 +411,61 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 			}
 			bpf_ringbuf_submit(e, submit_flags());
 		}
+		agg_exec_enter(w, p, fn, 1);
 	}
 	bpf_map_delete_elem(&pendings, &key);
 	return 0;
 }
 
 // A socket call's exit, with the address it named when there was one.
-static __always_inline int socket_exit(__u64 own, __u64 watch, long nr, long ret)
+static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr, long ret, __u64 ts)
 {
 	__u64 key = bpf_get_current_pid_tgid();
 	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
 	if (!p || p->nr != nr) {
 		if (p)
 			bpf_map_delete_elem(&pendings, &key);
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+		agg_plain(w, ts, nr, DIR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p->ptr, len = p->flags;
 	bpf_map_delete_elem(&pendings, &key);
 	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
 		// Filled in by the kernel only on success; the length is in user memory.
 		int n = 0;
-		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len))
-			return emit_small(own, watch, nr, DIR_EXIT, ret);
+		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
+			agg_plain(w, ts, nr, DIR_EXIT);
+			return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		}
 		len = n < 0 ? 0 : (__u64)n;
 	}
 	if (len > SOCKADDR_LEN)
 		len = SOCKADDR_LEN;
-	if (len < 2)
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+	if (len < 2) {
+		agg_plain(w, ts, nr, DIR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+	}
 
+	if (w->flags & W_AGG) {
+		struct agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK);
+		if (r) {
+			if (bpf_probe_read_user(r->key.bytes, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
+				// Unreadable: the event has no address, as in a record.
+				r = 0;
+			} else {
+				r->key.len = (__u16)len;
+			}
+			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0);
+		}
+	}
+	if (!(w->flags & W_EMIT))
+		return 0;
 	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
+	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
 	e->h.evflags |= F_HAS_SOCKADDR;
 	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 		e->h.evflags |= F_PATH_FAULT;
@@ -413,21 +477,40 @@ static __always_inline int socket_exit(__u64 own, __u64 watch, long nr, long ret
 	return 0;
 }
 
+// The clone family's exit: user space names the new task by its comm.
+static __always_inline int is_clone_family(long nr)
+{
+	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
 	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
+	struct watch *w = watched_cgroup(&own);
+	if (!w)
 		return 0;
+	__u64 ts = bpf_ktime_get_ns();
 	// The syscall number survives in orig_ax (ax holds the return value).
 	long nr = BPF_CORE_READ(regs, orig_ax);
 	if (is_socket_family(nr))
-		return socket_exit(own, watch, nr, ret);
-	if (!is_path_family(nr))
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+		return socket_exit(w, own, nr, ret, ts);
+	if (!is_path_family(nr)) {
+		if ((w->flags & W_AGG) && is_clone_family(nr)) {
+			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM);
+			if (r) {
+				bpf_get_current_comm(r->key.bytes, COMM_LEN);
+				r->key.len = COMM_LEN;
+				__u64 pt = bpf_get_current_pid_tgid();
+				agg_account(w, (__u32)pt, pt >> 32, ts, nr, DIR_EXIT, r, 0);
+			}
+		} else {
+			agg_plain(w, ts, nr, DIR_EXIT);
+		}
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+	}
 
 	__u64 key = bpf_get_current_pid_tgid();
 	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
@@ -436,30 +519,47 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 		// Emit the deferred enter event now, path from the old memory the
 		// kernel has just read, then the exit.
 		if (p && p->nr == nr) {
-			struct event_path *e = exec_enter_event(p, own, watch);
+			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(p, own, w->id) : 0;
 			if (e) {
 				read_path(e, p->ptr);
 				bpf_ringbuf_submit(e, submit_flags());
 			}
+			agg_exec_enter(w, p, (const void *)p->ptr, 0);
 			bpf_map_delete_elem(&pendings, &key);
 		}
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+		agg_plain(w, ts, nr, DIR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	if (!p || p->nr != nr) {
 		// Entered before we attached (or the LRU evicted it): no path.
 		if (p)
 			bpf_map_delete_elem(&pendings, &key);
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+		agg_plain(w, ts, nr, DIR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p->ptr, flags = p->flags;
 	bpf_map_delete_elem(&pendings, &key);
 
+	if (w->flags & W_AGG) {
+		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH);
+		if (r) {
+			long n = bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), (const void *)ptr);
+			if (n <= 0) {
+				r->key.bytes[0] = 0;
+				n = 0;
+			}
+			r->key.len = (__u16)n;
+			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0);
+		}
+	}
+	if (!(w->flags & W_EMIT))
+		return 0;
 	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
+	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
 	e->h.flags = flags;
 	read_path(e, ptr);
 	bpf_ringbuf_submit(e, submit_flags());
