@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::{normalize_endpoint, normalize_path, Mode, RawArg};
 use crate::event::Event;
-use crate::ssg::{anomaly_vector, AnomalyVector, EdgeOrder, Explanation, Seen, WindowEvent, NO_ARG};
+use crate::ssg::{
+    anomaly_vector, AnomalyVector, EdgeOrder, Explanation, Seen, WindowEvent, NO_ARG,
+};
 use crate::window::{Window, WindowStats, Windower};
 
 /// Everything that decides how events become vectors.
@@ -275,7 +277,12 @@ impl<'b> FeatureStream<'b> {
 /// written into `out`; false when the event has none. The same rule
 /// [`FeatureStream`] applies, for the kernel-aggregated live path, which
 /// sees only the events whose raw argument it could not decide itself.
-pub(crate) fn normalized_arg(mode: Mode, node_name: &str, event: &Event<'_>, out: &mut String) -> bool {
+pub(crate) fn normalized_arg(
+    mode: Mode,
+    node_name: &str,
+    event: &Event<'_>,
+    out: &mut String,
+) -> bool {
     out.clear();
     let Some(kind) = mode.arg_kind(node_name) else {
         return false;

@@ -322,7 +322,14 @@ mod tests {
         let seen = S(vec![], vec![]);
         let v = anomaly_vector(&[ev(7, NO_ARG)], &seen, 10, EdgeOrder::Stream, None).unwrap();
         assert_eq!(v.to_array(), [0.0, 0.0, 0.0]);
-        let v = anomaly_vector(&[ev(7, NO_ARG), ev(8, NO_ARG)], &seen, 10, EdgeOrder::Stream, None).unwrap();
+        let v = anomaly_vector(
+            &[ev(7, NO_ARG), ev(8, NO_ARG)],
+            &seen,
+            10,
+            EdgeOrder::Stream,
+            None,
+        )
+        .unwrap();
         // Both unseen -> one USN node with a self-loop: 2 distinct * (1 + 1).
         assert_eq!(v.usi, 4.0);
         assert!(anomaly_vector(&[], &seen, 10, EdgeOrder::Stream, None).is_none());

@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 
 use chids::args::Mode;
 use chids::features::Settings;
-use chids::ssg::EdgeOrder;
 use chids::model::{default_thetas, TrainConfig};
 use chids::source::ReadOptions;
+use chids::ssg::EdgeOrder;
 use chids::stide::{self, StideSettings};
 use chids::train::{train, TrainOptions};
 

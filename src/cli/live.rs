@@ -275,7 +275,10 @@ mod convert {
             summary.cpu.as_secs_f64(),
             summary.counters.dropped,
             if summary.kernel_windows {
-                format!(", kernel windows, {} records lost", summary.counters.agg_lost)
+                format!(
+                    ", kernel windows, {} records lost",
+                    summary.counters.agg_lost
+                )
             } else {
                 String::new()
             }

@@ -36,8 +36,8 @@ use crate::features::{normalized_arg, Settings, TrainingElements, UnseenArg, Win
 use crate::ssg::{EdgeOrder, GraphSummary};
 
 // Mirrors of aggregate.bpf.h.
-const AGG_WATCHES: u32 = 64;
-const AGG_SLOTS: u64 = 4;
+const AGG_WATCHES: u32 = 32;
+const AGG_SLOTS: u64 = 8;
 const NR_TABLE: usize = 512;
 const LBL_USN: u32 = NR_TABLE as u32;
 const LBL_WORDS: usize = 9;
@@ -51,8 +51,9 @@ const ARG_SOCK: u16 = 2;
 const ARG_COMM: u16 = 3;
 const ARG_NR: u16 = 4;
 const ARG_LEN: usize = 256;
-/// `struct agg_cfg`: t0, window_ns, gated, pad, seen[9].
-const CFG_LEN: usize = 24 + 8 * LBL_WORDS;
+/// `struct agg_cfg`: t0, window_ns, gated, pad, done, seen[9].
+const CFG_OFF_DONE: usize = 24;
+const CFG_LEN: usize = 32 + 8 * LBL_WORDS;
 /// `struct agg_window`: window, events, late, then four bitmaps.
 const WIN_OFF_BITS: usize = 24;
 const WIN_LEN: usize = WIN_OFF_BITS + 4 * 8 * LBL_WORDS;
@@ -191,14 +192,18 @@ impl KernelWindows {
         cfg[8..16].copy_from_slice(&settings.window_ns.to_ne_bytes());
         cfg[16..20].copy_from_slice(&u32::from(gated).to_ne_bytes());
         for (i, w) in seen.iter().enumerate() {
-            cfg[24 + 8 * i..32 + 8 * i].copy_from_slice(&w.to_ne_bytes());
+            cfg[32 + 8 * i..40 + 8 * i].copy_from_slice(&w.to_ne_bytes());
         }
         let bpf = |what: &str, e: libbpf_rs::Error| LiveError::Bpf(format!("{what}: {e}"));
         {
             let maps = &capture.skel().maps;
             for (nr, label) in table.iter().enumerate() {
                 maps.agg_nodes
-                    .update(&(nr as u32).to_ne_bytes(), &label.to_ne_bytes(), MapFlags::ANY)
+                    .update(
+                        &(nr as u32).to_ne_bytes(),
+                        &label.to_ne_bytes(),
+                        MapFlags::ANY,
+                    )
                     .map_err(|e| bpf("family table", e))?;
             }
             // A slot used before starts clean.
@@ -258,6 +263,14 @@ impl KernelWindows {
         }
         let current = (now - t0) / self.settings.window_ns;
         while self.next + 2 <= current {
+            // Every program that took a time before the window's end has
+            // finished: its counts are complete and its records committed.
+            let end = t0 + (self.next + 1) * self.settings.window_ns;
+            if !quiescent(capture, end) {
+                break; // try again at the next poll
+            }
+            capture.consume();
+            self.take_records(capture);
             self.close_next(capture, emit)?;
         }
         Ok(())
@@ -271,6 +284,7 @@ impl KernelWindows {
         capture: &mut Capture,
         emit: &mut dyn FnMut(WindowFeatures),
     ) -> Result<(), LiveError> {
+        quiescent(capture, u64::MAX);
         capture.consume();
         self.take_records(capture);
         if self.start(capture).is_none() {
@@ -345,6 +359,25 @@ impl KernelWindows {
                     *word |= u64_at(&v, WIN_OFF_BITS + (m * LBL_WORDS + w) * 8);
                 }
             }
+        }
+        // The kernel may now reuse the slot of window k.
+        if let Some(t0) = self.t0 {
+            let mut cfg = capture
+                .skel()
+                .maps
+                .agg_cfgs
+                .lookup(&self.slot.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| vec![0u8; CFG_LEN]);
+            cfg[..8].copy_from_slice(&t0.to_ne_bytes());
+            cfg[CFG_OFF_DONE..CFG_OFF_DONE + 8].copy_from_slice(&(k + 1).to_ne_bytes());
+            let _ =
+                capture
+                    .skel()
+                    .maps
+                    .agg_cfgs
+                    .update(&self.slot.to_ne_bytes(), &cfg, MapFlags::ANY);
         }
         let extra = self.extras.remove(&k).unwrap_or_default();
         self.pending.retain(|_, (w, _)| *w > k);
@@ -449,9 +482,7 @@ impl KernelWindows {
                 self.pending.insert(seq, (window, label));
                 let prev = match other {
                     LBL_NONE => None,
-                    p if p & LBL_PENDING != 0 => {
-                        self.pending.get(&(p & SEQ_MASK)).map(|&(_, l)| l)
-                    }
+                    p if p & LBL_PENDING != 0 => self.pending.get(&(p & SEQ_MASK)).map(|&(_, l)| l),
                     p => Some(p),
                 };
                 let extra = self.extras.entry(window).or_default();
@@ -597,6 +628,40 @@ impl KernelWindows {
         self.scratch = out;
         res
     }
+}
+
+/// True when no CPU runs an aggregating program whose event time is
+/// before `end` (`agg_inflight`; 1 = running, time not taken yet). A
+/// program is preempted only rarely and briefly, so a few reads suffice;
+/// if not, the caller tries again at its next poll.
+fn quiescent(capture: &mut Capture, end: u64) -> bool {
+    let key = 0u32.to_ne_bytes();
+    for _ in 0..64 {
+        let busy = capture
+            .skel()
+            .maps
+            .agg_inflight
+            .lookup_percpu(&key, MapFlags::ANY)
+            .ok()
+            .flatten()
+            .is_some_and(|cpus| {
+                cpus.iter().any(|v| {
+                    (0..4).any(|d| {
+                        let e = if v.len() >= 16 + 8 * d {
+                            u64_at(v, 8 + 8 * d)
+                        } else {
+                            0
+                        };
+                        e != 0 && e < end
+                    })
+                })
+            });
+        if !busy {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
 }
 
 /// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.

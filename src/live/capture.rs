@@ -249,7 +249,10 @@ impl Capture {
         let arena = Rc::new(RefCell::new(Vec::with_capacity(1 << 20)));
         let agg_arena = Rc::new(RefCell::new(Vec::new()));
         let mut builder = RingBufferBuilder::new();
-        for (map, arena) in [(&skel.maps.events, &arena), (&skel.maps.agg_ring, &agg_arena)] {
+        for (map, arena) in [
+            (&skel.maps.events, &arena),
+            (&skel.maps.agg_ring, &agg_arena),
+        ] {
             let sink = Rc::clone(arena);
             builder
                 .add(map, move |data: &[u8]| {

@@ -22,9 +22,10 @@
 //
 // Included by chids.bpf.c (one object, one skeleton).
 
-#define AGG_WATCHES 64
-// Windows k..k+3 live at once: k is read when k+2 begins, k+4 reuses it.
-#define AGG_SLOTS 4
+#define AGG_WATCHES 32
+// Windows k..k+7 live at once: k is read once k+2 has begun and no program
+// of it is still running; k+8 reuses its slot (not before: see `done`).
+#define AGG_SLOTS 8
 #define NR_TABLE 512
 // Node labels: syscall nodes 0..NR_TABLE-1, then USN. (UAN exists only in
 // user space: every event that becomes UAN is a MISS record.)
@@ -52,6 +53,7 @@ struct agg_cfg {
 	__u64 window_ns;
 	__u32 gated;     // start at the first execve enter (`-- CMD` targets)
 	__u32 pad;
+	__u64 done;      // windows before this one are read (user space)
 	__u64 seen[LBL_WORDS]; // node labels the model saw
 };
 
@@ -136,9 +138,15 @@ struct {
 	__type(value, __u8);
 } agg_args SEC(".maps");
 
+// One scratch record per program and CPU: a program can be preempted and
+// another one run on its CPU, but the same program does not nest there
+// (the kernel skips a tracing program already active on a CPU).
+#define SCR_ENTER 0
+#define SCR_EXIT 1
+#define SCR_EXEC 2
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, struct agg_rec);
 } agg_scratch SEC(".maps");
@@ -148,18 +156,64 @@ struct {
 	__uint(max_entries, 8 * 1024 * 1024);
 } agg_ring SEC(".maps");
 
+// Programs of aggregated watches running now, per CPU, with the time each
+// took for its event (1 until it has one). A program can be preempted
+// anywhere, so the clock alone does not tell that a window is complete:
+// user space reads window k only when no program with a time before k's
+// end is still running (then all its counts are in and its records are
+// committed to the ring). Programs nest on a CPU only through preemption
+// of one program by another: depth 4 is plenty.
+struct agg_flight {
+	__u64 depth;
+	__u64 entry[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct agg_flight);
+} agg_inflight SEC(".maps");
+
 __u64 agg_seq = 0;
 
-static __always_inline struct agg_rec *agg_scratch_rec(void)
+// Registers the program as running and returns the event's time in *ts.
+static __always_inline struct agg_flight *agg_enter(const struct watch *w, __u64 *ts, __u32 *depth)
 {
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&agg_scratch, &zero);
+	struct agg_flight *f = 0;
+	__u32 d = 0;
+	if (w->flags & W_AGG) {
+		__u32 zero = 0;
+		f = bpf_map_lookup_elem(&agg_inflight, &zero);
+		if (f) {
+			d = (__u32)__sync_fetch_and_add(&f->depth, 1) & 3;
+			f->entry[d] = 1; // running, time not yet taken
+		}
+	}
+	*ts = bpf_ktime_get_ns();
+	if (f)
+		f->entry[d] = *ts;
+	*depth = d;
+	return f;
+}
+
+static __always_inline void agg_exit(struct agg_flight *f, __u32 depth)
+{
+	if (f) {
+		f->entry[depth & 3] = 0;
+		__sync_fetch_and_add(&f->depth, -1);
+	}
+}
+
+static __always_inline struct agg_rec *agg_scratch_rec(__u32 scr)
+{
+	return bpf_map_lookup_elem(&agg_scratch, &scr);
 }
 
 // The scratch record with its argument key cleared, for an event with an argument.
-static __always_inline struct agg_rec *agg_arg_begin(__u32 slot, __u16 class)
+static __always_inline struct agg_rec *agg_arg_begin(__u32 slot, __u16 class, __u32 scr)
 {
-	struct agg_rec *r = agg_scratch_rec();
+	struct agg_rec *r = agg_scratch_rec(scr);
 	if (!r)
 		return 0;
 	__builtin_memset(&r->key, 0, sizeof(r->key));
@@ -206,7 +260,7 @@ static __always_inline int agg_send(struct agg_rec *r, int full)
 // with the raw argument in r->key (ARG_PATH/SOCK/COMM), or 0 for an event
 // without one. `comm`: the name to report (0 = the current task's).
 static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 pid, __u64 ts,
-					long nr, __u8 dir, struct agg_rec *r, const char *comm)
+					long nr, __u8 dir, struct agg_rec *r, const char *comm, __u32 scr)
 {
 	__u32 slot = w->slot;
 	struct agg_cfg *c = bpf_map_lookup_elem(&agg_cfgs, &slot);
@@ -223,6 +277,12 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 	if (ts < t0)
 		return; // before the stream's first event: in no window
 	__u64 k = (ts - t0) / c->window_ns;
+	if (k >= c->done + AGG_SLOTS) {
+		// User space has not read the window this slot holds: losing
+		// this event beats corrupting that window. Counted.
+		count(CNT_AGG_LOST);
+		return;
+	}
 	__u32 wi = slot * AGG_SLOTS + (__u32)(k & (AGG_SLOTS - 1));
 	struct agg_window *win = bpf_map_lookup_elem(&agg_windows, &wi);
 	if (!win)
@@ -262,7 +322,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 
 	if (pending) {
 		if (!r) {
-			r = agg_arg_begin(slot, ARG_NR);
+			r = agg_arg_begin(slot, ARG_NR, scr);
 			if (!r)
 				return;
 		}
@@ -287,7 +347,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 		bit_set(win->nodes, label);
 		if (prev != LBL_NONE && (prev & LBL_PENDING)) {
 			// The pending event before this one learns its successor.
-			struct agg_rec *s = agg_scratch_rec();
+			struct agg_rec *s = agg_scratch_rec(scr);
 			if (s) {
 				s->watch = w->id;
 				s->window = k;
@@ -320,10 +380,10 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 }
 
 // An event without an argument, now, on the current thread.
-static __always_inline void agg_plain(const struct watch *w, __u64 ts, long nr, __u8 dir)
+static __always_inline void agg_plain(const struct watch *w, __u64 ts, long nr, __u8 dir, __u32 scr)
 {
 	if (!(w->flags & W_AGG))
 		return;
 	__u64 pt = bpf_get_current_pid_tgid();
-	agg_account(w, (__u32)pt, pt >> 32, ts, nr, dir, 0, 0);
+	agg_account(w, (__u32)pt, pt >> 32, ts, nr, dir, 0, 0, scr);
 }

@@ -53,7 +53,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define CNT_DROPPED 0
 #define CNT_PATH_FAULT 1
 #define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
-#define CNT_AGG_LOST 3 // aggregation records lost (ring full): windows inexact
+#define CNT_AGG_LOST 3 // aggregation records or events lost (ring full, window unread): inexact
 #define CNT_MAX 4
 
 // What a watched cgroup gets (struct watch flags).
@@ -268,16 +268,8 @@ static __always_inline int emit_small(const struct watch *w, __u64 own, long nr,
 // classic `tracepoint/raw_syscalls/...` form first copies every event into a
 // perf trace buffer for every task on the machine; measured here, that
 // alone doubled the system time of `find /usr` outside any watched cgroup.
-SEC("tp_btf/sys_enter")
-int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
+static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt_regs *regs, long id, __u64 ts)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
-	__u64 own;
-	struct watch *w = watched_cgroup(&own);
-	if (!w)
-		return 0;
-	__u64 ts = bpf_ktime_get_ns();
 	long nr = id;
 	if (is_socket_family(nr)) {
 		// The address is read at exit: accept and recvfrom only fill it
@@ -302,11 +294,11 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 			struct pending p = { .ptr = addr, .flags = len, .nr = (__s32)nr };
 			bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 		}
-		agg_plain(w, ts, nr, DIR_ENTER);
+		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
 		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
 	}
 	if (!is_path_family(nr)) {
-		agg_plain(w, ts, nr, DIR_ENTER);
+		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
 		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
 	}
 
@@ -340,8 +332,25 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	}
 	bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
-	agg_plain(w, ts, nr, DIR_ENTER);
+	agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
 	return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	__u64 own;
+	struct watch *w = watched_cgroup(&own);
+	if (!w)
+		return 0;
+	__u64 ts;
+	__u32 depth;
+	struct agg_flight *f = agg_enter(w, &ts, &depth);
+	sys_enter(w, own, regs, id, ts);
+	agg_exit(f, depth);
+	return 0;
 }
 
 // The deferred execve enter event, with the facts saved at enter.
@@ -360,11 +369,11 @@ static __always_inline struct event_path *exec_enter_event(struct pending *p, __
 
 // The deferred execve enter, aggregated: `fn` is the path (kernel memory
 // when `kernel`, else the caller's memory).
-static __always_inline void agg_exec_enter(const struct watch *w, struct pending *p, const void *fn, int kernel)
+static __always_inline void agg_exec_enter(const struct watch *w, struct pending *p, const void *fn, int kernel, __u32 scr)
 {
 	if (!(w->flags & W_AGG))
 		return;
-	struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH);
+	struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, scr);
 	if (!r)
 		return;
 	long n = kernel ? bpf_probe_read_kernel_str(r->key.bytes, sizeof(r->key.bytes), fn)
@@ -375,7 +384,7 @@ static __always_inline void agg_exec_enter(const struct watch *w, struct pending
 	}
 	r->key.len = (__u16)n;
 	__u64 pt = bpf_get_current_pid_tgid();
-	agg_account(w, p->tid, pt >> 32, p->ts, p->nr, DIR_ENTER, r, p->comm);
+	agg_account(w, p->tid, pt >> 32, p->ts, p->nr, DIR_ENTER, r, p->comm, scr);
 }
 
 // A successful exec: emit its enter event with the kernel's copy of the path.
@@ -397,6 +406,11 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	__u64 own;
 	struct watch *w = watched_cgroup(&own);
 	if (w) {
+		__u64 ts;
+		__u32 depth;
+		struct agg_flight *f = agg_enter(w, &ts, &depth);
+		if (f)
+			f->entry[depth & 3] = p->ts; // the event's time is the enter's
 		const char *fn = BPF_CORE_READ(bprm, filename);
 		struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(p, own, w->id) : 0;
 		if (e) {
@@ -411,7 +425,8 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 			}
 			bpf_ringbuf_submit(e, submit_flags());
 		}
-		agg_exec_enter(w, p, fn, 1);
+		agg_exec_enter(w, p, fn, 1, SCR_EXEC);
+		agg_exit(f, depth);
 	}
 	bpf_map_delete_elem(&pendings, &key);
 	return 0;
@@ -425,7 +440,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 	if (!p || p->nr != nr) {
 		if (p)
 			bpf_map_delete_elem(&pendings, &key);
-		agg_plain(w, ts, nr, DIR_EXIT);
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p->ptr, len = p->flags;
@@ -434,7 +449,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 		// Filled in by the kernel only on success; the length is in user memory.
 		int n = 0;
 		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
-			agg_plain(w, ts, nr, DIR_EXIT);
+			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 			return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 		}
 		len = n < 0 ? 0 : (__u64)n;
@@ -442,12 +457,12 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 	if (len > SOCKADDR_LEN)
 		len = SOCKADDR_LEN;
 	if (len < 2) {
-		agg_plain(w, ts, nr, DIR_EXIT);
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 
 	if (w->flags & W_AGG) {
-		struct agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK);
+		struct agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK, SCR_EXIT);
 		if (r) {
 			if (bpf_probe_read_user(r->key.bytes, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 				// Unreadable: the event has no address, as in a record.
@@ -455,7 +470,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 			} else {
 				r->key.len = (__u16)len;
 			}
-			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0);
+			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
 		}
 	}
 	if (!(w->flags & W_EMIT))
@@ -483,31 +498,23 @@ static __always_inline int is_clone_family(long nr)
 	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_regs *regs, long ret, __u64 ts)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
-	__u64 own;
-	struct watch *w = watched_cgroup(&own);
-	if (!w)
-		return 0;
-	__u64 ts = bpf_ktime_get_ns();
 	// The syscall number survives in orig_ax (ax holds the return value).
 	long nr = BPF_CORE_READ(regs, orig_ax);
 	if (is_socket_family(nr))
 		return socket_exit(w, own, nr, ret, ts);
 	if (!is_path_family(nr)) {
 		if ((w->flags & W_AGG) && is_clone_family(nr)) {
-			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM);
+			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
 			if (r) {
 				bpf_get_current_comm(r->key.bytes, COMM_LEN);
 				r->key.len = COMM_LEN;
 				__u64 pt = bpf_get_current_pid_tgid();
-				agg_account(w, (__u32)pt, pt >> 32, ts, nr, DIR_EXIT, r, 0);
+				agg_account(w, (__u32)pt, pt >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
 			}
 		} else {
-			agg_plain(w, ts, nr, DIR_EXIT);
+			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		}
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
@@ -524,24 +531,24 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 				read_path(e, p->ptr);
 				bpf_ringbuf_submit(e, submit_flags());
 			}
-			agg_exec_enter(w, p, (const void *)p->ptr, 0);
+			agg_exec_enter(w, p, (const void *)p->ptr, 0, SCR_EXIT);
 			bpf_map_delete_elem(&pendings, &key);
 		}
-		agg_plain(w, ts, nr, DIR_EXIT);
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	if (!p || p->nr != nr) {
 		// Entered before we attached (or the LRU evicted it): no path.
 		if (p)
 			bpf_map_delete_elem(&pendings, &key);
-		agg_plain(w, ts, nr, DIR_EXIT);
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p->ptr, flags = p->flags;
 	bpf_map_delete_elem(&pendings, &key);
 
 	if (w->flags & W_AGG) {
-		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH);
+		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
 		if (r) {
 			long n = bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), (const void *)ptr);
 			if (n <= 0) {
@@ -549,7 +556,7 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 				n = 0;
 			}
 			r->key.len = (__u16)n;
-			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0);
+			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
 		}
 	}
 	if (!(w->flags & W_EMIT))
@@ -563,5 +570,22 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 	e->h.flags = flags;
 	read_path(e, ptr);
 	bpf_ringbuf_submit(e, submit_flags());
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	__u64 own;
+	struct watch *w = watched_cgroup(&own);
+	if (!w)
+		return 0;
+	__u64 ts;
+	__u32 depth;
+	struct agg_flight *f = agg_enter(w, &ts, &depth);
+	sys_exit(w, own, regs, ret, ts);
+	agg_exit(f, depth);
 	return 0;
 }
