@@ -432,9 +432,15 @@ impl KernelWindows {
         Ok(())
     }
 
-    /// Forgets the threads of this watch whose last event is in a window
-    /// already emitted: their next event starts a new window anyway.
+    /// Forgets the threads of this watch whose last event is eight
+    /// windows old: their next event starts a new window anyway. (Not
+    /// younger ones: the kernel may update an entry between this read and
+    /// the delete; a thread silent for eight windows that wakes in exactly
+    /// that microsecond is the only one that can lose an edge.)
     fn sweep_threads(&self, capture: &mut Capture, done: u64) {
+        let Some(done) = done.checked_sub(8) else {
+            return;
+        };
         let map = &capture.skel().maps.agg_threads;
         let stale: Vec<Vec<u8>> = map
             .keys()
