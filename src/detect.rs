@@ -35,7 +35,7 @@ impl<'b> StreamDetector<'b> {
     pub fn new(bundle: &'b Bundle, theta: f64) -> Self {
         StreamDetector {
             bundle,
-            stream: FeatureStream::new(bundle.settings, Some(&bundle.elements), true),
+            stream: FeatureStream::live(bundle.settings, Some(&bundle.elements), true),
             threshold: bundle.threshold(theta),
         }
     }
@@ -47,7 +47,10 @@ impl<'b> StreamDetector<'b> {
     /// Adds one event; `emit` gets every window this closes, scored.
     pub fn push(&mut self, event: &Event<'_>, emit: &mut impl FnMut(ScoredWindow)) {
         let (bundle, threshold) = (self.bundle, self.threshold);
-        self.stream
+        // A live stream has no window cap (`FeatureStream::live`): pushing
+        // cannot fail.
+        let _uncapped = self
+            .stream
             .push(event, &mut |w| emit(score(bundle, threshold, w)));
     }
 
