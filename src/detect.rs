@@ -44,6 +44,11 @@ impl<'b> StreamDetector<'b> {
         self.threshold
     }
 
+    /// Events dropped so far (out of order, time jumps).
+    pub fn window_stats(&self) -> &crate::window::WindowStats {
+        self.stream.window_stats()
+    }
+
     /// Adds one event; `emit` gets every window this closes, scored.
     pub fn push(&mut self, event: &Event<'_>, emit: &mut impl FnMut(ScoredWindow)) {
         let (bundle, threshold) = (self.bundle, self.threshold);

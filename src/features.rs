@@ -331,6 +331,11 @@ impl<'b> FeatureStream<'b> {
         self.push_closed(event, &mut |c, sym| emit(score(c, sym, baseline, explain)))
     }
 
+    /// Events dropped so far (out of order, time jumps).
+    pub fn window_stats(&self) -> &WindowStats {
+        self.windower.stats()
+    }
+
     /// Closes windows that ended well before `now_ns` (live: silent containers).
     pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(WindowFeatures)) {
         let FeatureStream {

@@ -156,10 +156,6 @@ impl<B: Bucket> Windower<B> {
         &self.stats
     }
 
-    pub fn stats_mut(&mut self) -> &mut WindowStats {
-        &mut self.stats
-    }
-
     /// The open windows, oldest first.
     pub fn open_mut(&mut self) -> impl Iterator<Item = &mut B> {
         self.pending.iter_mut()

@@ -106,6 +106,8 @@ pub struct MonitorSummary {
     pub events: u64,
     pub windows: u64,
     pub alerts: u64,
+    /// Events dropped for arriving more than two windows out of time order.
+    pub out_of_order: u64,
     pub counters: Counters,
     pub elapsed: Duration,
     pub threshold: f64,
@@ -350,7 +352,9 @@ pub fn monitor(
             }
         }
     }
+    let mut out_of_order = 0;
     for (watch, s) in streams.drain() {
+        out_of_order += s.detector.window_stats().out_of_order();
         s.detector.finish(&mut |w| closed.push((watch, w)));
     }
     process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
@@ -361,6 +365,7 @@ pub fn monitor(
         events,
         windows,
         alerts,
+        out_of_order,
         counters,
         elapsed,
         threshold,
