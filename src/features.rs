@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{normalize_path, Mode};
+use crate::args::{normalize_endpoint, normalize_path, Mode, RawArg};
 use crate::cache::BoundedCache;
 use crate::event::Event;
 use crate::ssg::{label_by_id, AnomalyVector, Labelled, Seen, WindowEvent, WindowGraph, NO_ARG};
@@ -173,24 +173,28 @@ impl Symbols {
         Err(key)
     }
 
-    /// What a raw argument normalises to, through the cache.
-    fn arg(&mut self, raw: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+    /// What a raw path argument normalises to, through the cache.
+    fn path_arg(&mut self, raw: &str, baseline: Option<&TrainingElements>) -> ArgRef {
         if let Some(found) = self.raw_args.get(raw) {
             return found.clone();
         }
-        let normalized = normalize_path(raw);
-        let found = match self.args.get(&normalized) {
-            Some(id) => ArgRef::Known(id),
-            None if baseline.is_none_or(|b| b.seen_args.contains(&normalized)) => {
-                ArgRef::Known(self.args.intern(&normalized))
-            }
-            None => ArgRef::Unseen {
-                key: self.key(&normalized),
-                name: normalized.into(),
-            },
-        };
+        let found = self.normalized_arg(&normalize_path(raw), baseline);
         self.raw_args.insert(raw.into(), found.clone());
         found
+    }
+
+    /// The id of a seen normalised argument, or its key and text.
+    fn normalized_arg(&mut self, normalized: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+        match self.args.get(normalized) {
+            Some(id) => ArgRef::Known(id),
+            None if baseline.is_none_or(|b| b.seen_args.contains(normalized)) => {
+                ArgRef::Known(self.args.intern(normalized))
+            }
+            None => ArgRef::Unseen {
+                key: self.key(normalized),
+                name: normalized.into(),
+            },
+        }
     }
 }
 
@@ -290,6 +294,8 @@ pub struct FeatureStream<'b> {
     explain: bool,
     /// First training pass: keep each window's events for the second.
     keep: bool,
+    /// Reused buffer for normalised endpoints.
+    scratch: String,
 }
 
 impl<'b> FeatureStream<'b> {
@@ -317,6 +323,7 @@ impl<'b> FeatureStream<'b> {
             windower: Windower::new(settings.window_ns, settings.mode == Mode::Compat, limit),
             explain,
             keep: false,
+            scratch: String::new(),
         }
     }
 
@@ -423,18 +430,25 @@ impl<'b> FeatureStream<'b> {
             Err(key) => return Encoded::UnseenSyscall(key),
         };
         let mut arg = NO_ARG;
-        if let Some(kind) = Mode::arg_kind(node_name) {
-            if let Some(raw) = mode.raw_arg(kind, event) {
-                match sym.arg(raw, baseline) {
-                    ArgRef::Known(id) => arg = id,
-                    ArgRef::Unseen { key, name } => {
-                        return Encoded::UnseenArg {
-                            node,
-                            key,
-                            arg: name,
-                        }
+        if let Some(kind) = mode.arg_kind(node_name) {
+            let found = match mode.raw_arg(kind, event) {
+                Some(RawArg::Path(raw)) => Some(sym.path_arg(raw, baseline)),
+                Some(RawArg::Endpoint(endpoint)) => {
+                    normalize_endpoint(&endpoint, &mut self.scratch);
+                    Some(sym.normalized_arg(&self.scratch, baseline))
+                }
+                None => None,
+            };
+            match found {
+                Some(ArgRef::Known(id)) => arg = id,
+                Some(ArgRef::Unseen { key, name }) => {
+                    return Encoded::UnseenArg {
+                        node,
+                        key,
+                        arg: name,
                     }
                 }
+                None => {}
             }
         }
         if baseline.is_none() {
@@ -495,7 +509,9 @@ fn describe(
             .map(|(arg, node, process)| UnseenArg {
                 arg: arg.to_string(),
                 syscall: symbols.nodes.name(*node).to_string(),
-                process: process.to_string(),
+                // Names from the watched system reach alerts and terminals
+                // only in escaped form.
+                process: crate::escape::escaped_str(process).into_owned(),
             })
             .collect();
         features.more_unseen_args = x.more_unseen_args;
@@ -724,7 +740,7 @@ impl EncodedRecording {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Direction;
+    use crate::event::{Direction, Params};
 
     /// A name of lower-case letters only, so that normalising keeps it
     /// whole (digits would be deleted).
@@ -739,7 +755,7 @@ mod tests {
         }
     }
 
-    fn event<'a>(ts_ns: u64, syscall: &'a str, info: &'a str) -> Event<'a> {
+    fn event<'a>(ts_ns: u64, syscall: &'a str, path: Option<&'a str>) -> Event<'a> {
         Event {
             ts_ns,
             tid: 1,
@@ -747,7 +763,11 @@ mod tests {
             process: "flood",
             dir: Direction::Exit,
             syscall,
-            info,
+            info: "",
+            params: Params {
+                path,
+                ..Params::default()
+            },
         }
     }
 
@@ -764,11 +784,11 @@ mod tests {
         let n = 3 * CACHE_ENTRIES as u64;
         for i in 0..n {
             // 1 µs apart: all in the first 1 s window.
-            let info = format!("res=0 path=/tmp/flood/{}", letters(i));
+            let path = format!("/tmp/flood/{}", letters(i));
             let unseen_call = format!("sys_{}", i % 100_000);
-            let ev = event(i * 1_000, "stat", &info);
+            let ev = event(i * 1_000, "stat", Some(&path));
             stream.push(&ev, &mut |w| windows.push(w)).unwrap();
-            let ev = event(i * 1_000 + 1, &unseen_call, "");
+            let ev = event(i * 1_000 + 1, &unseen_call, None);
             stream.push(&ev, &mut |w| windows.push(w)).unwrap();
             assert!(stream.symbols.raw_args.len() <= CACHE_ENTRIES);
             assert!(stream.symbols.unseen_nodes.len() <= CACHE_ENTRIES);

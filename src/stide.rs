@@ -622,6 +622,7 @@ mod tests {
                     dir,
                     syscall,
                     info: "",
+                    params: Default::default(),
                 })?;
             }
             Ok(ReadStats {
