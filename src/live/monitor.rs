@@ -212,6 +212,10 @@ pub fn monitor(
 
     let mode = bundle.settings.mode;
     let mut fmt = Formatter::new();
+    // Windows closed during one poll, drained after it: at most one per
+    // event read plus one run of empty windows per stream (a silence of
+    // any length is one entry), whatever the window length. Each stream's
+    // symbol tables and caches are bounded in `FeatureStream`.
     let mut closed: Vec<(u64, ScoredWindow)> = Vec::new();
     let mut per_stream_events: HashMap<u64, u64> = HashMap::new();
     let mut events = 0u64;
