@@ -120,6 +120,7 @@ fn monitor_alerts_only_after_the_attack() {
                 duration: Some(Duration::from_secs(60)),
                 exploit_at: None,
                 marker_file: None,
+                force: false,
             },
             &mut |_| {},
         )
@@ -165,6 +166,7 @@ fn monitor_alerts_only_after_the_attack() {
             // nothing in detection.
             theta: 2.0,
             alerts: Some(alerts_file.clone()),
+            alerts_follow_symlink: false,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             duration: Some(Duration::from_secs(60)),
         },

@@ -122,6 +122,7 @@ fn record_command_captures_exec_and_open_and_nothing_outside() {
             duration: Some(Duration::from_secs(20)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     )
@@ -216,6 +217,7 @@ fn marker_file_stamps_exploit_time() {
             duration: Some(Duration::from_secs(20)),
             exploit_at: None,
             marker_file: Some(marker.clone()),
+            force: false,
         },
         &mut |_| {},
     )
@@ -264,6 +266,7 @@ fn cgroup_target_includes_child_cgroups_created_later() {
             duration: Some(Duration::from_millis(1500)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     );
@@ -311,6 +314,7 @@ fn missing_cgroup_is_a_clear_error() {
             duration: Some(Duration::from_millis(10)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     )

@@ -35,6 +35,7 @@ fn sigterm_finishes_the_recording() {
             duration: Some(Duration::from_secs(30)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     )
