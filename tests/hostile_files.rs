@@ -38,7 +38,7 @@ fn sc_recording(path: &Path, t0_s: u64, seconds: u64, seed: u64, extra: &[&str])
         let call = calls[(i % 5) as usize];
         s += &format!("{t} 33 42 nginx 42 {call} > fd=3 \n");
         s += &format!("{} 33 42 nginx 42 {call} < res=0 \n", t + 500);
-        if i % 97 == 0 {
+        if i.is_multiple_of(97) {
             s += &format!(
                 "{} 33 42 nginx 42 open < fd=5(<f>/var/www/index.html) name=/var/www/index.html flags=1(O_RDONLY) \n",
                 t + 900
@@ -97,9 +97,17 @@ impl Lab {
     }
 
     fn train_args(&self, out: &str) -> Vec<String> {
-        ["baseline", "--td", &self.s("train"), "--od", &self.s(out), "--epochs", "5"]
-            .map(String::from)
-            .to_vec()
+        [
+            "baseline",
+            "--td",
+            &self.s("train"),
+            "--od",
+            &self.s(out),
+            "--epochs",
+            "5",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn train(&self, out: &str, extra: &[&str]) -> Output {
@@ -168,12 +176,7 @@ fn bundles_and_reports_never_write_through_planted_symlinks() {
         assert_eq!(mode(&p), 0o640, "{f}");
     }
 
-    let report_names = [
-        "report.md",
-        "report.json",
-        "roc.png",
-        "scores-1-chids.png",
-    ];
+    let report_names = ["report.md", "report.json", "roc.png", "scores-1-chids.png"];
     let planted = Victims::plant(&lab.path("report"), &report_names, &lab.path("v2"));
     let o = chids(&[
         "evaluate",
@@ -253,7 +256,11 @@ fn a_failed_write_replaces_nothing_and_says_so() {
     let err = stderr(&o);
     assert!(err.contains("File too large"), "{err}");
     assert!(err.contains(&lab.s("model")), "{err}");
-    assert_eq!(listing(&lab.path("model")), before, "the old bundle changed");
+    assert_eq!(
+        listing(&lab.path("model")),
+        before,
+        "the old bundle changed"
+    );
 
     // Same for a report: the old one stays whole.
     let report = |limit: Option<u64>| {
@@ -286,9 +293,19 @@ fn a_failed_write_replaces_nothing_and_says_so() {
 #[test]
 fn training_settings_that_make_unloadable_bundles_are_refused() {
     let lab = Lab::new();
-    let o = lab.train("zero", &["--compat", "--epochs", "0"]);
+    let o = chids(&[
+        "baseline",
+        "--td",
+        &lab.s("train"),
+        "--od",
+        &lab.s("zero"),
+        "--compat",
+        "--epochs",
+        "0",
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("--epochs"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("--epochs") && err.contains("'0'"), "{err}");
     assert!(!lab.path("zero").exists(), "nothing may be written");
     for window in ["1us", "500us", "2h"] {
         let o = lab.train("tiny", &["--window", window]);
@@ -321,13 +338,24 @@ fn bundles_that_would_score_nonsense_are_refused_on_load() {
         *v.pointer_mut(pointer).unwrap() = value.clone();
         std::fs::write(dir.join("baseline.json"), v.to_string()).unwrap();
         std::fs::write(dir.join("model.safetensors"), &weights).unwrap();
-        let o = chids(&["vectors", "--model", &dir.display().to_string(), &lab.s("normal")]);
+        let o = chids(&[
+            "vectors",
+            "--model",
+            &dir.display().to_string(),
+            &lab.s("normal"),
+        ]);
         assert!(!o.status.success(), "{pointer} = {value} was accepted");
         let err = stderr(&o);
-        assert!(err.contains("baseline.json") && err.contains(named), "{pointer}: {err}");
+        assert!(
+            err.contains("baseline.json") && err.contains(named),
+            "{pointer}: {err}"
+        );
     }
     // A STIDE bundle too.
-    assert!(lab.train("stide", &["--detector", "stide"]).status.success());
+    assert!(lab
+        .train("stide", &["--detector", "stide"])
+        .status
+        .success());
     let p = lab.path("stide/baseline.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     v["thresholds"][0] = (-1.0).into();
@@ -360,7 +388,10 @@ fn exploit_times_that_are_not_times_are_errors_naming_the_file() {
             Ok(_) => panic!("exploit time {value} accepted"),
             Err(e) => e.to_string(),
         };
-        assert!(err.contains("a0.json") && err.contains("time.exploit[0].absolute"), "{err}");
+        assert!(
+            err.contains("a0.json") && err.contains("time.exploit[0].absolute"),
+            "{err}"
+        );
     }
     // LID-DS 2019 runs.csv: offsets after the first event.
     let dir = lab.path("2019");
@@ -373,7 +404,9 @@ fn exploit_times_that_are_not_times_are_errors_naming_the_file() {
     for offset in ["inf", "NaN", "2e10", "soon"] {
         std::fs::write(
             dir.join("runs.csv"),
-            format!("scenario_name, is_executing_exploit, exploit_start_time\nrun, True, {offset}\n"),
+            format!(
+                "scenario_name, is_executing_exploit, exploit_start_time\nrun, True, {offset}\n"
+            ),
         )
         .unwrap();
         let err = match discover(&[dir.join("run.txt")]) {
@@ -383,7 +416,10 @@ fn exploit_times_that_are_not_times_are_errors_naming_the_file() {
             ),
             Err(e) => e.to_string(),
         };
-        assert!(err.contains("runs.csv") && err.contains("exploit_start_time"), "{err}");
+        assert!(
+            err.contains("runs.csv") && err.contains("exploit_start_time"),
+            "{err}"
+        );
     }
 }
 
@@ -438,7 +474,10 @@ fn a_zip_with_two_sc_entries_is_an_error() {
         Ok(_) => panic!("a zip with two .sc entries was accepted"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("two.zip") && err.contains("2 .sc files"), "{err}");
+    assert!(
+        err.contains("two.zip") && err.contains("2 .sc files"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -82,7 +82,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Resul
             Ok(_) => {}
             Err(e) if e.loop_ancestor().is_some() => warnings.push(format!(
                 "{}: symlink loop (back to {}); not followed",
-                e.path().map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
+                e.path()
+                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
                 e.loop_ancestor().map(Path::display).expect("a loop"),
             )),
             // A dangling symlink: nothing to read, say so.
