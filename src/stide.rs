@@ -582,6 +582,7 @@ mod tests {
                     dir,
                     syscall,
                     info: "",
+                    params: Default::default(),
                 })?;
             }
             Ok(ReadStats {
