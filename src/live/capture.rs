@@ -43,6 +43,14 @@ pub struct Counters {
     pub dropped: u64,
     /// Path arguments that could not be read (emitted with an empty path).
     pub path_faults: u64,
+    /// Watched tasks that moved themselves (or were moved) out of every
+    /// watched cgroup; they are followed, and their events still captured.
+    pub migrated: u64,
+    /// Successful execs whose enter was not seen (its pending entry was
+    /// evicted): the exec's enter event with its path is lost.
+    pub exec_unmatched: u64,
+    /// Ring-buffer records too short to decode (lost).
+    pub undecodable: u64,
 }
 
 /// One event as the kernel sent it, with its time already on the epoch.
@@ -137,6 +145,8 @@ pub struct Capture {
     arena: Rc<RefCell<Vec<u8>>>,
     epoch_offset_ns: i64,
     level_mask: u32,
+    /// Records that failed to decode.
+    undecodable: u64,
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
@@ -248,6 +258,7 @@ impl Capture {
             arena,
             epoch_offset_ns: epoch_offset_ns(),
             level_mask: 0,
+            undecodable: 0,
         })
     }
 
@@ -320,9 +331,12 @@ impl Capture {
         while at + 4 <= arena.len() {
             let len = u32_at(&arena, at) as usize;
             let rec = &arena[at + 4..at + 4 + len];
-            if let Some(ev) = RawEvent::decode(rec, self.epoch_offset_ns) {
-                f(&ev);
-                n += 1;
+            match RawEvent::decode(rec, self.epoch_offset_ns) {
+                Some(ev) => {
+                    f(&ev);
+                    n += 1;
+                }
+                None => self.undecodable += 1,
             }
             at += 4 + len;
         }
@@ -345,6 +359,9 @@ impl Capture {
         Counters {
             dropped: read(0),
             path_faults: read(1),
+            migrated: read(3),
+            exec_unmatched: read(4),
+            undecodable: self.undecodable,
         }
     }
 
