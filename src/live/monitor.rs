@@ -288,7 +288,8 @@ pub fn monitor(
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         })?;
         // The timer: close windows of silent containers too.
-        let now = mode.timestamp(now_ns());
+        // One clock: the events' (see Capture::now_ns).
+        let now = mode.timestamp(capture.now_ns());
         for (&watch, s) in streams.iter_mut() {
             s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
         }
