@@ -36,7 +36,7 @@ use crate::features::{normalized_arg, Settings, TrainingElements, UnseenArg, Win
 use crate::ssg::{EdgeOrder, GraphSummary};
 
 // Mirrors of aggregate.bpf.h.
-const AGG_WATCHES: u32 = 32;
+pub(crate) const AGG_WATCHES: u32 = 32;
 const AGG_SLOTS: u64 = 8;
 const NR_TABLE: usize = 512;
 const LBL_USN: u32 = NR_TABLE as u32;
@@ -416,13 +416,23 @@ impl KernelWindows {
         }
         let t0 = self.t0.unwrap_or(0);
         let start = (t0 + k * self.settings.window_ns) as i64;
+        let top = crate::ssg::EXPLAIN_TOP;
+        let more_unseen_syscalls = unseen_syscalls.len().saturating_sub(top) as u64;
+        unseen_syscalls.truncate(top);
+        let mut unseen_args = extra.detail;
+        let more_unseen_args = unseen_args.len().saturating_sub(top) as u64;
+        unseen_args.truncate(top);
         emit(WindowFeatures {
             index: k,
             start_ns: start.wrapping_add(self.epoch_offset_ns) as u64,
+            run_length: 1,
             events: events as usize,
             vector: summary.vector(self.baseline.max_freq),
             unseen_syscalls,
-            unseen_args: extra.detail,
+            more_unseen_syscalls,
+            unseen_args,
+            more_unseen_args,
+            capped: false,
         });
         self.windows_since_sweep += 1;
         if self.windows_since_sweep >= 8 {

@@ -36,6 +36,9 @@ const F_HAS_PATH: u8 = 1;
 const F_PATH_FAULT: u8 = 2;
 const F_HAS_SOCKADDR: u8 = 4;
 
+/// Longest a final [`Capture::drain`] may take.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
 /// Kernel-side counters (summed over CPUs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -43,18 +46,18 @@ pub struct Counters {
     pub dropped: u64,
     /// Path arguments that could not be read (emitted with an empty path).
     pub path_faults: u64,
-    /// Kernel-window records (unresolved arguments) lost because their
-    /// ring buffer was full: the windows they belonged to are inexact.
+    /// Kernel-window records (unresolved arguments) or events lost, because
+    /// the ring buffer was full or the window's slot was still unread: the
+    /// windows they belonged to are inexact.
     pub agg_lost: u64,
-}
-
-/// What the kernel does with a watched cgroup's events (`struct watch`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WatchFlags {
-    /// One ring-buffer record per event.
-    pub emit: bool,
-    /// Window aggregation in aggregation slot `slot` (see `aggregate`).
-    pub aggregate: Option<u32>,
+    /// Watched tasks that moved themselves (or were moved) out of every
+    /// watched cgroup; they are followed, and their events still captured.
+    pub migrated: u64,
+    /// Successful execs whose enter was not seen (its pending entry was
+    /// evicted): the exec's enter event with its path is lost.
+    pub exec_unmatched: u64,
+    /// Ring-buffer records too short to decode (lost).
+    pub undecodable: u64,
 }
 
 /// One event as the kernel sent it, with its time already on the epoch.
@@ -139,6 +142,15 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+/// What the kernel does with a watched cgroup's events (`struct watch_cfg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WatchFlags {
+    /// One ring-buffer record per event.
+    pub emit: bool,
+    /// Window aggregation in aggregation slot `slot` (see `aggregate`).
+    pub aggregate: Option<u32>,
+}
+
 /// A loaded, attached capture. Not `Send`: poll it from the thread that made it.
 pub struct Capture {
     // Declared before `skel` so it is dropped first.
@@ -151,6 +163,8 @@ pub struct Capture {
     agg_arena: Rc<RefCell<Vec<u8>>>,
     epoch_offset_ns: i64,
     level_mask: u32,
+    /// Records that failed to decode.
+    undecodable: u64,
     /// Aggregation slots in use (bit per slot).
     agg_slots: u64,
 }
@@ -271,6 +285,7 @@ impl Capture {
             agg_arena,
             epoch_offset_ns: epoch_offset_ns(),
             level_mask: 0,
+            undecodable: 0,
             agg_slots: 0,
         })
     }
@@ -298,16 +313,24 @@ impl Capture {
             )));
         }
         let key = cg.id.to_ne_bytes();
-        // struct watch { u64 id; u32 flags; u32 slot; }
-        let mut value = [0u8; 16];
-        value[..8].copy_from_slice(&key);
-        let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
-        value[8..12].copy_from_slice(&flags.to_ne_bytes());
-        value[12..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
+        if how.aggregate.is_some() || !how.emit {
+            // struct watch_cfg { u32 flags; u32 slot; }
+            let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
+            let mut cfg = [0u8; 8];
+            cfg[..4].copy_from_slice(&flags.to_ne_bytes());
+            cfg[4..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
+            self.skel
+                .maps
+                .watch_cfgs
+                .update(&key, &cfg, MapFlags::ANY)
+                .map_err(|e| bpf_err("watch cgroup", e))?;
+        } else {
+            let _ = self.skel.maps.watch_cfgs.delete(&key);
+        }
         self.skel
             .maps
             .watched
-            .update(&key, &value, MapFlags::ANY)
+            .update(&key, &key, MapFlags::ANY)
             .map_err(|e| bpf_err("watch cgroup", e))?;
         self.level_mask |= 1 << cg.level;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
@@ -342,17 +365,43 @@ impl Capture {
         Ok(self.deliver(f))
     }
 
-    /// Hands out whatever is in the ring buffer now, without waiting.
+    /// Hands out what was in the ring buffer when called, without waiting.
+    ///
+    /// Bounded even when the watched tasks produce faster than we read:
+    /// it stops at the first round that delivers an event stamped after
+    /// the call (the ring has caught up with the stop), at an empty round,
+    /// or after [`DRAIN_LIMIT`] at the latest.
     pub fn drain(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> Result<u64, LiveError> {
+        let stop_ns = self.now_ns();
+        let started = std::time::Instant::now();
         let mut total = 0;
         loop {
             let _ = self.ring.consume();
-            let n = self.deliver(f);
+            let mut caught_up = false;
+            let n = self.deliver(&mut |ev| {
+                caught_up |= ev.ts_ns > stop_ns;
+                f(ev)
+            });
             total += n;
-            if n == 0 {
+            if n == 0 || caught_up || started.elapsed() >= DRAIN_LIMIT {
                 return Ok(total);
             }
         }
+    }
+
+    /// Now, on the events' clock: CLOCK_MONOTONIC (what the kernel stamps
+    /// events with) plus the epoch offset taken at open. Windows are closed
+    /// by this clock, never by the wall clock, so a wall-clock step cannot
+    /// make every later event "late".
+    pub fn now_ns(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono = ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
+        mono.wrapping_add(self.epoch_offset_ns) as u64
     }
 
     /// Hands out the aggregation records received so far (raw bytes, see
@@ -376,7 +425,7 @@ impl Capture {
     /// A free aggregation slot (see `aggregate`), now taken.
     pub(crate) fn take_agg_slot(&mut self) -> Option<u32> {
         let free = (!self.agg_slots).trailing_zeros();
-        if free >= 64 {
+        if free >= super::aggregate::AGG_WATCHES {
             return None;
         }
         self.agg_slots |= 1 << free;
@@ -399,9 +448,12 @@ impl Capture {
         while at + 4 <= arena.len() {
             let len = u32_at(&arena, at) as usize;
             let rec = &arena[at + 4..at + 4 + len];
-            if let Some(ev) = RawEvent::decode(rec, self.epoch_offset_ns) {
-                f(&ev);
-                n += 1;
+            match RawEvent::decode(rec, self.epoch_offset_ns) {
+                Some(ev) => {
+                    f(&ev);
+                    n += 1;
+                }
+                None => self.undecodable += 1,
             }
             at += 4 + len;
         }
@@ -424,7 +476,10 @@ impl Capture {
         Counters {
             dropped: read(0),
             path_faults: read(1),
-            agg_lost: read(3),
+            migrated: read(3),
+            exec_unmatched: read(4),
+            agg_lost: read(5),
+            undecodable: self.undecodable,
         }
     }
 
