@@ -766,6 +766,34 @@ impl EncodedRecording {
     }
 }
 
+/// The normalised argument of an event whose node `node_name` carries one,
+/// written into `out`; false when the event has none. The rule
+/// [`FeatureStream`] applies, for the kernel-aggregated live path, which
+/// sees only the events whose raw argument it could not decide itself.
+#[cfg(feature = "live")]
+pub(crate) fn normalized_arg(
+    mode: Mode,
+    node_name: &str,
+    event: &Event<'_>,
+    out: &mut String,
+) -> bool {
+    out.clear();
+    let Some(kind) = mode.arg_kind(node_name) else {
+        return false;
+    };
+    match mode.raw_arg(kind, event) {
+        Some(RawArg::Path(raw)) => {
+            out.push_str(&normalize_path(raw));
+            true
+        }
+        Some(RawArg::Endpoint(endpoint)) => {
+            normalize_endpoint(&endpoint, out);
+            true
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,32 +864,5 @@ mod tests {
             n,
             "every unique path is counted"
         );
-    }
-}
-
-/// The normalised argument of an event whose node `node_name` carries one,
-/// written into `out`; false when the event has none. The rule
-/// [`FeatureStream`] applies, for the kernel-aggregated live path, which
-/// sees only the events whose raw argument it could not decide itself.
-pub(crate) fn normalized_arg(
-    mode: Mode,
-    node_name: &str,
-    event: &Event<'_>,
-    out: &mut String,
-) -> bool {
-    out.clear();
-    let Some(kind) = mode.arg_kind(node_name) else {
-        return false;
-    };
-    match mode.raw_arg(kind, event) {
-        Some(RawArg::Path(raw)) => {
-            out.push_str(&normalize_path(raw));
-            true
-        }
-        Some(RawArg::Endpoint(endpoint)) => {
-            normalize_endpoint(&endpoint, out);
-            true
-        }
-        None => false,
     }
 }

@@ -289,7 +289,7 @@ impl WindowGraph {
 
     /// The event's graph label; records what is unseen.
     fn label(&mut self, event: Labelled<'_>, explain: bool) -> u32 {
-        let label = match event {
+        match event {
             Labelled::Seen(node) => node,
             Labelled::UnseenSyscall { key, name } => {
                 if self.unseen_syscalls.insert(key)
@@ -317,8 +317,7 @@ impl WindowGraph {
                 }
                 UAN
             }
-        };
-        label
+        }
     }
 
     fn edge(&mut self, prev: u32, cur: u32) {
