@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long)]
     compat: bool,
     /// Window length (e.g. 1s, 500ms; from 1ms to 1h).
-    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = super::parse_window)]
     window: u64,
     /// Training epochs, at least 1 (the modern mode raises them so that
     /// training takes at least 4,000 optimiser steps, however few the

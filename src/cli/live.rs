@@ -275,6 +275,12 @@ mod convert {
             summary.cpu.as_secs_f64(),
             summary.counters.dropped
         );
+        if summary.out_of_order > 0 {
+            eprintln!(
+                "warning: dropped {} event(s) that arrived more than two windows out of time order",
+                summary.out_of_order
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -233,7 +233,8 @@ pub(crate) fn write_bundle_files(files: &[(PathBuf, &[u8])]) -> Result<(), Bundl
 /// thousands of windows (memory and time grow with them), above an hour
 /// nothing is ever detected in time. Both ends are refused at training
 /// and at loading.
-pub const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> = 1_000_000..=3_600_000_000_000;
+pub const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> =
+    crate::features::MIN_WINDOW_NS..=crate::features::MAX_WINDOW_NS;
 
 /// The checks every detector's bundle passes on load (and before save):
 /// a sane window, and thresholds a comparison can use.
