@@ -44,8 +44,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     if stats.read.malformed > 0 {
+        let first = match &stats.read.first_malformed {
+            Some((at, why)) => format!(" (first at {at}: {why})"),
+            None => String::new(),
+        };
         eprintln!(
-            "chids: warning: {}: skipped {} unknown or malformed event(s)",
+            "chids: warning: {}: skipped {} unknown or malformed event(s){first}",
             args.file.display(),
             stats.read.malformed
         );

@@ -8,8 +8,10 @@
 
 pub mod block;
 pub mod event_table;
+mod events_gen;
 pub mod format;
 pub mod names;
+mod state;
 
 // Thread and fd tables are looked up several times per event: FxHash, not SipHash.
 use rustc_hash::FxHashMap as HashMap;
@@ -51,7 +53,7 @@ pub struct State {
     /// Socket type (SOCK_STREAM, ...) by (pid, fd), for the l4 tag.
     pub sock_types: HashMap<(i64, i64), u32>,
     /// What each thread's last enter event said, for its exit.
-    pub pending: HashMap<i64, format::Pending>,
+    pub(crate) pending: HashMap<i64, state::Pending>,
     /// User names by uid and group names by gid (user list block).
     pub users: HashMap<u32, String>,
     pub groups: HashMap<u32, String>,
@@ -303,7 +305,7 @@ pub fn read_stream(
                                 continue;
                             }
                         };
-                        format::update_state(&mut state, raw.tid, raw.ty, &params, info);
+                        state::update_state(&mut state, raw.tid, raw.ty, &params, info);
                         let name = event_name(raw.ty, info, &params);
                         let ev = ScapEvent {
                             num,
@@ -344,12 +346,9 @@ fn event_name(ty: u16, info: &'static EventInfo, params: &[&[u8]]) -> &'static s
         let id = params
             .first()
             .filter(|p| p.len() >= 2)
-            .map(|p| u16::from_le_bytes([p[0], p[1]]) as usize)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
             .unwrap_or(0);
-        return event_table::SYSCALLS
-            .get(id)
-            .copied()
-            .unwrap_or("<unknown>");
+        return event_table::syscall_name(id);
     }
     info.name
 }
