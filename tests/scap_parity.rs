@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use chids::source::scap::{dump, read_stream, DumpFormat, ScapSource};
+use chids::source::scap::{dump, read_stream, DumpOptions, ScapSource};
 use chids::source::{EventSource, Position, ReadOptions};
 
 fn shared() -> Option<PathBuf> {
@@ -122,7 +122,7 @@ fn every_line_matches_sysdig_headers_and_used_params() {
         }
         let reference = std::fs::read_to_string(&txt).unwrap();
         let mut out = Vec::new();
-        dump(&scap, DumpFormat::Sysdig, None, &mut out).unwrap();
+        dump(&scap, &DumpOptions::default(), &mut out).unwrap();
         let ours = String::from_utf8(out).unwrap();
         let ours = as_sysdig_029_numbers(&scap, lines_by_num(&ours));
         let refs = lines_by_num(&reference);

@@ -407,26 +407,62 @@ fn octal(v: u32) -> String {
 
 /// One `sysdig -r` default line (with its newline):
 /// `num HH:MM:SS.nnnnnnnnn cpu proc (tid) dir type info`.
+///
+/// Exactly one line per event: control characters in the process name and
+/// the parameters (a newline in a file name, a form feed in a thread name)
+/// are written as `\n`, `\r`, `\t` or `\xNN`.
 pub fn sysdig_line(ev: &ScapEvent<'_>, info: &str, line: &mut String) {
     let day = ev.ts_ns % 86_400_000_000_000;
     let secs = day / 1_000_000_000;
     let _ = write!(
         line,
-        "{} {:02}:{:02}:{:02}.{:09} {} {} ({}) {} {} ",
+        "{} {:02}:{:02}:{:02}.{:09} {} ",
         ev.num,
         secs / 3600,
         secs / 60 % 60,
         secs % 60,
         day % 1_000_000_000,
         ev.cpu,
-        ev.process(),
-        ev.tid,
-        ev.dir.as_char(),
-        ev.name
     );
+    push_escaped(line, ev.process());
+    let _ = write!(line, " ({}) {} {} ", ev.tid, ev.dir.as_char(), ev.name);
     if !info.is_empty() {
-        line.push_str(info);
+        push_escaped(line, info);
         line.push(' ');
     }
     line.push('\n');
+}
+
+/// Appends `s` with its control characters escaped (see [`sysdig_line`]).
+pub fn push_escaped(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_escaped;
+
+    #[test]
+    fn control_characters_are_escaped_on_one_line() {
+        let mut s = String::new();
+        push_escaped(&mut s, "a\nb\tc\x0cd\x7fé");
+        assert_eq!(s, "a\\nb\\tc\\x0cd\\x7fé");
+        s.clear();
+        push_escaped(&mut s, "/etc/passwd");
+        assert_eq!(s, "/etc/passwd");
+    }
 }

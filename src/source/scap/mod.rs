@@ -7,6 +7,7 @@
 //! (thread names, fd names), and [`format`] renders `evt.info`.
 
 pub mod block;
+mod container;
 pub mod event_table;
 mod events_gen;
 pub mod format;
@@ -23,6 +24,7 @@ use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 use crate::source::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 
 use block::{BlockReader, Cur};
+use container::ContainerFilter;
 use event_table::EventInfo;
 
 /// A thread as sysdig knows it.
@@ -31,7 +33,7 @@ pub struct Thread {
     pub pid: i64,
     pub comm: String,
     pub cwd: String,
-    /// Short (12 hex chars) container id from the cgroups, if any.
+    /// Full (64 hex chars) container id from the cgroups, if any.
     pub container: Option<String>,
 }
 
@@ -457,13 +459,14 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Short container id from a cgroup list: the first 12 hex chars of a 64-hex
-/// id in a docker / containerd / cri-o path, as sysdig's `container.id`.
+/// Container id from a cgroup list: the 64-hex id in a docker / containerd /
+/// cri-o path, in full (sysdig's `container.id` is its first 12 chars), so
+/// that `--container` can take the whole id as well as a prefix.
 pub fn container_from_cgroups(cg: &[u8]) -> Option<String> {
     let s = String::from_utf8_lossy(cg);
     for part in s.split(['\0', '/', ':', '\n', '.', '-']) {
         if part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Some(part[..12].to_string());
+            return Some(part.to_ascii_lowercase());
         }
     }
     None
@@ -690,6 +693,9 @@ impl EventSource for ScapSource {
     fn read(&self, options: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
         let mut info = String::new();
         let mut filtered = 0u64;
+        let mut by_container = options.container.as_deref().map(ContainerFilter::new);
+        let path = &self.info.path;
+        let filter_error = |why: String| SourceError::new(path, Position::Whole, why);
         let mut stats = self.for_each_raw(&mut |ev| {
             // Not system calls: left out of the pipeline (compat's noise
             // filter drops the container ones too, by their JSON text).
@@ -700,8 +706,8 @@ impl EventSource for ScapSource {
                 filtered += 1;
                 return Ok(());
             }
-            if let Some(want) = options.container.as_deref() {
-                if !ev.container().is_some_and(|c| c.starts_with(want)) {
+            if let Some(f) = by_container.as_mut() {
+                if !f.keep(ev.container()).map_err(filter_error)? {
                     filtered += 1;
                     return Ok(());
                 }
@@ -732,6 +738,9 @@ impl EventSource for ScapSource {
             };
             sink(&e)
         })?;
+        if let Some(f) = by_container {
+            f.finish().map_err(filter_error)?;
+        }
         stats.events -= filtered;
         stats.filtered += filtered;
         Ok(stats)
@@ -741,10 +750,32 @@ impl EventSource for ScapSource {
 /// Output formats of [`dump`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DumpFormat {
-    /// Lines like `sysdig -r FILE`.
+    /// Lines like `sysdig -r FILE`, one event per line.
     Sysdig,
     /// One JSON object per line.
     Json,
+}
+
+/// What [`dump`] prints.
+#[derive(Clone, Debug)]
+pub struct DumpOptions {
+    pub format: DumpFormat,
+    /// Keep only the events of threads in that container (full id or a
+    /// unique prefix), as `ReadOptions::container` does for the pipeline.
+    pub container: Option<String>,
+    /// Also print what `sysdig -r` leaves out: internal events and the
+    /// container metadata events stamped with time 0.
+    pub all_events: bool,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            format: DumpFormat::Sysdig,
+            container: None,
+            all_events: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -753,14 +784,10 @@ pub struct DumpStats {
     pub read: ReadStats,
 }
 
-/// Writes every event of a capture in the chosen format.
-///
-/// `container`: keep only the events of threads in that container (id
-/// prefix), as `ReadOptions::container` does for the pipeline.
+/// Writes the events of a capture in the chosen format.
 pub fn dump(
     path: impl AsRef<Path>,
-    format: DumpFormat,
-    container: Option<&str>,
+    options: &DumpOptions,
     out: &mut dyn Write,
 ) -> Result<DumpStats, SourceError> {
     let path = path.as_ref();
@@ -768,19 +795,25 @@ pub fn dump(
     let mut line = String::new();
     let mut info = String::new();
     let mut n = 0u64;
+    let mut by_container = options.container.as_deref().map(ContainerFilter::new);
+    let filter_error = |why: String| SourceError::new(path, Position::Whole, why);
     let read = src.for_each_raw(&mut |ev| {
-        if event_table::is_internal(ev.ty) {
+        // `sysdig -r` hides internal events, and container metadata that
+        // carries no time (it describes the capture, it did not happen).
+        let hidden = event_table::is_internal(ev.ty)
+            || (ev.ts_ns == 0 && event_table::is_container_metadata(ev.ty));
+        if hidden && !options.all_events {
             return Ok(());
         }
-        if let Some(want) = container {
-            if !ev.container().is_some_and(|c| c.starts_with(want)) {
+        if let Some(f) = by_container.as_mut() {
+            if !f.keep(ev.container()).map_err(filter_error)? {
                 return Ok(());
             }
         }
         line.clear();
         info.clear();
         ev.format_info(&mut info);
-        match format {
+        match options.format {
             DumpFormat::Sysdig => format::sysdig_line(ev, &info, &mut line),
             DumpFormat::Json => {
                 let v = serde_json::json!({
@@ -802,5 +835,8 @@ pub fn dump(
         out.write_all(line.as_bytes())
             .map_err(|e| SourceError::io(path, Position::Whole, &e))
     })?;
+    if let Some(f) = by_container {
+        f.finish().map_err(filter_error)?;
+    }
     Ok(DumpStats { events: n, read })
 }
