@@ -17,7 +17,8 @@ use std::fmt::Write as _;
 
 use super::capture::RawEvent;
 use super::syscalls;
-use crate::event::{Direction, Event};
+use crate::escape::push_escaped;
+use crate::event::{Direction, Event, Params};
 
 /// Turns [`RawEvent`]s into [`Event`]s, reusing its buffers.
 #[derive(Default)]
@@ -25,6 +26,8 @@ pub struct Formatter {
     process: String,
     info: String,
     syscall: String,
+    /// The typed path parameter of the current event (escaped).
+    path: String,
     /// execve path per thread, from its enter to its exit.
     exec_paths: HashMap<u32, String>,
 }
@@ -65,20 +68,11 @@ const ERRNO_NAMES: &[(i64, &str)] = &[
 ];
 
 /// Text safe for one whitespace-separated field: the .sc line format has
-/// no quoting, so whitespace inside a name would shift every later field.
-fn push_field(out: &mut String, bytes: &[u8], replace_space: bool) {
-    for ch in String::from_utf8_lossy(bytes).chars() {
-        match ch {
-            '\n' | '\r' | '\t' => out.push('?'),
-            ' ' if replace_space => out.push('_'),
-            c => out.push(c),
-        }
-    }
-}
-
-fn push_path(out: &mut String, bytes: &[u8]) {
-    // Paths keep their spaces, as sysdig prints them.
-    push_field(out, bytes, false);
+/// no quoting, so names and paths are written in chids' escaped form
+/// ([`crate::escape`]): one token, no control characters, and the same
+/// value when the recording is read back.
+fn push_field(out: &mut String, bytes: &[u8]) {
+    push_escaped(out, bytes);
 }
 
 fn write_open_flags(out: &mut String, flags: u64) {
@@ -120,7 +114,7 @@ impl Formatter {
     /// The event, borrowing this formatter's buffers until the next call.
     pub fn format<'s>(&'s mut self, raw: &RawEvent<'_>) -> Event<'s> {
         self.process.clear();
-        push_field(&mut self.process, raw.comm, true);
+        push_field(&mut self.process, raw.comm);
         let name = syscalls::name(raw.nr);
         self.syscall.clear();
         match name {
@@ -130,33 +124,38 @@ impl Formatter {
             }
         }
         self.info.clear();
-        let path = raw.path.unwrap_or(b"");
+        self.path.clear();
+        let mut has_path = false;
+        if let Some(p) = raw.path {
+            push_field(&mut self.path, p);
+        }
+        let path = self.path.as_str();
         let out = &mut self.info;
         let n = name.unwrap_or("");
         match (raw.dir, n) {
             (Direction::Enter, "execve" | "execveat") => {
                 out.push_str("filename=");
-                push_path(out, path);
-                let mut p = String::new();
-                push_path(&mut p, path);
-                self.exec_paths.insert(raw.tid, p);
+                out.push_str(path);
+                self.exec_paths.insert(raw.tid, path.to_string());
+                has_path = true;
             }
             (Direction::Enter, _) => {}
             (Direction::Exit, "open" | "openat" | "openat2") => {
                 write_fd(out, raw.ret);
                 if raw.ret >= 0 {
                     out.push_str("(<f>");
-                    push_path(out, path);
+                    out.push_str(path);
                     out.push(')');
                 }
                 out.push_str(" name=");
-                push_path(out, path);
+                out.push_str(path);
                 out.push(' ');
                 write_open_flags(out, raw.flags);
+                has_path = true;
             }
             (Direction::Exit, "stat" | "lstat" | "newfstatat" | "statx") => {
-                let _ = write!(out, "res={} path=", raw.ret);
-                push_path(out, path);
+                let _ = write!(out, "res={} path={path}", raw.ret);
+                has_path = true;
             }
             (Direction::Exit, "execve" | "execveat") => {
                 let _ = write!(out, "res={} exe=", raw.ret);
@@ -168,12 +167,14 @@ impl Formatter {
                     .or_else(|| self.exec_paths.remove(&raw.pid));
                 match p {
                     Some(p) => out.push_str(&p),
-                    None => push_field(out, raw.comm, true),
+                    None => out.push_str(&self.process),
                 }
             }
             (Direction::Exit, "clone" | "clone3" | "fork" | "vfork") => {
-                let _ = write!(out, "res={} exe=", raw.ret);
-                push_field(out, raw.comm, true);
+                let _ = write!(out, "res={} exe={}", raw.ret, self.process);
+                self.path.clear();
+                self.path.push_str(&self.process);
+                has_path = true;
             }
             (Direction::Exit, _) => {
                 let _ = write!(out, "res={}", raw.ret);
@@ -191,6 +192,11 @@ impl Formatter {
             dir: raw.dir,
             syscall: &self.syscall,
             info: &self.info,
+            params: Params {
+                path: has_path.then_some(self.path.as_str()),
+                endpoint: None,
+                ret: (raw.dir == Direction::Exit).then_some(raw.ret),
+            },
         }
     }
 }
@@ -250,7 +256,8 @@ mod tests {
             "fd=3(<f>/etc/hostname) name=/etc/hostname flags=524288(O_RDONLY|O_CLOEXEC)"
         );
         assert_eq!(ev.tokens().nth(1), Some("name=/etc/hostname"));
-        assert_eq!(ev.param("name"), Some("/etc/hostname"));
+        assert_eq!(ev.params.path, Some("/etc/hostname"));
+        assert_eq!(ev.params.ret, Some(3));
         let ev = f.format(&raw(2, Direction::Exit, -2, Some(b"/nope")));
         assert!(ev.info.starts_with("fd=-2(ENOENT) name=/nope "));
     }
@@ -270,6 +277,61 @@ mod tests {
         assert_eq!((ev.syscall, ev.info), ("read", "res=512"));
         let ev = f.format(&raw(0, Direction::Enter, 0, None));
         assert_eq!(ev.info, "");
+    }
+
+    #[test]
+    fn hostile_names_read_back_as_the_same_typed_values() {
+        // A path with a space and `name=` in it, and a process name with a
+        // form feed: once written to a .sc line and read back, the model
+        // must see exactly the values live capture saw.
+        let mut f = Formatter::new();
+        let mut r = raw(
+            257,
+            Direction::Exit,
+            3,
+            Some(b"/tmp/seen/ name=/x /../../../../etc/shadow"),
+        );
+        r.comm = b"evil\x0cname";
+        let ev = f.format(&r);
+        assert_eq!(
+            ev.params.path,
+            Some("/tmp/seen/\\x20name=/x\\x20/../../../../etc/shadow")
+        );
+        let mut line = Vec::new();
+        write_sc_line(&mut line, &ev, 0);
+        let line = String::from_utf8(line).unwrap();
+        let back = crate::source::lidds::parse_sc_line(&line).expect("line reads back");
+        assert_eq!(back.process, ev.process);
+        assert_eq!(back.params, ev.params);
+        assert_eq!(back.info, ev.info);
+    }
+
+    #[test]
+    fn a_space_in_a_path_cannot_hide_it_from_the_model() {
+        use crate::args::{normalize_path, Mode};
+        use crate::features::{FeatureStream, Settings, TrainingElements};
+        let mut baseline = TrainingElements::default();
+        baseline.seen_syscalls.insert("open".into());
+        baseline.seen_args.insert(normalize_path("/tmp/seen/"));
+        baseline.max_freq = 10;
+        let settings = Settings {
+            mode: Mode::Modern,
+            window_ns: 1_000_000_000,
+        };
+        let mut stream = FeatureStream::new(settings, Some(&baseline), true);
+        let mut f = Formatter::new();
+        let ev = f.format(&raw(
+            257,
+            Direction::Exit,
+            3,
+            Some(b"/tmp/seen/ /../../../../etc/shadow"),
+        ));
+        let mut windows = Vec::new();
+        stream.push(&ev, &mut |w| windows.push(w));
+        stream.finish(&mut |w| windows.push(w));
+        let unseen: Vec<_> = windows.iter().flat_map(|w| &w.unseen_args).collect();
+        assert_eq!(unseen.len(), 1, "{windows:?}");
+        assert!(unseen[0].arg.contains("\\x20"), "{:?}", unseen[0]);
     }
 
     #[test]

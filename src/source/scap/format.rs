@@ -410,7 +410,7 @@ fn octal(v: u32) -> String {
 ///
 /// Exactly one line per event: control characters in the process name and
 /// the parameters (a newline in a file name, a form feed in a thread name)
-/// are written as `\n`, `\r`, `\t` or `\xNN`.
+/// are written as `\xNN`.
 pub fn sysdig_line(ev: &ScapEvent<'_>, info: &str, line: &mut String) {
     let day = ev.ts_ns % 86_400_000_000_000;
     let secs = day / 1_000_000_000;
@@ -424,45 +424,46 @@ pub fn sysdig_line(ev: &ScapEvent<'_>, info: &str, line: &mut String) {
         day % 1_000_000_000,
         ev.cpu,
     );
-    push_escaped(line, ev.process());
+    push_controls_escaped(line, ev.process());
     let _ = write!(line, " ({}) {} {} ", ev.tid, ev.dir.as_char(), ev.name);
     if !info.is_empty() {
-        push_escaped(line, info);
+        push_controls_escaped(line, info);
         line.push(' ');
     }
     line.push('\n');
 }
 
-/// Appends `s` with its control characters escaped (see [`sysdig_line`]).
-pub fn push_escaped(out: &mut String, s: &str) {
-    if !s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+/// Appends `s` with its control characters escaped as `\xNN` (the form
+/// [`crate::escape`] uses), spaces and everything else as they are: the
+/// line keeps `sysdig -r`'s shape and stays one line.
+pub fn push_controls_escaped(out: &mut String, s: &str) {
+    if !s.chars().any(char::is_control) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "\\x{b:02x}");
             }
-            c => out.push(c),
+        } else {
+            out.push(c);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::push_escaped;
+    use super::push_controls_escaped;
 
     #[test]
     fn control_characters_are_escaped_on_one_line() {
         let mut s = String::new();
-        push_escaped(&mut s, "a\nb\tc\x0cd\x7fé");
-        assert_eq!(s, "a\\nb\\tc\\x0cd\\x7fé");
+        push_controls_escaped(&mut s, "a b\nc\td\x0ce\x7f\u{85}é\\");
+        assert_eq!(s, "a b\\x0ac\\x09d\\x0ce\\x7f\\xc2\\x85é\\");
         s.clear();
-        push_escaped(&mut s, "/etc/passwd");
+        push_controls_escaped(&mut s, "/etc/passwd");
         assert_eq!(s, "/etc/passwd");
     }
 }

@@ -12,6 +12,7 @@ pub mod event_table;
 mod events_gen;
 pub mod format;
 pub mod names;
+pub mod params;
 mod state;
 
 // Thread and fd tables are looked up several times per event: FxHash, not SipHash.
@@ -692,6 +693,7 @@ impl EventSource for ScapSource {
 
     fn read(&self, options: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
         let mut info = String::new();
+        let mut param_bufs = params::ParamBufs::default();
         let mut filtered = 0u64;
         let mut by_container = options.container.as_deref().map(ContainerFilter::new);
         let path = &self.info.path;
@@ -712,8 +714,12 @@ impl EventSource for ScapSource {
                     return Ok(());
                 }
             }
+            // Only compat mode reads the rendered text (the reference's
+            // token rule); the modern mode reads typed parameters.
             info.clear();
-            ev.format_info(&mut info);
+            if options.compat_line_filter {
+                ev.format_info(&mut info);
+            }
             // The reference filters the text line sysdig would print. Its
             // words cannot span fields, and such a line is never short
             // enough for the length rule, so testing the text fields
@@ -735,6 +741,7 @@ impl EventSource for ScapSource {
                 dir: ev.dir,
                 syscall: ev.name,
                 info: &info,
+                params: params::typed_params(ev, &mut param_bufs),
             };
             sink(&e)
         })?;
