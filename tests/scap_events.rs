@@ -165,7 +165,7 @@ fn dump_lines(path: &Path, options: &DumpOptions) -> Vec<String> {
     lines
 }
 
-fn line_of<'a>(lines: &'a [String], num: u64) -> &'a str {
+fn line_of(lines: &[String], num: u64) -> &str {
     let prefix = format!("{num} ");
     lines
         .iter()

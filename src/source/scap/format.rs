@@ -437,7 +437,14 @@ pub fn sysdig_line(ev: &ScapEvent<'_>, info: &str, line: &mut String) {
 /// [`crate::escape`] uses), spaces and everything else as they are: the
 /// line keeps `sysdig -r`'s shape and stays one line.
 pub fn push_controls_escaped(out: &mut String, s: &str) {
-    if !s.chars().any(char::is_control) {
+    // Fast byte scan: C0 controls and DEL are single bytes, C1 controls
+    // (U+0080..U+009F) start with 0xC2; decode chars only when one may be
+    // there. Branch-free over 32-byte chunks so the compiler vectorises it.
+    let maybe = |c: &[u8]| {
+        c.iter()
+            .fold(false, |m, &b| m | (b < 0x20) | (b == 0x7f) | (b == 0xc2))
+    };
+    if !s.as_bytes().chunks(32).any(maybe) {
         out.push_str(s);
         return;
     }

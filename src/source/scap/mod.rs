@@ -422,17 +422,19 @@ fn split_params<'a>(
     let n = match nparams {
         Some(n) => n as usize,
         None => {
-            let mut found = None;
-            for n in (0..=info.params.len()).rev() {
-                if n * lw > payload.len() {
-                    continue;
-                }
-                let mut total = n * lw;
-                for i in 0..n {
-                    total += read_len(i).unwrap_or(usize::MAX / 4);
-                }
-                if total == payload.len() {
-                    found = Some(n);
+            // n parameters fit when their length words and values fill the
+            // payload exactly. That total only grows with n, so at most one
+            // n fits: walk up until it is reached or passed.
+            let mut found = payload.is_empty().then_some(0);
+            let mut values = 0usize;
+            for n in 1..=info.params.len() {
+                let Some(l) = read_len(n - 1) else { break };
+                values = values.saturating_add(l);
+                let total = (n * lw).saturating_add(values);
+                if total >= payload.len() {
+                    if total == payload.len() {
+                        found = Some(n);
+                    }
                     break;
                 }
             }

@@ -352,11 +352,9 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 }
             }
         }
-        "close" => {
-            if res >= 0 {
-                let fd = arg_fd("fd", pend.fd);
-                st.fd_table(tid).remove(&fd);
-            }
+        "close" if res >= 0 => {
+            let fd = arg_fd("fd", pend.fd);
+            st.fd_table(tid).remove(&fd);
         }
         "close_range" => {
             if res < 0 {
@@ -379,18 +377,16 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 table.retain(|fd, _| !(first..=last).contains(fd));
             }
         }
-        "chdir" => {
-            if res >= 0 {
-                if let Some(p) = named(info, params, "path") {
-                    let p = String::from_utf8_lossy(cstr(p)).into_owned();
-                    let cwd = cwd_of(st, tid);
-                    let mut full = resolve(&cwd, &p);
-                    if !full.ends_with('/') {
-                        full.push('/');
-                    }
-                    if let Some(t) = st.threads.get_mut(&tid) {
-                        t.cwd = full;
-                    }
+        "chdir" if res >= 0 => {
+            if let Some(p) = named(info, params, "path") {
+                let p = String::from_utf8_lossy(cstr(p)).into_owned();
+                let cwd = cwd_of(st, tid);
+                let mut full = resolve(&cwd, &p);
+                if !full.ends_with('/') {
+                    full.push('/');
+                }
+                if let Some(t) = st.threads.get_mut(&tid) {
+                    t.cwd = full;
                 }
             }
         }
