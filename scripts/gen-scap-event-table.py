@@ -257,7 +257,7 @@ def main():
     w.append("use super::event_table::{EventInfo, PFmt, PType, ParamInfo};")
     w.append("")
     w.append("/// Category bits (`ppm_event_category`) the reader looks at.")
-    for c in ("EC_INTERNAL", "EC_SYSCALL", "EC_ITER"):
+    for c in ("EC_INTERNAL", "EC_SYSCALL", "EC_PLUGIN", "EC_METAEVENT", "EC_ITER"):
         w.append(f"pub(crate) const {c}: u32 = {cats[c]:#x};")
     w.append("")
     w.append("const fn p(name: &'static str, ty: PType, fmt: PFmt, table: Option<&'static str>) -> ParamInfo {")

@@ -146,6 +146,19 @@ fn capture(dir: &Path) -> PathBuf {
             P::U32(0),
         ],
     );
+    // Metadata with a real time: printed by dump, no system call.
+    w.event(
+        -1,
+        ty::USER_ADDED_E,
+        &[
+            P::U32(1001),
+            P::U32(1001),
+            P::Str("svc"),
+            P::Str("/home/svc"),
+            P::Str("/bin/sh"),
+            P::Str(""),
+        ],
+    );
     let path = dir.join("newer.scap");
     w.write(&path);
     path
@@ -202,6 +215,10 @@ fn newer_event_types_decode_with_names_and_parameters() {
         (14, "< memfd_create fd=10(<m>jit) name=jit"),
         (15, "< prctl res=0 option=15 arg2_str=worker"),
         (16, "< finit_module res=-1(EPERM) fd=10(<m>jit)"),
+        (
+            18,
+            " (-1) > useradded uid=1001 gid=1001 name=svc home=/home/svc shell=/bin/sh",
+        ),
     ];
     for (num, want) in expect {
         let l = line_of(&lines, num);
@@ -253,8 +270,9 @@ fn the_pipeline_gets_new_events_with_their_typed_path() {
         seen.contains(&("newfstatat".into(), Some("/srv/conf/app.yml".into()))),
         "{seen:?}"
     );
-    // The time-0 container metadata is no system call.
+    // Container and user metadata are no system calls.
     assert!(!names.contains(&"container"), "{names:?}");
+    assert!(!names.contains(&"useradded"), "{names:?}");
 }
 
 #[test]
@@ -265,7 +283,10 @@ fn dump_escapes_control_characters_and_hides_time_zero_metadata() {
     let odd = line_of(&lines, 17);
     assert!(odd.contains(" we\\x0cird (200) < openat "), "{odd}");
     assert!(odd.contains("name=evil\\x0aname(/evil\\x0aname)"), "{odd}");
-    assert!(!lines.iter().any(|l| l.contains("container")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("> container json=")),
+        "{lines:?}"
+    );
     let all = dump_lines(
         &path,
         &DumpOptions {
@@ -283,10 +304,14 @@ fn dump_escapes_control_characters_and_hides_time_zero_metadata() {
         ..DumpOptions::default()
     };
     dump(&path, &json, &mut out).unwrap();
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out).unwrap().lines().last().unwrap()).unwrap();
-    assert_eq!(last["process"], "we\x0cird");
-    assert_eq!(last["container"], DB);
+    let odd: serde_json::Value = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["tid"] == ODD)
+        .unwrap();
+    assert_eq!(odd["process"], "we\x0cird");
+    assert_eq!(odd["container"], DB);
 }
 
 fn pipeline_count(path: &Path, container: &str) -> Result<u64, String> {

@@ -14,6 +14,7 @@ pub mod ty {
     pub const SOCKET_X: u16 = 19;
     pub const OPENAT_2_X: u16 = 307;
     pub const CONTAINER_JSON_2_E: u16 = 324;
+    pub const USER_ADDED_E: u16 = 354;
     pub const DUP2_X: u16 = 363;
     pub const DUP3_X: u16 = 365;
     pub const ACCEPT4_6_X: u16 = 389;

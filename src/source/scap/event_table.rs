@@ -8,7 +8,7 @@
 //! script, not hand edits. This module holds the types the generated table
 //! is made of and the questions the reader asks of it.
 
-use super::events_gen::{self, EC_INTERNAL, EC_ITER, EVENTS};
+use super::events_gen::{self, EC_INTERNAL, EC_ITER, EC_METAEVENT, EC_PLUGIN, EC_SYSCALL, EVENTS};
 
 /// How a parameter is stored and printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,10 +109,14 @@ pub fn is_container_metadata(ty: u16) -> bool {
     matches!(ty, 228 | 229 | 272 | 273 | 324 | 325)
 }
 
-/// Kernel-iterator events (EC_ITER): a snapshot of the tasks and files that
-/// existed when the capture started, not something a process did.
-pub fn is_iterator(ty: u16) -> bool {
-    info(ty).is_some_and(|i| i.category & EC_ITER != 0)
+/// Events that are not something a process did: metadata (container,
+/// user and group added, async plugin events), kernel-iterator snapshots of
+/// what existed when the capture started, plugin events. They are left out
+/// of the pipeline; `dump` prints them as `sysdig -r` does.
+pub fn is_metadata(ty: u16) -> bool {
+    info(ty).is_some_and(|i| {
+        i.category & (EC_METAEVENT | EC_ITER | EC_PLUGIN) != 0 && i.category & EC_SYSCALL == 0
+    })
 }
 
 /// The table, indexed by event type id.
@@ -182,11 +186,18 @@ mod tests {
     }
 
     #[test]
-    fn internal_and_iterator_events_are_recognised() {
+    fn internal_and_metadata_events_are_recognised() {
         for ty in [148, 149, 196, 228, 234, 260, 270, 280, 286] {
             assert!(is_internal(ty), "{ty}");
         }
         assert!(!is_internal(3) && !is_internal(272));
-        assert!(is_iterator(430) && !is_iterator(419));
+        // container JSON, useradded, groupadded, asyncevent, task iterator
+        for ty in [272, 324, 354, 358, 402, 430, 448] {
+            assert!(is_metadata(ty), "{ty}");
+        }
+        // open, newfstatat, switch, procexit
+        for ty in [3, 419, 152, 186] {
+            assert!(!is_metadata(ty), "{ty}");
+        }
     }
 }

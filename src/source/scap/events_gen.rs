@@ -7,6 +7,8 @@ use super::event_table::{EventInfo, PFmt, PType, ParamInfo};
 /// Category bits (`ppm_event_category`) the reader looks at.
 pub(crate) const EC_INTERNAL: u32 = 0x100;
 pub(crate) const EC_SYSCALL: u32 = 0x200;
+pub(crate) const EC_PLUGIN: u32 = 0x800;
+pub(crate) const EC_METAEVENT: u32 = 0x1000;
 pub(crate) const EC_ITER: u32 = 0x2000;
 
 const fn p(name: &'static str, ty: PType, fmt: PFmt, table: Option<&'static str>) -> ParamInfo {

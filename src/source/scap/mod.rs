@@ -703,10 +703,7 @@ impl EventSource for ScapSource {
         let mut stats = self.for_each_raw(&mut |ev| {
             // Not system calls: left out of the pipeline (compat's noise
             // filter drops the container ones too, by their JSON text).
-            if event_table::is_internal(ev.ty)
-                || event_table::is_container_metadata(ev.ty)
-                || ev.ts_ns == 0
-            {
+            if event_table::is_internal(ev.ty) || event_table::is_metadata(ev.ty) || ev.ts_ns == 0 {
                 filtered += 1;
                 return Ok(());
             }
