@@ -3,7 +3,7 @@
 //! The facts (ids, names, categories, flags, parameter names, types, print
 //! formats and flag tables) are the public scap format of falcosecurity/libs
 //! `driver/event_table.c` and `driver/ppm_events_public.h`. They live in
-//! [`super::events_gen`], which `scripts/gen-scap-event-table.py` writes from
+//! `events_gen.rs`, which `scripts/gen-scap-event-table.py` writes from
 //! a libs checkout: a capture from a newer driver needs only a rerun of the
 //! script, not hand edits. This module holds the types the generated table
 //! is made of and the questions the reader asks of it.

@@ -2,9 +2,12 @@
 //! gzip-compressed), without the sysdig binary.
 //!
 //! Layers: [`block`] splits the stream into blocks, this module decodes the
-//! metadata blocks (processes, file descriptors) and the event blocks, keeps
-//! the little state sysdig needs to print an event the way `sysdig -r` does
-//! (thread names, fd names), and [`format`] renders `evt.info`.
+//! metadata blocks (processes, file descriptors) and the event blocks with
+//! the [`event_table`] (generated from falcosecurity/libs into
+//! `events_gen.rs`), `state` keeps the little state sysdig needs to print an
+//! event the way `sysdig -r` does (thread names, fd tables), [`format`](mod@format)
+//! renders `evt.info` and [`params`] the typed parameters; `container`
+//! applies `--container`.
 
 pub mod block;
 mod container;
