@@ -12,7 +12,9 @@ reads two files there:
     carry;
   - event_table.c: per event id its name, category, flags (which events are
     EF_LARGE_PAYLOAD), and its parameters (name, type, print format, flag
-    table or the dirfd a relative path is resolved against).
+    table or the dirfd a relative path is resolved against);
+  - flags_table.c: the symbolic names of flag and enum values (PPM
+    encodings), for the tables the event table names.
 
 Only these facts are kept, in our own Rust form; the libs sources are not
 committed. Enter and exit events pair up by id: even ids enter, odd exit.
@@ -134,6 +136,60 @@ def syscall_names(header):
     return [codes[i] for i in range(top + 1)]
 
 
+def defines(header):
+    """Evaluates the numeric macros and enum constants of the header."""
+    text = strip_comments(header.replace("\\\n", " "))
+    raw = dict(re.findall(r"^[ \t]*#define\s+([A-Z]\w+)[ \t]+([^\n]+)$", text, re.M))
+    for name, expr in re.findall(r"^\s*([A-Z][A-Z0-9_]+)\s*=\s*([^,\n]+),", text, re.M):
+        raw.setdefault(name, expr)
+    values = {}
+
+    def value(name, depth=0):
+        if name in values:
+            return values[name]
+        if name not in raw or depth > 20:
+            return None
+        expr = re.sub(r"\b(0x[0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", raw[name].strip())
+        expr = re.sub(r"\b0([0-7]+)\b", r"0o\1", expr)  # C octal
+        for ref in set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", expr)):
+            v = value(ref, depth + 1)
+            if v is None:
+                return None
+            expr = re.sub(r"\b" + ref + r"\b", str(v), expr)
+        if not re.fullmatch(r"[\s0-9a-fA-FxXo()<>|&~+\-*]+", expr):
+            return None
+        try:
+            values[name] = int(eval(expr))
+        except Exception:
+            return None
+        return values[name]
+
+    return value
+
+
+def flag_tables(flags_c, value):
+    """Every `ppm_name_value` table of flags_table.c whose values fit u32."""
+    tables = {}
+    text = strip_comments(flags_c)
+    for name, body in re.findall(r"ppm_name_value\s+(\w+)\[\]\s*=\s*{(.*?)};", text, re.S):
+        entries, ok = [], True
+        for label, expr in re.findall(r'{\s*"([^"]*)"\s*,\s*([^}]+?)\s*}', body):
+            v = value(expr)
+            if v is None:
+                try:
+                    v = int(expr, 0)
+                except ValueError:
+                    ok = False
+                    break
+            if not 0 <= v <= 0xFFFF_FFFF:
+                ok = False
+                break
+            entries.append((label, v))
+        if ok and entries:
+            tables[name] = entries
+    return tables
+
+
 def split_top(s, sep=","):
     """Splits on `sep` outside braces, parentheses and strings."""
     out, depth, cur, in_str = [], 0, [], False
@@ -225,6 +281,7 @@ def main():
     )
     header = (driver / "ppm_events_public.h").read_text()
     table_c = (driver / "event_table.c").read_text()
+    tables = flag_tables((driver / "flags_table.c").read_text(), defines(header))
     ids = event_ids(header)
     cats = enum_bits(header, "ppm_event_category")
     flags = enum_bits(header, "ppm_event_flags")
@@ -289,6 +346,20 @@ def main():
         w.append("    },")
     w.append("];")
     w.append("")
+    used = sorted({t for e in events for (_, _, _, t) in e[4] if t and t in tables})
+    w.append("/// The flag tables of libs `flags_table.c` the event table names, in")
+    w.append("/// libs' order (`(name, PPM value)`), by table name.")
+    w.append("pub(crate) fn flag_table(name: &str) -> Option<&'static [(&'static str, u32)]> {")
+    w.append("    Some(match name {")
+    for t in used:
+        w.append(f"        {rust_str(t)} => &[")
+        for label, v in tables[t]:
+            w.append(f"            ({rust_str(label)}, {v:#x}),")
+        w.append("        ],")
+    w.append("        _ => return None,")
+    w.append("    })")
+    w.append("}")
+    w.append("")
     w.append("/// Syscall names by PPM syscall code, for generic events (`PT_SYSCALLID`).")
     w.append(f"pub(crate) static SYSCALLS: [&str; {len(sc)}] = [")
     for s in sc:
@@ -297,7 +368,7 @@ def main():
     out.write_text("\n".join(w) + "\n")
     # Formatted as `cargo fmt` would, so CI's format check passes as written.
     subprocess.run(["rustfmt", "--edition", "2021", str(out)], check=True)
-    print(f"wrote {out}: {count} event types, {len(sc)} syscall codes")
+    print(f"wrote {out}: {count} event types, {len(used)} flag tables, {len(sc)} syscall codes")
 
 
 def rust_str(s):

@@ -213,7 +213,7 @@ fn newer_event_types_decode_with_names_and_parameters() {
         ),
         (13, "< pipe2 res=0 fd1=8(<p>) fd2=9(<p>)"),
         (14, "< memfd_create fd=10(<m>jit) name=jit"),
-        (15, "< prctl res=0 option=15 arg2_str=worker"),
+        (15, "< prctl res=0 option=15(PR_SET_NAME) arg2_str=worker"),
         (16, "< finit_module res=-1(EPERM) fd=10(<m>jit)"),
         (
             18,
