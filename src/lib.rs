@@ -7,6 +7,7 @@
 //! ```
 
 pub mod args;
+pub(crate) mod cache;
 pub mod detect;
 pub mod escape;
 pub mod eval;
@@ -15,6 +16,7 @@ pub mod features;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod model;
+mod output;
 pub mod source;
 pub mod ssg;
 pub mod stide;

@@ -43,9 +43,13 @@ pub struct RecordArgs {
     #[arg(long, value_name = "UNIX_SECS")]
     pub exploit_at: Option<f64>,
     /// A file whose first change during the recording stamps the attack
-    /// start: its content if that is Unix seconds, else its mtime.
+    /// start: its content if that is Unix seconds, else its mtime. Must be a
+    /// regular file (or not exist yet); it is never followed if a symlink.
     #[arg(long, value_name = "FILE")]
     pub marker_file: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `chids monitor`: score a container's windows live against a model.
@@ -60,9 +64,14 @@ pub struct MonitorArgs {
     /// the largest training error.
     #[arg(long, default_value_t = 1.0)]
     pub theta: f64,
-    /// Append one JSON line per alert to FILE (flushed per alert).
+    /// Append one JSON line per alert to FILE (flushed per alert; created
+    /// with mode 0600). A symlink there is refused, and so is anything but
+    /// a regular file with one link.
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
+    /// Let --alerts follow a symlink (e.g. to /dev/stdout).
+    #[arg(long, requires = "alerts")]
+    pub alerts_follow_symlink: bool,
     /// Serve Prometheus metrics at ADDR (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -127,6 +136,7 @@ mod convert {
                 duration: self.duration,
                 exploit_at: self.exploit_at,
                 marker_file: self.marker_file.clone(),
+                force: self.force,
             })
         }
     }
@@ -138,6 +148,7 @@ mod convert {
                 model_dir: self.model.clone(),
                 theta: self.theta,
                 alerts: self.alerts.clone(),
+                alerts_follow_symlink: self.alerts_follow_symlink,
                 metrics: self.metrics,
                 duration: self.duration,
             })
@@ -183,10 +194,15 @@ mod convert {
                 summary.counters.dropped
             );
         }
-        Ok(match summary.command_status {
-            Some(c) if c != 0 => ExitCode::from(c.clamp(1, 255) as u8),
-            _ => ExitCode::SUCCESS,
-        })
+        for w in &summary.warnings {
+            eprintln!("chids: warning: {w}");
+        }
+        report_losses(&summary.counters);
+        report_command(summary.stopped_by, summary.command_status);
+        // The recording is good: that is what chids' status says. The
+        // command's own status is reported above, never passed off as
+        // chids' (a command exiting 101 would look like a chids panic).
+        Ok(ExitCode::SUCCESS)
     }
 
     /// `chids monitor`: alerts to stdout (a human line on a terminal, else one
@@ -248,6 +264,8 @@ mod convert {
             }
         })
         .map_err(|e| e.to_string())?;
+        report_losses(&summary.counters);
+        report_command(summary.stopped_by, summary.command_status);
         eprintln!(
             "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped)",
             summary.events,
@@ -257,7 +275,55 @@ mod convert {
             summary.cpu.as_secs_f64(),
             summary.counters.dropped
         );
+        if summary.out_of_order > 0 {
+            eprintln!(
+                "warning: dropped {} event(s) that arrived more than two windows out of time order",
+                summary.out_of_order
+            );
+        }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Says what the capture could not see as it should, when anything.
+fn report_losses(c: &chids::live::Counters) {
+    if c.migrated > 0 {
+        eprintln!(
+            "chids: warning: {} watched task(s) moved out of the watched cgroup; they were followed",
+            c.migrated
+        );
+    }
+    if c.exec_unmatched > 0 {
+        eprintln!(
+            "chids: warning: {} exec(s) lost their enter event (path) to pending-map eviction",
+            c.exec_unmatched
+        );
+    }
+    if c.undecodable > 0 {
+        eprintln!(
+            "chids: warning: {} ring-buffer record(s) could not be decoded",
+            c.undecodable
+        );
+    }
+}
+
+/// Says how a sandboxed command ended, when that is news.
+fn report_command(stopped_by: chids::live::StopReason, status: Option<i32>) {
+    use chids::live::StopReason;
+    match (stopped_by, status) {
+        (StopReason::CommandExited, Some(0)) | (_, None) => {}
+        (StopReason::CommandExited, Some(code)) if code > 128 => {
+            eprintln!("chids: the command was killed by signal {}", code - 128)
+        }
+        (StopReason::CommandExited, Some(code)) => {
+            eprintln!("chids: the command exited with status {code}")
+        }
+        (StopReason::Duration, Some(_)) => {
+            eprintln!("chids: the command was still running at --duration and was stopped")
+        }
+        (StopReason::Signal, Some(_)) => {
+            eprintln!("chids: the command was stopped (chids received a stop signal)")
+        }
     }
 }
 

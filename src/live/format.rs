@@ -9,6 +9,7 @@
 //! | execve/execveat enter          | `filename=PATH`                               |
 //! | execve/execveat exit           | `res=<n> exe=PATH`                            |
 //! | clone/clone3/fork/vfork exit   | `res=<n> exe=COMM`                            |
+//! | connect/bind/sendto/accept(4)/recvfrom exit | `res=<n> addr=ENDPOINT` (when named) |
 //! | any other exit                 | `res=<n>`                                     |
 //! | any other enter                | (empty)                                       |
 
@@ -18,7 +19,9 @@ use std::fmt::Write as _;
 use super::capture::RawEvent;
 use super::syscalls;
 use crate::escape::push_escaped;
-use crate::event::{Direction, Event, Params};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::event::{Direction, Endpoint, Event, Params};
 
 /// Turns [`RawEvent`]s into [`Event`]s, reusing its buffers.
 #[derive(Default)]
@@ -28,6 +31,8 @@ pub struct Formatter {
     syscall: String,
     /// The typed path parameter of the current event (escaped).
     path: String,
+    /// A Unix socket path of the current event (escaped).
+    unix: String,
     /// execve path per thread, from its enter to its exit.
     exec_paths: HashMap<u32, String>,
 }
@@ -73,6 +78,60 @@ const ERRNO_NAMES: &[(i64, &str)] = &[
 /// value when the recording is read back.
 fn push_field(out: &mut String, bytes: &[u8]) {
     push_escaped(out, bytes);
+}
+
+/// A kernel `struct sockaddr` (x86-64 layout): the family, then for inet
+/// the port (big-endian) and address, for Unix the path (abstract names,
+/// which start with a NUL, as `@name`).
+fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    match family {
+        2 if b.len() >= 8 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+            Some(Endpoint::Ip(SocketAddr::new(IpAddr::V4(ip), port)))
+        }
+        10 if b.len() >= 24 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&b[8..24]);
+            let ip = Ipv6Addr::from(a);
+            let ip = match ip.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(ip),
+            };
+            Some(Endpoint::Ip(SocketAddr::new(ip, port)))
+        }
+        1 => {
+            unix.clear();
+            let path = &b[2..];
+            match path.first() {
+                Some(0) => {
+                    unix.push('@');
+                    let name = &path[1..];
+                    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+                    push_field(unix, &name[..end]);
+                }
+                _ => {
+                    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                    push_field(unix, &path[..end]);
+                }
+            }
+            Some(Endpoint::Unix(unix))
+        }
+        _ => None,
+    }
+}
+
+fn write_endpoint(out: &mut String, endpoint: &Endpoint<'_>) {
+    match endpoint {
+        Endpoint::Ip(a) => {
+            let _ = write!(out, " addr={a}");
+        }
+        Endpoint::Unix(p) => {
+            let _ = write!(out, " addr={p}");
+        }
+    }
 }
 
 fn write_open_flags(out: &mut String, flags: u64) {
@@ -180,6 +239,10 @@ impl Formatter {
                 let _ = write!(out, "res={}", raw.ret);
             }
         }
+        let endpoint = raw.sockaddr.and_then(|b| parse_sockaddr(b, &mut self.unix));
+        if let Some(e) = &endpoint {
+            write_endpoint(&mut self.info, e);
+        }
         // Threads that exec'd and never came back (killed) must not pile up.
         if self.exec_paths.len() > 4096 {
             self.exec_paths.clear();
@@ -194,7 +257,7 @@ impl Formatter {
             info: &self.info,
             params: Params {
                 path: has_path.then_some(self.path.as_str()),
-                endpoint: None,
+                endpoint,
                 ret: (raw.dir == Direction::Exit).then_some(raw.ret),
             },
         }
@@ -243,6 +306,7 @@ mod tests {
             comm: b"cat",
             path,
             path_fault: false,
+            sockaddr: None,
         }
     }
 
@@ -327,11 +391,44 @@ mod tests {
             Some(b"/tmp/seen/ /../../../../etc/shadow"),
         ));
         let mut windows = Vec::new();
-        stream.push(&ev, &mut |w| windows.push(w));
+        stream.push(&ev, &mut |w| windows.push(w)).unwrap();
         stream.finish(&mut |w| windows.push(w));
         let unseen: Vec<_> = windows.iter().flat_map(|w| &w.unseen_args).collect();
         assert_eq!(unseen.len(), 1, "{windows:?}");
         assert!(unseen[0].arg.contains("\\x20"), "{:?}", unseen[0]);
+    }
+
+    #[test]
+    fn socket_addresses_become_endpoints_and_read_back() {
+        let mut f = Formatter::new();
+        // struct sockaddr_in for 10.0.0.9:4444.
+        let mut sin = vec![2u8, 0, 0x11, 0x5c, 10, 0, 0, 9];
+        sin.extend_from_slice(&[0; 8]);
+        let mut r = raw(42, Direction::Exit, 0, None);
+        r.sockaddr = Some(&sin);
+        let ev = f.format(&r);
+        assert_eq!(ev.syscall, "connect");
+        assert_eq!(ev.info, "res=0 addr=10.0.0.9:4444");
+        assert_eq!(
+            ev.params.endpoint,
+            Some(Endpoint::Ip("10.0.0.9:4444".parse().unwrap()))
+        );
+        let mut line = Vec::new();
+        write_sc_line(&mut line, &ev, 0);
+        let line = String::from_utf8(line).unwrap();
+        let back = crate::source::lidds::parse_sc_line(&line).unwrap();
+        assert_eq!(back.params, ev.params);
+        // An abstract Unix socket with a space in its name.
+        let sun = b"\x01\x00\x00my sock\x00";
+        let mut r = raw(49, Direction::Exit, 0, None);
+        r.sockaddr = Some(sun);
+        let ev = f.format(&r);
+        assert_eq!(ev.params.endpoint, Some(Endpoint::Unix("@my\\x20sock")));
+        let mut line = Vec::new();
+        write_sc_line(&mut line, &ev, 0);
+        let line = String::from_utf8(line).unwrap();
+        let back = crate::source::lidds::parse_sc_line(&line).unwrap();
+        assert_eq!(back.params, ev.params);
     }
 
     #[test]
