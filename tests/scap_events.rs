@@ -159,6 +159,17 @@ fn capture(dir: &Path) -> PathBuf {
             P::Str(""),
         ],
     );
+    // close_range(8, 9) closes both pipe ends (id 451, the newest type).
+    w.event(
+        APP,
+        ty::CLOSE_RANGE_X,
+        &[P::I64(0), P::U32(8), P::U32(9), P::U32(0)],
+    )
+    .event(
+        APP,
+        ty::READ_X,
+        &[P::I64(-9), P::Bytes(b""), P::I64(8), P::U32(1)],
+    );
     let path = dir.join("newer.scap");
     w.write(&path);
     path
@@ -239,6 +250,12 @@ fn fd_table_follows_dup_close_and_accept4() {
     );
     assert!(line_of(&lines, 9).contains("fd=1(<f>/srv/data.txt)"));
     assert!(line_of(&lines, 12).contains("fd=5(<4t>10.0.0.1:40000->10.0.0.2:80)"));
+    assert!(line_of(&lines, 19).contains("< close_range res=0 first=8 last=9"));
+    let closed = line_of(&lines, 20);
+    assert!(
+        closed.contains("res=-9(EBADF) data= fd=8 size=1"),
+        "{closed}"
+    );
 }
 
 #[test]
@@ -334,7 +351,7 @@ fn pipeline_count(path: &Path, container: &str) -> Result<u64, String> {
 fn container_takes_the_full_id_or_a_unique_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let path = capture(dir.path());
-    let app_events = 15;
+    let app_events = 17;
     for id in [WEB, &WEB[..12], "abc1", &WEB.to_ascii_uppercase()] {
         assert_eq!(
             pipeline_count(&path, id),
@@ -390,5 +407,5 @@ fn cli_dump_reports_a_filter_that_selects_nothing() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 15);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 17);
 }

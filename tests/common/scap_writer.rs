@@ -23,6 +23,7 @@ pub mod ty {
     pub const MEMFD_CREATE_X: u16 = 405;
     pub const FINIT_MODULE_X: u16 = 413;
     pub const NEWFSTATAT_X: u16 = 419;
+    pub const CLOSE_RANGE_X: u16 = 451;
 }
 
 /// PPM encodings of the flags the tests use.
