@@ -86,6 +86,7 @@ run_one() { # mode -> appends "wall events cpu dropped" to $TMP/<mode>
       echo "$(wall_of "$TMP/o")" >>"$TMP/plain"
       return ;;
     record)
+      rm -f "$TMP/r.zip"
       "$LIVE" record --out "$TMP/r.zip" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true
       ev=$(sed -n 's/.*: \([0-9]*\) events in.*/\1/p' "$TMP/o") ;;
     monitor-events|monitor-kernel)
@@ -194,7 +195,7 @@ load() {
 start_server() {
   case $1 in
     plain) "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=TERM ;;
-    record) "$LIVE" record --out "$2" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
+    record) rm -f "$2"; "$LIVE" record --out "$2" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
     monitor-events|monitor-kernel)
       "$LIVE" monitor --windows "${1#monitor-}" --model "$TMP/smodel" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
   esac
