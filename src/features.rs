@@ -10,8 +10,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{normalize_path, Mode};
+use crate::args::{normalize_path, ArgKind, Mode};
 use crate::event::Event;
+use crate::patterns::{covering, looks_generated, PathPattern, RecordingArgs};
 use crate::ssg::{anomaly_vector, AnomalyVector, Explanation, Seen, WindowEvent, NO_ARG};
 use crate::window::{Window, WindowStats, Windower};
 
@@ -37,6 +38,9 @@ pub struct TrainingElements {
     pub seen_syscalls: BTreeSet<String>,
     pub seen_args: BTreeSet<String>,
     pub max_freq: u64,
+    /// Directories of one-off names (modern mode; see [`crate::patterns`]).
+    #[serde(default)]
+    pub patterns: Vec<PathPattern>,
 }
 
 /// String ↔ id table.
@@ -70,6 +74,8 @@ struct Symbols {
     node_seen: Vec<bool>,
     args: Interner,
     arg_seen: Vec<bool>,
+    /// Per argument: the pattern node a file access to it folds to, or NO_ARG.
+    arg_fold: Vec<u32>,
     /// raw argument text → normalised argument id (normalising allocates).
     raw_args: HashMap<Box<str>, u32>,
     processes: Interner,
@@ -82,7 +88,28 @@ impl Symbols {
             seen_syscalls: self.nodes.names.iter().map(|s| s.to_string()).collect(),
             seen_args: self.args.names.iter().map(|s| s.to_string()).collect(),
             max_freq,
+            patterns: Vec::new(),
         }
+    }
+
+    /// Interns a normalised argument with its verdict under `baseline`. An
+    /// unseen one under a learned pattern also gets the pattern's node,
+    /// which file accesses use instead (see [`crate::patterns`]).
+    fn intern_arg(&mut self, name: &str, baseline: Option<&TrainingElements>) -> u32 {
+        let (id, new) = self.args.intern(name);
+        if new {
+            let seen = baseline.is_none_or(|b| b.seen_args.contains(name));
+            self.arg_seen.push(seen);
+            self.arg_fold.push(NO_ARG);
+            if let Some(p) = baseline
+                .filter(|_| !seen)
+                .and_then(|b| covering(&b.patterns, name))
+            {
+                let node = self.intern_arg(&p.pattern, None);
+                self.arg_fold[id as usize] = node;
+            }
+        }
+        id
     }
 }
 
@@ -207,18 +234,17 @@ impl<'b> FeatureStream<'b> {
                 arg = match sym.raw_args.get(raw) {
                     Some(&id) => id,
                     None => {
-                        let normalized = normalize_path(raw);
-                        let (id, new) = sym.args.intern(&normalized);
-                        if new {
-                            let seen = self
-                                .baseline
-                                .is_none_or(|b| b.seen_args.contains(&normalized));
-                            sym.arg_seen.push(seen);
-                        }
+                        let id = sym.intern_arg(&normalize_path(raw), self.baseline);
                         sym.raw_args.insert(raw.into(), id);
                         id
                     }
                 };
+                // A file access under a pattern is seen; running a program
+                // from there is not (the concrete name stays).
+                let fold = sym.arg_fold[arg as usize];
+                if fold != NO_ARG && matches!(kind, ArgKind::Open | ArgKind::Stat) {
+                    arg = fold;
+                }
             }
         }
         // The process is only needed to explain unseen things.
@@ -394,6 +420,21 @@ pub fn encode_recording(
 }
 
 impl EncodedRecording {
+    /// What pattern learning needs from this recording: its arguments, and
+    /// those that some raw path with a generated-looking name became.
+    pub fn pattern_evidence(&self) -> RecordingArgs {
+        let sym = &self.symbols;
+        RecordingArgs {
+            args: self.elements.seen_args.clone(),
+            generated: sym
+                .raw_args
+                .iter()
+                .filter(|(raw, _)| looks_generated(raw))
+                .map(|(_, &id)| sym.args.name(id).to_string())
+                .collect(),
+        }
+    }
+
     /// Scores the kept windows against `baseline`; `None` if they were not kept.
     pub fn features(&mut self, baseline: &TrainingElements) -> Option<Vec<WindowFeatures>> {
         let kept = self.kept.as_ref()?;

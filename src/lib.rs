@@ -7,6 +7,7 @@
 //! ```
 
 pub mod args;
+pub mod calibrate;
 pub mod detect;
 pub mod eval;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod features;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod model;
+pub mod patterns;
 pub mod source;
 pub mod ssg;
 pub mod stide;

@@ -34,7 +34,15 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
             std::fs::metadata(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
         if meta.is_dir() {
             let mut files = Vec::new();
-            walk(path, &mut files)?;
+            let mut models = Vec::new();
+            walk(path, &mut files, &mut models)?;
+            models.sort();
+            for m in models {
+                found.warnings.push(format!(
+                    "{}: a chids model folder inside the recordings; skipped",
+                    m.display()
+                ));
+            }
             files.sort();
             let before = found.recordings.len();
             for file in files {
@@ -70,7 +78,20 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
     Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+/// Whether `dir` is a model bundle (`chids baseline --od`): it holds
+/// `baseline.json` beside a weights or sequences file.
+fn is_model_folder(dir: &Path) -> bool {
+    dir.join("baseline.json").is_file()
+        && (dir.join("model.safetensors").is_file() || dir.join("stide_sequences.json").is_file())
+}
+
+/// Collects the files under `dir`; model folders (an `--od` inside a
+/// `--td`, say) are not walked but listed in `models`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, models: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+    if is_model_folder(dir) {
+        models.push(dir.to_path_buf());
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| SourceError::io(dir, Position::Whole, &e))?;
     for entry in entries {
         let entry = entry.map_err(|e| SourceError::io(dir, Position::Whole, &e))?;
@@ -79,7 +100,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
             .file_type()
             .map_err(|e| SourceError::io(&path, Position::Whole, &e))?;
         if ty.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, models)?;
         } else if ty.is_file() || ty.is_symlink() && path.is_file() {
             out.push(path);
         }
