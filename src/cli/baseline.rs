@@ -198,11 +198,11 @@ fn print_operating_point(threshold: f64, c: &Calibration, theta_one: f64) {
         fmt_rate(c.max_false_alarms_per_hour)
     );
     println!(
-        "from {} {} recording(s) ({} windows, {:.2} h; method: {}; largest score {:.6e} at {}).",
+        "from {} {} recording(s) ({} windows, {}; method: {}; largest score {:.6e} at {}).",
         c.recordings.len(),
         c.source,
         c.windows,
-        c.hours,
+        chids::eval::report::duration(c.hours),
         c.method,
         c.largest_score,
         c.largest_at
