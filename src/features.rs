@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{normalize_path, ArgKind, Mode};
+use crate::args::{normalize_endpoint, normalize_path, ArgKind, Mode, RawArg};
 use crate::event::Event;
 use crate::patterns::{covering, looks_generated, PathPattern, RecordingArgs};
 use crate::ssg::{anomaly_vector, AnomalyVector, Explanation, Seen, WindowEvent, NO_ARG};
@@ -152,6 +152,8 @@ pub struct FeatureStream<'b> {
     symbols: Symbols,
     windower: Windower<WindowEvent>,
     explain: bool,
+    /// Reused buffer for normalised endpoints.
+    scratch: String,
 }
 
 impl<'b> FeatureStream<'b> {
@@ -162,6 +164,7 @@ impl<'b> FeatureStream<'b> {
             symbols: Symbols::default(),
             windower: Windower::new(settings.window_ns, settings.mode == Mode::Compat),
             explain,
+            scratch: String::new(),
         }
     }
 
@@ -229,27 +232,40 @@ impl<'b> FeatureStream<'b> {
             sym.node_seen.push(seen);
         }
         let mut arg = NO_ARG;
-        if let Some(kind) = Mode::arg_kind(node_name) {
-            if let Some(raw) = mode.raw_arg(kind, event) {
-                arg = match sym.raw_args.get(raw) {
-                    Some(&id) => id,
-                    None => {
-                        let id = sym.intern_arg(&normalize_path(raw), self.baseline);
-                        sym.raw_args.insert(raw.into(), id);
-                        id
+        if let Some(kind) = mode.arg_kind(node_name) {
+            match mode.raw_arg(kind, event) {
+                Some(RawArg::Path(raw)) => {
+                    arg = match sym.raw_args.get(raw) {
+                        Some(&id) => id,
+                        None => {
+                            let id = sym.intern_arg(&normalize_path(raw), self.baseline);
+                            sym.raw_args.insert(raw.into(), id);
+                            id
+                        }
+                    };
+                    // A file access under a pattern is seen; running a
+                    // program from there is not (the concrete name stays).
+                    let fold = sym.arg_fold[arg as usize];
+                    if fold != NO_ARG && matches!(kind, ArgKind::Open | ArgKind::Stat) {
+                        arg = fold;
                     }
-                };
-                // A file access under a pattern is seen; running a program
-                // from there is not (the concrete name stays).
-                let fold = sym.arg_fold[arg as usize];
-                if fold != NO_ARG && matches!(kind, ArgKind::Open | ArgKind::Stat) {
-                    arg = fold;
                 }
+                Some(RawArg::Endpoint(endpoint)) => {
+                    let mut text = std::mem::take(&mut self.scratch);
+                    normalize_endpoint(&endpoint, &mut text);
+                    arg = sym.intern_arg(&text, self.baseline);
+                    self.scratch = text;
+                }
+                None => {}
             }
         }
         // The process is only needed to explain unseen things.
         let process = if self.explain && (arg != NO_ARG || !sym.node_seen[node as usize]) {
-            sym.processes.intern(event.process).0
+            // Names from the watched system reach alerts and terminals
+            // only in escaped form.
+            sym.processes
+                .intern(&crate::escape::escaped_str(event.process))
+                .0
         } else {
             NO_ARG
         };

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod calibrate;
 pub mod detect;
+pub mod escape;
 pub mod eval;
 pub mod event;
 pub mod features;

@@ -51,9 +51,15 @@ pub struct RecordingArgs {
 /// The patterns an argument could fall under: the argument with one of its
 /// names replaced by `*`, with the name. Positions whose pattern would have
 /// no literal name left (`/*`, `*`) are skipped: no evidence justifies
-/// covering every top-level path.
+/// covering every top-level path. Only absolute paths have positions.
 fn positions(arg: &str) -> impl Iterator<Item = (String, &str)> + '_ {
-    let parts: Vec<&str> = arg.split('/').collect();
+    // Paths only: endpoints (`inet:…`, `unix:…`) and program names are not
+    // file accesses.
+    let parts: Vec<&str> = if arg.starts_with('/') {
+        arg.split('/').collect()
+    } else {
+        Vec::new()
+    };
     let literal = parts.iter().filter(|p| !p.is_empty()).count();
     (0..parts.len()).filter_map(move |i| {
         let name = parts[i];

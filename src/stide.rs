@@ -603,6 +603,7 @@ mod tests {
                     dir,
                     syscall,
                     info: "",
+                    params: Default::default(),
                 })?;
             }
             Ok(ReadStats {

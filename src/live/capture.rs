@@ -34,6 +34,7 @@ const PATH_LEN: usize = 256;
 
 const F_HAS_PATH: u8 = 1;
 const F_PATH_FAULT: u8 = 2;
+const F_HAS_SOCKADDR: u8 = 4;
 
 /// Kernel-side counters (summed over CPUs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +43,14 @@ pub struct Counters {
     pub dropped: u64,
     /// Path arguments that could not be read (emitted with an empty path).
     pub path_faults: u64,
+    /// Watched tasks that moved themselves (or were moved) out of every
+    /// watched cgroup; they are followed, and their events still captured.
+    pub migrated: u64,
+    /// Successful execs whose enter was not seen (its pending entry was
+    /// evicted): the exec's enter event with its path is lost.
+    pub exec_unmatched: u64,
+    /// Ring-buffer records too short to decode (lost).
+    pub undecodable: u64,
 }
 
 /// One event as the kernel sent it, with its time already on the epoch.
@@ -68,6 +77,9 @@ pub struct RawEvent<'a> {
     pub path: Option<&'a [u8]>,
     /// The path could not be read from user memory (`path` is empty).
     pub path_fault: bool,
+    /// The `struct sockaddr` a socket call named (its first bytes, up to
+    /// 128), for `connect`, `bind`, `sendto`, `accept`, `recvfrom`.
+    pub sockaddr: Option<&'a [u8]>,
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
@@ -86,11 +98,17 @@ impl<'a> RawEvent<'a> {
         let comm = &b[OFF_COMM..OFF_COMM + 16];
         let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
         let evflags = b[OFF_EVFLAGS];
-        let path = if evflags & F_HAS_PATH != 0 && b.len() >= HEADER_LEN + PATH_LEN {
-            let len = u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize;
+        let payload_len = u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize;
+        let full = b.len() >= HEADER_LEN + PATH_LEN;
+        let path = if evflags & F_HAS_PATH != 0 && full {
             // path_len counts the NUL.
-            let len = len.saturating_sub(1).min(PATH_LEN);
+            let len = payload_len.saturating_sub(1).min(PATH_LEN);
             Some(&b[HEADER_LEN..HEADER_LEN + len])
+        } else {
+            None
+        };
+        let sockaddr = if evflags & F_HAS_SOCKADDR != 0 && full && payload_len >= 2 {
+            Some(&b[HEADER_LEN..HEADER_LEN + payload_len.min(PATH_LEN)])
         } else {
             None
         };
@@ -112,6 +130,7 @@ impl<'a> RawEvent<'a> {
             comm,
             path,
             path_fault: evflags & F_PATH_FAULT != 0,
+            sockaddr,
         })
     }
 }
@@ -126,6 +145,8 @@ pub struct Capture {
     arena: Rc<RefCell<Vec<u8>>>,
     epoch_offset_ns: i64,
     level_mask: u32,
+    /// Records that failed to decode.
+    undecodable: u64,
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
@@ -237,6 +258,7 @@ impl Capture {
             arena,
             epoch_offset_ns: epoch_offset_ns(),
             level_mask: 0,
+            undecodable: 0,
         })
     }
 
@@ -309,9 +331,12 @@ impl Capture {
         while at + 4 <= arena.len() {
             let len = u32_at(&arena, at) as usize;
             let rec = &arena[at + 4..at + 4 + len];
-            if let Some(ev) = RawEvent::decode(rec, self.epoch_offset_ns) {
-                f(&ev);
-                n += 1;
+            match RawEvent::decode(rec, self.epoch_offset_ns) {
+                Some(ev) => {
+                    f(&ev);
+                    n += 1;
+                }
+                None => self.undecodable += 1,
             }
             at += 4 + len;
         }
@@ -334,6 +359,9 @@ impl Capture {
         Counters {
             dropped: read(0),
             path_faults: read(1),
+            migrated: read(3),
+            exec_unmatched: read(4),
+            undecodable: self.undecodable,
         }
     }
 

@@ -169,6 +169,25 @@ impl Metrics {
             "# HELP chids_path_read_faults_total Path arguments that could not be read.\n# TYPE chids_path_read_faults_total counter\nchids_path_read_faults_total {}",
             self.counters.path_faults
         );
+        for (name, help, v) in [
+            (
+                "chids_migrated_tasks_total",
+                "Watched tasks moved out of every watched cgroup (followed).",
+                self.counters.migrated,
+            ),
+            (
+                "chids_exec_enters_lost_total",
+                "Execs whose enter event was lost to pending-map eviction.",
+                self.counters.exec_unmatched,
+            ),
+            (
+                "chids_undecodable_records_total",
+                "Ring-buffer records that could not be decoded.",
+                self.counters.undecodable,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
         s
     }
 }

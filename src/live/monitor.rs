@@ -163,7 +163,8 @@ pub fn monitor(
                         .into_owned()
                 })
                 .unwrap_or_default();
-            let c = CommandCgroup::create(&format!("monitor-{base}"))?;
+            // Alerts go to stdout: the command's output must not mix in.
+            let c = CommandCgroup::create(&format!("monitor-{base}"))?.output_to_stderr();
             let cg = c.cgroup.clone();
             command = Some(c);
             cg
