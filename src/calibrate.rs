@@ -9,7 +9,8 @@
 //! shape-0 generalised Pareto tail). A window of normal activity then
 //! exceeds `t ≥ u` with probability `(m/n)·exp(-(t-u)/s)`; the threshold
 //! is the `t` where that equals the budget per window. It is never below
-//! `floor` (the detector's largest training score: a threshold below it
+//! `floor` (chids: the largest training score, theta 1.0, start-up windows
+//! included; a threshold below it
 //! would alarm on the training data itself).
 //!
 //! Uncertainty. A budget of 1/h means one alarm window in 3,600 one-second

@@ -58,9 +58,6 @@ pub struct Trained {
     pub warnings: Vec<String>,
     /// Recordings actually used.
     pub used: usize,
-    /// The largest error of a training window that is evidence
-    /// ([`crate::detect::evidence`]): the operating threshold's floor.
-    pub evidence_max_error: f64,
 }
 
 /// Runs `f` on every recording in parallel, as one progress stage. Results
@@ -165,12 +162,14 @@ pub fn train_calibrated(
         None if !kept.is_empty() => ("held-out training", kept),
         None => ("training", fit),
     };
+    // Never alarm on a window like any training window (theta 1.0).
+    let floor = trained.bundle.training.max_error;
     let warnings = set_operating_threshold(
         &mut trained.bundle,
         &calib,
         source,
         budget_per_hour,
-        trained.evidence_max_error,
+        floor,
         &options.read,
         progress,
     )?;
@@ -345,16 +344,7 @@ fn train_refs(
         .iter()
         .map(|v| scoring.error(&model, v))
         .fold(0.0f64, f64::max);
-    let evidence_max_error = second
-        .iter()
-        .flat_map(|r| {
-            crate::detect::evidence(settings.mode, r)
-                .into_iter()
-                .zip(r)
-                .filter_map(|(ev, w)| w.vector.filter(|_| ev))
-        })
-        .map(|v| scoring.error(&model, &v.to_array()))
-        .fold(0.0f64, f64::max);
+
     // A one-off name under a pattern is seen through its pattern: keeping
     // it would only grow the bundle by every temp file training made. (The
     // vectors above are the same either way: a file access to it folds to
@@ -389,6 +379,5 @@ fn train_refs(
         bundle,
         warnings,
         used: usable.len(),
-        evidence_max_error,
     })
 }
