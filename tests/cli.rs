@@ -488,3 +488,39 @@ fn a_closed_pipe_ends_output_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn model_folder_inside_training_folder_and_attack_labels_are_warned_about() {
+    let lab = Lab::new();
+    // The model written inside the training folder: the next run skips it.
+    let o = lab.train("train/model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lab.train("train/model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a chids model folder"),
+        "{}",
+        stderr(&o)
+    );
+    // Training data labelled as an attack (LID-DS `exploit: true`).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let o = chids(&[
+        "baseline",
+        "--training",
+        &shipped.join("training").display().to_string(),
+        &shipped
+            .join("test/normal_and_attack/attack_shell.zip")
+            .display()
+            .to_string(),
+        "--out",
+        &lab.s("m2"),
+        "--epochs",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("attack_shell.zip: labelled as an attack"),
+        "{}",
+        stderr(&o)
+    );
+}
