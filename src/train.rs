@@ -202,7 +202,7 @@ pub fn set_operating_threshold(
     let mut warnings: Vec<String> = scored.iter().flat_map(|r| r.warnings.clone()).collect();
     if (calibration.windows as usize) < crate::calibrate::MIN_WINDOWS {
         warnings.push(format!(
-            "only {} window(s) to calibrate on ({} {} recording(s)); the operating threshold is the largest score, not a fitted one: give more normal data (--vd)",
+            "only {} window(s) to calibrate on ({} {} recording(s)); too few to fit a tail, so the operating threshold is the larger of their largest score and theta 1.0: give more normal data (--vd)",
             calibration.windows,
             calibration.recordings.len(),
             source

@@ -272,7 +272,7 @@ fn run_stide(
     );
     if (calibration.windows as usize) < chids::calibrate::MIN_WINDOWS {
         eprintln!(
-            "chids: warning: only {} window(s) to calibrate on; the operating threshold is the largest score: give more normal data (--vd)",
+            "chids: warning: only {} window(s) to calibrate on; too few to fit a tail, so the operating threshold is their largest score: give more normal data (--vd)",
             calibration.windows
         );
     }

@@ -48,12 +48,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.json {
         writeln!(
             out,
-            "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12}",
-            "recording", "window", "start_ns", "events", "fi", "usi", "uai", "error"
+            "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
+            "recording", "window", "start_ns", "events", "fi", "usi", "uai", "error", "evidence"
         )?;
     }
     for rec in &scored {
-        for (w, err) in rec.windows.iter().zip(&rec.errors) {
+        for ((w, err), &evidence) in rec.windows.iter().zip(&rec.errors).zip(&rec.evidence) {
             let v = w.vector.map(|v| v.to_array());
             if args.json {
                 let line = serde_json::json!({
@@ -65,13 +65,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     "usi": v.map(|v| v[1]),
                     "uai": v.map(|v| v[2]),
                     "error": err,
+                    "evidence": evidence,
                 });
                 writeln!(out, "{line}")?;
             } else {
                 let f = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.6}"));
                 writeln!(
                     out,
-                    "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                    "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
                     rec.info.name,
                     w.index,
                     w.start_ns,
@@ -79,7 +80,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     f(v.map(|v| v[0])),
                     f(v.map(|v| v[1])),
                     f(v.map(|v| v[2])),
-                    err.map_or("-".to_string(), |e| format!("{e:.4e}"))
+                    err.map_or("-".to_string(), |e| format!("{e:.4e}")),
+                    if evidence { "yes" } else { "no" }
                 )?;
             }
         }
