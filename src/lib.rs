@@ -7,6 +7,7 @@
 //! ```
 
 pub mod args;
+pub(crate) mod cache;
 pub mod calibrate;
 pub mod detect;
 pub mod escape;
@@ -16,6 +17,7 @@ pub mod features;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod model;
+mod output;
 pub mod patterns;
 pub mod source;
 pub mod ssg;

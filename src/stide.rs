@@ -28,12 +28,14 @@ use serde::{Deserialize, Serialize};
 use crate::args::Mode;
 use crate::eval::ScoredRecording;
 use crate::event::{Direction, Event};
-use crate::features::WindowFeatures;
-use crate::model::bundle::{read_baseline_json, write_atomic, BASELINE_FILE, FORMAT_VERSION, KIND};
+use crate::features::{too_many_windows, WindowFeatures};
+use crate::model::bundle::{
+    check_common, read_baseline_json, write_bundle_files, BASELINE_FILE, FORMAT_VERSION, KIND,
+};
 use crate::model::BundleError;
 use crate::source::{EventSource, ReadOptions, SourceError};
 use crate::train::{read_warnings, Progress, Step};
-use crate::window::{WindowStats, Windower};
+use crate::window::{Bucket, Closed, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING};
 
 /// `baseline.json`'s `detector` for STIDE bundles.
 pub const DETECTOR: &str = "stide";
@@ -43,6 +45,35 @@ pub const DEFAULT_LENGTH: usize = 6;
 pub const DEFAULT_FRAME: usize = 20;
 /// Id of a system call the database never saw: no stored sequence holds it.
 const UNKNOWN: u32 = u32::MAX;
+
+/// One STIDE window: its event count and largest sequence score, bounded
+/// however many events it holds.
+#[derive(Default)]
+struct StideWindow {
+    events: u64,
+    max: Option<f64>,
+}
+
+impl StideWindow {
+    fn add(&mut self, score: Option<f64>) {
+        self.events += 1;
+        if let Some(s) = score {
+            self.max = Some(self.max.map_or(s, |m| m.max(s)));
+        }
+    }
+}
+
+impl Bucket for StideWindow {
+    fn events(&self) -> u64 {
+        self.events
+    }
+    fn append(&mut self, later: Self) {
+        self.events += later.events;
+        if let Some(s) = later.max {
+            self.max = Some(self.max.map_or(s, |m| m.max(s)));
+        }
+    }
+}
 
 /// How STIDE reads and scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +132,7 @@ pub enum StideError {
     NoEvents,
     #[error("no sequence of {0} system calls in any training recording (too short?)")]
     NoSequences(usize),
-    #[error("sequence length and locality frame must be at least 1")]
+    #[error("sequence length and locality frame must be at least 1, the window 1ms to 1h")]
     BadSettings,
 }
 
@@ -123,6 +154,23 @@ struct StideBaselineFile {
     operating_threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibration: Option<crate::calibrate::Calibration>,
+}
+
+impl StideBaselineFile {
+    /// What must hold for scoring to mean anything.
+    fn check(&self) -> Result<(), String> {
+        check_common(self.window_ns, &self.thetas, &self.thresholds)?;
+        if self.sequence_length == 0 || self.locality_frame == 0 {
+            return Err("sequence_length and locality_frame must be positive".into());
+        }
+        let m = self.training.max_score;
+        if !(m.is_finite() && m >= 0.0) {
+            return Err(format!(
+                "training.max_score {m} is not a finite number >= 0"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `stide_sequences.json`: a names table and the sequences as sorted lists
@@ -234,7 +282,10 @@ pub fn train(
     read: &ReadOptions,
     progress: &Progress<'_>,
 ) -> Result<StideTrained, StideError> {
-    if settings.length == 0 || settings.frame == 0 || settings.window_ns == 0 {
+    if settings.length == 0
+        || settings.frame == 0
+        || crate::features::check_window_ns(settings.window_ns).is_err()
+    {
         return Err(StideError::BadSettings);
     }
     progress(Step::Stage {
@@ -360,8 +411,11 @@ impl StideModel {
             std::collections::VecDeque::with_capacity(settings.frame);
         let mut mismatches = 0usize;
         // Same windows as chids: same time base, same compat clamping.
-        let mut windower: Windower<Option<f64>> =
-            Windower::new(settings.window_ns, settings.mode == Mode::Compat);
+        let mut windower: Windower<StideWindow> = Windower::new(
+            settings.window_ns,
+            settings.mode == Mode::Compat,
+            Some(MAX_WINDOWS_PER_RECORDING),
+        );
         let mut windows = Vec::new();
         let stats = source.read(read, &mut |event| {
             let ts = settings.mode.timestamp(event.ts_ns);
@@ -383,7 +437,11 @@ impl StideModel {
                 mismatches += usize::from(mismatch);
                 mismatches as f64 / settings.frame as f64
             });
-            windower.push(ts, score, &mut |w| windows.push(w));
+            match windower.slot(ts, &mut |w| windows.push(w)) {
+                Ok(Some(window)) => window.add(score),
+                Ok(None) => {}
+                Err(e) => return Err(too_many_windows(source, settings.window_ns, e)),
+            }
             Ok(())
         })?;
         let wstats = windower.finish(&mut |w| windows.push(w));
@@ -392,22 +450,26 @@ impl StideModel {
         }
         let mut features = Vec::with_capacity(windows.len());
         let mut errors = Vec::with_capacity(windows.len());
-        for w in &windows {
-            features.push(WindowFeatures {
-                index: w.index,
-                start_ns: w.start_ns,
-                events: w.items.len(),
-                vector: None,
-                unseen_syscalls: Vec::new(),
-                unseen_args: Vec::new(),
-            });
-            errors.push(w.items.iter().flatten().copied().reduce(f64::max));
+        for closed in windows {
+            let (window, error) = match closed {
+                Closed::Window(w) => (
+                    WindowFeatures::unscored(w.index, w.start_ns, 1, w.items.events as usize),
+                    w.items.max,
+                ),
+                Closed::Empty(r) => (
+                    WindowFeatures::unscored(r.index, r.start_ns, r.count, 0),
+                    None,
+                ),
+            };
+            features.push(window);
+            errors.push(error);
         }
         Ok(ScoredRecording {
             info: source.info().clone(),
             warnings: read_warnings(source, &stats, &wstats, !features.is_empty()),
             events: stats.events,
             evidence: crate::detect::evidence(settings.mode, &features),
+            out_of_order: wstats.out_of_order(),
             windows: features,
             errors,
         })
@@ -452,8 +514,7 @@ impl StideModel {
             syscalls: self.syscalls.clone(),
             sequences,
         };
-        let json = serde_json::to_vec(&seq_file).expect("sequences serialise");
-        write_atomic(&dir.join(SEQUENCES_FILE), &json)?;
+        let seq_json = serde_json::to_vec(&seq_file).expect("sequences serialise");
         let file = StideBaselineFile {
             kind: KIND.into(),
             format_version: FORMAT_VERSION,
@@ -469,8 +530,17 @@ impl StideModel {
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
         };
+        let json_path = dir.join(BASELINE_FILE);
         let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
-        write_atomic(&dir.join(BASELINE_FILE), &json)
+        // What cannot be loaded is not written (see `Bundle::save`).
+        serde_json::from_slice::<StideBaselineFile>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check())
+            .map_err(|m| BundleError::Invalid {
+                path: json_path.clone(),
+                message: format!("refusing to write a model that could not be loaded: {m}"),
+            })?;
+        write_bundle_files(&[(dir.join(SEQUENCES_FILE), &seq_json), (json_path, &json)])
     }
 
     /// Loads and checks a STIDE bundle.
@@ -489,29 +559,7 @@ impl StideModel {
         }
         let file: StideBaselineFile = serde_json::from_value(value)
             .map_err(|e| invalid(&json_path, format!("damaged baseline ({e})")))?;
-        if file.thetas.len() != file.thresholds.len() || file.thetas.is_empty() {
-            return Err(invalid(
-                &json_path,
-                "thetas and thresholds differ in length".into(),
-            ));
-        }
-        if file.window_ns == 0 || file.sequence_length == 0 || file.locality_frame == 0 {
-            return Err(invalid(
-                &json_path,
-                "window_ns, sequence_length and locality_frame must be positive".into(),
-            ));
-        }
-        if !file
-            .thresholds
-            .iter()
-            .chain(&file.thetas)
-            .all(|t| t.is_finite())
-        {
-            return Err(invalid(
-                &json_path,
-                "thresholds must be finite numbers".into(),
-            ));
-        }
+        file.check().map_err(|m| invalid(&json_path, m))?;
         let seq_path = dir.join(SEQUENCES_FILE);
         let bytes = std::fs::read(&seq_path).map_err(|source| BundleError::Io {
             path: seq_path.clone(),
@@ -566,7 +614,7 @@ mod tests {
     use crate::event::{Format, Labels, RecordingInfo};
     use crate::source::{ReadStats, Sink};
 
-    /// A recording held in memory: (ts_ns, tid, dir, syscall).
+    /// A recording held in memory: (time in µs, tid, dir, syscall).
     struct Mem {
         info: RecordingInfo,
         events: Vec<(u64, i64, Direction, &'static str)>,
@@ -594,9 +642,10 @@ mod tests {
             &self.info
         }
         fn read(&self, _: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
-            for &(ts_ns, tid, dir, syscall) in &self.events {
+            for &(ts_us, tid, dir, syscall) in &self.events {
                 sink(&Event {
-                    ts_ns,
+                    // Test times are in µs: windows are at least 1 ms.
+                    ts_ns: ts_us * 1_000,
                     tid,
                     pid: tid,
                     process: "p",
@@ -619,7 +668,7 @@ mod tests {
     fn settings(length: usize, frame: usize) -> StideSettings {
         StideSettings {
             mode: Mode::Modern,
-            window_ns: 1_000,
+            window_ns: 1_000_000,
             length,
             frame,
         }
@@ -689,7 +738,7 @@ mod tests {
         // Database: a→b only. Thread 1 runs a b a b c b, n = 2, L = 4.
         // Sequences (ending at events 1..5): ab ✓, ba ✗, ab ✓, bc ✗, cb ✗.
         // Frame mismatch counts after each: 0, 1, 1, 2, 3 → scores /4.
-        // Windows of 1000 ns: events at 0,500 | 1000,1500 | 2500,2600.
+        // Windows of 1000 µs: events at 0,500 | 1000,1500 | 2500,2600.
         let m = model(&[&["a", "b"]], settings(2, 4));
         let rec = Mem::boxed(
             "r",
@@ -706,7 +755,7 @@ mod tests {
         assert_eq!(s.errors, vec![Some(0.0), Some(0.25), Some(0.75)]);
         assert_eq!(
             s.windows.iter().map(|w| w.start_ns).collect::<Vec<_>>(),
-            vec![0, 1000, 2000]
+            vec![0, 1_000_000, 2_000_000]
         );
     }
 
@@ -769,7 +818,12 @@ mod tests {
     #[test]
     fn save_load_round_trip_and_foreign_bundles() {
         let dir = tempfile::tempdir().unwrap();
-        let m = model(&[&["a", "b"], &["b", "a"]], settings(2, 4));
+        // A bundle needs a loadable window (>= 1 ms).
+        let saved = StideSettings {
+            window_ns: 1_000_000_000,
+            ..settings(2, 4)
+        };
+        let m = model(&[&["a", "b"], &["b", "a"]], saved);
         m.save(dir.path()).unwrap();
         let back = StideModel::load(dir.path()).unwrap();
         assert_eq!(back.sequences, m.sequences);

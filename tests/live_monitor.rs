@@ -12,8 +12,8 @@
 //! one alarm window per hour rather than sitting on the largest of a few
 //! training windows.
 //!
-//! Needs root, kernel BTF, /usr/bin/python3 and curl; otherwise it prints
-//! why it skipped and passes.
+//! Needs root, kernel BTF, /usr/bin/python3 and curl: `#[ignore]`d, run
+//! with `--include-ignored`, and then it fails where they are missing.
 #![cfg(feature = "live")]
 
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use chids::train::{train_calibrated, TrainOptions};
 /// workloads' timing does not depend on each other.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn skip_reason() -> Option<String> {
+fn unmet_requirement() -> Option<String> {
     if let Err(e) = live::capture::check_environment() {
         return Some(e.to_string());
     }
@@ -102,10 +102,10 @@ fn free_port() -> u16 {
 }
 
 #[test]
+#[ignore = "needs root + eBPF, python3 and curl"]
 fn monitor_alerts_only_after_the_attack() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
+    if let Some(why) = unmet_requirement() {
+        panic!("cannot run here: {why}");
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
@@ -129,6 +129,7 @@ fn monitor_alerts_only_after_the_attack() {
                 duration: Some(Duration::from_secs(60)),
                 exploit_at: None,
                 marker_file: None,
+                force: false,
             },
             &mut |_| {},
         )
@@ -169,6 +170,7 @@ fn monitor_alerts_only_after_the_attack() {
     let alerts_file = tmp.path().join("alerts.jsonl");
     let mut alerts: Vec<Alert> = Vec::new();
     let mut windows = 0;
+    let mut reports = 0;
     let mut metrics_addr = None;
     let mut scraped = String::new();
     let summary = live::monitor(
@@ -179,15 +181,17 @@ fn monitor_alerts_only_after_the_attack() {
             theta: None,
             threshold: None,
             alerts: Some(alerts_file.clone()),
+            alerts_follow_symlink: false,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             duration: Some(Duration::from_secs(60)),
         },
         &mut |u| match u {
             MonitorUpdate::Alert(a) => alerts.push(a.clone()),
-            MonitorUpdate::Window(_) => {
-                windows += 1;
+            MonitorUpdate::Window(w) => {
+                windows += w.run_length;
+                reports += 1;
                 // Scrape the metrics endpoint once, mid-run.
-                if windows == 3 {
+                if reports == 3 {
                     scraped = scrape(metrics_addr.unwrap());
                 }
             }

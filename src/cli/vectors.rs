@@ -52,14 +52,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "recording", "window", "start_ns", "events", "fi", "usi", "uai", "error", "evidence"
         )?;
     }
+    let window_ns = bundle.settings.window_ns;
     for rec in &scored {
-        for ((w, err), &evidence) in rec.windows.iter().zip(&rec.errors).zip(&rec.evidence) {
+        // A run of empty windows is one entry: print each of its windows.
+        let windows = rec
+            .windows
+            .iter()
+            .zip(&rec.errors)
+            .zip(&rec.evidence)
+            .flat_map(|((w, err), &evidence)| {
+                (0..w.run_length).map(move |i| (w, i, err, evidence))
+            });
+        for (w, i, err, evidence) in windows {
+            let index = w.index + i;
+            let start_ns = w.start_ns + i * window_ns;
             let v = w.vector.map(|v| v.to_array());
             if args.json {
                 let line = serde_json::json!({
                     "recording": rec.info.name,
-                    "window": w.index,
-                    "start_ns": w.start_ns,
+                    "window": index,
+                    "start_ns": start_ns,
                     "events": w.events,
                     "fi": v.map(|v| v[0]),
                     "usi": v.map(|v| v[1]),
@@ -74,8 +86,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     out,
                     "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
                     rec.info.name,
-                    w.index,
-                    w.start_ns,
+                    index,
+                    start_ns,
                     w.events,
                     f(v.map(|v| v[0])),
                     f(v.map(|v| v[1])),

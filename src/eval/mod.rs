@@ -21,13 +21,17 @@ use crate::train::{map_recordings, read_warnings, Progress};
 #[derive(Clone, Debug)]
 pub struct ScoredRecording {
     pub info: RecordingInfo,
+    /// Every window; a run of empty windows is one entry
+    /// ([`WindowFeatures::run_length`]).
     pub windows: Vec<WindowFeatures>,
-    /// Reconstruction error per window (`None`: empty window).
+    /// Reconstruction error per entry of `windows` (`None`: empty window).
     pub errors: Vec<Option<f64>>,
     /// Per window: whether it is evidence ([`crate::detect::evidence`]).
     pub evidence: Vec<bool>,
     pub warnings: Vec<String>,
     pub events: u64,
+    /// Events dropped because their time was out of order or backwards.
+    pub out_of_order: u64,
 }
 
 impl ScoredRecording {
@@ -61,9 +65,37 @@ impl ScoredRecording {
         self.events > 0 && !self.windows.is_empty()
     }
 
+    /// A warning when the recording's exploit time lies outside its
+    /// windows: after the last one, no window is in the attack phase; before
+    /// the first, every window is. Either way the label is probably wrong.
+    pub fn exploit_outside(&self, window_ns: u64) -> Option<String> {
+        let t = self.info.labels.exploit_ns?;
+        let first = self.windows.first()?.start_ns;
+        let end = self.windows.last()?.start_ns.saturating_add(window_ns);
+        if (first..end).contains(&t) {
+            return None;
+        }
+        let secs = |ns: u64| ns as f64 / 1e9;
+        Some(format!(
+            "{}: the exploit time {:.3} is {} the recording ({:.3} to {:.3}); {}",
+            self.info.path.display(),
+            secs(t),
+            if t < first { "before" } else { "after" },
+            secs(first),
+            secs(end),
+            if t < first {
+                "every window counts as attack"
+            } else {
+                "no window counts as attack"
+            }
+        ))
+    }
+
     /// The scores as the LID-DS metrics see them. `attack`: the recording
     /// was given as an attack; one without an exploit time is taken as
-    /// attacked from its first window on.
+    /// attacked from its first window on. A run of empty windows stays one
+    /// entry: the metrics treat a run of unscored windows as they treat one
+    /// (no alarm, no count, the end of any run of alarms).
     pub fn series(&self, window_ns: u64, attack: bool) -> metrics::Series {
         let starts: Vec<u64> = self.windows.iter().map(|w| w.start_ns).collect();
         metrics::Series {
@@ -179,10 +211,15 @@ impl Detector {
         stage: &str,
         progress: &Progress<'_>,
     ) -> Result<Vec<ScoredRecording>, SourceError> {
-        match self {
+        let mut scored = match self {
             Detector::Chids(b) => score_all(recordings, b, read, false, stage, progress),
             Detector::Stide(s) => s.score_all(recordings, read, stage, progress),
+        }?;
+        for r in &mut scored {
+            let outside = r.exploit_outside(self.window_ns());
+            r.warnings.extend(outside);
         }
+        Ok(scored)
     }
 }
 
@@ -225,6 +262,7 @@ pub fn score_one(
             evidence: crate::detect::evidence(bundle.settings.mode, &features.features),
             info: r.info().clone(),
             events: features.read.events,
+            out_of_order: features.windows.out_of_order(),
             windows: features.features,
             errors,
             warnings,
@@ -259,7 +297,10 @@ pub fn calibrate_scored(
         source,
         recordings: usable.iter().map(|r| r.info.name.clone()).collect(),
         scores,
-        total_windows: usable.iter().map(|r| r.windows.len() as u64).sum(),
+        total_windows: usable
+            .iter()
+            .map(|r| crate::features::window_count(&r.windows))
+            .sum(),
         window_ns,
         budget_per_hour,
         floor,
@@ -355,7 +396,7 @@ pub fn operating_point(
         .sum();
     let normal_hours = usable_normal
         .iter()
-        .map(|r| r.windows.len() as f64 * window_ns as f64 / 3.6e12)
+        .map(|r| crate::features::window_count(&r.windows) as f64 * window_ns as f64 / 3.6e12)
         .sum::<f64>();
     let timed: Vec<metrics::Series> = attack
         .iter()

@@ -101,6 +101,9 @@ pub struct Inputs {
     /// Usable attack recordings with an exploit time (the others count as
     /// attacked from their first window).
     pub attack_with_exploit_time: usize,
+    /// Events dropped, over all recordings, because their time was out of
+    /// order (beyond the two-window reorder horizon) or backwards.
+    pub out_of_order_events: u64,
 }
 
 impl Inputs {
@@ -114,6 +117,7 @@ impl Inputs {
                 .iter()
                 .filter(|r| r.usable() && r.info.labels.exploit_ns.is_some())
                 .count(),
+            out_of_order_events: normal.iter().chain(attack).map(|r| r.out_of_order).sum(),
         }
     }
 }
@@ -269,10 +273,11 @@ pub fn write_report(
 
     let md = markdown(&report);
     let md_path = dir.join("report.md");
-    std::fs::write(&md_path, md).map_err(io(&md_path))?;
+    let private = crate::output::OUTPUT_MODE;
+    crate::output::write_file(&md_path, md.as_bytes(), private).map_err(io(&md_path))?;
     let json_path = dir.join("report.json");
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-    std::fs::write(&json_path, json).map_err(io(&json_path))?;
+    crate::output::write_file(&json_path, &json, private).map_err(io(&json_path))?;
 
     if report.plots.roc.is_some() {
         let curves: Vec<RocCurve<'_>> = evals

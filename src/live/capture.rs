@@ -36,6 +36,9 @@ const F_HAS_PATH: u8 = 1;
 const F_PATH_FAULT: u8 = 2;
 const F_HAS_SOCKADDR: u8 = 4;
 
+/// Longest a final [`Capture::drain`] may take.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
 /// Kernel-side counters (summed over CPUs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -311,17 +314,43 @@ impl Capture {
         Ok(self.deliver(f))
     }
 
-    /// Hands out whatever is in the ring buffer now, without waiting.
+    /// Hands out what was in the ring buffer when called, without waiting.
+    ///
+    /// Bounded even when the watched tasks produce faster than we read:
+    /// it stops at the first round that delivers an event stamped after
+    /// the call (the ring has caught up with the stop), at an empty round,
+    /// or after [`DRAIN_LIMIT`] at the latest.
     pub fn drain(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> Result<u64, LiveError> {
+        let stop_ns = self.now_ns();
+        let started = std::time::Instant::now();
         let mut total = 0;
         loop {
             let _ = self.ring.consume();
-            let n = self.deliver(f);
+            let mut caught_up = false;
+            let n = self.deliver(&mut |ev| {
+                caught_up |= ev.ts_ns > stop_ns;
+                f(ev)
+            });
             total += n;
-            if n == 0 {
+            if n == 0 || caught_up || started.elapsed() >= DRAIN_LIMIT {
                 return Ok(total);
             }
         }
+    }
+
+    /// Now, on the events' clock: CLOCK_MONOTONIC (what the kernel stamps
+    /// events with) plus the epoch offset taken at open. Windows are closed
+    /// by this clock, never by the wall clock, so a wall-clock step cannot
+    /// make every later event "late".
+    pub fn now_ns(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono = ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
+        mono.wrapping_add(self.epoch_offset_ns) as u64
     }
 
     fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {

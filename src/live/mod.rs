@@ -15,6 +15,7 @@
 pub mod capture;
 pub mod cgroup;
 pub mod format;
+mod marker;
 pub mod metrics;
 pub mod monitor;
 pub mod record;
