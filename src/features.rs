@@ -68,7 +68,7 @@ pub fn check_window_ns(window_ns: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "window of {window_ns} ns is outside 1ms..=1h ({MIN_WINDOW_NS}..={MAX_WINDOW_NS} ns)"
+            "a window of {window_ns} ns: must be between 1ms and 1h ({MIN_WINDOW_NS}..={MAX_WINDOW_NS} ns)"
         ))
     }
 }

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use chids::args::Mode;
 use chids::calibrate::Calibration;
 use chids::features::Settings;
-use chids::model::bundle::WINDOW_NS_RANGE;
 use chids::model::{default_thetas, TrainConfig};
 use chids::source::EventSource;
 use chids::source::ReadOptions;
@@ -79,14 +78,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         Mode::Modern
     };
-    // A bundle with another window is refused when loaded: say so before
-    // training rather than after.
-    if !WINDOW_NS_RANGE.contains(&args.window) {
-        anyhow::bail!(
-            "--window {}: must be between 1ms and 1h",
-            humanish_ns(args.window)
-        );
-    }
     let thetas = args.thetas.clone().unwrap_or_else(default_thetas);
     if thetas.is_empty() || thetas.iter().any(|t| !t.is_finite() || *t <= 0.0) {
         anyhow::bail!("--thetas must be positive numbers");
@@ -312,14 +303,4 @@ fn run_stide(
     }
     println!("model written to {}", args.output.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `1500ns`, `2ms`, `7200s`: a window length as the user may have typed it.
-fn humanish_ns(ns: u64) -> String {
-    match ns {
-        n if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
-        n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
-        n if n % 1_000 == 0 => format!("{}us", n / 1_000),
-        n => format!("{n}ns"),
-    }
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for tests that read the real data in `../shared`.
 #![allow(dead_code)]
 
+pub mod scap_writer;
+
 use std::path::PathBuf;
 
 /// The shared data folder from `CHIDS_SHARED`. Tests that read it are
