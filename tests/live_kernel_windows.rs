@@ -83,6 +83,7 @@ fn baseline() -> TrainingElements {
             "cat",
         ]),
         max_freq: 500,
+        patterns: Vec::new(),
     }
 }
 

@@ -30,7 +30,7 @@ use super::cgroup::CgroupRef;
 use super::format::parse_sockaddr;
 use super::syscalls;
 use super::LiveError;
-use crate::args::Mode;
+use crate::args::{ArgKind, Mode};
 use crate::event::{Direction, Event, Params};
 use crate::features::{normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures};
 use crate::ssg::{EdgeOrder, GraphSummary};
@@ -640,7 +640,13 @@ impl KernelWindows {
         let _ = nr;
         let mut out = std::mem::take(&mut self.scratch);
         let has = normalized_arg(self.settings.mode, node_name, &event, &mut out);
-        let res = (has && !self.baseline.seen_args.contains(out.as_str())).then(|| out.clone());
+        // As `FeatureStream`: a file access under a learned path pattern
+        // is seen too.
+        let kind = self.settings.mode.arg_kind(node_name);
+        let seen = self.baseline.seen_args.contains(out.as_str())
+            || (matches!(kind, Some(ArgKind::Open | ArgKind::Stat))
+                && crate::patterns::covering(&self.baseline.patterns, &out).is_some());
+        let res = (has && !seen).then(|| out.clone());
         self.scratch = out;
         res
     }
