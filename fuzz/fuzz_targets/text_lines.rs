@@ -36,7 +36,8 @@ fn run(source: &dyn EventSource) {
         });
         let (_, elements) = stream.finish(&mut |_| {});
         // Second pass against the first pass's baseline: the scoring side.
-        let mut scored = FeatureStream::new(Settings::for_mode(mode, 1_000_000), Some(&elements), true);
+        let mut scored =
+            FeatureStream::new(Settings::for_mode(mode, 1_000_000), Some(&elements), true);
         let _ = source.read(&options, &mut |ev| {
             let _ = scored.push(ev, &mut |_| {});
             Ok(())
