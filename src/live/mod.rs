@@ -12,12 +12,14 @@
 //! `cargo build` without `--features live` compiles none of this module and
 //! pulls in no libbpf. See `README.md` beside this file.
 
+pub mod agent;
 pub mod capture;
 pub mod cgroup;
 pub mod format;
 pub mod metrics;
 pub mod monitor;
 pub mod record;
+pub mod sink;
 pub mod syscalls;
 
 #[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types)]
