@@ -204,6 +204,9 @@ pub fn agent(
         None => cgroup2_root()?,
     };
     let resolver = Resolver::new(&opts.host_root);
+    // In a container (the DaemonSet), the agent's own container is one of
+    // those discovered: watching it would feed the agent its own work.
+    let own_cgroup = own_cgroup(&root);
 
     // Bundles live as long as the agent; detectors borrow them.
     let arena: typed_arena::Arena<Bundle> = typed_arena::Arena::new();
@@ -265,6 +268,16 @@ pub fn agent(
         for change in pending_changes.drain(..) {
             match change {
                 Change::Started(found) => {
+                    if own_cgroup
+                        .as_ref()
+                        .is_some_and(|o| o.starts_with(&found.path))
+                    {
+                        on_update(AgentUpdate::Log(format!(
+                            "{}: the agent's own container, not watched",
+                            found.path.display()
+                        )));
+                        continue;
+                    }
                     let ident = resolver.resolve(found.container.runtime, &found.container.id);
                     if ident.is_bare() && bare_warned.insert(ident.runtime.clone()) {
                         on_update(AgentUpdate::Log(format!(
@@ -568,6 +581,15 @@ pub fn agent(
     drop(train_rx);
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// This process's cgroup v2 directory under `root` (`0::/path` in
+/// /proc/self/cgroup).
+fn own_cgroup(root: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let rel = rel.trim().trim_start_matches('/');
+    (!rel.is_empty()).then(|| root.join(rel))
 }
 
 fn new_workload<'a>(state: WorkloadState<'a>) -> Workload<'a> {
