@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use std::fmt::Write as _;
+
+use crate::event::{Endpoint, Event};
 
 /// The analysis mode, stored in the model so scoring always matches training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -20,13 +22,26 @@ pub enum Mode {
     Modern,
 }
 
-/// Which of the four argument-bearing calls an event is.
+/// Which argument-bearing call an event is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgKind {
     Open,
     Stat,
     Clone,
     Execve,
+    /// A socket call naming an endpoint (modern mode only): `connect`,
+    /// `accept`, `bind`, `sendto`/`sendmsg`, `recvfrom`/`recvmsg`.
+    Socket,
+}
+
+/// The argument of one event, before normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawArg<'a> {
+    /// A path (or, in compat mode, whatever token the reference slices),
+    /// normalised by [`normalize_path`].
+    Path(&'a str),
+    /// A socket endpoint, normalised by [`normalize_endpoint`].
+    Endpoint(Endpoint<'a>),
 }
 
 impl Mode {
@@ -42,42 +57,50 @@ impl Mode {
                 "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" => "stat",
                 "clone" | "clone3" | "fork" | "vfork" => "clone",
                 "execve" | "execveat" => "execve",
+                "accept" | "accept4" => "accept",
                 other => other,
             },
         }
     }
 
-    /// Whether a node carries an argument.
-    pub fn arg_kind(node: &str) -> Option<ArgKind> {
+    /// Whether a node carries an argument in this mode.
+    pub fn arg_kind(self, node: &str) -> Option<ArgKind> {
         match node {
             "open" => Some(ArgKind::Open),
             "stat" => Some(ArgKind::Stat),
             "clone" => Some(ArgKind::Clone),
             "execve" => Some(ArgKind::Execve),
+            "connect" | "accept" | "bind" | "sendto" | "sendmsg" | "recvfrom" | "recvmsg"
+                if self == Mode::Modern =>
+            {
+                Some(ArgKind::Socket)
+            }
             _ => None,
         }
     }
 
     /// The raw argument of an event whose node is argument-bearing, before
     /// normalisation. `None` when the event has no such argument.
-    pub fn raw_arg<'a>(self, kind: ArgKind, event: &Event<'a>) -> Option<&'a str> {
+    pub fn raw_arg<'a>(self, kind: ArgKind, event: &Event<'a>) -> Option<RawArg<'a>> {
         match self {
             // The reference slices fixed-width prefixes off fixed token
-            // positions, whatever the token really is (SPEC §3, quirk Q7).
+            // positions of the rendered text, whatever the token really is
+            // (SPEC §3, quirk Q7). This is compat's rule by design: it is
+            // what the reference computes.
             Mode::Compat => {
                 let (index, skip) = match kind {
                     ArgKind::Open | ArgKind::Stat => (1, 5),
                     ArgKind::Clone => (1, 4),
                     ArgKind::Execve => (0, 9),
+                    ArgKind::Socket => return None,
                 };
                 let token = event.tokens().nth(index)?;
-                Some(py_slice_from(token, skip))
+                Some(RawArg::Path(py_slice_from(token, skip)))
             }
+            // Modern reads the typed parameters the source filled.
             Mode::Modern => match kind {
-                ArgKind::Open => event.param("name"),
-                ArgKind::Stat => event.param("path").or_else(|| event.param("name")),
-                ArgKind::Clone => event.param("exe"),
-                ArgKind::Execve => event.param("filename"),
+                ArgKind::Socket => event.params.endpoint.map(RawArg::Endpoint),
+                _ => event.params.path.map(RawArg::Path),
             },
         }
     }
@@ -101,6 +124,40 @@ fn py_slice_from(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[i..],
         None => "",
+    }
+}
+
+/// Ports from here up are ephemeral (Linux's default range starts at
+/// 32768; IANA's at 49152): they name a connection, not a service.
+pub const EPHEMERAL_PORT_MIN: u16 = 32768;
+
+/// The model argument of a socket endpoint: `inet:ADDRESS:PORT`,
+/// `inet6:[ADDRESS]:PORT` or `unix:PATH`, with an ephemeral or zero port
+/// folded to `*`, so that a client's changing source port is one argument
+/// while a new service or peer (a reverse shell's listener) is unseen.
+pub fn normalize_endpoint(endpoint: &Endpoint<'_>, out: &mut String) {
+    out.clear();
+    match endpoint {
+        Endpoint::Ip(addr) => {
+            let port = addr.port();
+            match addr.ip() {
+                std::net::IpAddr::V4(ip) => {
+                    let _ = write!(out, "inet:{ip}:");
+                }
+                std::net::IpAddr::V6(ip) => {
+                    let _ = write!(out, "inet6:[{ip}]:");
+                }
+            }
+            if port == 0 || port >= EPHEMERAL_PORT_MIN {
+                out.push('*');
+            } else {
+                let _ = write!(out, "{port}");
+            }
+        }
+        Endpoint::Unix(path) => {
+            out.push_str("unix:");
+            out.push_str(path);
+        }
     }
 }
 
@@ -257,5 +314,21 @@ mod tests {
         assert_eq!(Mode::Modern.node_name("clone3"), "clone");
         assert_eq!(Mode::Modern.node_name("execveat"), "execve");
         assert_eq!(Mode::Modern.node_name("read"), "read");
+        assert_eq!(Mode::Modern.node_name("accept4"), "accept");
+        assert_eq!(Mode::Compat.arg_kind("connect"), None);
+        assert_eq!(Mode::Modern.arg_kind("connect"), Some(ArgKind::Socket));
+    }
+
+    #[test]
+    fn endpoints_fold_ephemeral_ports() {
+        let mut s = String::new();
+        normalize_endpoint(&Endpoint::Ip("10.0.0.9:4444".parse().unwrap()), &mut s);
+        assert_eq!(s, "inet:10.0.0.9:4444");
+        normalize_endpoint(&Endpoint::Ip("127.0.0.1:50000".parse().unwrap()), &mut s);
+        assert_eq!(s, "inet:127.0.0.1:*");
+        normalize_endpoint(&Endpoint::Ip("[::1]:53".parse().unwrap()), &mut s);
+        assert_eq!(s, "inet6:[::1]:53");
+        normalize_endpoint(&Endpoint::Unix("/run/x.sock"), &mut s);
+        assert_eq!(s, "unix:/run/x.sock");
     }
 }

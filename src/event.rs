@@ -4,6 +4,7 @@
 //! reading does not allocate per event; the window stage keeps only the few
 //! interned facts it needs.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Enter (`>`) or exit (`<`) half of a system call.
@@ -30,6 +31,32 @@ impl Direction {
     }
 }
 
+/// A socket address a call names: the peer of `connect`, `accept`,
+/// `sendto`/`recvfrom` (and their `msg` forms), the local address of `bind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    Ip(SocketAddr),
+    /// A Unix socket's path in [`crate::escape`]d form (empty when unnamed).
+    Unix(&'a str),
+}
+
+/// The typed parameters the features read. Every source fills them once,
+/// from its own representation (kernel records, scap parameters, text
+/// tokens); no later stage re-parses rendered text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    /// The file the call names, in [`crate::escape`]d form (printable,
+    /// no whitespace): `open` family `name`, `stat` family `path`, `execve`
+    /// `filename`, and for `clone` the `exe` of the new task. Absolute when
+    /// the source knows the working directory (scap, sysdig text), as
+    /// passed to the call otherwise (live capture).
+    pub path: Option<&'a str>,
+    /// The socket address the call names (see [`Endpoint`]).
+    pub endpoint: Option<Endpoint<'a>>,
+    /// The return value of an exit event, when the source has it.
+    pub ret: Option<i64>,
+}
+
 /// One system-call event, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct Event<'a> {
@@ -45,24 +72,19 @@ pub struct Event<'a> {
     /// Event type as sysdig names it (`open`, `openat`, `switch`, ...).
     pub syscall: &'a str,
     /// The parameters as `sysdig -r` prints `evt.info`: space-separated
-    /// `name=value` tokens. Compat mode takes arguments by token position
-    /// from here, the modern mode by parameter name.
+    /// `name=value` tokens. Only compat mode reads it, by token position,
+    /// because that is the reference's rule (SPEC §3, quirk Q7); modern
+    /// mode reads [`Event::params`]. Sources may leave it empty when the
+    /// reader is not in compat mode.
     pub info: &'a str,
+    /// Typed parameters (modern mode, network arguments, the agent).
+    pub params: Params<'a>,
 }
 
 impl<'a> Event<'a> {
     /// Whitespace-separated tokens of `info`, as the reference splits them.
     pub fn tokens(&self) -> std::str::SplitAsciiWhitespace<'a> {
         self.info.split_ascii_whitespace()
-    }
-
-    /// The value of the first parameter called `name` (`name=value`), up to
-    /// the next whitespace.
-    pub fn param(&self, name: &str) -> Option<&'a str> {
-        self.tokens().find_map(|tok| {
-            tok.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('='))
-        })
     }
 }
 

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{normalize_path, Mode};
+use crate::args::{normalize_endpoint, normalize_path, Mode, RawArg};
 use crate::event::Event;
 use crate::ssg::{anomaly_vector, AnomalyVector, Explanation, Seen, WindowEvent, NO_ARG};
 use crate::window::{Window, WindowStats, Windower};
@@ -125,6 +125,8 @@ pub struct FeatureStream<'b> {
     symbols: Symbols,
     windower: Windower<WindowEvent>,
     explain: bool,
+    /// Reused buffer for normalised endpoints.
+    scratch: String,
 }
 
 impl<'b> FeatureStream<'b> {
@@ -135,6 +137,7 @@ impl<'b> FeatureStream<'b> {
             symbols: Symbols::default(),
             windower: Windower::new(settings.window_ns, settings.mode == Mode::Compat),
             explain,
+            scratch: String::new(),
         }
     }
 
@@ -202,33 +205,50 @@ impl<'b> FeatureStream<'b> {
             sym.node_seen.push(seen);
         }
         let mut arg = NO_ARG;
-        if let Some(kind) = Mode::arg_kind(node_name) {
-            if let Some(raw) = mode.raw_arg(kind, event) {
-                arg = match sym.raw_args.get(raw) {
-                    Some(&id) => id,
-                    None => {
-                        let normalized = normalize_path(raw);
-                        let (id, new) = sym.args.intern(&normalized);
-                        if new {
-                            let seen = self
-                                .baseline
-                                .is_none_or(|b| b.seen_args.contains(&normalized));
-                            sym.arg_seen.push(seen);
+        if let Some(kind) = mode.arg_kind(node_name) {
+            match mode.raw_arg(kind, event) {
+                Some(RawArg::Path(raw)) => {
+                    arg = match sym.raw_args.get(raw) {
+                        Some(&id) => id,
+                        None => {
+                            let normalized = normalize_path(raw);
+                            let id = intern_arg(sym, self.baseline, &normalized);
+                            sym.raw_args.insert(raw.into(), id);
+                            id
                         }
-                        sym.raw_args.insert(raw.into(), id);
-                        id
-                    }
-                };
+                    };
+                }
+                Some(RawArg::Endpoint(endpoint)) => {
+                    let mut text = std::mem::take(&mut self.scratch);
+                    normalize_endpoint(&endpoint, &mut text);
+                    arg = intern_arg(sym, self.baseline, &text);
+                    self.scratch = text;
+                }
+                None => {}
             }
         }
         // The process is only needed to explain unseen things.
         let process = if self.explain && (arg != NO_ARG || !sym.node_seen[node as usize]) {
-            sym.processes.intern(event.process).0
+            // Names from the watched system reach alerts and terminals
+            // only in escaped form.
+            sym.processes
+                .intern(&crate::escape::escaped_str(event.process))
+                .0
         } else {
             NO_ARG
         };
         WindowEvent { node, arg, process }
     }
+}
+
+/// The id of a normalised argument, recording whether the baseline saw it.
+fn intern_arg(sym: &mut Symbols, baseline: Option<&TrainingElements>, normalized: &str) -> u32 {
+    let (id, new) = sym.args.intern(normalized);
+    if new {
+        let seen = baseline.is_none_or(|b| b.seen_args.contains(normalized));
+        sym.arg_seen.push(seen);
+    }
+    id
 }
 
 fn score(

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod detect;
+pub mod escape;
 pub mod eval;
 pub mod event;
 pub mod features;

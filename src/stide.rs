@@ -577,6 +577,7 @@ mod tests {
                     dir,
                     syscall,
                     info: "",
+                    params: Default::default(),
                 })?;
             }
             Ok(ReadStats {

@@ -34,6 +34,7 @@ const PATH_LEN: usize = 256;
 
 const F_HAS_PATH: u8 = 1;
 const F_PATH_FAULT: u8 = 2;
+const F_HAS_SOCKADDR: u8 = 4;
 
 /// Kernel-side counters (summed over CPUs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub struct RawEvent<'a> {
     pub path: Option<&'a [u8]>,
     /// The path could not be read from user memory (`path` is empty).
     pub path_fault: bool,
+    /// The `struct sockaddr` a socket call named (its first bytes, up to
+    /// 128), for `connect`, `bind`, `sendto`, `accept`, `recvfrom`.
+    pub sockaddr: Option<&'a [u8]>,
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
@@ -86,11 +90,17 @@ impl<'a> RawEvent<'a> {
         let comm = &b[OFF_COMM..OFF_COMM + 16];
         let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
         let evflags = b[OFF_EVFLAGS];
-        let path = if evflags & F_HAS_PATH != 0 && b.len() >= HEADER_LEN + PATH_LEN {
-            let len = u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize;
+        let payload_len = u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize;
+        let full = b.len() >= HEADER_LEN + PATH_LEN;
+        let path = if evflags & F_HAS_PATH != 0 && full {
             // path_len counts the NUL.
-            let len = len.saturating_sub(1).min(PATH_LEN);
+            let len = payload_len.saturating_sub(1).min(PATH_LEN);
             Some(&b[HEADER_LEN..HEADER_LEN + len])
+        } else {
+            None
+        };
+        let sockaddr = if evflags & F_HAS_SOCKADDR != 0 && full && payload_len >= 2 {
+            Some(&b[HEADER_LEN..HEADER_LEN + payload_len.min(PATH_LEN)])
         } else {
             None
         };
@@ -112,6 +122,7 @@ impl<'a> RawEvent<'a> {
             comm,
             path,
             path_fault: evflags & F_PATH_FAULT != 0,
+            sockaddr,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! | execve/execveat enter          | `filename=PATH`                               |
 //! | execve/execveat exit           | `res=<n> exe=PATH`                            |
 //! | clone/clone3/fork/vfork exit   | `res=<n> exe=COMM`                            |
+//! | connect/bind/sendto/accept(4)/recvfrom exit | `res=<n> addr=ENDPOINT` (when named) |
 //! | any other exit                 | `res=<n>`                                     |
 //! | any other enter                | (empty)                                       |
 
@@ -17,7 +18,10 @@ use std::fmt::Write as _;
 
 use super::capture::RawEvent;
 use super::syscalls;
-use crate::event::{Direction, Event};
+use crate::escape::push_escaped;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::event::{Direction, Endpoint, Event, Params};
 
 /// Turns [`RawEvent`]s into [`Event`]s, reusing its buffers.
 #[derive(Default)]
@@ -25,6 +29,10 @@ pub struct Formatter {
     process: String,
     info: String,
     syscall: String,
+    /// The typed path parameter of the current event (escaped).
+    path: String,
+    /// A Unix socket path of the current event (escaped).
+    unix: String,
     /// execve path per thread, from its enter to its exit.
     exec_paths: HashMap<u32, String>,
 }
@@ -65,20 +73,65 @@ const ERRNO_NAMES: &[(i64, &str)] = &[
 ];
 
 /// Text safe for one whitespace-separated field: the .sc line format has
-/// no quoting, so whitespace inside a name would shift every later field.
-fn push_field(out: &mut String, bytes: &[u8], replace_space: bool) {
-    for ch in String::from_utf8_lossy(bytes).chars() {
-        match ch {
-            '\n' | '\r' | '\t' => out.push('?'),
-            ' ' if replace_space => out.push('_'),
-            c => out.push(c),
+/// no quoting, so names and paths are written in chids' escaped form
+/// ([`crate::escape`]): one token, no control characters, and the same
+/// value when the recording is read back.
+fn push_field(out: &mut String, bytes: &[u8]) {
+    push_escaped(out, bytes);
+}
+
+/// A kernel `struct sockaddr` (x86-64 layout): the family, then for inet
+/// the port (big-endian) and address, for Unix the path (abstract names,
+/// which start with a NUL, as `@name`).
+fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    match family {
+        2 if b.len() >= 8 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+            Some(Endpoint::Ip(SocketAddr::new(IpAddr::V4(ip), port)))
         }
+        10 if b.len() >= 24 => {
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&b[8..24]);
+            let ip = Ipv6Addr::from(a);
+            let ip = match ip.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(ip),
+            };
+            Some(Endpoint::Ip(SocketAddr::new(ip, port)))
+        }
+        1 => {
+            unix.clear();
+            let path = &b[2..];
+            match path.first() {
+                Some(0) => {
+                    unix.push('@');
+                    let name = &path[1..];
+                    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+                    push_field(unix, &name[..end]);
+                }
+                _ => {
+                    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                    push_field(unix, &path[..end]);
+                }
+            }
+            Some(Endpoint::Unix(unix))
+        }
+        _ => None,
     }
 }
 
-fn push_path(out: &mut String, bytes: &[u8]) {
-    // Paths keep their spaces, as sysdig prints them.
-    push_field(out, bytes, false);
+fn write_endpoint(out: &mut String, endpoint: &Endpoint<'_>) {
+    match endpoint {
+        Endpoint::Ip(a) => {
+            let _ = write!(out, " addr={a}");
+        }
+        Endpoint::Unix(p) => {
+            let _ = write!(out, " addr={p}");
+        }
+    }
 }
 
 fn write_open_flags(out: &mut String, flags: u64) {
@@ -120,7 +173,7 @@ impl Formatter {
     /// The event, borrowing this formatter's buffers until the next call.
     pub fn format<'s>(&'s mut self, raw: &RawEvent<'_>) -> Event<'s> {
         self.process.clear();
-        push_field(&mut self.process, raw.comm, true);
+        push_field(&mut self.process, raw.comm);
         let name = syscalls::name(raw.nr);
         self.syscall.clear();
         match name {
@@ -130,33 +183,38 @@ impl Formatter {
             }
         }
         self.info.clear();
-        let path = raw.path.unwrap_or(b"");
+        self.path.clear();
+        let mut has_path = false;
+        if let Some(p) = raw.path {
+            push_field(&mut self.path, p);
+        }
+        let path = self.path.as_str();
         let out = &mut self.info;
         let n = name.unwrap_or("");
         match (raw.dir, n) {
             (Direction::Enter, "execve" | "execveat") => {
                 out.push_str("filename=");
-                push_path(out, path);
-                let mut p = String::new();
-                push_path(&mut p, path);
-                self.exec_paths.insert(raw.tid, p);
+                out.push_str(path);
+                self.exec_paths.insert(raw.tid, path.to_string());
+                has_path = true;
             }
             (Direction::Enter, _) => {}
             (Direction::Exit, "open" | "openat" | "openat2") => {
                 write_fd(out, raw.ret);
                 if raw.ret >= 0 {
                     out.push_str("(<f>");
-                    push_path(out, path);
+                    out.push_str(path);
                     out.push(')');
                 }
                 out.push_str(" name=");
-                push_path(out, path);
+                out.push_str(path);
                 out.push(' ');
                 write_open_flags(out, raw.flags);
+                has_path = true;
             }
             (Direction::Exit, "stat" | "lstat" | "newfstatat" | "statx") => {
-                let _ = write!(out, "res={} path=", raw.ret);
-                push_path(out, path);
+                let _ = write!(out, "res={} path={path}", raw.ret);
+                has_path = true;
             }
             (Direction::Exit, "execve" | "execveat") => {
                 let _ = write!(out, "res={} exe=", raw.ret);
@@ -168,16 +226,22 @@ impl Formatter {
                     .or_else(|| self.exec_paths.remove(&raw.pid));
                 match p {
                     Some(p) => out.push_str(&p),
-                    None => push_field(out, raw.comm, true),
+                    None => out.push_str(&self.process),
                 }
             }
             (Direction::Exit, "clone" | "clone3" | "fork" | "vfork") => {
-                let _ = write!(out, "res={} exe=", raw.ret);
-                push_field(out, raw.comm, true);
+                let _ = write!(out, "res={} exe={}", raw.ret, self.process);
+                self.path.clear();
+                self.path.push_str(&self.process);
+                has_path = true;
             }
             (Direction::Exit, _) => {
                 let _ = write!(out, "res={}", raw.ret);
             }
+        }
+        let endpoint = raw.sockaddr.and_then(|b| parse_sockaddr(b, &mut self.unix));
+        if let Some(e) = &endpoint {
+            write_endpoint(&mut self.info, e);
         }
         // Threads that exec'd and never came back (killed) must not pile up.
         if self.exec_paths.len() > 4096 {
@@ -191,6 +255,11 @@ impl Formatter {
             dir: raw.dir,
             syscall: &self.syscall,
             info: &self.info,
+            params: Params {
+                path: has_path.then_some(self.path.as_str()),
+                endpoint,
+                ret: (raw.dir == Direction::Exit).then_some(raw.ret),
+            },
         }
     }
 }
@@ -237,6 +306,7 @@ mod tests {
             comm: b"cat",
             path,
             path_fault: false,
+            sockaddr: None,
         }
     }
 
@@ -250,7 +320,8 @@ mod tests {
             "fd=3(<f>/etc/hostname) name=/etc/hostname flags=524288(O_RDONLY|O_CLOEXEC)"
         );
         assert_eq!(ev.tokens().nth(1), Some("name=/etc/hostname"));
-        assert_eq!(ev.param("name"), Some("/etc/hostname"));
+        assert_eq!(ev.params.path, Some("/etc/hostname"));
+        assert_eq!(ev.params.ret, Some(3));
         let ev = f.format(&raw(2, Direction::Exit, -2, Some(b"/nope")));
         assert!(ev.info.starts_with("fd=-2(ENOENT) name=/nope "));
     }
@@ -270,6 +341,94 @@ mod tests {
         assert_eq!((ev.syscall, ev.info), ("read", "res=512"));
         let ev = f.format(&raw(0, Direction::Enter, 0, None));
         assert_eq!(ev.info, "");
+    }
+
+    #[test]
+    fn hostile_names_read_back_as_the_same_typed_values() {
+        // A path with a space and `name=` in it, and a process name with a
+        // form feed: once written to a .sc line and read back, the model
+        // must see exactly the values live capture saw.
+        let mut f = Formatter::new();
+        let mut r = raw(
+            257,
+            Direction::Exit,
+            3,
+            Some(b"/tmp/seen/ name=/x /../../../../etc/shadow"),
+        );
+        r.comm = b"evil\x0cname";
+        let ev = f.format(&r);
+        assert_eq!(
+            ev.params.path,
+            Some("/tmp/seen/\\x20name=/x\\x20/../../../../etc/shadow")
+        );
+        let mut line = Vec::new();
+        write_sc_line(&mut line, &ev, 0);
+        let line = String::from_utf8(line).unwrap();
+        let back = crate::source::lidds::parse_sc_line(&line).expect("line reads back");
+        assert_eq!(back.process, ev.process);
+        assert_eq!(back.params, ev.params);
+        assert_eq!(back.info, ev.info);
+    }
+
+    #[test]
+    fn a_space_in_a_path_cannot_hide_it_from_the_model() {
+        use crate::args::{normalize_path, Mode};
+        use crate::features::{FeatureStream, Settings, TrainingElements};
+        let mut baseline = TrainingElements::default();
+        baseline.seen_syscalls.insert("open".into());
+        baseline.seen_args.insert(normalize_path("/tmp/seen/"));
+        baseline.max_freq = 10;
+        let settings = Settings {
+            mode: Mode::Modern,
+            window_ns: 1_000_000_000,
+        };
+        let mut stream = FeatureStream::new(settings, Some(&baseline), true);
+        let mut f = Formatter::new();
+        let ev = f.format(&raw(
+            257,
+            Direction::Exit,
+            3,
+            Some(b"/tmp/seen/ /../../../../etc/shadow"),
+        ));
+        let mut windows = Vec::new();
+        stream.push(&ev, &mut |w| windows.push(w));
+        stream.finish(&mut |w| windows.push(w));
+        let unseen: Vec<_> = windows.iter().flat_map(|w| &w.unseen_args).collect();
+        assert_eq!(unseen.len(), 1, "{windows:?}");
+        assert!(unseen[0].arg.contains("\\x20"), "{:?}", unseen[0]);
+    }
+
+    #[test]
+    fn socket_addresses_become_endpoints_and_read_back() {
+        let mut f = Formatter::new();
+        // struct sockaddr_in for 10.0.0.9:4444.
+        let mut sin = vec![2u8, 0, 0x11, 0x5c, 10, 0, 0, 9];
+        sin.extend_from_slice(&[0; 8]);
+        let mut r = raw(42, Direction::Exit, 0, None);
+        r.sockaddr = Some(&sin);
+        let ev = f.format(&r);
+        assert_eq!(ev.syscall, "connect");
+        assert_eq!(ev.info, "res=0 addr=10.0.0.9:4444");
+        assert_eq!(
+            ev.params.endpoint,
+            Some(Endpoint::Ip("10.0.0.9:4444".parse().unwrap()))
+        );
+        let mut line = Vec::new();
+        write_sc_line(&mut line, &ev, 0);
+        let line = String::from_utf8(line).unwrap();
+        let back = crate::source::lidds::parse_sc_line(&line).unwrap();
+        assert_eq!(back.params, ev.params);
+        // An abstract Unix socket with a space in its name.
+        let sun = b"\x01\x00\x00my sock\x00";
+        let mut r = raw(49, Direction::Exit, 0, None);
+        r.sockaddr = Some(sun);
+        let ev = f.format(&r);
+        assert_eq!(ev.params.endpoint, Some(Endpoint::Unix("@my\\x20sock")));
+        let mut line = Vec::new();
+        write_sc_line(&mut line, &ev, 0);
+        let line = String::from_utf8(line).unwrap();
+        let back = crate::source::lidds::parse_sc_line(&line).unwrap();
+        assert_eq!(back.params, ev.params);
     }
 
     #[test]

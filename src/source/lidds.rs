@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::lines::{
     for_each_line, parse_time_of_day, read_events, rest_from, tokens_with_offsets, LineFormat,
 };
+use super::text_params::params_from_info;
 use super::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 
@@ -204,7 +205,7 @@ fn read_sc(path: &Path, reader: impl Read, sink: &mut Sink<'_>) -> Result<ReadSt
     })
 }
 
-fn parse_sc_line(line: &str) -> Option<Event<'_>> {
+pub(crate) fn parse_sc_line(line: &str) -> Option<Event<'_>> {
     let mut t = tokens_with_offsets(line);
     let ts_ns: u64 = t.next()?.1.parse().ok()?;
     let _uid = t.next()?;
@@ -214,6 +215,7 @@ fn parse_sc_line(line: &str) -> Option<Event<'_>> {
     let syscall = t.next()?.1;
     let dir = Direction::from_char(*t.next()?.1.as_bytes().first()?)?;
     let info_start = t.next().map(|(o, _)| o);
+    let info = rest_from(line, info_start);
     Some(Event {
         ts_ns,
         tid,
@@ -221,7 +223,8 @@ fn parse_sc_line(line: &str) -> Option<Event<'_>> {
         process,
         dir,
         syscall,
-        info: rest_from(line, info_start),
+        info,
+        params: params_from_info(syscall, dir, info),
     })
 }
 
@@ -345,6 +348,7 @@ fn parse_2019_line(line: &str) -> Option<Event<'_>> {
     let dir = Direction::from_char(*t.next()?.1.as_bytes().first()?)?;
     let syscall = t.next()?.1;
     let info_start = t.next().map(|(o, _)| o);
+    let info = rest_from(line, info_start);
     Some(Event {
         ts_ns,
         tid,
@@ -352,7 +356,8 @@ fn parse_2019_line(line: &str) -> Option<Event<'_>> {
         process,
         dir,
         syscall,
-        info: rest_from(line, info_start),
+        info,
+        params: params_from_info(syscall, dir, info),
     })
 }
 

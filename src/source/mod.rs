@@ -14,6 +14,7 @@ pub mod lidds;
 pub(crate) mod lines;
 pub mod scap;
 pub mod sysdig_text;
+pub(crate) mod text_params;
 
 pub use discover::{discover, Discovered};
 
@@ -101,7 +102,9 @@ pub trait EventSource: Send + Sync {
 /// Reader settings that depend on the analysis mode.
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
-    /// Apply the reference's noise-line filter (compat mode only).
+    /// Compat mode: apply the reference's noise-line filter, and fill
+    /// [`crate::event::Event::info`] (the rendered text its token rule
+    /// reads). Otherwise binary sources may leave `info` empty.
     pub compat_line_filter: bool,
     /// Keep only events of this container id (scap sources).
     pub container: Option<String>,

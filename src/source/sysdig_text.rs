@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::Path;
 
 use super::lines::{parse_time_of_day, read_events, rest_from, tokens_with_offsets, LineFormat};
+use super::text_params::params_from_info;
 use super::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 
@@ -70,6 +71,7 @@ fn parse_line(line: &str) -> Option<Event<'_>> {
         .and_then(|t| t.parse().ok())
         .unwrap_or(-1);
     let dir = Direction::from_char(*dir.as_bytes().first()?)?;
+    let info = rest_from(line, info_start);
     Some(Event {
         ts_ns,
         tid,
@@ -77,6 +79,7 @@ fn parse_line(line: &str) -> Option<Event<'_>> {
         process,
         dir,
         syscall,
-        info: rest_from(line, info_start),
+        info,
+        params: params_from_info(syscall, dir, info),
     })
 }

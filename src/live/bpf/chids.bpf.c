@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // chids live capture: every system call (enter and exit) of the processes in
-// the watched cgroups, with the path argument of the families CHIDS uses.
+// the watched cgroups, with the path argument of the families CHIDS uses and
+// the socket address of the socket calls that name one.
 //
 // Filtering happens here, in the kernel, so the rest of the machine costs one
 // hash lookup per syscall and nothing crosses to user space.
@@ -26,6 +27,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_openat 257
 #define NR_newfstatat 262
 #define NR_execveat 322
+#define NR_connect 42
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_bind 49
+#define NR_accept4 288
 #define NR_statx 332
 #define NR_clone3 435
 #define NR_openat2 437
@@ -35,6 +42,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define F_HAS_PATH 1
 #define F_PATH_FAULT 2
+// The payload is a struct sockaddr (path_len bytes of it), not a path.
+#define F_HAS_SOCKADDR 4
+// Largest socket address read (sizeof(struct sockaddr_storage)).
+#define SOCKADDR_LEN 128
 
 // Counter slots (per-CPU array), summed by user space.
 #define CNT_DROPPED 0
@@ -76,8 +87,9 @@ struct event_path {
 // memory, always readable) or by sys_exit (failure: the old memory is still
 // there and the kernel has just read the string).
 struct pending {
-	__u64 ptr;
-	__u64 flags;
+	__u64 ptr;     // path, or the struct sockaddr of a socket call
+	__u64 flags;   // open flags; socket calls: the address length, or for
+	               // accept/recvfrom the user pointer to it
 	__u64 ts;      // execve: time of the enter
 	__u32 tid;     // execve: thread at enter (exec can change it)
 	__s32 nr;
@@ -178,6 +190,16 @@ static __always_inline int is_path_family(long nr)
 	return 0;
 }
 
+static __always_inline int is_socket_family(long nr)
+{
+	switch (nr) {
+	case NR_connect: case NR_accept: case NR_accept4: case NR_bind:
+	case NR_sendto: case NR_recvfrom:
+		return 1;
+	}
+	return 0;
+}
+
 static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
@@ -236,6 +258,31 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	if (!watch)
 		return 0;
 	long nr = id;
+	if (is_socket_family(nr)) {
+		// The address is read at exit: accept and recvfrom only fill it
+		// in then, and for the others the kernel has faulted it in.
+		__u64 addr = 0, len = 0;
+		switch (nr) {
+		case NR_connect: case NR_bind:
+			addr = BPF_CORE_READ(regs, si);
+			len = BPF_CORE_READ(regs, dx);
+			break;
+		case NR_accept: case NR_accept4:
+			addr = BPF_CORE_READ(regs, si);
+			len = BPF_CORE_READ(regs, dx); // int *addrlen
+			break;
+		case NR_sendto: case NR_recvfrom:
+			addr = BPF_CORE_READ(regs, r8);
+			len = BPF_CORE_READ(regs, r9); // recvfrom: int *addrlen
+			break;
+		}
+		if (addr) {
+			__u64 key = bpf_get_current_pid_tgid();
+			struct pending p = { .ptr = addr, .flags = len, .nr = (__s32)nr };
+			bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
+		}
+		return emit_small(own, watch, nr, DIR_ENTER, 0);
+	}
 	if (!is_path_family(nr))
 		return emit_small(own, watch, nr, DIR_ENTER, 0);
 
@@ -325,6 +372,47 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	return 0;
 }
 
+// A socket call's exit, with the address it named when there was one.
+static __always_inline int socket_exit(__u64 own, __u64 watch, long nr, long ret)
+{
+	__u64 key = bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
+	if (!p || p->nr != nr) {
+		if (p)
+			bpf_map_delete_elem(&pendings, &key);
+		return emit_small(own, watch, nr, DIR_EXIT, ret);
+	}
+	__u64 ptr = p->ptr, len = p->flags;
+	bpf_map_delete_elem(&pendings, &key);
+	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
+		// Filled in by the kernel only on success; the length is in user memory.
+		int n = 0;
+		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len))
+			return emit_small(own, watch, nr, DIR_EXIT, ret);
+		len = n < 0 ? 0 : (__u64)n;
+	}
+	if (len > SOCKADDR_LEN)
+		len = SOCKADDR_LEN;
+	if (len < 2)
+		return emit_small(own, watch, nr, DIR_EXIT, ret);
+
+	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_DROPPED);
+		return 0;
+	}
+	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
+	e->h.evflags |= F_HAS_SOCKADDR;
+	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
+		e->h.evflags |= F_PATH_FAULT;
+		count(CNT_PATH_FAULT);
+	} else {
+		e->h.path_len = (__u16)len;
+	}
+	bpf_ringbuf_submit(e, submit_flags());
+	return 0;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -336,6 +424,8 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	// The syscall number survives in orig_ax (ax holds the return value).
 	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (is_socket_family(nr))
+		return socket_exit(own, watch, nr, ret);
 	if (!is_path_family(nr))
 		return emit_small(own, watch, nr, DIR_EXIT, ret);
 

@@ -49,7 +49,7 @@ pub fn fd_type_char(ty: u8) -> &'static str {
     }
 }
 
-fn int(p: &[u8]) -> i64 {
+pub(super) fn int(p: &[u8]) -> i64 {
     match p.len() {
         1 => p[0] as i8 as i64,
         2 => i16::from_le_bytes([p[0], p[1]]) as i64,
@@ -78,7 +78,7 @@ fn uint(p: &[u8]) -> u64 {
 }
 
 /// A C string parameter: up to the first NUL.
-fn cstr(p: &[u8]) -> &[u8] {
+pub(super) fn cstr(p: &[u8]) -> &[u8] {
     match memchr::memchr(0, p) {
         Some(i) => &p[..i],
         None => p,
@@ -110,7 +110,7 @@ pub fn resolve(dir: &str, rel: &str) -> String {
     s
 }
 
-fn cwd_of(st: &State, tid: i64) -> String {
+pub(super) fn cwd_of(st: &State, tid: i64) -> String {
     let c = st
         .threads
         .get(&tid)

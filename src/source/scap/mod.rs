@@ -10,6 +10,7 @@ pub mod block;
 pub mod event_table;
 pub mod format;
 pub mod names;
+pub mod params;
 
 // Thread and fd tables are looked up several times per event: FxHash, not SipHash.
 use rustc_hash::FxHashMap as HashMap;
@@ -690,6 +691,7 @@ impl EventSource for ScapSource {
 
     fn read(&self, options: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
         let mut info = String::new();
+        let mut param_bufs = params::ParamBufs::default();
         let mut filtered = 0u64;
         let mut stats = self.for_each_raw(&mut |ev| {
             // Not system calls: left out of the pipeline (compat's noise
@@ -707,8 +709,12 @@ impl EventSource for ScapSource {
                     return Ok(());
                 }
             }
+            // Only compat mode reads the rendered text (the reference's
+            // token rule); the modern mode reads typed parameters.
             info.clear();
-            ev.format_info(&mut info);
+            if options.compat_line_filter {
+                ev.format_info(&mut info);
+            }
             // The reference filters the text line sysdig would print. Its
             // words cannot span fields, and such a line is never short
             // enough for the length rule, so testing the text fields
@@ -730,6 +736,7 @@ impl EventSource for ScapSource {
                 dir: ev.dir,
                 syscall: ev.name,
                 info: &info,
+                params: params::typed_params(ev, &mut param_bufs),
             };
             sink(&e)
         })?;

@@ -1,0 +1,172 @@
+//! Typed parameters of a scap event, straight from its binary parameters
+//! (no rendering): the path a call names, its socket endpoint, its return
+//! value.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::event_table::PType;
+use super::format::{cstr, cwd_of, int, resolve};
+use super::ScapEvent;
+use crate::escape::push_escaped;
+use crate::event::{Direction, Endpoint, Params};
+
+const AT_FDCWD: i64 = -100;
+
+/// Buffers the typed parameters of one event borrow from.
+#[derive(Default)]
+pub struct ParamBufs {
+    path: String,
+    unix: String,
+}
+
+/// The parameter names that hold the path of an event, in preference order.
+fn path_params(name: &str) -> &'static [&'static str] {
+    match name {
+        "open" | "openat" | "openat2" => &["name"],
+        "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" => &["path", "name"],
+        "execve" | "execveat" => &["filename"],
+        "clone" | "clone3" | "fork" | "vfork" => &["exe"],
+        _ => &[],
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Outbound,
+    Inbound,
+    Local,
+}
+
+fn side(name: &str) -> Option<Side> {
+    match name {
+        "connect" | "sendto" | "sendmsg" | "sendmmsg" => Some(Side::Outbound),
+        "accept" | "accept4" | "recvfrom" | "recvmsg" | "recvmmsg" => Some(Side::Inbound),
+        "bind" => Some(Side::Local),
+        _ => None,
+    }
+}
+
+fn port(b: &[u8]) -> u16 {
+    u16::from_le_bytes([b[0], b[1]])
+}
+
+fn v4(b: &[u8]) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+}
+
+fn v6(b: &[u8]) -> IpAddr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    let ip = Ipv6Addr::from(a);
+    // The same peer whether the socket is v4 or dual-stack.
+    match ip.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(ip),
+    }
+}
+
+/// A `PT_SOCKTUPLE`: family, then source and destination.
+fn tuple_peer<'b>(p: &[u8], side: Side, unix: &'b mut String) -> Option<Endpoint<'b>> {
+    let inbound = side == Side::Inbound;
+    match *p.first()? {
+        2 if p.len() >= 13 => {
+            let (ip, pt) = if inbound { (1, 5) } else { (7, 11) };
+            Some(Endpoint::Ip(SocketAddr::new(v4(&p[ip..]), port(&p[pt..]))))
+        }
+        10 if p.len() >= 37 => {
+            let (ip, pt) = if inbound { (1, 17) } else { (19, 35) };
+            Some(Endpoint::Ip(SocketAddr::new(v6(&p[ip..]), port(&p[pt..]))))
+        }
+        1 if p.len() >= 17 => {
+            push_escaped(unix, cstr(&p[17..]));
+            Some(Endpoint::Unix(unix))
+        }
+        _ => None,
+    }
+}
+
+/// A `PT_SOCKADDR`: family, then one address.
+fn sockaddr<'b>(p: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
+    match *p.first()? {
+        2 if p.len() >= 7 => Some(Endpoint::Ip(SocketAddr::new(v4(&p[1..]), port(&p[5..])))),
+        10 if p.len() >= 19 => Some(Endpoint::Ip(SocketAddr::new(v6(&p[1..]), port(&p[17..])))),
+        1 => {
+            push_escaped(unix, cstr(&p[1..]));
+            Some(Endpoint::Unix(unix))
+        }
+        _ => None,
+    }
+}
+
+/// The typed parameters of `ev`, borrowing `bufs`.
+pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'b> {
+    let Some(info) = ev.info else {
+        return Params::default();
+    };
+    let ParamBufs { path, unix } = bufs;
+    path.clear();
+    unix.clear();
+    let mut has_path = false;
+    for want in path_params(ev.name) {
+        let Some(i) = info.params.iter().position(|p| p.name == *want) else {
+            continue;
+        };
+        let Some(raw) = ev.params.get(i) else {
+            continue;
+        };
+        let raw = cstr(raw);
+        let pi = &info.params[i];
+        // A relative path is resolved against what it is relative to (the
+        // working directory, or the directory fd), as sysdig shows it.
+        let base = match pi.ty {
+            _ if raw.is_empty() || raw.starts_with(b"/") => None,
+            PType::FsRelPath(d) => {
+                let dirfd = ev
+                    .params
+                    .get(d as usize)
+                    .map(|v| int(v))
+                    .unwrap_or(AT_FDCWD);
+                if dirfd == AT_FDCWD {
+                    Some(cwd_of(ev.state, ev.tid))
+                } else {
+                    ev.state.fd(ev.tid, dirfd).map(|f| f.name.clone())
+                }
+            }
+            PType::FsPath => Some(cwd_of(ev.state, ev.tid)),
+            _ => None,
+        };
+        match base {
+            Some(base) => {
+                let rel = String::from_utf8_lossy(raw);
+                push_escaped(path, resolve(&base, &rel).as_bytes());
+            }
+            None => push_escaped(path, raw),
+        }
+        has_path = true;
+        break;
+    }
+    let ret = match (ev.dir, info.params.first(), ev.params.first()) {
+        (Direction::Exit, Some(pi), Some(p))
+            if matches!(pi.ty, PType::Errno | PType::Fd | PType::Pid | PType::I64) =>
+        {
+            Some(int(p))
+        }
+        _ => None,
+    };
+    let mut endpoint = None;
+    if let Some(side) = side(ev.name) {
+        for (pi, p) in info.params.iter().zip(ev.params.iter()) {
+            match pi.ty {
+                PType::SockTuple => endpoint = tuple_peer(p, side, unix),
+                PType::SockAddr => endpoint = sockaddr(p, unix),
+                _ => continue,
+            }
+            break;
+        }
+    }
+    Params {
+        path: has_path.then_some(path.as_str()),
+        endpoint,
+        ret,
+    }
+}
