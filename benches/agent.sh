@@ -36,6 +36,10 @@ bin=target/release/chids
 # An image from busybox-static, no registry needed.
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
 cp /bin/busybox "$work/rootfs/bin/busybox"
+# A dynamic busybox (package `busybox` instead of `busybox-static`) needs its libraries.
+for lib in $(ldd /bin/busybox 2>/dev/null | grep -o '/[^ ]*'); do
+  mkdir -p "$work/rootfs$(dirname "$lib")"; cp -L "$lib" "$work/rootfs$lib"
+done
 for a in sh cat ls sleep cp true; do ln -s busybox "$work/rootfs/bin/$a"; done
 echo "root:x:0:0:root:/root:/bin/sh" >"$work/rootfs/etc/passwd"
 echo "root:*:19000:0:99999:7:::" >"$work/rootfs/etc/shadow"

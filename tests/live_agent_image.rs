@@ -11,24 +11,10 @@
 mod agent_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use agent_support::*;
 use serde_json::Value;
-
-/// The binary's shared libraries (and the loader), from ldd.
-fn shared_libs(bin: &Path) -> Vec<PathBuf> {
-    let out = Command::new("ldd").arg(bin).output().expect("ldd");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find(|t| t.starts_with('/'))
-                .map(PathBuf::from)
-        })
-        .collect()
-}
 
 #[test]
 #[ignore = "needs root, podman, nats-server"]

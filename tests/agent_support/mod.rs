@@ -14,7 +14,7 @@ pub fn skip_reason() -> Option<String> {
     if let Err(e) = chids::live::capture::check_environment() {
         return Some(e.to_string());
     }
-    for tool in ["podman", "runc", "nats-server", "busybox"] {
+    for tool in ["podman", "runc", "nats-server", "busybox", "ldd"] {
         let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/bin")])
             .any(|d| d.join(tool).exists());
@@ -68,6 +68,20 @@ pub fn podman_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A binary's shared libraries (and the loader), from ldd; none when it
+/// is static.
+pub fn shared_libs(bin: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(bin).output().expect("ldd");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|t| t.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .collect()
+}
+
 /// An image imported from a folder (removed on drop).
 pub struct Image {
     pub name: String,
@@ -86,7 +100,14 @@ impl Image {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("busybox");
+        // busybox-static needs nothing else; a dynamic busybox (the
+        // `busybox` package replaces `busybox-static`) brings its libraries.
         std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        for lib in shared_libs(Path::new(busybox)) {
+            let dest = root.join(lib.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&lib, dest).unwrap();
+        }
         for applet in [
             "sh", "cat", "ls", "sleep", "cp", "rm", "echo", "date", "true",
         ] {
@@ -97,7 +118,9 @@ impl Image {
         for (host, inside) in extra {
             let dest = root.join(inside.trim_start_matches('/'));
             std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(host, &dest).unwrap();
+            if !dest.exists() {
+                std::fs::copy(host, &dest).unwrap();
+            }
         }
         let tar = dir.path().join("rootfs.tar");
         let st = Command::new("tar")
