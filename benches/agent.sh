@@ -40,7 +40,7 @@ cp /bin/busybox "$work/rootfs/bin/busybox"
 for lib in $(ldd /bin/busybox 2>/dev/null | grep -o '/[^ ]*'); do
   mkdir -p "$work/rootfs$(dirname "$lib")"; cp -L "$lib" "$work/rootfs$lib"
 done
-for a in sh cat ls sleep cp true; do ln -s busybox "$work/rootfs/bin/$a"; done
+for a in sh cat ls sleep cp mkdir true; do ln -s busybox "$work/rootfs/bin/$a"; done
 echo "root:x:0:0:root:/root:/bin/sh" >"$work/rootfs/etc/passwd"
 echo "root:*:19000:0:99999:7:::" >"$work/rootfs/etc/shadow"
 tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
@@ -86,7 +86,7 @@ agent=$!
 echo "agent pid $agent; learning for $LEARN" >&2
 for _ in $(seq 600); do
   if "$bin" agent status --state-dir "$work/state" --json 2>/dev/null |
-     python3 -c 'import json,sys; s=json.load(sys.stdin); w=[x for x in s["workloads"] if "chids-bench" in x["workload"]]; sys.exit(0 if w and all(x["state"]=="detecting" for x in w) else 1)'; then
+     python3 2>/dev/null -c 'import json,sys; s=json.load(sys.stdin); w=[x for x in s["workloads"] if "chids-bench" in x["workload"]]; sys.exit(0 if w and all(x["state"]=="detecting" for x in w) else 1)'; then
     break
   fi
   sleep 1
@@ -102,7 +102,7 @@ events=$("$bin" agent status --state-dir "$work/state" --json | python3 -c 'impo
 
 echo "timing $ATTACKS alerts" >&2
 for i in $(seq "$ATTACKS"); do
-  $P exec "$tag-busy1" sh -c "cat /etc/shadow >/dev/null; cp /bin/busybox /tmp/ls$i; /tmp/ls$i / >/dev/null" || true
+  $P exec "$tag-busy1" sh -c "cat /etc/shadow >/dev/null; mkdir -p /tmp/d$i; cp /bin/busybox /tmp/d$i/ls; /tmp/d$i/ls / >/dev/null" || true
   sleep 3
 done
 sleep 5

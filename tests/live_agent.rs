@@ -26,6 +26,16 @@ const LOOP_B: &str = "while true; do echo tick > /tmp/t; cat /tmp/t > /dev/null;
 /// image never ran.
 const ATTACK: &str = "cat /etc/shadow > /dev/null; cp /bin/busybox /tmp/ls; /tmp/ls / > /dev/null";
 
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: chids\r\n\r\n")
+        .unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    s
+}
+
 fn alerts_for<'a>(alerts: &'a [Value], name: &str) -> Vec<&'a Value> {
     alerts
         .iter()
@@ -51,7 +61,10 @@ fn agent_learns_each_image_and_alerts_on_nats() {
     let mut nats = Nats::start(&tmp.path().join("nats"), port);
     let subject = format!("{p}.alerts");
     nats.create_stream("CHIDS_ALERTS", &subject);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
     let agent_args = [
+        "--metrics",
+        &metrics_addr,
         "--learn-for",
         "20s",
         "--theta",
@@ -93,6 +106,15 @@ fn agent_learns_each_image_and_alerts_on_nats() {
             && workload_state(&st, &img_b.name)? == "detecting")
             .then_some(())
     });
+    // The same, as Prometheus gauges per workload and per container.
+    let metrics = scrape(&metrics_addr);
+    for img in [&img_a, &img_b] {
+        let line = format!("chids_workload_state{{workload=\"{}\",state=\"detecting\"}} 1", img.name);
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+    assert!(metrics.contains(&format!("container=\"{}\"", a1.name)), "{metrics}");
+    assert!(metrics.contains("chids_spool_bytes{sink=\"nats\"}"), "{metrics}");
+    assert!(metrics.contains("chids_agent_rss_bytes "), "{metrics}");
     let models = std::fs::read_dir(state.join("models")).unwrap().count();
     assert!(models >= 2, "{models} model folders");
 

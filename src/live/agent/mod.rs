@@ -627,6 +627,13 @@ impl Ctx<'_> {
                 let dir = self.learn_root.join(folder_name(key));
                 fs::create_dir_all(&dir)
                     .map_err(|e| LiveError::io(format!("create {}", dir.display()), e))?;
+                // Never write learning data through a link planted in the state dir.
+                if !fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_dir()) {
+                    return Err(LiveError::Other(format!(
+                        "{}: not a real folder (a symbolic link?)",
+                        dir.display()
+                    )));
+                }
                 w.learn_bytes = dir_bytes(&dir);
                 if w.learn_bytes >= LEARN_MAX_BYTES {
                     return Ok(Stream::Learning(None));
@@ -634,9 +641,11 @@ impl Ctx<'_> {
                 // One file per cgroup (a restarted container gets a new one).
                 let short = &container_id[..container_id.len().min(12)];
                 let path = dir.join(format!("{short}-{cgroup_id}.sc"));
+                use std::os::unix::fs::OpenOptionsExt;
                 let f = fs::OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .map_err(|e| LiveError::io(format!("create {}", path.display()), e))?;
                 Stream::Learning(Some(BufWriter::with_capacity(64 << 10, f)))
