@@ -35,7 +35,7 @@ impl<'b> StreamDetector<'b> {
     pub fn new(bundle: &'b Bundle, theta: f64) -> Self {
         StreamDetector {
             bundle,
-            stream: FeatureStream::new(bundle.settings, Some(&bundle.elements), true),
+            stream: FeatureStream::live(bundle.settings, Some(&bundle.elements), true),
             threshold: bundle.threshold(theta),
         }
     }
@@ -44,10 +44,18 @@ impl<'b> StreamDetector<'b> {
         self.threshold
     }
 
+    /// Events dropped so far (out of order, time jumps).
+    pub fn window_stats(&self) -> &crate::window::WindowStats {
+        self.stream.window_stats()
+    }
+
     /// Adds one event; `emit` gets every window this closes, scored.
     pub fn push(&mut self, event: &Event<'_>, emit: &mut impl FnMut(ScoredWindow)) {
         let (bundle, threshold) = (self.bundle, self.threshold);
-        self.stream
+        // A live stream has no window cap (`FeatureStream::live`): pushing
+        // cannot fail.
+        let _uncapped = self
+            .stream
             .push(event, &mut |w| emit(score(bundle, threshold, w)));
     }
 

@@ -7,6 +7,7 @@
 //! ```
 
 pub mod args;
+pub(crate) mod cache;
 pub mod detect;
 pub mod escape;
 pub mod eval;

@@ -28,12 +28,12 @@ use serde::{Deserialize, Serialize};
 use crate::args::Mode;
 use crate::eval::ScoredRecording;
 use crate::event::{Direction, Event};
-use crate::features::WindowFeatures;
+use crate::features::{too_many_windows, WindowFeatures};
 use crate::model::bundle::{read_baseline_json, write_atomic, BASELINE_FILE, FORMAT_VERSION, KIND};
 use crate::model::BundleError;
 use crate::source::{EventSource, ReadOptions, SourceError};
 use crate::train::{read_warnings, Progress, Step};
-use crate::window::{WindowStats, Windower};
+use crate::window::{Bucket, Closed, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING};
 
 /// `baseline.json`'s `detector` for STIDE bundles.
 pub const DETECTOR: &str = "stide";
@@ -43,6 +43,35 @@ pub const DEFAULT_LENGTH: usize = 6;
 pub const DEFAULT_FRAME: usize = 20;
 /// Id of a system call the database never saw: no stored sequence holds it.
 const UNKNOWN: u32 = u32::MAX;
+
+/// One STIDE window: its event count and largest sequence score, bounded
+/// however many events it holds.
+#[derive(Default)]
+struct StideWindow {
+    events: u64,
+    max: Option<f64>,
+}
+
+impl StideWindow {
+    fn add(&mut self, score: Option<f64>) {
+        self.events += 1;
+        if let Some(s) = score {
+            self.max = Some(self.max.map_or(s, |m| m.max(s)));
+        }
+    }
+}
+
+impl Bucket for StideWindow {
+    fn events(&self) -> u64 {
+        self.events
+    }
+    fn append(&mut self, later: Self) {
+        self.events += later.events;
+        if let Some(s) = later.max {
+            self.max = Some(self.max.map_or(s, |m| m.max(s)));
+        }
+    }
+}
 
 /// How STIDE reads and scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +127,7 @@ pub enum StideError {
     NoEvents,
     #[error("no sequence of {0} system calls in any training recording (too short?)")]
     NoSequences(usize),
-    #[error("sequence length and locality frame must be at least 1")]
+    #[error("sequence length and locality frame must be at least 1, the window 1ms to 1 day")]
     BadSettings,
 }
 
@@ -225,7 +254,10 @@ pub fn train(
     read: &ReadOptions,
     progress: &Progress<'_>,
 ) -> Result<StideTrained, StideError> {
-    if settings.length == 0 || settings.frame == 0 || settings.window_ns == 0 {
+    if settings.length == 0
+        || settings.frame == 0
+        || crate::features::check_window_ns(settings.window_ns).is_err()
+    {
         return Err(StideError::BadSettings);
     }
     progress(Step::Stage {
@@ -345,8 +377,11 @@ impl StideModel {
             std::collections::VecDeque::with_capacity(settings.frame);
         let mut mismatches = 0usize;
         // Same windows as chids: same time base, same compat clamping.
-        let mut windower: Windower<Option<f64>> =
-            Windower::new(settings.window_ns, settings.mode == Mode::Compat);
+        let mut windower: Windower<StideWindow> = Windower::new(
+            settings.window_ns,
+            settings.mode == Mode::Compat,
+            Some(MAX_WINDOWS_PER_RECORDING),
+        );
         let mut windows = Vec::new();
         let stats = source.read(read, &mut |event| {
             let ts = settings.mode.timestamp(event.ts_ns);
@@ -368,7 +403,11 @@ impl StideModel {
                 mismatches += usize::from(mismatch);
                 mismatches as f64 / settings.frame as f64
             });
-            windower.push(ts, score, &mut |w| windows.push(w));
+            match windower.slot(ts, &mut |w| windows.push(w)) {
+                Ok(Some(window)) => window.add(score),
+                Ok(None) => {}
+                Err(e) => return Err(too_many_windows(source, settings.window_ns, e)),
+            }
             Ok(())
         })?;
         let wstats = windower.finish(&mut |w| windows.push(w));
@@ -377,21 +416,25 @@ impl StideModel {
         }
         let mut features = Vec::with_capacity(windows.len());
         let mut errors = Vec::with_capacity(windows.len());
-        for w in &windows {
-            features.push(WindowFeatures {
-                index: w.index,
-                start_ns: w.start_ns,
-                events: w.items.len(),
-                vector: None,
-                unseen_syscalls: Vec::new(),
-                unseen_args: Vec::new(),
-            });
-            errors.push(w.items.iter().flatten().copied().reduce(f64::max));
+        for closed in windows {
+            let (window, error) = match closed {
+                Closed::Window(w) => (
+                    WindowFeatures::unscored(w.index, w.start_ns, 1, w.items.events as usize),
+                    w.items.max,
+                ),
+                Closed::Empty(r) => (
+                    WindowFeatures::unscored(r.index, r.start_ns, r.count, 0),
+                    None,
+                ),
+            };
+            features.push(window);
+            errors.push(error);
         }
         Ok(ScoredRecording {
             info: source.info().clone(),
             warnings: read_warnings(source, &stats, &wstats, !features.is_empty()),
             events: stats.events,
+            out_of_order: wstats.out_of_order(),
             windows: features,
             errors,
         })
@@ -477,6 +520,7 @@ impl StideModel {
                 "window_ns, sequence_length and locality_frame must be positive".into(),
             ));
         }
+        crate::features::check_window_ns(file.window_ns).map_err(|m| invalid(&json_path, m))?;
         if !file
             .thresholds
             .iter()
@@ -540,7 +584,7 @@ mod tests {
     use crate::event::{Format, Labels, RecordingInfo};
     use crate::source::{ReadStats, Sink};
 
-    /// A recording held in memory: (ts_ns, tid, dir, syscall).
+    /// A recording held in memory: (time in µs, tid, dir, syscall).
     struct Mem {
         info: RecordingInfo,
         events: Vec<(u64, i64, Direction, &'static str)>,
@@ -568,9 +612,10 @@ mod tests {
             &self.info
         }
         fn read(&self, _: &ReadOptions, sink: &mut Sink<'_>) -> Result<ReadStats, SourceError> {
-            for &(ts_ns, tid, dir, syscall) in &self.events {
+            for &(ts_us, tid, dir, syscall) in &self.events {
                 sink(&Event {
-                    ts_ns,
+                    // Test times are in µs: windows are at least 1 ms.
+                    ts_ns: ts_us * 1_000,
                     tid,
                     pid: tid,
                     process: "p",
@@ -593,7 +638,7 @@ mod tests {
     fn settings(length: usize, frame: usize) -> StideSettings {
         StideSettings {
             mode: Mode::Modern,
-            window_ns: 1_000,
+            window_ns: 1_000_000,
             length,
             frame,
         }
@@ -661,7 +706,7 @@ mod tests {
         // Database: a→b only. Thread 1 runs a b a b c b, n = 2, L = 4.
         // Sequences (ending at events 1..5): ab ✓, ba ✗, ab ✓, bc ✗, cb ✗.
         // Frame mismatch counts after each: 0, 1, 1, 2, 3 → scores /4.
-        // Windows of 1000 ns: events at 0,500 | 1000,1500 | 2500,2600.
+        // Windows of 1000 µs: events at 0,500 | 1000,1500 | 2500,2600.
         let m = model(&[&["a", "b"]], settings(2, 4));
         let rec = Mem::boxed(
             "r",
@@ -678,7 +723,7 @@ mod tests {
         assert_eq!(s.errors, vec![Some(0.0), Some(0.25), Some(0.75)]);
         assert_eq!(
             s.windows.iter().map(|w| w.start_ns).collect::<Vec<_>>(),
-            vec![0, 1000, 2000]
+            vec![0, 1_000_000, 2_000_000]
         );
     }
 

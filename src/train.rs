@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 
 use crate::features::{
-    encode_recording, read_recording, EncodedRecording, Settings, TrainingElements, WindowFeatures,
+    check_window_ns, encode_recording, read_recording, window_count, EncodedRecording, Settings,
+    TrainingElements, WindowFeatures,
 };
 use crate::model::bundle::TrainingInfo;
 use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
@@ -43,6 +44,8 @@ pub type Progress<'p> = dyn Fn(Step<'_>) + Sync + 'p;
 pub enum TrainError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("{0}")]
+    BadWindow(String),
     #[error("no usable event in any training recording")]
     NoEvents,
     #[error("training needs at least two non-empty windows, found {0}")]
@@ -112,6 +115,21 @@ pub fn read_warnings(
             crate::window::MAX_JUMP_WINDOWS
         ));
     }
+    if windows.out_of_order() > 0 {
+        out.push(format!(
+            "{path}: dropped {} event(s) out of time order: {} earlier than the first event, {} more than two windows late (shuffled or backwards timestamps?)",
+            windows.out_of_order(),
+            windows.before_start,
+            windows.late
+        ));
+    }
+    if windows.capped_windows > 0 {
+        out.push(format!(
+            "{path}: {} window(s) had more than {} distinct unseen names; their USI/UAI are upper estimates",
+            windows.capped_windows,
+            crate::ssg::MAX_DISTINCT_PER_WINDOW
+        ));
+    }
     if read.events == 0 {
         out.push(format!("{path}: no usable event; recording skipped"));
     } else if !has_windows {
@@ -127,6 +145,7 @@ pub fn train(
     progress: &Progress<'_>,
 ) -> Result<Trained, TrainError> {
     let settings = options.settings;
+    check_window_ns(settings.window_ns).map_err(TrainError::BadWindow)?;
     let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
     let first = map_recordings(&recordings, "reading (pass 1 of 2)", progress, |r| {
         encode_recording(r, settings, &options.read)
@@ -196,7 +215,7 @@ pub fn train(
         })
         .collect();
     let second: Vec<Vec<WindowFeatures>> = second.into_iter().collect::<Result<_, _>>()?;
-    let windows: u64 = second.iter().map(|r| r.len() as u64).sum();
+    let windows: u64 = second.iter().map(|r| window_count(r)).sum();
     let vectors: Vec<[f64; 3]> = second
         .iter()
         .flat_map(|r| r.iter().filter_map(|w| w.vector.map(|v| v.to_array())))

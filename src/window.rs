@@ -4,8 +4,13 @@
 //! order, where t0 is the first event's time. Captures are in per-CPU order,
 //! so an event can arrive a little after a later one: a window is therefore
 //! kept open until an event two windows later arrives, which bounds memory
-//! to about three windows while still placing late events where the
+//! to three open windows while still placing late events where the
 //! reference does.
+//!
+//! A run of empty windows is emitted as one [`Closed::Empty`] count, so a
+//! silence of 10^9 windows costs what one window costs. What a window holds
+//! is up to the caller (a [`Bucket`]): the event list, a count, or the
+//! bounded graph summary of [`crate::ssg::WindowGraph`].
 
 use std::collections::VecDeque;
 
@@ -18,52 +23,123 @@ const GRACE_WINDOWS: u64 = 2;
 /// time passes ([`Windower::advance_to`]), so they never jump that far.
 pub const MAX_JUMP_WINDOWS: u64 = 1 << 20;
 
-/// A closed window: its index from the recording start, start time and items.
+/// The most windows (empty ones included) one recording may span: 2^24,
+/// 194 days of 1 s windows or 4.6 hours of 1 ms ones. Whatever lists windows
+/// one by one (`chids vectors`, score plots) stays bounded by it; a
+/// recording that goes further is an error, not a silent cut.
+pub const MAX_WINDOWS_PER_RECORDING: u64 = 1 << 24;
+
+/// What one open window accumulates.
+pub trait Bucket: Default {
+    /// Events added so far.
+    fn events(&self) -> u64;
+    /// Appends a later window's contents, as if its events had arrived
+    /// here (compat: windows after the last row fold into its window).
+    fn append(&mut self, later: Self);
+}
+
+impl<T> Bucket for Vec<T> {
+    fn events(&self) -> u64 {
+        self.len() as u64
+    }
+    fn append(&mut self, later: Self) {
+        self.extend(later);
+    }
+}
+
+/// A closed window: its index from the recording start, start time and contents.
 #[derive(Debug)]
-pub struct Window<T> {
+pub struct Window<B> {
     pub index: u64,
     pub start_ns: u64,
-    pub items: Vec<T>,
+    pub items: B,
+}
+
+/// `count` consecutive windows without an event, from window `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmptyRun {
+    pub index: u64,
+    pub start_ns: u64,
+    pub count: u64,
+}
+
+/// What closing windows yields: a window with events, or a run of empty ones.
+#[derive(Debug)]
+pub enum Closed<B> {
+    Window(Window<B>),
+    Empty(EmptyRun),
 }
 
 /// What the end of a stream revealed about the windows emitted so far.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct WindowStats {
     /// Events earlier than the first event (they belong to no window).
     pub before_start: u64,
-    /// Events that arrived after their window was closed (dropped).
+    /// Events that arrived after their window was closed, more than the
+    /// reorder horizon (two windows) late: out of order or time going
+    /// backwards (dropped).
     pub late: u64,
     /// Events whose time jumps more than [`MAX_JUMP_WINDOWS`] ahead (dropped).
     pub out_of_range: u64,
+    /// Windows whose distinct unseen names overflowed the per-window cap
+    /// ([`crate::ssg::MAX_DISTINCT_PER_WINDOW`]): their USI/UAI are upper
+    /// estimates.
+    pub capped_windows: u64,
     /// The stream yields no windows at all (compat: the last row is earlier
     /// than the first, as when a text capture crosses midnight).
     pub void: bool,
 }
 
-/// Cuts a stream of timestamped items into consecutive windows.
-pub struct Windower<T> {
+impl WindowStats {
+    /// Events dropped because their time was out of order or backwards.
+    pub fn out_of_order(&self) -> u64 {
+        self.before_start + self.late
+    }
+}
+
+/// An event would put the stream past its window cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyWindows {
+    /// The window the event belongs to.
+    pub index: u64,
+    pub limit: u64,
+}
+
+/// Cuts a stream of timestamped events into consecutive windows.
+pub struct Windower<B> {
     window_ns: u64,
     /// The reference ends the window range at the LAST ROW's time, so later
     /// events that arrived earlier fall in the last window (compat only).
     clamp_to_last_row: bool,
+    /// Windows the stream may span; `None` for live streams, which keep
+    /// nothing per closed window.
+    limit: Option<u64>,
     first_ns: Option<u64>,
     last_ns: u64,
     /// Index of `pending[0]`.
     next_index: u64,
-    pending: VecDeque<Vec<T>>,
+    /// Open windows: at most GRACE_WINDOWS + 1 (three), whatever the input.
+    pending: VecDeque<B>,
+    /// Empty windows closed but not emitted yet, so that a silence split
+    /// by the closing steps of successive events stays one run.
+    run: Option<EmptyRun>,
     stats: WindowStats,
 }
 
-impl<T> Windower<T> {
-    pub fn new(window_ns: u64, clamp_to_last_row: bool) -> Self {
+impl<B: Bucket> Windower<B> {
+    /// `limit`: the most windows the stream may span (see
+    /// [`MAX_WINDOWS_PER_RECORDING`]); `None` for an endless live stream.
+    pub fn new(window_ns: u64, clamp_to_last_row: bool, limit: Option<u64>) -> Self {
         assert!(window_ns > 0, "window length must be positive");
         Windower {
             window_ns,
             clamp_to_last_row,
+            limit,
             first_ns: None,
             last_ns: 0,
             next_index: 0,
             pending: VecDeque::new(),
+            run: None,
             stats: WindowStats::default(),
         }
     }
@@ -76,64 +152,123 @@ impl<T> Windower<T> {
         self.first_ns
     }
 
-    /// Adds one item; calls `emit` for every window that this closes.
-    pub fn push(&mut self, ts_ns: u64, item: T, emit: &mut impl FnMut(Window<T>)) {
+    pub fn stats(&self) -> &WindowStats {
+        &self.stats
+    }
+
+    /// The open windows, oldest first.
+    pub fn open_mut(&mut self) -> impl Iterator<Item = &mut B> {
+        self.pending.iter_mut()
+    }
+
+    /// Finds the open window of an event at `ts_ns`, closing (through
+    /// `emit`) every window it leaves behind; the caller adds the event to
+    /// the returned bucket. `Ok(None)`: the event is dropped (and counted).
+    pub fn slot(
+        &mut self,
+        ts_ns: u64,
+        emit: &mut impl FnMut(Closed<B>),
+    ) -> Result<Option<&mut B>, TooManyWindows> {
         let first = *self.first_ns.get_or_insert(ts_ns);
         if ts_ns < first {
             // The reference's last row can be one of these (compat clamp).
             self.last_ns = ts_ns;
             self.stats.before_start += 1;
-            return;
+            return Ok(None);
         }
         let k = (ts_ns - first) / self.window_ns;
         if k < self.next_index {
             self.last_ns = ts_ns;
             self.stats.late += 1;
-            return;
+            return Ok(None);
         }
         let newest = self.next_index + (self.pending.len() as u64).saturating_sub(1);
         if k > newest.saturating_add(MAX_JUMP_WINDOWS) {
             self.stats.out_of_range += 1;
-            return;
+            return Ok(None);
         }
-        // Close what this event leaves behind first, so that a long silence
-        // is emitted window by window instead of queued.
-        self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), emit);
+        if let Some(limit) = self.limit {
+            if k >= limit {
+                return Err(TooManyWindows { index: k, limit });
+            }
+        }
+        // Close what this event leaves behind first, so that only the
+        // windows still open are queued.
+        self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), false, emit);
         let slot = (k - self.next_index) as usize;
         while self.pending.len() <= slot {
-            self.pending.push_back(Vec::new());
+            self.pending.push_back(B::default());
         }
-        self.pending[slot].push(item);
         self.last_ns = ts_ns;
+        Ok(Some(&mut self.pending[slot]))
     }
 
     /// Closes the windows that end before `now_ns - grace`: used by live
     /// monitoring when a container falls silent.
-    pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(Window<T>)) {
+    pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(Closed<B>)) {
         let Some(first) = self.first_ns else { return };
         if now_ns < first {
             return;
         }
         let k = (now_ns - first) / self.window_ns;
-        self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), emit);
+        // Live: report a silence as it passes.
+        self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), true, emit);
     }
 
-    /// Emits every window with index < `limit`, empty ones included.
-    fn close_before(&mut self, limit: u64, emit: &mut impl FnMut(Window<T>)) {
+    /// Closes every window with index < `limit`: windows with events are
+    /// emitted one by one, the empty ones between as runs (O(1) however
+    /// long). A trailing run is held for the next call unless `flush`.
+    fn close_before(&mut self, limit: u64, flush: bool, emit: &mut impl FnMut(Closed<B>)) {
         let first = self.first_ns.unwrap_or(0);
+        let mut run = self.run.take();
         while self.next_index < limit {
-            let items = self.pending.pop_front().unwrap_or_default();
-            emit(Window {
-                index: self.next_index,
-                start_ns: first + self.next_index * self.window_ns,
-                items,
-            });
+            let Some(bucket) = self.pending.pop_front() else {
+                // Nothing open beyond this point: the rest is one silence.
+                let count = limit - self.next_index;
+                match run.as_mut() {
+                    Some(r) => r.count += count,
+                    None => run = Some(self.empty_run(first, count)),
+                }
+                self.next_index = limit;
+                break;
+            };
+            if bucket.events() == 0 {
+                match run.as_mut() {
+                    Some(r) => r.count += 1,
+                    None => run = Some(self.empty_run(first, 1)),
+                }
+            } else {
+                if let Some(r) = run.take() {
+                    emit(Closed::Empty(r));
+                }
+                emit(Closed::Window(Window {
+                    index: self.next_index,
+                    start_ns: self.start_of(first, self.next_index),
+                    items: bucket,
+                }));
+            }
             self.next_index += 1;
+        }
+        match run {
+            Some(r) if flush => emit(Closed::Empty(r)),
+            held => self.run = held,
+        }
+    }
+
+    fn start_of(&self, first: u64, index: u64) -> u64 {
+        first.saturating_add(index.saturating_mul(self.window_ns))
+    }
+
+    fn empty_run(&self, first: u64, count: u64) -> EmptyRun {
+        EmptyRun {
+            index: self.next_index,
+            start_ns: self.start_of(first, self.next_index),
+            count,
         }
     }
 
     /// Ends the stream: emits what is still open and reports.
-    pub fn finish(mut self, emit: &mut impl FnMut(Window<T>)) -> WindowStats {
+    pub fn finish(mut self, emit: &mut impl FnMut(Closed<B>)) -> WindowStats {
         let Some(first) = self.first_ns else {
             return self.stats;
         };
@@ -147,17 +282,17 @@ impl<T> Windower<T> {
             if last_k >= self.next_index {
                 let keep = (last_k - self.next_index + 1) as usize;
                 while self.pending.len() < keep {
-                    self.pending.push_back(Vec::new());
+                    self.pending.push_back(B::default());
                 }
-                let tail: Vec<Vec<T>> = self.pending.drain(keep..).collect();
+                let tail: Vec<B> = self.pending.drain(keep..).collect();
                 let last = self.pending.back_mut().expect("keep >= 1");
                 for items in tail {
-                    last.extend(items);
+                    last.append(items);
                 }
             }
         }
         let end = self.next_index + self.pending.len() as u64;
-        self.close_before(end, emit);
+        self.close_before(end, true, emit);
         self.stats
     }
 }
@@ -166,14 +301,25 @@ impl<T> Windower<T> {
 mod tests {
     use super::*;
 
-    fn run(ts: &[u64], clamp: bool) -> (Vec<Vec<usize>>, WindowStats) {
-        let mut w = Windower::new(1_000, clamp);
+    /// Every window expanded, empty runs included (what the reference lists).
+    fn run_limit(ts: &[u64], clamp: bool, limit: Option<u64>) -> (Vec<Vec<usize>>, WindowStats) {
+        let mut w: Windower<Vec<usize>> = Windower::new(1_000, clamp, limit);
         let mut out = Vec::new();
+        let mut expand = |c: Closed<Vec<usize>>| match c {
+            Closed::Window(win) => out.push(win.items),
+            Closed::Empty(r) => out.extend((0..r.count).map(|_| Vec::new())),
+        };
         for (i, &t) in ts.iter().enumerate() {
-            w.push(t, i, &mut |win: Window<usize>| out.push(win.items));
+            if let Some(b) = w.slot(t, &mut expand).unwrap() {
+                b.push(i);
+            }
         }
-        let stats = w.finish(&mut |win| out.push(win.items));
+        let stats = w.finish(&mut expand);
         (out, stats)
+    }
+
+    fn run(ts: &[u64], clamp: bool) -> (Vec<Vec<usize>>, WindowStats) {
+        run_limit(ts, clamp, None)
     }
 
     #[test]
@@ -188,6 +334,16 @@ mod tests {
         let (w, s) = run(&[500, 100, 1700, 600], true);
         assert_eq!(w, vec![vec![0, 3, 2]]);
         assert_eq!(s.before_start, 1);
+    }
+
+    #[test]
+    fn shuffled_events_beyond_the_horizon_are_counted() {
+        // 10 windows' worth of events, newest first: all but the first are
+        // late by more than the reorder horizon.
+        let ts: Vec<u64> = (0..10).rev().map(|k| k * 1_000 + 5).collect();
+        let (w, s) = run(&ts, false);
+        assert_eq!(w.iter().map(Vec::len).sum::<usize>(), 1);
+        assert_eq!(s.out_of_order(), 9);
     }
 
     #[test]
@@ -212,5 +368,45 @@ mod tests {
         let (w, _) = run(&[0, 10_500], false);
         assert_eq!(w.len(), 11);
         assert!(w[1..10].iter().all(|x| x.is_empty()));
+    }
+
+    #[test]
+    fn a_silence_is_one_run_however_long() {
+        // 200 jumps of a million windows each: 2·10^8 windows, 401 items.
+        let mut w: Windower<Vec<u8>> = Windower::new(1, false, None);
+        let mut closed = 0usize;
+        let mut windows = 0u64;
+        let mut count = |c: Closed<Vec<u8>>| {
+            closed += 1;
+            windows += match c {
+                Closed::Window(_) => 1,
+                Closed::Empty(r) => r.count,
+            };
+        };
+        for i in 0..200u64 {
+            w.slot(i * MAX_JUMP_WINDOWS, &mut count)
+                .unwrap()
+                .unwrap()
+                .push(0);
+        }
+        w.finish(&mut count);
+        assert_eq!(windows, 199 * MAX_JUMP_WINDOWS + 1);
+        assert!(closed <= 2 * 200, "{closed} items for 200 events");
+    }
+
+    #[test]
+    fn the_window_cap_is_an_error() {
+        let mut w: Windower<Vec<u8>> = Windower::new(1_000, false, Some(100));
+        let mut sink = |_: Closed<Vec<u8>>| {};
+        assert!(w.slot(0, &mut sink).unwrap().is_some());
+        assert!(w.slot(99_999, &mut sink).unwrap().is_some());
+        let err = w.slot(100_000, &mut sink).err().unwrap();
+        assert_eq!(
+            err,
+            TooManyWindows {
+                index: 100,
+                limit: 100
+            }
+        );
     }
 }

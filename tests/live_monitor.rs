@@ -152,6 +152,7 @@ fn monitor_alerts_only_after_the_attack() {
     let alerts_file = tmp.path().join("alerts.jsonl");
     let mut alerts: Vec<Alert> = Vec::new();
     let mut windows = 0;
+    let mut reports = 0;
     let mut metrics_addr = None;
     let mut scraped = String::new();
     let summary = live::monitor(
@@ -170,10 +171,11 @@ fn monitor_alerts_only_after_the_attack() {
         },
         &mut |u| match u {
             MonitorUpdate::Alert(a) => alerts.push(a.clone()),
-            MonitorUpdate::Window(_) => {
-                windows += 1;
+            MonitorUpdate::Window(w) => {
+                windows += w.run_length;
+                reports += 1;
                 // Scrape the metrics endpoint once, mid-run.
-                if windows == 3 {
+                if reports == 3 {
                     scraped = scrape(metrics_addr.unwrap());
                 }
             }

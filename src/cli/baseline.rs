@@ -25,8 +25,8 @@ pub struct Args {
     /// Reproduce the reference implementation exactly (see README).
     #[arg(long)]
     compat: bool,
-    /// Window length (e.g. 1s, 500ms).
-    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+    /// Window length (e.g. 1s, 500ms; from 1ms to 1 day).
+    #[arg(long, default_value = "1s", value_parser = super::parse_window)]
     window: u64,
     /// Training epochs (the modern mode raises them so that training takes at
     /// least 4,000 optimiser steps, however few the training windows).

@@ -118,6 +118,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "rows": first.table,
                 "lidds": first.lidds,
                 "roc_auc": first.roc.auc,
+                "out_of_order_events": inputs.out_of_order_events,
                 "models": models,
             })
         );

@@ -183,10 +183,12 @@ mod convert {
                 summary.counters.dropped
             );
         }
-        Ok(match summary.command_status {
-            Some(c) if c != 0 => ExitCode::from(c.clamp(1, 255) as u8),
-            _ => ExitCode::SUCCESS,
-        })
+        report_losses(&summary.counters);
+        report_command(summary.stopped_by, summary.command_status);
+        // The recording is good: that is what chids' status says. The
+        // command's own status is reported above, never passed off as
+        // chids' (a command exiting 101 would look like a chids panic).
+        Ok(ExitCode::SUCCESS)
     }
 
     /// `chids monitor`: alerts to stdout (a human line on a terminal, else one
@@ -248,6 +250,8 @@ mod convert {
             }
         })
         .map_err(|e| e.to_string())?;
+        report_losses(&summary.counters);
+        report_command(summary.stopped_by, summary.command_status);
         eprintln!(
             "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped)",
             summary.events,
@@ -257,7 +261,55 @@ mod convert {
             summary.cpu.as_secs_f64(),
             summary.counters.dropped
         );
+        if summary.out_of_order > 0 {
+            eprintln!(
+                "warning: dropped {} event(s) that arrived more than two windows out of time order",
+                summary.out_of_order
+            );
+        }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Says what the capture could not see as it should, when anything.
+fn report_losses(c: &chids::live::Counters) {
+    if c.migrated > 0 {
+        eprintln!(
+            "chids: warning: {} watched task(s) moved out of the watched cgroup; they were followed",
+            c.migrated
+        );
+    }
+    if c.exec_unmatched > 0 {
+        eprintln!(
+            "chids: warning: {} exec(s) lost their enter event (path) to pending-map eviction",
+            c.exec_unmatched
+        );
+    }
+    if c.undecodable > 0 {
+        eprintln!(
+            "chids: warning: {} ring-buffer record(s) could not be decoded",
+            c.undecodable
+        );
+    }
+}
+
+/// Says how a sandboxed command ended, when that is news.
+fn report_command(stopped_by: chids::live::StopReason, status: Option<i32>) {
+    use chids::live::StopReason;
+    match (stopped_by, status) {
+        (StopReason::CommandExited, Some(0)) | (_, None) => {}
+        (StopReason::CommandExited, Some(code)) if code > 128 => {
+            eprintln!("chids: the command was killed by signal {}", code - 128)
+        }
+        (StopReason::CommandExited, Some(code)) => {
+            eprintln!("chids: the command exited with status {code}")
+        }
+        (StopReason::Duration, Some(_)) => {
+            eprintln!("chids: the command was still running at --duration and was stopped")
+        }
+        (StopReason::Signal, Some(_)) => {
+            eprintln!("chids: the command was stopped (chids received a stop signal)")
+        }
     }
 }
 

@@ -125,6 +125,13 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(ns as u64)
 }
 
+/// Parses `--window`: a duration from 1 ms to one day.
+pub fn parse_window(s: &str) -> Result<u64, String> {
+    let ns = parse_duration(s)?;
+    chids::features::check_window_ns(ns).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(ns)
+}
+
 /// `--container` selects by the cgroups a capture records; text and LID-DS
 /// recordings have none, so say that their events are all used.
 fn warn_container_unused(recordings: &[Box<dyn EventSource>], container: Option<&str>) {
@@ -148,7 +155,7 @@ fn warn_all<'a>(warnings: impl IntoIterator<Item = &'a String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_window};
 
     #[test]
     fn durations() {
@@ -158,5 +165,9 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("1 fortnight").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_window("1ms"), Ok(1_000_000));
+        assert!(parse_window("1us").is_err());
+        assert!(parse_window("999us").is_err());
+        assert!(parse_window("25h").is_err());
     }
 }

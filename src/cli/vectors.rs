@@ -52,14 +52,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "recording", "window", "start_ns", "events", "fi", "usi", "uai", "error"
         )?;
     }
+    let window_ns = bundle.settings.window_ns;
     for rec in &scored {
-        for (w, err) in rec.windows.iter().zip(&rec.errors) {
+        // A run of empty windows is one entry: print each of its windows.
+        let windows = rec
+            .windows
+            .iter()
+            .zip(&rec.errors)
+            .flat_map(|(w, err)| (0..w.run_length).map(move |i| (w, i, err)));
+        for (w, i, err) in windows {
+            let index = w.index + i;
+            let start_ns = w.start_ns + i * window_ns;
             let v = w.vector.map(|v| v.to_array());
             if args.json {
                 let line = serde_json::json!({
                     "recording": rec.info.name,
-                    "window": w.index,
-                    "start_ns": w.start_ns,
+                    "window": index,
+                    "start_ns": start_ns,
                     "events": w.events,
                     "fi": v.map(|v| v[0]),
                     "usi": v.map(|v| v[1]),
@@ -73,8 +82,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     out,
                     "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12}",
                     rec.info.name,
-                    w.index,
-                    w.start_ns,
+                    index,
+                    start_ns,
                     w.events,
                     f(v.map(|v| v[0])),
                     f(v.map(|v| v[1])),

@@ -21,11 +21,15 @@ use crate::train::{map_recordings, read_warnings, Progress};
 #[derive(Clone, Debug)]
 pub struct ScoredRecording {
     pub info: RecordingInfo,
+    /// Every window; a run of empty windows is one entry
+    /// ([`WindowFeatures::run_length`]).
     pub windows: Vec<WindowFeatures>,
-    /// Reconstruction error per window (`None`: empty window).
+    /// Reconstruction error per entry of `windows` (`None`: empty window).
     pub errors: Vec<Option<f64>>,
     pub warnings: Vec<String>,
     pub events: u64,
+    /// Events dropped because their time was out of order or backwards.
+    pub out_of_order: u64,
 }
 
 impl ScoredRecording {
@@ -45,7 +49,9 @@ impl ScoredRecording {
 
     /// The scores as the LID-DS metrics see them. `attack`: the recording
     /// was given as an attack; one without an exploit time is taken as
-    /// attacked from its first window on.
+    /// attacked from its first window on. A run of empty windows stays one
+    /// entry: the metrics treat a run of unscored windows as they treat one
+    /// (no alarm, no count, the end of any run of alarms).
     pub fn series(&self, window_ns: u64, attack: bool) -> metrics::Series {
         let starts: Vec<u64> = self.windows.iter().map(|w| w.start_ns).collect();
         metrics::Series {
@@ -178,6 +184,7 @@ pub fn score_all(
         Ok(ScoredRecording {
             info: r.info().clone(),
             events: features.read.events,
+            out_of_order: features.windows.out_of_order(),
             windows: features.features,
             errors,
             warnings,

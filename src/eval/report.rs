@@ -95,6 +95,9 @@ pub struct Inputs {
     /// Usable attack recordings with an exploit time (the others count as
     /// attacked from their first window).
     pub attack_with_exploit_time: usize,
+    /// Events dropped, over all recordings, because their time was out of
+    /// order (beyond the two-window reorder horizon) or backwards.
+    pub out_of_order_events: u64,
 }
 
 impl Inputs {
@@ -108,6 +111,7 @@ impl Inputs {
                 .iter()
                 .filter(|r| r.usable() && r.info.labels.exploit_ns.is_some())
                 .count(),
+            out_of_order_events: normal.iter().chain(attack).map(|r| r.out_of_order).sum(),
         }
     }
 }

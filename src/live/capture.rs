@@ -36,6 +36,9 @@ const F_HAS_PATH: u8 = 1;
 const F_PATH_FAULT: u8 = 2;
 const F_HAS_SOCKADDR: u8 = 4;
 
+/// Longest a final [`Capture::drain`] may take.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
 /// Kernel-side counters (summed over CPUs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -43,6 +46,14 @@ pub struct Counters {
     pub dropped: u64,
     /// Path arguments that could not be read (emitted with an empty path).
     pub path_faults: u64,
+    /// Watched tasks that moved themselves (or were moved) out of every
+    /// watched cgroup; they are followed, and their events still captured.
+    pub migrated: u64,
+    /// Successful execs whose enter was not seen (its pending entry was
+    /// evicted): the exec's enter event with its path is lost.
+    pub exec_unmatched: u64,
+    /// Ring-buffer records too short to decode (lost).
+    pub undecodable: u64,
 }
 
 /// One event as the kernel sent it, with its time already on the epoch.
@@ -137,6 +148,8 @@ pub struct Capture {
     arena: Rc<RefCell<Vec<u8>>>,
     epoch_offset_ns: i64,
     level_mask: u32,
+    /// Records that failed to decode.
+    undecodable: u64,
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
@@ -248,6 +261,7 @@ impl Capture {
             arena,
             epoch_offset_ns: epoch_offset_ns(),
             level_mask: 0,
+            undecodable: 0,
         })
     }
 
@@ -305,17 +319,43 @@ impl Capture {
         Ok(self.deliver(f))
     }
 
-    /// Hands out whatever is in the ring buffer now, without waiting.
+    /// Hands out what was in the ring buffer when called, without waiting.
+    ///
+    /// Bounded even when the watched tasks produce faster than we read:
+    /// it stops at the first round that delivers an event stamped after
+    /// the call (the ring has caught up with the stop), at an empty round,
+    /// or after [`DRAIN_LIMIT`] at the latest.
     pub fn drain(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> Result<u64, LiveError> {
+        let stop_ns = self.now_ns();
+        let started = std::time::Instant::now();
         let mut total = 0;
         loop {
             let _ = self.ring.consume();
-            let n = self.deliver(f);
+            let mut caught_up = false;
+            let n = self.deliver(&mut |ev| {
+                caught_up |= ev.ts_ns > stop_ns;
+                f(ev)
+            });
             total += n;
-            if n == 0 {
+            if n == 0 || caught_up || started.elapsed() >= DRAIN_LIMIT {
                 return Ok(total);
             }
         }
+    }
+
+    /// Now, on the events' clock: CLOCK_MONOTONIC (what the kernel stamps
+    /// events with) plus the epoch offset taken at open. Windows are closed
+    /// by this clock, never by the wall clock, so a wall-clock step cannot
+    /// make every later event "late".
+    pub fn now_ns(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono = ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
+        mono.wrapping_add(self.epoch_offset_ns) as u64
     }
 
     fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {
@@ -325,9 +365,12 @@ impl Capture {
         while at + 4 <= arena.len() {
             let len = u32_at(&arena, at) as usize;
             let rec = &arena[at + 4..at + 4 + len];
-            if let Some(ev) = RawEvent::decode(rec, self.epoch_offset_ns) {
-                f(&ev);
-                n += 1;
+            match RawEvent::decode(rec, self.epoch_offset_ns) {
+                Some(ev) => {
+                    f(&ev);
+                    n += 1;
+                }
+                None => self.undecodable += 1,
             }
             at += 4 + len;
         }
@@ -350,6 +393,9 @@ impl Capture {
         Counters {
             dropped: read(0),
             path_faults: read(1),
+            migrated: read(3),
+            exec_unmatched: read(4),
+            undecodable: self.undecodable,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -177,11 +177,18 @@ fn find_container_dirs(dir: &Path, id: &str, depth: u32, out: &mut Vec<(PathBuf,
 }
 
 /// A command running in a cgroup chids created for it (under
-/// `<cgroup2 root>/chids/<name>`), with new mount, pid, uts and ipc
-/// namespaces, like a minimal container. The cgroup is removed on drop.
+/// `<cgroup2 root>/chids/<name>`), with new mount, pid, uts, ipc and cgroup
+/// namespaces, like a minimal container. The cgroup namespace is rooted at
+/// its own cgroup, so the command cannot move itself out of what chids
+/// watches (the kernel refuses migrations outside a namespace's root).
+/// The command dies with chids, even when chids is killed with SIGKILL
+/// (`PR_SET_PDEATHSIG` on the sandbox's first process). The cgroup is
+/// removed on drop; one left by a killed run is swept by the next.
 pub struct CommandCgroup {
     pub cgroup: CgroupRef,
     child: Option<Child>,
+    /// Send the command's stdout to chids' stderr.
+    output_to_stderr: bool,
 }
 
 impl CommandCgroup {
@@ -214,7 +221,15 @@ impl CommandCgroup {
         Ok(CommandCgroup {
             cgroup,
             child: None,
+            output_to_stderr: false,
         })
+    }
+
+    /// Sends the command's stdout to chids' stderr (for consumers that
+    /// write their own results on stdout).
+    pub fn output_to_stderr(mut self) -> CommandCgroup {
+        self.output_to_stderr = true;
+        self
     }
 
     /// Starts `argv` inside the cgroup. The child moves itself into the
@@ -238,22 +253,42 @@ impl CommandCgroup {
         let resolved = resolve_program(prog).ok_or_else(|| {
             LiveError::Other(format!("{prog}: command not found (searched PATH)"))
         })?;
+        let chids_pid = std::process::id() as libc::pid_t;
         let mut cmd = Command::new(&resolved);
         cmd.arg0(prog);
         cmd.args(args);
+        if self.output_to_stderr {
+            // `monitor` writes alerts on stdout: keep the command's output
+            // out of that stream.
+            let err = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| LiveError::io("duplicate stderr", e))?;
+            cmd.stdout(err);
+        }
         // SAFETY: between fork and exec only async-signal-safe calls are made
-        // (write, unshare, fork, waitpid, mount, prctl, close_range, _exit);
-        // nothing allocates.
+        // (write, unshare, fork, waitpid, mount, prctl, getppid,
+        // close_range, _exit); nothing allocates.
         unsafe {
             cmd.pre_exec(move || {
+                // Die with chids: this process waits for the command, and
+                // the command's pid 1 dies with it (below). If chids is
+                // already gone, the signal will never come: leave now.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                if libc::getppid() != chids_pid {
+                    libc::_exit(137);
+                }
                 // Join the cgroup: writing "0" moves the writing process.
                 if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // The cgroup namespace is created after joining, so its
+                // root is the command's own cgroup.
                 let flags = libc::CLONE_NEWNS
                     | libc::CLONE_NEWPID
                     | libc::CLONE_NEWUTS
-                    | libc::CLONE_NEWIPC;
+                    | libc::CLONE_NEWIPC
+                    | libc::CLONE_NEWCGROUP;
                 if libc::unshare(flags) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -336,8 +371,9 @@ impl CommandCgroup {
 }
 
 /// Removes cgroups earlier chids runs left behind (`<name>-<pid>` whose
-/// pid is gone and which hold no process): a run killed with SIGKILL cannot
-/// clean up after itself.
+/// pid is gone): a run killed with SIGKILL cannot clean up after itself.
+/// Anything still running in one (a daemon that escaped the death signal
+/// by double-forking inside the sandbox) is killed first: nobody watches it.
 fn sweep_stale(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
@@ -351,12 +387,20 @@ fn sweep_stale(parent: &Path) {
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        let empty = fs::read_to_string(e.path().join("cgroup.procs"))
-            .map(|s| s.trim().is_empty())
-            .unwrap_or(false);
-        if empty {
-            let _ = fs::remove_dir(e.path());
+        let populated = |p: &Path| {
+            fs::read_to_string(p.join("cgroup.procs"))
+                .map(|s| !s.trim().is_empty())
+                .unwrap_or(false)
+        };
+        let dir = e.path();
+        if populated(&dir) {
+            let _ = fs::write(dir.join("cgroup.kill"), "1");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while populated(&dir) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
+        let _ = fs::remove_dir(&dir);
     }
 }
 

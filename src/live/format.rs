@@ -391,7 +391,7 @@ mod tests {
             Some(b"/tmp/seen/ /../../../../etc/shadow"),
         ));
         let mut windows = Vec::new();
-        stream.push(&ev, &mut |w| windows.push(w));
+        stream.push(&ev, &mut |w| windows.push(w)).unwrap();
         stream.finish(&mut |w| windows.push(w));
         let unseen: Vec<_> = windows.iter().flat_map(|w| &w.unseen_args).collect();
         assert_eq!(unseen.len(), 1, "{windows:?}");

@@ -64,11 +64,12 @@ impl Metrics {
         self.entry(cg).events += n;
     }
 
-    pub fn window(&mut self, cg: &CgroupRef, error: Option<f64>, anomalous: bool) {
+    /// `count` windows closed with this error (`count` > 1: a run of empty ones).
+    pub fn window(&mut self, cg: &CgroupRef, error: Option<f64>, anomalous: bool, count: u64) {
         let c = self.entry(cg);
-        c.windows += 1;
+        c.windows += count;
         match error {
-            None => c.empty_windows += 1,
+            None => c.empty_windows += count,
             Some(e) => {
                 for (i, &le) in ERROR_BUCKETS.iter().enumerate() {
                     if e <= le {
@@ -181,6 +182,25 @@ impl Exposition for Metrics {
             "# HELP chids_path_read_faults_total Path arguments that could not be read.\n# TYPE chids_path_read_faults_total counter\nchids_path_read_faults_total {}",
             self.counters.path_faults
         );
+        for (name, help, v) in [
+            (
+                "chids_migrated_tasks_total",
+                "Watched tasks moved out of every watched cgroup (followed).",
+                self.counters.migrated,
+            ),
+            (
+                "chids_exec_enters_lost_total",
+                "Execs whose enter event was lost to pending-map eviction.",
+                self.counters.exec_unmatched,
+            ),
+            (
+                "chids_undecodable_records_total",
+                "Ring-buffer records that could not be decoded.",
+                self.counters.undecodable,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
         s
     }
 }
@@ -283,15 +303,15 @@ mod tests {
         };
         let mut m = Metrics::new(0.01);
         m.events(&cg, 42);
-        m.window(&cg, Some(0.002), false);
-        m.window(&cg, Some(0.5), true);
-        m.window(&cg, None, false);
+        m.window(&cg, Some(0.002), false, 1);
+        m.window(&cg, Some(0.5), true, 1);
+        m.window(&cg, None, false, 3);
         m.counters.dropped = 3;
         let text = m.render();
         assert!(text
             .contains("chids_events_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 42"));
         assert!(text
-            .contains("chids_windows_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 3"));
+            .contains("chids_windows_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 5"));
         assert!(text
             .contains("chids_alerts_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 1"));
         assert!(text.contains(",le=\"0.003\"} 1\n"));

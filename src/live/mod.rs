@@ -79,14 +79,21 @@ impl LiveError {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_stop_signal(_sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    // Only an atomic swap and _exit: async-signal-safe.
+    if STOP.swap(true, Ordering::SeqCst) {
+        // The second signal: the user insists. Leave at once; a sandboxed
+        // command dies with us (PR_SET_PDEATHSIG), and what was written
+        // so far stays as a `.partial` file.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + sig) };
+    }
 }
 
 /// Makes SIGINT and SIGTERM request a clean stop (see [`stop_requested`])
 /// instead of killing the process, so recordings and alert files are
-/// finished properly. Called by the CLI, not by the library on its own.
+/// finished properly; a second SIGINT/SIGTERM exits at once. Called by the
+/// CLI, not by the library on its own.
 pub fn stop_on_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: installs a handler that only stores to an atomic.

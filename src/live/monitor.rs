@@ -64,10 +64,15 @@ pub struct Alert {
     pub error: f64,
     pub threshold: f64,
     pub theta: f64,
-    /// Syscalls in the window that training never saw.
+    /// Syscalls in the window that training never saw: the first 32.
     pub unseen_syscalls: Vec<String>,
-    /// Arguments (normalised paths) training never saw, with who used them.
+    /// Distinct unseen syscalls beyond `unseen_syscalls`.
+    pub more_unseen_syscalls: u64,
+    /// Arguments (normalised paths) training never saw, with who used
+    /// them: the first 32 (argument, syscall) pairs.
     pub unseen_args: Vec<UnseenArg>,
+    /// Distinct unseen (argument, syscall) pairs beyond `unseen_args`.
+    pub more_unseen_args: u64,
 }
 
 /// A closed window, anomalous or not.
@@ -75,6 +80,8 @@ pub struct Alert {
 pub struct WindowReport<'a> {
     pub container: &'a str,
     pub start_ns: u64,
+    /// Consecutive windows this report stands for (> 1: a run of empty ones).
+    pub run_length: u64,
     pub events: usize,
     /// `None` for an empty window.
     pub error: Option<f64>,
@@ -99,6 +106,8 @@ pub struct MonitorSummary {
     pub events: u64,
     pub windows: u64,
     pub alerts: u64,
+    /// Events dropped for arriving more than two windows out of time order.
+    pub out_of_order: u64,
     pub counters: Counters,
     pub elapsed: Duration,
     pub threshold: f64,
@@ -190,7 +199,8 @@ pub fn monitor(
                         .into_owned()
                 })
                 .unwrap_or_default();
-            let c = CommandCgroup::create(&format!("monitor-{base}"))?;
+            // Alerts go to stdout: the command's output must not mix in.
+            let c = CommandCgroup::create(&format!("monitor-{base}"))?.output_to_stderr();
             let cg = c.cgroup.clone();
             command = Some(c);
             cg
@@ -230,6 +240,10 @@ pub fn monitor(
 
     let mode = bundle.settings.mode;
     let mut fmt = Formatter::new();
+    // Windows closed during one poll, drained after it: at most one per
+    // event read plus one run of empty windows per stream (a silence of
+    // any length is one entry), whatever the window length. Each stream's
+    // symbol tables and caches are bounded in `FeatureStream`.
     let mut closed: Vec<(u64, ScoredWindow)> = Vec::new();
     let mut per_stream_events: HashMap<u64, u64> = HashMap::new();
     let mut events = 0u64;
@@ -249,17 +263,21 @@ pub fn monitor(
             let Some(cgroup) = streams.get(&watch) else {
                 continue;
             };
-            *windows += 1;
+            *windows += scored.features.run_length;
             let ScoredWindow {
                 features: w,
                 error,
                 anomalous,
                 ..
             } = scored;
-            metrics.lock().unwrap().window(cgroup, error, anomalous);
+            metrics
+                .lock()
+                .unwrap()
+                .window(cgroup, error, anomalous, w.run_length);
             on_update(MonitorUpdate::Window(&WindowReport {
                 container: &cgroup.name,
                 start_ns: w.start_ns,
+                run_length: w.run_length,
                 events: w.events,
                 error,
                 anomalous,
@@ -282,7 +300,9 @@ pub fn monitor(
                 threshold,
                 theta: opts.theta,
                 unseen_syscalls: w.unseen_syscalls,
+                more_unseen_syscalls: w.more_unseen_syscalls,
                 unseen_args: w.unseen_args,
+                more_unseen_args: w.more_unseen_args,
             };
             *alerts += 1;
             if let Some(f) = alerts_file.as_mut() {
@@ -314,7 +334,8 @@ pub fn monitor(
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         })?;
         // The timer: close windows of silent containers too.
-        let now = mode.timestamp(now_ns());
+        // One clock: the events' (see Capture::now_ns).
+        let now = mode.timestamp(capture.now_ns());
         for (&watch, s) in streams.iter_mut() {
             s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
         }
@@ -387,7 +408,9 @@ pub fn monitor(
             }
         }
     }
+    let mut out_of_order = 0;
     for (watch, s) in streams.drain() {
+        out_of_order += s.detector.window_stats().out_of_order();
         s.detector.finish(&mut |w| closed.push((watch, w)));
     }
     process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
@@ -398,6 +421,7 @@ pub fn monitor(
         events,
         windows,
         alerts,
+        out_of_order,
         counters,
         elapsed,
         threshold,

@@ -302,6 +302,9 @@ fn metadata_json(
             "events": events,
             "dropped_events": counters.dropped,
             "path_read_faults": counters.path_faults,
+            "migrated_tasks": counters.migrated,
+            "exec_enters_lost": counters.exec_unmatched,
+            "undecodable_records": counters.undecodable,
         },
     })
 }

@@ -137,6 +137,7 @@ impl Bundle {
         if file.window_ns == 0 || file.max_freq == 0 {
             return Err(invalid("window_ns and max_freq must be positive".into()));
         }
+        crate::features::check_window_ns(file.window_ns).map_err(invalid)?;
         if !file
             .thresholds
             .iter()

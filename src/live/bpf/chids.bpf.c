@@ -37,6 +37,17 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_clone3 435
 #define NR_openat2 437
 
+#define NR_fork 57
+#define NR_vfork 58
+
+// A 32-bit program's call (TS_COMPAT in thread_info.status) is reported as
+// its x86-64 twin when it is one of the families above (its arguments read
+// from the ia32 registers), else as NR_IA32_BASE + its ia32 number, so user
+// space names it from the ia32 table (src/live/syscalls.rs): ia32 `open` is
+// 5, which on x86-64 is `fstat`.
+#define TS_COMPAT 0x0002
+#define NR_IA32_BASE 0x10000
+
 #define DIR_ENTER 0
 #define DIR_EXIT 1
 
@@ -51,7 +62,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define CNT_DROPPED 0
 #define CNT_PATH_FAULT 1
 #define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
-#define CNT_MAX 3
+#define CNT_MIGRATED 3     // watched tasks moved out of every watched cgroup
+#define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (LRU eviction)
+#define CNT_MAX 5
 
 // Event header; events of path-bearing calls append PATH_LEN bytes.
 // Layout mirrored by `RawHeader` in src/live/capture.rs.
@@ -123,11 +136,35 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+// Tasks (thread groups) that were moved out of every watched cgroup while
+// watched, -> the watched cgroup they came from. They are followed: their
+// events keep being captured, under that cgroup. A task cannot hide from
+// chids by writing its pid into another cgroup's cgroup.procs.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} followed SEC(".maps");
+
+// The watched cgroup each task was last seen in (set at its first watched
+// syscall): after a move the task's cgroup is already the new one, so this
+// is how the move handler knows where it came from.
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} task_watch SEC(".maps");
+
 // Set by user space before load.
 const volatile __u32 self_tgid = 0;
 // Bit i set: some watched cgroup sits at level i of the hierarchy, so an
 // ancestor at that level may match. Updated at run time (it lives in .bss).
 __u32 level_mask = 0;
+// Set (by this program) once a task is followed, so that until then no
+// unwatched task pays for the `followed` lookup.
+__u32 following = 0;
 
 // Waking the reader for every event costs the traced task a wakeup per
 // syscall (measured: `find /usr` 5x slower). Instead each CPU wakes it once
@@ -176,6 +213,74 @@ static __always_inline __u64 watched_cgroup(__u64 *own)
 		if (w)
 			return *w;
 	}
+	if (following) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		w = bpf_map_lookup_elem(&followed, &tgid);
+		if (w)
+			return *w;
+	}
+	return 0;
+}
+
+// The watched cgroup `cg` is (itself or an ancestor), 0 if none.
+static __always_inline __u64 watched_of(struct cgroup *cg)
+{
+	if (!cg)
+		return 0;
+	__u64 id = BPF_CORE_READ(cg, kn, id);
+	__u64 *w = bpf_map_lookup_elem(&watched, &id);
+	if (w)
+		return *w;
+	int level = BPF_CORE_READ(cg, level);
+	for (int i = 0; i < MAX_LEVELS; i++) {
+		if (i >= level)
+			break;
+		struct cgroup *anc = BPF_CORE_READ(cg, ancestors[i]);
+		if (!anc)
+			break;
+		id = BPF_CORE_READ(anc, kn, id);
+		w = bpf_map_lookup_elem(&watched, &id);
+		if (w)
+			return *w;
+	}
+	return 0;
+}
+
+// After a task (or its whole thread group) moved to another cgroup: if it
+// came from a watched cgroup and left everything watched, follow it (and
+// count it). (An fentry program on cgroup_attach_task would see the source
+// cgroup directly, but needs BPF trampolines, which not every kernel has.)
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(chids_cgroup_attach, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
+{
+	__u64 *from = bpf_task_storage_get(&task_watch, task, 0, 0);
+	if (!from || !*from)
+		return 0;
+	if (watched_of(dst))
+		return 0;
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u64 w = *from;
+	bpf_map_update_elem(&followed, &tgid, &w, BPF_ANY);
+	following = 1;
+	count(CNT_MIGRATED);
+	return 0;
+}
+
+// Children of a followed task are followed too.
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(chids_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (!following)
+		return 0;
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid)
+		return 0;
+	__u64 *w = bpf_map_lookup_elem(&followed, &ptgid);
+	if (w) {
+		__u64 from = *w;
+		bpf_map_update_elem(&followed, &ctgid, &from, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -188,6 +293,43 @@ static __always_inline int is_path_family(long nr)
 		return 1;
 	}
 	return 0;
+}
+
+// Notes which watched cgroup the current task is in (see task_watch).
+static __always_inline void remember_watch(__u64 watch)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 *w = bpf_task_storage_get(&task_watch, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (w && *w != watch)
+		*w = watch;
+}
+
+static __always_inline int in_ia32_syscall(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	return (task->thread_info.status & TS_COMPAT) != 0;
+}
+
+// ia32 syscall numbers (arch/x86/entry/syscalls/syscall_32.tbl) to what
+// this program reports.
+static __always_inline long ia32_nr(long nr)
+{
+	switch (nr) {
+	case 5: return NR_open;
+	case 295: return NR_openat;
+	case 437: return NR_openat2;
+	case 106: case 195: return NR_stat;     // stat, stat64
+	case 107: case 196: return NR_lstat;    // lstat, lstat64
+	case 300: return NR_newfstatat;         // fstatat64
+	case 383: return NR_statx;
+	case 11: return NR_execve;
+	case 358: return NR_execveat;
+	case 120: return NR_clone;
+	case 435: return NR_clone3;
+	case 2: return NR_fork;
+	case 190: return NR_vfork;
+	}
+	return NR_IA32_BASE + nr;
 }
 
 static __always_inline int is_socket_family(long nr)
@@ -257,7 +399,9 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	__u64 watch = watched_cgroup(&own);
 	if (!watch)
 		return 0;
-	long nr = id;
+	remember_watch(watch);
+	int ia32 = in_ia32_syscall();
+	long nr = ia32 ? ia32_nr(id) : id;
 	if (is_socket_family(nr)) {
 		// The address is read at exit: accept and recvfrom only fill it
 		// in then, and for the others the kernel has faulted it in.
@@ -286,11 +430,12 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	if (!is_path_family(nr))
 		return emit_small(own, watch, nr, DIR_ENTER, 0);
 
-	// x86-64 syscall arguments: rdi, rsi, rdx. Read once into locals (the
-	// verifier also rejects a variable index into an args array).
-	__u64 a0 = BPF_CORE_READ(regs, di);
-	__u64 a1 = BPF_CORE_READ(regs, si);
-	__u64 a2 = BPF_CORE_READ(regs, dx);
+	// Syscall arguments: rdi, rsi, rdx on x86-64; ebx, ecx, edx for ia32.
+	// Read once into locals (the verifier also rejects a variable index
+	// into an args array).
+	__u64 a0 = ia32 ? (__u32)BPF_CORE_READ(regs, bx) : BPF_CORE_READ(regs, di);
+	__u64 a1 = ia32 ? (__u32)BPF_CORE_READ(regs, cx) : BPF_CORE_READ(regs, si);
+	__u64 a2 = ia32 ? (__u32)BPF_CORE_READ(regs, dx) : BPF_CORE_READ(regs, dx);
 	__u64 ptr = 0, flags = 0;
 	switch (nr) {
 	case NR_open: ptr = a0; flags = a1; break;
@@ -344,8 +489,12 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	// The thread that called execve may have been a non-leader: key by it.
 	__u64 key = (pt & 0xffffffff00000000ULL) | (__u32)old_pid;
 	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
-	if (!p)
+	if (!p) {
+		__u64 own;
+		if (watched_cgroup(&own))
+			count(CNT_EXEC_UNMATCHED);
 		return 0;
+	}
 	if (p->nr != NR_execve && p->nr != NR_execveat) {
 		bpf_map_delete_elem(&pendings, &key);
 		return 0;
@@ -424,6 +573,10 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	// The syscall number survives in orig_ax (ax holds the return value).
 	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (in_ia32_syscall()) {
+		nr = ia32_nr(nr);
+		ret = (int)ret; // eax: sign-extend the 32-bit result
+	}
 	if (is_socket_family(nr))
 		return socket_exit(own, watch, nr, ret);
 	if (!is_path_family(nr))
