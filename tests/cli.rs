@@ -450,7 +450,12 @@ fn live_commands_say_how_to_get_them() {
     }
     if cfg!(feature = "live") {
         let dir = tempfile::tempdir().unwrap();
-        let o = chids(&["agent", "status", "--state-dir", dir.path().to_str().unwrap()]);
+        let o = chids(&[
+            "agent",
+            "status",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ]);
         assert!(!o.status.success());
         assert_clean_error(&o, "status.json");
     }

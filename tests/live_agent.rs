@@ -109,11 +109,20 @@ fn agent_learns_each_image_and_alerts_on_nats() {
     // The same, as Prometheus gauges per workload and per container.
     let metrics = scrape(&metrics_addr);
     for img in [&img_a, &img_b] {
-        let line = format!("chids_workload_state{{workload=\"{}\",state=\"detecting\"}} 1", img.name);
+        let line = format!(
+            "chids_workload_state{{workload=\"{}\",state=\"detecting\"}} 1",
+            img.name
+        );
         assert!(metrics.contains(&line), "{line} not in\n{metrics}");
     }
-    assert!(metrics.contains(&format!("container=\"{}\"", a1.name)), "{metrics}");
-    assert!(metrics.contains("chids_spool_bytes{sink=\"nats\"}"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("container=\"{}\"", a1.name)),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chids_spool_bytes{sink=\"nats\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("chids_agent_rss_bytes "), "{metrics}");
     let models = std::fs::read_dir(state.join("models")).unwrap().count();
     assert!(models >= 2, "{models} model folders");

@@ -245,7 +245,7 @@ pub fn agent(
     });
 
     let start = Instant::now();
-    let agent_start_ns = now_epoch_ns(capture.epoch_offset());
+    let agent_start_ns = capture.now_ns();
     let mut alert_seq = 0u64;
     let mut containers: HashMap<u64, Container<'_>> = HashMap::new();
     let mut summary = AgentSummary::default();
@@ -405,8 +405,8 @@ pub fn agent(
                 Stream::Learning(None) | Stream::Waiting => {}
             }
         })?;
-        // Silent containers' windows close on the capture's own clock.
-        let now = mode.timestamp(now_epoch_ns(capture.epoch_offset()));
+        // Silent containers' windows close on the events' clock (Capture::now_ns).
+        let now = mode.timestamp(capture.now_ns());
         for (&id, c) in containers.iter_mut() {
             if let Stream::Detecting(d) = &mut c.stream {
                 d.advance_to(now, &mut |w| closed.push((id, w)));
@@ -698,19 +698,6 @@ fn train_workload(dir: &Path, settings: Settings, epochs: usize) -> Result<Bundl
         .map_err(|e| e.to_string())
 }
 
-/// Epoch nanoseconds on the capture's clock: CLOCK_MONOTONIC (what the
-/// kernel stamps events with) plus the offset the capture measured, so
-/// "now" and event times cannot disagree when the wall clock steps.
-fn now_epoch_ns(offset: i64) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ((ts.tv_sec * 1_000_000_000 + ts.tv_nsec) + offset) as u64
-}
-
 #[allow(clippy::too_many_arguments)]
 fn process_closed(
     closed: &mut Vec<(u64, ScoredWindow)>,
@@ -772,7 +759,9 @@ fn process_closed(
                 threshold,
                 theta,
                 unseen_syscalls: win.unseen_syscalls,
+                more_unseen_syscalls: win.more_unseen_syscalls,
                 unseen_args: win.unseen_args,
+                more_unseen_args: win.more_unseen_args,
             },
             container_id: c.ident.id.clone(),
             container_name: c.ident.display_name().to_string(),
