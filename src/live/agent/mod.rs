@@ -172,6 +172,9 @@ struct Container<'a> {
     events: u64,
     windows: u64,
     alerts: u64,
+    /// Learning bytes this container may still write (its workload's share
+    /// of LEARN_MAX_BYTES when it started).
+    learn_budget: u64,
 }
 
 type TrainResult = (String, Result<Bundle, String>);
@@ -330,6 +333,7 @@ pub fn agent(
                             events: 0,
                             windows: 0,
                             alerts: 0,
+                            learn_budget: LEARN_MAX_BYTES.saturating_sub(w.learn_bytes),
                         },
                     ) {
                         // The same cgroup id twice cannot happen; keep counts right if it does.
@@ -393,8 +397,13 @@ pub fn agent(
                     let ev = c.fmt.format(raw);
                     let mut line = Vec::with_capacity(256);
                     write_sc_line(&mut line, &ev, raw.uid);
-                    if wr.write_all(&line).is_err() {
+                    let n = line.len() as u64;
+                    if n > c.learn_budget || wr.write_all(&line).is_err() {
+                        // Full (or unwritable): learning goes on with what is there.
+                        let _ = wr.flush();
                         c.stream = Stream::Learning(None);
+                    } else {
+                        c.learn_budget -= n;
                     }
                 }
                 Stream::Detecting(d) => {
@@ -460,7 +469,10 @@ pub fn agent(
             let t = std::thread::Builder::new()
                 .name("chids-train".into())
                 .spawn(move || {
-                    let result = train_workload(&dir, settings, epochs);
+                    // A panic must not leave the workload "training" forever.
+                    let result =
+                        std::panic::catch_unwind(|| train_workload(&dir, settings, epochs))
+                            .unwrap_or_else(|_| Err("training panicked".into()));
                     let _ = tx.send((key, result));
                 })
                 .map_err(|e| LiveError::io("start a training thread", e))?;
@@ -493,6 +505,7 @@ pub fn agent(
                     w.learned = Duration::ZERO;
                     for (&id, c) in containers.iter_mut().filter(|(_, c)| c.workload == key) {
                         c.stream = ctx.stream_for(&key, &c.ident.id, id, w)?;
+                        c.learn_budget = LEARN_MAX_BYTES.saturating_sub(w.learn_bytes);
                     }
                 }
             }
