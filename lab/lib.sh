@@ -96,7 +96,7 @@ cgroup2_root() {
 }
 
 # The recorder's sandbox: its cgroup (record names it
-# <cgroup2 root>/chids/record-<cmd>-<recorder pid>) and the pid (in the host
+# <cgroup2 root>/chids/record-<cmd>-<n>-<recorder pid>) and the pid (in the host
 # namespace) of the sandbox's pid 1, the server.
 sandbox_cgroup() {
 	local root d

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command. With CHIDS_SHARED pointing at the shared data folder the
-# parity tests run on real captures; without it they are skipped (and say so).
-# Live-capture tests need root, clang and libbpf (scripts/install-test-deps.sh).
+# The test command. Arguments go to the test binaries: tests that need the
+# shared data (CHIDS_SHARED) or root + eBPF are #[ignore]d and listed as
+# such; `scripts/test.sh --include-ignored` runs them too (what .ci/run
+# does), and then a missing prerequisite fails them.
+# Live-capture tests need clang and libbpf to build (scripts/install-test-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 features=()
@@ -10,4 +12,4 @@ if command -v clang >/dev/null 2>&1 && [ -e /usr/include/bpf/libbpf.h ]; then
 else
   echo "test.sh: clang/libbpf-dev not found: live-capture tests not built (scripts/install-test-deps.sh installs them)" >&2
 fi
-cargo test --release "${features[@]}" -- --test-threads=2
+cargo test --release "${features[@]}" -- --test-threads=2 "$@"

@@ -57,8 +57,9 @@ impl Default for Settings {
 /// of events, which says nothing about behaviour, and make any capture
 /// span millions of windows.
 pub const MIN_WINDOW_NS: u64 = 1_000_000;
-/// The longest: one day.
-pub const MAX_WINDOW_NS: u64 = 86_400_000_000_000;
+/// The longest: one hour (a window is a unit of alerting; an hour-long one
+/// would say nothing timely).
+pub const MAX_WINDOW_NS: u64 = 3_600_000_000_000;
 
 /// Checks a window length against [`MIN_WINDOW_NS`]..=[`MAX_WINDOW_NS`].
 pub fn check_window_ns(window_ns: u64) -> Result<(), String> {
@@ -66,7 +67,7 @@ pub fn check_window_ns(window_ns: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "window of {window_ns} ns is outside 1ms..=1day ({MIN_WINDOW_NS}..={MAX_WINDOW_NS} ns)"
+            "a window of {window_ns} ns: must be between 1ms and 1h ({MIN_WINDOW_NS}..={MAX_WINDOW_NS} ns)"
         ))
     }
 }

@@ -16,6 +16,7 @@ pub mod features;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod model;
+mod output;
 pub mod source;
 pub mod ssg;
 pub mod stide;

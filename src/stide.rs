@@ -29,7 +29,9 @@ use crate::args::Mode;
 use crate::eval::ScoredRecording;
 use crate::event::{Direction, Event};
 use crate::features::{too_many_windows, WindowFeatures};
-use crate::model::bundle::{read_baseline_json, write_atomic, BASELINE_FILE, FORMAT_VERSION, KIND};
+use crate::model::bundle::{
+    check_common, read_baseline_json, write_bundle_files, BASELINE_FILE, FORMAT_VERSION, KIND,
+};
 use crate::model::BundleError;
 use crate::source::{EventSource, ReadOptions, SourceError};
 use crate::train::{read_warnings, Progress, Step};
@@ -127,7 +129,7 @@ pub enum StideError {
     NoEvents,
     #[error("no sequence of {0} system calls in any training recording (too short?)")]
     NoSequences(usize),
-    #[error("sequence length and locality frame must be at least 1, the window 1ms to 1 day")]
+    #[error("sequence length and locality frame must be at least 1, the window 1ms to 1h")]
     BadSettings,
 }
 
@@ -145,6 +147,23 @@ struct StideBaselineFile {
     thetas: Vec<f64>,
     thresholds: Vec<f64>,
     training: StideTrainingInfo,
+}
+
+impl StideBaselineFile {
+    /// What must hold for scoring to mean anything.
+    fn check(&self) -> Result<(), String> {
+        check_common(self.window_ns, &self.thetas, &self.thresholds)?;
+        if self.sequence_length == 0 || self.locality_frame == 0 {
+            return Err("sequence_length and locality_frame must be positive".into());
+        }
+        let m = self.training.max_score;
+        if !(m.is_finite() && m >= 0.0) {
+            return Err(format!(
+                "training.max_score {m} is not a finite number >= 0"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `stide_sequences.json`: a names table and the sequences as sorted lists
@@ -473,8 +492,7 @@ impl StideModel {
             syscalls: self.syscalls.clone(),
             sequences,
         };
-        let json = serde_json::to_vec(&seq_file).expect("sequences serialise");
-        write_atomic(&dir.join(SEQUENCES_FILE), &json)?;
+        let seq_json = serde_json::to_vec(&seq_file).expect("sequences serialise");
         let file = StideBaselineFile {
             kind: KIND.into(),
             format_version: FORMAT_VERSION,
@@ -488,8 +506,17 @@ impl StideModel {
             thresholds: self.thresholds.clone(),
             training: self.training.clone(),
         };
+        let json_path = dir.join(BASELINE_FILE);
         let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
-        write_atomic(&dir.join(BASELINE_FILE), &json)
+        // What cannot be loaded is not written (see `Bundle::save`).
+        serde_json::from_slice::<StideBaselineFile>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check())
+            .map_err(|m| BundleError::Invalid {
+                path: json_path.clone(),
+                message: format!("refusing to write a model that could not be loaded: {m}"),
+            })?;
+        write_bundle_files(&[(dir.join(SEQUENCES_FILE), &seq_json), (json_path, &json)])
     }
 
     /// Loads and checks a STIDE bundle.
@@ -508,30 +535,7 @@ impl StideModel {
         }
         let file: StideBaselineFile = serde_json::from_value(value)
             .map_err(|e| invalid(&json_path, format!("damaged baseline ({e})")))?;
-        if file.thetas.len() != file.thresholds.len() || file.thetas.is_empty() {
-            return Err(invalid(
-                &json_path,
-                "thetas and thresholds differ in length".into(),
-            ));
-        }
-        if file.window_ns == 0 || file.sequence_length == 0 || file.locality_frame == 0 {
-            return Err(invalid(
-                &json_path,
-                "window_ns, sequence_length and locality_frame must be positive".into(),
-            ));
-        }
-        crate::features::check_window_ns(file.window_ns).map_err(|m| invalid(&json_path, m))?;
-        if !file
-            .thresholds
-            .iter()
-            .chain(&file.thetas)
-            .all(|t| t.is_finite())
-        {
-            return Err(invalid(
-                &json_path,
-                "thresholds must be finite numbers".into(),
-            ));
-        }
+        file.check().map_err(|m| invalid(&json_path, m))?;
         let seq_path = dir.join(SEQUENCES_FILE);
         let bytes = std::fs::read(&seq_path).map_err(|source| BundleError::Io {
             path: seq_path.clone(),
@@ -786,7 +790,12 @@ mod tests {
     #[test]
     fn save_load_round_trip_and_foreign_bundles() {
         let dir = tempfile::tempdir().unwrap();
-        let m = model(&[&["a", "b"], &["b", "a"]], settings(2, 4));
+        // A bundle needs a loadable window (>= 1 ms).
+        let saved = StideSettings {
+            window_ns: 1_000_000_000,
+            ..settings(2, 4)
+        };
+        let m = model(&[&["a", "b"], &["b", "a"]], saved);
         m.save(dir.path()).unwrap();
         let back = StideModel::load(dir.path()).unwrap();
         assert_eq!(back.sequences, m.sequences);

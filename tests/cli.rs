@@ -1,6 +1,8 @@
 //! The command line on good and bad input: exit codes, one-line errors that
 //! name the file, warnings with counts, determinism of the model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -334,11 +336,9 @@ fn damaged_or_foreign_bundles_are_refused() {
 }
 
 #[test]
+#[ignore = "needs CHIDS_SHARED (shared data)"]
 fn container_filter_on_a_real_capture() {
-    let Some(shared) = std::env::var_os("CHIDS_SHARED") else {
-        eprintln!("skipped: CHIDS_SHARED not set");
-        return;
-    };
+    let shared = common::shared();
     let scap =
         Path::new(&shared).join("data/scap/troubleshooting-docker-kubernetes-sysdig/capture.scap");
     assert!(scap.exists(), "missing {}", scap.display());
@@ -406,11 +406,9 @@ fn container_filter_on_a_real_capture() {
 }
 
 #[test]
+#[ignore = "needs CHIDS_SHARED (shared data)"]
 fn a_closed_pipe_ends_output_quietly() {
-    let Some(shared) = std::env::var_os("CHIDS_SHARED") else {
-        eprintln!("skipped: CHIDS_SHARED not set");
-        return;
-    };
+    let shared = common::shared();
     use std::io::BufRead;
     let scap =
         Path::new(&shared).join("data/scap/troubleshooting-docker-kubernetes-sysdig/capture.scap");

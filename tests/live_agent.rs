@@ -267,9 +267,10 @@ fn agent_releases_what_stopped_containers_held() {
     let p = prefix();
     let tmp = tempfile::tempdir().unwrap();
     let img = Image::busybox(&format!("localhost/{p}-churn:1"), &[]);
+    let alerts = tmp.path().join("alerts.jsonl");
     let agent = Agent::start(
         &tmp.path().join("state"),
-        &["--learn-for", "1h", "--alerts", "/dev/null"],
+        &["--learn-for", "1h", "--alerts", alerts.to_str().unwrap()],
     );
     wait_for("agent status", Duration::from_secs(30), || agent.status());
     let name = format!("{p}-churn");

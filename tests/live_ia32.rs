@@ -74,6 +74,7 @@ fn ia32_open_is_named_open_with_its_path() {
             duration: Some(Duration::from_secs(30)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     )

@@ -70,6 +70,7 @@ fn record(dir: &Path, name: &str, service: u16, shell: Option<u16>) -> PathBuf {
             duration: Some(Duration::from_secs(60)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     )

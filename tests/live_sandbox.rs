@@ -88,7 +88,8 @@ fn the_sandbox_dies_with_chids_and_is_swept() {
     // The sandboxed sleep's pid as the host sees it: find the `sleep 1000`
     // whose cgroup is chids' record cgroup of this run.
     let chids_pid = child.id();
-    let cgroup_name = format!("record-sh-{chids_pid}");
+    // `<name>-<serial in that process>-<pid>`: its first and only sandbox.
+    let cgroup_name = format!("record-sh-0-{chids_pid}");
     let mut sleeper: Option<PathBuf> = None;
     let found = wait_until(Duration::from_secs(20), || {
         for e in std::fs::read_dir("/proc").unwrap().flatten() {

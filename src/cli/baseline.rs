@@ -25,12 +25,13 @@ pub struct Args {
     /// Reproduce the reference implementation exactly (see README).
     #[arg(long)]
     compat: bool,
-    /// Window length (e.g. 1s, 500ms; from 1ms to 1 day).
+    /// Window length (e.g. 1s, 500ms; from 1ms to 1h).
     #[arg(long, default_value = "1s", value_parser = super::parse_window)]
     window: u64,
-    /// Training epochs (the modern mode raises them so that training takes at
-    /// least 4,000 optimiser steps, however few the training windows).
-    #[arg(long, default_value_t = 120)]
+    /// Training epochs, at least 1 (the modern mode raises them so that
+    /// training takes at least 4,000 optimiser steps, however few the
+    /// training windows).
+    #[arg(long, default_value_t = 120, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     epochs: usize,
     /// Seed for weight initialisation and shuffling: same inputs and seed, same model.
     #[arg(long, default_value_t = 0)]

@@ -1,4 +1,5 @@
-//! `chids dump FILE [--format sysdig|json]`: print a capture's events.
+//! `chids dump FILE [--format sysdig|json] [--container ID] [--all-events]`:
+//! print a capture's events.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use chids::source::scap::{dump, DumpFormat};
+use chids::source::scap::{dump, DumpFormat, DumpOptions};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {
@@ -22,9 +23,14 @@ pub struct Args {
     file: PathBuf,
     #[arg(long, value_enum, default_value = "sysdig")]
     format: Format,
-    /// Keep only the events of this container id (prefix), from the capture's cgroups.
+    /// Keep only the events of this container: its full id or a unique
+    /// prefix, from the capture's cgroups.
     #[arg(long)]
     container: Option<String>,
+    /// Also print the events `sysdig -r` leaves out: internal ones and the
+    /// container metadata stamped with time 0.
+    #[arg(long)]
+    all_events: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -34,7 +40,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = dump(&args.file, format, args.container.as_deref(), &mut out);
+    let options = DumpOptions {
+        format,
+        container: args.container,
+        all_events: args.all_events,
+    };
+    let result = dump(&args.file, &options, &mut out);
     // Whatever was dumped before an error is still written out.
     let flushed = out.flush();
     let stats = result?;
@@ -44,8 +55,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     if stats.read.malformed > 0 {
+        let first = match &stats.read.first_malformed {
+            Some((at, why)) => format!(" (first at {at}: {why})"),
+            None => String::new(),
+        };
         eprintln!(
-            "chids: warning: {}: skipped {} unknown or malformed event(s)",
+            "chids: warning: {}: skipped {} unknown or malformed event(s){first}",
             args.file.display(),
             stats.read.malformed
         );

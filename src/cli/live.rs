@@ -43,9 +43,13 @@ pub struct RecordArgs {
     #[arg(long, value_name = "UNIX_SECS")]
     pub exploit_at: Option<f64>,
     /// A file whose first change during the recording stamps the attack
-    /// start: its content if that is Unix seconds, else its mtime.
+    /// start: its content if that is Unix seconds, else its mtime. Must be a
+    /// regular file (or not exist yet); it is never followed if a symlink.
     #[arg(long, value_name = "FILE")]
     pub marker_file: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `chids monitor`: score a container's windows live against a model.
@@ -60,9 +64,14 @@ pub struct MonitorArgs {
     /// the largest training error.
     #[arg(long, default_value_t = 1.0)]
     pub theta: f64,
-    /// Append one JSON line per alert to FILE (flushed per alert).
+    /// Append one JSON line per alert to FILE (flushed per alert; created
+    /// with mode 0600). A symlink there is refused, and so is anything but
+    /// a regular file with one link.
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
+    /// Let --alerts follow a symlink (e.g. to /dev/stdout).
+    #[arg(long, requires = "alerts")]
+    pub alerts_follow_symlink: bool,
     /// Serve Prometheus metrics at ADDR (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -127,6 +136,7 @@ mod convert {
                 duration: self.duration,
                 exploit_at: self.exploit_at,
                 marker_file: self.marker_file.clone(),
+                force: self.force,
             })
         }
     }
@@ -138,6 +148,7 @@ mod convert {
                 model_dir: self.model.clone(),
                 theta: self.theta,
                 alerts: self.alerts.clone(),
+                alerts_follow_symlink: self.alerts_follow_symlink,
                 metrics: self.metrics,
                 duration: self.duration,
             })
@@ -182,6 +193,9 @@ mod convert {
                 "warning: {} events were lost (ring buffer full)",
                 summary.counters.dropped
             );
+        }
+        for w in &summary.warnings {
+            eprintln!("chids: warning: {w}");
         }
         report_losses(&summary.counters);
         report_command(summary.stopped_by, summary.command_status);

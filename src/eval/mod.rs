@@ -47,6 +47,32 @@ impl ScoredRecording {
         self.events > 0 && !self.windows.is_empty()
     }
 
+    /// A warning when the recording's exploit time lies outside its
+    /// windows: after the last one, no window is in the attack phase; before
+    /// the first, every window is. Either way the label is probably wrong.
+    pub fn exploit_outside(&self, window_ns: u64) -> Option<String> {
+        let t = self.info.labels.exploit_ns?;
+        let first = self.windows.first()?.start_ns;
+        let end = self.windows.last()?.start_ns.saturating_add(window_ns);
+        if (first..end).contains(&t) {
+            return None;
+        }
+        let secs = |ns: u64| ns as f64 / 1e9;
+        Some(format!(
+            "{}: the exploit time {:.3} is {} the recording ({:.3} to {:.3}); {}",
+            self.info.path.display(),
+            secs(t),
+            if t < first { "before" } else { "after" },
+            secs(first),
+            secs(end),
+            if t < first {
+                "every window counts as attack"
+            } else {
+                "no window counts as attack"
+            }
+        ))
+    }
+
     /// The scores as the LID-DS metrics see them. `attack`: the recording
     /// was given as an attack; one without an exploit time is taken as
     /// attacked from its first window on. A run of empty windows stays one
@@ -151,10 +177,15 @@ impl Detector {
         stage: &str,
         progress: &Progress<'_>,
     ) -> Result<Vec<ScoredRecording>, SourceError> {
-        match self {
+        let mut scored = match self {
             Detector::Chids(b) => score_all(recordings, b, read, false, stage, progress),
             Detector::Stide(s) => s.score_all(recordings, read, stage, progress),
+        }?;
+        for r in &mut scored {
+            let outside = r.exploit_outside(self.window_ns());
+            r.warnings.extend(outside);
         }
+        Ok(scored)
     }
 }
 

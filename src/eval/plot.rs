@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::metrics::{RocPoint, Series};
@@ -36,6 +37,37 @@ pub enum PlotError {
     Font(String),
     #[error("{path}: drawing the plot failed: {message}")]
     Draw { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Draws into memory and writes the PNG like every other output
+/// (`crate::output`: a temporary name, then a rename; mode 0600), never
+/// through whatever is at `path`.
+fn render_png(
+    path: &Path,
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    draw(BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area())?;
+    let write_err = |source| PlotError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, WIDTH, HEIGHT);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let encoded = enc
+            .write_header()
+            .and_then(|mut w| w.write_image_data(&rgb));
+        encoded.map_err(|e| write_err(std::io::Error::other(e)))?;
+    }
+    crate::output::write_file(path, &bytes, crate::output::OUTPUT_MODE).map_err(write_err)
 }
 
 /// Loads the font once per process.
@@ -87,49 +119,52 @@ pub fn roc_png(path: &Path, curves: &[RocCurve<'_>]) -> Result<(), PlotError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Window-level ROC", (FONT_FAMILY, 26))
-        .margin(15)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("false-positive rate (normal-phase windows)")
-        .y_desc("true-positive rate (attack-phase windows)")
-        .label_style((FONT_FAMILY, 16))
-        .axis_desc_style((FONT_FAMILY, 18))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .draw_series(LineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
-            ShapeStyle::from(&RGBColor(170, 170, 170)).stroke_width(1),
-        ))
-        .map_err(|e| draw_err(&e))?;
-    for (i, curve) in curves.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+    render_png(path, |root| {
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Window-level ROC", (FONT_FAMILY, 26))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(|e| draw_err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("false-positive rate (normal-phase windows)")
+            .y_desc("true-positive rate (attack-phase windows)")
+            .label_style((FONT_FAMILY, 16))
+            .axis_desc_style((FONT_FAMILY, 18))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
         chart
             .draw_series(LineSeries::new(
-                curve.points.iter().map(|p| (p.fpr, p.tpr)),
-                colour.stroke_width(3),
+                [(0.0, 0.0), (1.0, 1.0)],
+                ShapeStyle::from(&RGBColor(170, 170, 170)).stroke_width(1),
             ))
-            .map_err(|e| draw_err(&e))?
-            .label(curve.label.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], colour.stroke_width(3)));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT_FAMILY, 18))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    root.present().map_err(|e| draw_err(&e))
+            .map_err(|e| draw_err(&e))?;
+        for (i, curve) in curves.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    curve.points.iter().map(|p| (p.fpr, p.tpr)),
+                    colour.stroke_width(3),
+                ))
+                .map_err(|e| draw_err(&e))?
+                .label(curve.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 25, y)], colour.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT_FAMILY, 18))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))
+    })
 }
 
 /// What to draw for one recording.
@@ -199,98 +234,101 @@ pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
         .map_or(1.0, |&last| secs(last) + s.window_ns as f64 / 1e9);
     let exploit = s.exploit_ns.map(secs);
 
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&plot.title, (FONT_FAMILY, 22))
-        .margin(15)
-        .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..x_end.max(1e-9), (y_min - pad)..(y_max + pad))
-        .map_err(|e| draw_err(&e))?;
-    let y_desc = if log {
-        format!("log10 {}", plot.score_name)
-    } else {
-        plot.score_name.to_string()
-    };
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the recording's first window")
-        .y_desc(y_desc)
-        .label_style((FONT_FAMILY, 16))
-        .axis_desc_style((FONT_FAMILY, 18))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    // Threshold and exploit first, so the scores are drawn over them.
-    let th = tr(plot.threshold);
-    let orange = RGBColor(255, 127, 14);
-    chart
-        .draw_series(LineSeries::new(
-            [(0.0, th), (x_end, th)],
-            orange.stroke_width(2),
-        ))
-        .map_err(|e| draw_err(&e))?
-        .label(format!(
-            "threshold, theta {} ({:.3e})",
-            plot.theta, plot.threshold
-        ))
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], orange.stroke_width(2)));
-    if let Some(e) = exploit {
-        let black = BLACK;
+    render_png(path, |root| {
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&plot.title, (FONT_FAMILY, 22))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..x_end.max(1e-9), (y_min - pad)..(y_max + pad))
+            .map_err(|e| draw_err(&e))?;
+        let y_desc = if log {
+            format!("log10 {}", plot.score_name)
+        } else {
+            plot.score_name.to_string()
+        };
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the recording's first window")
+            .y_desc(y_desc)
+            .label_style((FONT_FAMILY, 16))
+            .axis_desc_style((FONT_FAMILY, 18))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        // Threshold and exploit first, so the scores are drawn over them.
+        let th = tr(plot.threshold);
+        let orange = RGBColor(255, 127, 14);
         chart
             .draw_series(LineSeries::new(
-                [(e, y_min - pad), (e, y_max + pad)],
-                black.stroke_width(2),
+                [(0.0, th), (x_end, th)],
+                orange.stroke_width(2),
             ))
             .map_err(|e| draw_err(&e))?
-            .label(format!("exploit start ({e:.2} s)"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], black.stroke_width(2)));
-    }
-    // Each window's score as a step over the window's span; a window
-    // without a score breaks the line.
-    let width = s.window_ns as f64 / 1e9;
-    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-    for (&start, score) in s.starts.iter().zip(&s.scores) {
-        match score.filter(|y| y.is_finite()) {
-            Some(y) => {
-                let x = secs(start);
-                let run = runs.last_mut().expect("one run");
-                run.push((x, tr(y)));
-                run.push((x + width, tr(y)));
-            }
-            None => runs.push(Vec::new()),
-        }
-    }
-    let blue = COLOURS[0];
-    for (i, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
-        let drawn = chart
-            .draw_series(LineSeries::new(run, blue.stroke_width(2)))
-            .map_err(|e| draw_err(&e))?;
-        if i == 0 {
-            drawn
-                .label(format!("{} per window", plot.score_name))
+            .label(format!(
+                "threshold, theta {} ({:.3e})",
+                plot.theta, plot.threshold
+            ))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], orange.stroke_width(2)));
+        if let Some(e) = exploit {
+            let black = BLACK;
+            chart
+                .draw_series(LineSeries::new(
+                    [(e, y_min - pad), (e, y_max + pad)],
+                    black.stroke_width(2),
+                ))
+                .map_err(|e| draw_err(&e))?
+                .label(format!("exploit start ({e:.2} s)"))
                 .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 25, y)], blue.stroke_width(2))
+                    PathElement::new([(x, y), (x + 25, y)], black.stroke_width(2))
                 });
         }
-    }
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| p.1 > plot.threshold)
-                .map(|&(x, y)| Circle::new((x + width / 2.0, tr(y)), 5, COLOURS[1].filled())),
-        )
-        .map_err(|e| draw_err(&e))?
-        .label("alarm (score > threshold)")
-        .legend(|(x, y)| Circle::new((x + 12, y), 5, COLOURS[1].filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT_FAMILY, 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    root.present().map_err(|e| draw_err(&e))
+        // Each window's score as a step over the window's span; a window
+        // without a score breaks the line.
+        let width = s.window_ns as f64 / 1e9;
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (&start, score) in s.starts.iter().zip(&s.scores) {
+            match score.filter(|y| y.is_finite()) {
+                Some(y) => {
+                    let x = secs(start);
+                    let run = runs.last_mut().expect("one run");
+                    run.push((x, tr(y)));
+                    run.push((x + width, tr(y)));
+                }
+                None => runs.push(Vec::new()),
+            }
+        }
+        let blue = COLOURS[0];
+        for (i, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
+            let drawn = chart
+                .draw_series(LineSeries::new(run, blue.stroke_width(2)))
+                .map_err(|e| draw_err(&e))?;
+            if i == 0 {
+                drawn
+                    .label(format!("{} per window", plot.score_name))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 25, y)], blue.stroke_width(2))
+                    });
+            }
+        }
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.1 > plot.threshold)
+                    .map(|&(x, y)| Circle::new((x + width / 2.0, tr(y)), 5, COLOURS[1].filled())),
+            )
+            .map_err(|e| draw_err(&e))?
+            .label("alarm (score > threshold)")
+            .legend(|(x, y)| Circle::new((x + 12, y), 5, COLOURS[1].filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT_FAMILY, 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))
+    })
 }

@@ -265,10 +265,11 @@ pub fn write_report(
 
     let md = markdown(&report);
     let md_path = dir.join("report.md");
-    std::fs::write(&md_path, md).map_err(io(&md_path))?;
+    let private = crate::output::OUTPUT_MODE;
+    crate::output::write_file(&md_path, md.as_bytes(), private).map_err(io(&md_path))?;
     let json_path = dir.join("report.json");
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-    std::fs::write(&json_path, json).map_err(io(&json_path))?;
+    crate::output::write_file(&json_path, &json, private).map_err(io(&json_path))?;
 
     if report.plots.roc.is_some() {
         let curves: Vec<RocCurve<'_>> = evals

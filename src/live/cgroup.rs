@@ -210,7 +210,12 @@ impl CommandCgroup {
                 }
             })
             .collect();
-        let dir = parent.join(format!("{safe}-{}", std::process::id()));
+        // One cgroup per command, even for two of the same name at once in
+        // one process (tests, an agent): a shared one would be removed by
+        // the first to finish. The pid stays last for `sweep_stale`.
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = parent.join(format!("{safe}-{n}-{}", std::process::id()));
         match fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

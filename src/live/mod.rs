@@ -16,6 +16,7 @@ pub mod agent;
 pub mod capture;
 pub mod cgroup;
 pub mod format;
+mod marker;
 pub mod metrics;
 pub mod monitor;
 pub mod record;

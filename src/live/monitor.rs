@@ -8,7 +8,7 @@
 //! JSON line, flushed at once, in the alerts file.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,8 +36,12 @@ pub struct MonitorOptions {
     pub model_dir: PathBuf,
     /// Threshold multiplier: alert when error > theta × max training error.
     pub theta: f64,
-    /// Append one JSON line per alert here (flushed per alert).
+    /// Append one JSON line per alert here (flushed per alert). Created
+    /// with mode 0600; a symlink, a hard link or anything but a regular
+    /// file there is refused (see `crate::output::open_append`)...
     pub alerts: Option<PathBuf>,
+    /// ...unless this is set: then a symlink is followed.
+    pub alerts_follow_symlink: bool,
     /// Serve Prometheus metrics on this address (`127.0.0.1:9464`; port 0
     /// picks a free port, reported through [`MonitorUpdate::Listening`]).
     pub metrics: Option<SocketAddr>,
@@ -174,11 +178,8 @@ pub fn monitor(
     let threshold = bundle.threshold(opts.theta);
     let mut alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| LiveError::io(format!("open {}", p.display()), e))?,
+            crate::output::open_append(p, opts.alerts_follow_symlink)
+                .map_err(|e| LiveError::io(format!("--alerts {}", p.display()), e))?,
         ),
         None => None,
     };

@@ -2,17 +2,22 @@
 //!
 //! The `.sc` lines are streamed to a temporary file beside the output while
 //! recording (memory stays flat however long it runs); at the end the file
-//! is zipped together with the `.json` metadata and removed.
+//! is zipped together with the `.json` metadata and removed. Both temporary
+//! files get fresh random names and the zip is renamed into place (see
+//! `crate::output`): nothing planted in the output folder is written
+//! through, and an existing recording is replaced only with `force`.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::capture::{Capture, Counters, ExecGate};
 use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::{write_sc_line, Formatter};
+use super::marker::Marker;
 use super::{stop_requested, LiveError};
+use crate::output::{self, PendingFile};
 
 /// What `record` does.
 #[derive(Clone, Debug)]
@@ -27,6 +32,9 @@ pub struct RecordOptions {
     /// A file scripts touch (or write Unix seconds into) when the attack
     /// starts; its first change during the recording stamps the exploit time.
     pub marker_file: Option<PathBuf>,
+    /// Replace `out` if it exists (otherwise that is an error, said before
+    /// capturing).
+    pub force: bool,
 }
 
 /// Reported about once a second while recording.
@@ -55,6 +63,9 @@ pub struct RecordSummary {
     pub cpu: Duration,
     /// Why recording stopped.
     pub stopped_by: StopReason,
+    /// What the caller should tell the user (an ignored marker file, an
+    /// exploit time outside the recording).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,35 +105,6 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Watches the marker file for its first change after the start.
-struct Marker {
-    path: PathBuf,
-    initial: Option<SystemTime>,
-}
-
-impl Marker {
-    fn new(path: PathBuf) -> Marker {
-        let initial = fs::metadata(&path).and_then(|m| m.modified()).ok();
-        Marker { path, initial }
-    }
-
-    /// The exploit time if the marker changed: its content when that is a
-    /// number of Unix seconds, else its mtime.
-    fn check(&self) -> Option<f64> {
-        let m = fs::metadata(&self.path).and_then(|m| m.modified()).ok()?;
-        if Some(m) == self.initial {
-            return None;
-        }
-        let content = fs::read_to_string(&self.path).unwrap_or_default();
-        if let Ok(t) = content.trim().parse::<f64>() {
-            if t > 1e9 {
-                return Some(t);
-            }
-        }
-        m.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
-    }
-}
-
 /// Records until the command exits, the duration passes, or
 /// [`stop_requested`](super::stop_requested) (SIGINT/SIGTERM).
 pub fn record(
@@ -135,6 +117,20 @@ pub fn record(
         .map(|s| s.to_string_lossy().into_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| LiveError::Other(format!("{}: no file name", opts.out.display())))?;
+    // Everything that can be checked is, before anything is captured.
+    output::check_new_file(&opts.out, opts.force)
+        .map_err(|m| LiveError::Other(format!("--out {}: {m}", opts.out.display())))?;
+    if let Some(t) = opts.exploit_at {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(LiveError::Other(format!(
+                "--exploit-at {t}: not a time (Unix seconds)"
+            )));
+        }
+    }
+    let mut marker = match &opts.marker_file {
+        Some(p) => Some(Marker::new(p.clone()).map_err(LiveError::Other)?),
+        None => None,
+    };
 
     // Load first: privilege / BTF errors come before anything is created.
     let mut capture = Capture::open()?;
@@ -161,9 +157,13 @@ pub fn record(
     };
     capture.watch(&cgroup)?;
 
-    let tmp_path = opts.out.with_extension("sc.partial");
-    let tmp = File::create(&tmp_path)
-        .map_err(|e| LiveError::io(format!("create {}", tmp_path.display()), e))?;
+    let tmp = output::scratch_beside(&opts.out, ".sc.partial").map_err(|e| {
+        LiveError::io(
+            format!("create a temporary file beside {}", opts.out.display()),
+            e,
+        )
+    })?;
+    let tmp_path = tmp.path().to_path_buf();
     let mut sc = BufWriter::with_capacity(1 << 20, tmp);
 
     let start = Instant::now();
@@ -172,13 +172,14 @@ pub fn record(
     if let (Some(c), Target::Command(argv)) = (command.as_mut(), &opts.target) {
         c.spawn(argv)?;
     }
-    let marker = opts.marker_file.clone().map(Marker::new);
     let mut exploit_at = opts.exploit_at;
 
     let mut fmt = Formatter::new();
     let mut line = Vec::with_capacity(512);
-    let events = std::cell::Cell::new(0u64);
-    let mut write_err: Option<std::io::Error> = None;
+    let events = Cell::new(0u64);
+    // A failed write (disk full) stops the recording at once: what was
+    // written is kept and the error says where.
+    let write_err: RefCell<Option<std::io::Error>> = RefCell::new(None);
     // For `-- CMD`, the recording starts at the command's exec: what the
     // child did before (joining the cgroup, namespaces) is chids, not it.
     let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
@@ -189,12 +190,13 @@ pub fn record(
         let ev = fmt.format(raw);
         line.clear();
         write_sc_line(&mut line, &ev, raw.uid);
-        if write_err.is_none() {
-            if let Err(e) = sc.write_all(&line) {
-                write_err = Some(e);
-            }
+        if write_err.borrow().is_some() {
+            return;
         }
-        events.set(events.get() + 1);
+        match sc.write_all(&line) {
+            Ok(()) => events.set(events.get() + 1),
+            Err(e) => *write_err.borrow_mut() = Some(e),
+        }
     };
 
     let mut last_progress = Instant::now();
@@ -202,11 +204,14 @@ pub fn record(
     let stopped_by = loop {
         capture.poll(Duration::from_millis(100), &mut on_event)?;
         if exploit_at.is_none() {
-            exploit_at = marker.as_ref().and_then(Marker::check);
+            exploit_at = marker.as_mut().and_then(Marker::check);
+        }
+        if write_err.borrow().is_some() {
+            break None;
         }
         if let Some(reason) = should_stop(&mut command, &mut command_status, opts.duration, start)?
         {
-            break reason;
+            break Some(reason);
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
@@ -219,7 +224,9 @@ pub fn record(
     };
     // Take what is still in flight: events submitted before the command's
     // exit was noticed.
-    capture.drain(&mut on_event)?;
+    if stopped_by.is_some() {
+        capture.drain(&mut on_event)?;
+    }
     let elapsed = start.elapsed();
     let cpu = super::self_cpu_time().saturating_sub(cpu_start);
     if let Some(c) = command.as_mut() {
@@ -230,22 +237,49 @@ pub fn record(
     capture.unwatch(&cgroup)?;
     let counters = capture.counters();
     if exploit_at.is_none() {
-        exploit_at = marker.as_ref().and_then(Marker::check);
+        exploit_at = marker.as_mut().and_then(Marker::check);
     }
-    if let Some(e) = write_err {
-        return Err(LiveError::io(format!("write {}", tmp_path.display()), e));
-    }
-    sc.flush()
-        .map_err(|e| LiveError::io(format!("write {}", tmp_path.display()), e))?;
-    drop(sc);
     drop(command); // removes the cgroup we made
-
     let events = events.get();
+    let write_err = write_err.into_inner();
+    let flushed = match write_err {
+        Some(e) => Err(e),
+        None => sc.flush(),
+    };
+    let (sc_file, flushed) = match sc.into_inner() {
+        Ok(f) => (f, flushed),
+        Err(e) => {
+            // The buffer could not be written out: keep the file as is.
+            let (err, w) = e.into_parts();
+            (w.into_parts().0, flushed.and(Err(err)))
+        }
+    };
+    if let Err(e) = flushed {
+        return Err(kept(
+            format!("write {}: {e}; recording stopped", tmp_path.display()),
+            events,
+            sc_file,
+        ));
+    }
+
+    let stopped_by = stopped_by.expect("only a write error stops without a reason");
+    let mut warnings: Vec<String> = marker.and_then(|m| m.ignored).into_iter().collect();
+    if let Some(t) = exploit_at {
+        let end = start_secs + elapsed.as_secs_f64();
+        if !(start_secs..=end).contains(&t) {
+            warnings.push(format!(
+                "{}: the exploit time {t:.3} is outside the recording ({start_secs:.3} to {end:.3})",
+                opts.out.display()
+            ));
+        }
+    }
     let meta = metadata_json(
         &cgroup, &image, start_secs, elapsed, exploit_at, counters, events,
     );
-    write_zip(&opts.out, &name, &tmp_path, &meta)?;
-    let _ = fs::remove_file(&tmp_path);
+    let mut sc_file = sc_file;
+    if let Err(e) = write_zip(&opts.out, opts.force, &name, sc_file.as_file_mut(), &meta) {
+        return Err(kept(e, events, sc_file));
+    }
 
     Ok(RecordSummary {
         out: opts.out,
@@ -258,6 +292,7 @@ pub fn record(
         command_status,
         cpu,
         stopped_by,
+        warnings,
     })
 }
 
@@ -309,17 +344,32 @@ fn metadata_json(
     })
 }
 
+/// The error of a recording that could not be finished, with where the
+/// events captured so far are (the temporary `.sc` is kept, not removed).
+fn kept(what: String, events: u64, sc: tempfile::NamedTempFile) -> LiveError {
+    let kept = match sc.keep() {
+        Ok((_, p)) => format!(
+            "the {events} events written so far are kept in {}",
+            p.display()
+        ),
+        Err(e) => format!("keeping the events written so far failed too ({})", e.error),
+    };
+    LiveError::Other(format!("{what}; {kept}"))
+}
+
+/// Zips the `.json` and the `.sc` (read back from `sc`) into `out`,
+/// through a temporary name; replaces an existing `out` only if `force`.
 fn write_zip(
     out: &Path,
+    force: bool,
     name: &str,
-    sc_path: &Path,
+    sc: &mut std::fs::File,
     meta: &serde_json::Value,
-) -> Result<(), LiveError> {
-    let io = |e: std::io::Error| LiveError::io(format!("write {}", out.display()), e);
-    let zerr = |e: zip::result::ZipError| LiveError::Other(format!("write {}: {e}", out.display()));
-    let partial = out.with_extension("zip.partial");
-    let file = File::create(&partial).map_err(io)?;
-    let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("write {}: {e}", out.display());
+    let zerr = |e: zip::result::ZipError| format!("write {}: {e}", out.display());
+    let mut pending = PendingFile::create(out, output::OUTPUT_MODE).map_err(io)?;
+    let mut zip = zip::ZipWriter::new(BufWriter::new(pending.file()));
     // Level 1: several times faster than the default 6 on .sc text (for
     // ~1.5x the bytes); a long recording should not take minutes to close.
     let opts = zip::write::SimpleFileOptions::default()
@@ -327,13 +377,13 @@ fn write_zip(
         .compression_level(Some(1))
         .large_file(true);
     zip.start_file(format!("{name}.json"), opts).map_err(zerr)?;
-    let text = serde_json::to_string_pretty(meta).map_err(|e| LiveError::Other(e.to_string()))?;
+    let text = serde_json::to_string_pretty(meta).map_err(|e| e.to_string())?;
     zip.write_all(text.as_bytes()).map_err(io)?;
     zip.start_file(format!("{name}.sc"), opts).map_err(zerr)?;
-    let mut src = File::open(sc_path).map_err(io)?;
+    sc.rewind().map_err(io)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = src.read(&mut buf).map_err(io)?;
+        let n = sc.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
         }
@@ -342,6 +392,10 @@ fn write_zip(
     let mut inner = zip.finish().map_err(zerr)?;
     inner.flush().map_err(io)?;
     drop(inner);
-    fs::rename(&partial, out).map_err(io)?;
-    Ok(())
+    let done = if force {
+        pending.commit()
+    } else {
+        pending.commit_new()
+    };
+    done.map_err(io)
 }

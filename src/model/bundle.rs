@@ -88,9 +88,10 @@ pub enum BundleError {
 }
 
 impl Bundle {
-    /// Writes the bundle into `dir` (created if needed). Each file is
-    /// written to a temporary name and renamed, so a crash never leaves a
-    /// half-written model behind a good name.
+    /// Writes the bundle into `dir` (created if needed). Both files are
+    /// written to temporary names first and then renamed (mode 0640, see
+    /// `crate::output`), so a crash or a full disk never leaves a
+    /// half-written model behind a good name, nor replaces a good one.
     pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
         std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
             path: dir.into(),
@@ -111,9 +112,19 @@ impl Bundle {
             thresholds: self.thresholds.clone(),
             training: self.training.clone(),
         };
+        let json_path = dir.join(BASELINE_FILE);
         let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
-        write_atomic(&dir.join(BASELINE_FILE), &json)?;
-        write_atomic(&dir.join(WEIGHTS_FILE), &self.model.to_safetensors())
+        // What cannot be loaded is not written: the same checks as `load`,
+        // on what `load` would read (a NaN loss is written as `null`).
+        serde_json::from_slice::<BaselineFile>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check())
+            .map_err(|m| BundleError::Invalid {
+                path: json_path.clone(),
+                message: format!("refusing to write a model that could not be loaded: {m}"),
+            })?;
+        let weights = self.model.to_safetensors();
+        write_bundle_files(&[(json_path, &json), (dir.join(WEIGHTS_FILE), &weights)])
     }
 
     /// Loads and checks a bundle.
@@ -131,21 +142,7 @@ impl Bundle {
         }
         let file: BaselineFile = serde_json::from_value(value)
             .map_err(|e| invalid(format!("damaged baseline ({e})")))?;
-        if file.thetas.len() != file.thresholds.len() || file.thetas.is_empty() {
-            return Err(invalid("thetas and thresholds differ in length".into()));
-        }
-        if file.window_ns == 0 || file.max_freq == 0 {
-            return Err(invalid("window_ns and max_freq must be positive".into()));
-        }
-        crate::features::check_window_ns(file.window_ns).map_err(invalid)?;
-        if !file
-            .thresholds
-            .iter()
-            .chain(&file.thetas)
-            .all(|t| t.is_finite())
-        {
-            return Err(invalid("thresholds must be finite numbers".into()));
-        }
+        file.check().map_err(invalid)?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
             path: weights_path.clone(),
@@ -225,13 +222,69 @@ pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), Bun
     Ok((value, detector))
 }
 
-/// Writes `bytes` to `path` through a temporary name.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| BundleError::Io {
-            path: path.into(),
-            source,
-        })
+/// Writes the files of a bundle: all or none replaced (see
+/// [`crate::output::write_files`]), mode 0640.
+pub(crate) fn write_bundle_files(files: &[(PathBuf, &[u8])]) -> Result<(), BundleError> {
+    crate::output::write_files(files, crate::output::MODEL_MODE)
+        .map_err(|(path, source)| BundleError::Io { path, source })
+}
+
+/// Window lengths a bundle may have: below 1 ms a second of activity is
+/// thousands of windows (memory and time grow with them), above an hour
+/// nothing is ever detected in time. Both ends are refused at training
+/// and at loading.
+pub const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> =
+    crate::features::MIN_WINDOW_NS..=crate::features::MAX_WINDOW_NS;
+
+/// The checks every detector's bundle passes on load (and before save):
+/// a sane window, and thresholds a comparison can use.
+pub(crate) fn check_common(
+    window_ns: u64,
+    thetas: &[f64],
+    thresholds: &[f64],
+) -> Result<(), String> {
+    if !WINDOW_NS_RANGE.contains(&window_ns) {
+        return Err(format!(
+            "window_ns {window_ns} is outside {}..={} (1 ms to 1 h)",
+            WINDOW_NS_RANGE.start(),
+            WINDOW_NS_RANGE.end()
+        ));
+    }
+    if thetas.len() != thresholds.len() || thetas.is_empty() {
+        return Err("thetas and thresholds differ in length".into());
+    }
+    if let Some(t) = thetas.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
+        return Err(format!("theta {t} is not a positive number"));
+    }
+    if let Some(t) = thresholds.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        // A negative threshold flags every window, NaN none.
+        return Err(format!("threshold {t} is not a finite number >= 0"));
+    }
+    Ok(())
+}
+
+impl BaselineFile {
+    /// What must hold for scoring to mean anything.
+    fn check(&self) -> Result<(), String> {
+        check_common(self.window_ns, &self.thetas, &self.thresholds)?;
+        if self.max_freq == 0 {
+            return Err("max_freq must be positive".into());
+        }
+        if let Some(s) = self
+            .scoring
+            .scale
+            .iter()
+            .find(|s| !(s.is_finite() && **s > 0.0))
+        {
+            // 0 or negative silently disables detection; NaN scores nothing.
+            return Err(format!("scoring.scale {s} is not a positive number"));
+        }
+        let e = self.training.max_error;
+        if !(e.is_finite() && e >= 0.0) {
+            return Err(format!(
+                "training.max_error {e} is not a finite number >= 0"
+            ));
+        }
+        Ok(())
+    }
 }

@@ -1,5 +1,7 @@
-//! From command-line paths to recordings: folders are walked recursively,
-//! and each file's format is recognised from its extension and first bytes.
+//! From command-line paths to recordings: folders are walked recursively
+//! (following symlinked sub-folders, each real folder once: a symlink loop
+//! is reported, not walked forever), and each file's format is recognised
+//! from its extension and first bytes.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,7 +16,8 @@ pub struct Discovered {
     pub recordings: Vec<Box<dyn EventSource>>,
     /// Companion files ignored on purpose (`.json` beside a `.sc`, `.pcap`, ...).
     pub ignored: Vec<PathBuf>,
-    /// Files inside folders skipped with a reason (empty files).
+    /// Files inside folders skipped with a reason (empty files, broken
+    /// symlinks, symlink loops).
     pub warnings: Vec<String>,
 }
 
@@ -34,7 +37,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
             std::fs::metadata(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
         if meta.is_dir() {
             let mut files = Vec::new();
-            walk(path, &mut files)?;
+            walk(path, &mut files, &mut found.warnings)?;
             files.sort();
             let before = found.recordings.len();
             for file in files {
@@ -70,18 +73,33 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
     Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::io(dir, Position::Whole, &e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| SourceError::io(dir, Position::Whole, &e))?;
-        let path = entry.path();
-        let ty = entry
-            .file_type()
-            .map_err(|e| SourceError::io(&path, Position::Whole, &e))?;
-        if ty.is_dir() {
-            walk(&path, out)?;
-        } else if ty.is_file() || ty.is_symlink() && path.is_file() {
-            out.push(path);
+/// The files under `dir`. Symlinks are followed; `walkdir` reports a link
+/// back to a folder being walked (a loop) instead of entering it again.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<(), SourceError> {
+    for entry in walkdir::WalkDir::new(dir).follow_links(true).min_depth(1) {
+        match entry {
+            Ok(e) if e.file_type().is_file() => out.push(e.into_path()),
+            Ok(_) => {}
+            Err(e) if e.loop_ancestor().is_some() => warnings.push(format!(
+                "{}: symlink loop (back to {}); not followed",
+                e.path()
+                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
+                e.loop_ancestor().map(Path::display).expect("a loop"),
+            )),
+            // A dangling symlink: nothing to read, say so.
+            Err(e) if e.path().is_some_and(|p| p.is_symlink() && !p.exists()) => {
+                warnings.push(format!(
+                    "{}: broken symlink; skipped",
+                    e.path().map(Path::display).expect("a path")
+                ))
+            }
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                let io = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("unreadable"));
+                return Err(SourceError::io(&path, Position::Whole, &io));
+            }
         }
     }
     Ok(())

@@ -43,17 +43,30 @@ impl Lidds2021 {
             )
         })?;
         let names: Vec<String> = archive.file_names().map(str::to_string).collect();
-        let sc_entry = names
-            .iter()
-            .find(|n| n.ends_with(".sc"))
-            .cloned()
-            .ok_or_else(|| {
-                SourceError::new(
+        let sc_entries: Vec<&String> = names.iter().filter(|n| n.ends_with(".sc")).collect();
+        let sc_entry = match sc_entries.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(SourceError::new(
                     path,
                     Position::Whole,
                     "zip holds no .sc file: not a LID-DS 2021 recording",
-                )
-            })?;
+                ))
+            }
+            // Reading one and ignoring the others would score part of
+            // what the file holds without a word.
+            [a, b, ..] => {
+                return Err(SourceError::new(
+                    path,
+                    Position::Whole,
+                    format!(
+                        "zip holds {} .sc files ({a}, {b}{}): a LID-DS 2021 recording has one",
+                        sc_entries.len(),
+                        if sc_entries.len() > 2 { ", ..." } else { "" }
+                    ),
+                ))
+            }
+        };
         let json_entry = names.iter().find(|n| n.ends_with(".json")).cloned();
         let labels = match json_entry {
             Some(entry) => {
@@ -128,7 +141,14 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
             decimal_seconds_to_ns(&n.to_string())
                 .ok_or_else(|| format!("time.exploit[0].absolute is not a time: {n}"))?,
         ),
-        _ => None,
+        None | Some(serde_json::Value::Null) => None,
+        // Dropping it would make an attack recording count as attacked
+        // from its first event.
+        Some(other) => {
+            return Err(format!(
+                "time.exploit[0].absolute is not a number of seconds: {other}"
+            ))
+        }
     };
     Ok(Labels {
         exploit,
@@ -141,7 +161,7 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
 pub fn decimal_seconds_to_ns(s: &str) -> Option<u64> {
     if s.contains(['e', 'E', '-']) {
         let f: f64 = s.parse().ok()?;
-        return (f >= 0.0 && f.is_finite()).then(|| (f * 1e9).round() as u64);
+        return seconds_to_ns(f);
     }
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: u64 = int.parse().ok()?;
@@ -153,6 +173,13 @@ pub fn decimal_seconds_to_ns(s: &str) -> Option<u64> {
         ns += u64::from(c - b'0') * 10u64.pow(8 - i as u32);
     }
     secs.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
+/// Seconds → ns when that is a time a u64 holds (`as` would saturate inf
+/// and 1e19 to u64::MAX, and a later addition wrap it).
+fn seconds_to_ns(s: f64) -> Option<u64> {
+    let ns = (s * 1e9).round();
+    (ns.is_finite() && ns >= 0.0 && ns < u64::MAX as f64).then_some(ns as u64)
 }
 
 impl EventSource for Lidds2021 {
@@ -249,7 +276,20 @@ impl Lidds2019 {
             // runs.csv gives the exploit time in seconds after the recording
             // starts; anchor it at the first event.
             let first = first_2019_ts(txt)?;
-            labels.exploit_ns = first.map(|t| t + (offset_s * 1e9).round() as u64);
+            labels.exploit_ns = match first {
+                Some(t) => Some(
+                    seconds_to_ns(offset_s)
+                        .and_then(|d| t.checked_add(d))
+                        .ok_or_else(|| {
+                            SourceError::new(
+                                runs_csv,
+                                Position::Whole,
+                                format!("exploit_start_time {offset_s} of {stem:?} is not a time"),
+                            )
+                        })?,
+                ),
+                None => None,
+            };
         }
         Ok(Lidds2019 {
             info: RecordingInfo {
@@ -301,13 +341,18 @@ fn find_run(runs_csv: &Path, name: &str) -> Result<(bool, Option<f64>), SourceEr
             Some("true" | "1")
         );
         let start = match c_start.and_then(|c| cells.get(c)) {
-            Some(s) if !s.is_empty() => Some(s.parse::<f64>().map_err(|_| {
-                SourceError::new(
-                    runs_csv,
-                    Position::Line(i as u64 + 2),
-                    format!("exploit_start_time {s:?} is not a number"),
-                )
-            })?),
+            Some(s) if !s.is_empty() => Some(
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|t| t.is_finite())
+                    .ok_or_else(|| {
+                        SourceError::new(
+                            runs_csv,
+                            Position::Line(i as u64 + 2),
+                            format!("exploit_start_time {s:?} is not a number of seconds"),
+                        )
+                    })?,
+            ),
             _ => None,
         };
         return Ok((exploit, start.filter(|s| *s >= 0.0)));

@@ -82,20 +82,11 @@ const FILE: &str = "status.json";
 /// Writes the status file; failures are ignored (status is advisory and
 /// must never stop detection).
 pub(crate) fn write(state_dir: &Path, status: &AgentStatus) {
-    let tmp = state_dir.join(format!(".{FILE}.tmp"));
     let Ok(text) = serde_json::to_vec_pretty(status) else {
         return;
     };
-    // A link planted at the temporary name would be replaced, not followed.
-    let _ = fs::remove_file(&tmp);
-    let ok = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &text));
-    if ok.is_ok() {
-        let _ = fs::rename(&tmp, state_dir.join(FILE));
-    }
+    // A fresh temporary name, then a rename: never through a planted link.
+    let _ = crate::output::write_file(&state_dir.join(FILE), &text, 0o644);
 }
 
 /// Reads `<state_dir>/status.json`.

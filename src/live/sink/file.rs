@@ -1,6 +1,5 @@
 //! Alerts as JSON lines in a file (appended) or on stdout, flushed per alert.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -15,13 +14,11 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// Appends to `path` (created if missing).
+    /// Appends to `path` (created 0600 if missing), as `monitor --alerts`
+    /// does: never through a symlink, never into a FIFO or device.
     pub fn open(path: &Path) -> Result<FileSink, LiveError> {
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| LiveError::io(format!("open {}", path.display()), e))?;
+        let f = crate::output::open_append(path, false)
+            .map_err(|e| LiveError::io(format!("--alerts {}", path.display()), e))?;
         Ok(FileSink {
             out: Box::new(f),
             what: path.display().to_string(),

@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use super::event_table::{self, EventInfo, PFmt, PType};
+use super::event_table::{self, PFmt, PType};
 use super::names;
-use super::{FdInfo, ScapEvent, State, Thread};
+use super::{ScapEvent, State};
 
-const AT_FDCWD: i64 = -100;
+pub(super) const AT_FDCWD: i64 = -100;
 
 pub fn ipv4(b: &[u8]) -> String {
     format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
@@ -63,7 +63,7 @@ pub(super) fn int(p: &[u8]) -> i64 {
     }
 }
 
-fn uint(p: &[u8]) -> u64 {
+pub(super) fn uint(p: &[u8]) -> u64 {
     match p.len() {
         1 => p[0] as u64,
         2 => u16::from_le_bytes([p[0], p[1]]) as u64,
@@ -123,7 +123,7 @@ pub(super) fn cwd_of(st: &State, tid: i64) -> String {
     }
 }
 
-fn tuple_str(p: &[u8]) -> Option<String> {
+pub(super) fn tuple_str(p: &[u8]) -> Option<String> {
     let fam = *p.first()?;
     match fam {
         2 if p.len() >= 13 => Some(format!(
@@ -150,7 +150,7 @@ fn tuple_str(p: &[u8]) -> Option<String> {
     }
 }
 
-fn unix_path(p: &[u8]) -> Option<String> {
+pub(super) fn unix_path(p: &[u8]) -> Option<String> {
     if p.first() == Some(&1) && p.len() >= 17 {
         Some(String::from_utf8_lossy(cstr(&p[17..])).into_owned())
     } else {
@@ -158,7 +158,7 @@ fn unix_path(p: &[u8]) -> Option<String> {
     }
 }
 
-fn sockaddr_str(p: &[u8]) -> Option<String> {
+pub(super) fn sockaddr_str(p: &[u8]) -> Option<String> {
     let fam = *p.first()?;
     match fam {
         2 if p.len() >= 7 => Some(format!(
@@ -174,402 +174,6 @@ fn sockaddr_str(p: &[u8]) -> Option<String> {
         1 => Some(String::from_utf8_lossy(cstr(&p[1..])).into_owned()),
         _ => None,
     }
-}
-
-/// Per-thread memory of the enter event, for exits that need its values.
-#[derive(Default, Clone)]
-pub struct Pending {
-    pub fd: i64,
-    pub domain: u32,
-    pub sock_type: u32,
-    pub path: Vec<u8>,
-    pub flags: u32,
-    pub dirfd: i64,
-}
-
-fn param<'a>(params: &[&'a [u8]], i: usize) -> Option<&'a [u8]> {
-    params.get(i).copied()
-}
-
-fn pidx(info: &EventInfo, name: &str) -> Option<usize> {
-    info.params.iter().position(|p| p.name == name)
-}
-
-fn named<'a>(info: &EventInfo, params: &[&'a [u8]], name: &str) -> Option<&'a [u8]> {
-    pidx(info, name).and_then(|i| param(params, i))
-}
-
-fn l4_tag(base: &str, sock_type: u32) -> String {
-    if base == "4" || base == "6" {
-        match sock_type & 0xf {
-            1 => format!("{base}t"),
-            2 => format!("{base}u"),
-            3 => format!("{base}r"),
-            _ => base.to_string(),
-        }
-    } else {
-        base.to_string()
-    }
-}
-
-/// Applies what sysdig learns from an event to the thread and fd tables.
-pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &EventInfo) {
-    let name = info.name;
-    let exit = ty % 2 == 1;
-    if !exit {
-        let mut p = Pending::default();
-        if let Some(v) = named(info, params, "fd") {
-            p.fd = int(v);
-        }
-        if let Some(v) = named(info, params, "domain") {
-            p.domain = uint(v) as u32;
-        }
-        if let Some(v) = named(info, params, "type") {
-            p.sock_type = uint(v) as u32;
-        }
-        if let Some(v) = named(info, params, "name") {
-            p.path = cstr(v).to_vec();
-        }
-        if let Some(v) = named(info, params, "flags") {
-            p.flags = uint(v) as u32;
-        }
-        if let Some(v) = named(info, params, "dirfd") {
-            p.dirfd = int(v);
-        }
-        if let Some(v) = named(info, params, "cmd") {
-            p.flags = uint(v) as u32;
-        }
-        if ty == event_table::PROCEXIT_E || ty == event_table::PROCEXIT_1_E {
-            st.remove_next = Some(tid);
-        }
-        if tid == -1
-            && (ty == event_table::CONTAINER_JSON_E || ty == event_table::CONTAINER_JSON_2_E)
-        {
-            if let Some(id) = params.first().and_then(|j| json_id(j)) {
-                st.threads.insert(
-                    tid,
-                    Thread {
-                        pid: tid,
-                        comm: format!("container:{id}"),
-                        ..Thread::default()
-                    },
-                );
-            }
-        }
-        // Scheduler and other non-syscall events interleave between a
-        // syscall's enter and exit; they must not replace its memory.
-        if !matches!(
-            name,
-            "switch"
-                | "procexit"
-                | "signaldeliver"
-                | "procinfo"
-                | "page_fault"
-                | "container"
-                | "drop"
-                | "scapevent"
-                | "cpu_hotplug"
-                | "notification"
-                | "infra"
-                | "k8s"
-                | "mesos"
-                | "tracer"
-        ) {
-            st.pending.insert(tid, p);
-        }
-        return;
-    }
-    let pend = st.pending.remove(&tid).unwrap_or_default();
-    match name {
-        "open" | "openat" | "creat" | "openat2" | "open_by_handle_at" => {
-            let fd = params.first().map(|v| int(v)).unwrap_or(-1);
-            if fd < 0 {
-                return;
-            }
-            let (path, flags, dirfd) = match named(info, params, "name") {
-                Some(n) => (
-                    cstr(n).to_vec(),
-                    named(info, params, "flags")
-                        .map(|f| uint(f) as u32)
-                        .unwrap_or(0),
-                    named(info, params, "dirfd").map(int).unwrap_or(AT_FDCWD),
-                ),
-                None => (pend.path.clone(), pend.flags, pend.dirfd),
-            };
-            let path = String::from_utf8_lossy(&path).into_owned();
-            let full = if path.starts_with('/') {
-                path
-            } else {
-                let base = if name == "openat" || name == "openat2" {
-                    if dirfd == AT_FDCWD {
-                        cwd_of(st, tid)
-                    } else {
-                        st.fd(tid, dirfd)
-                            .map(|f| f.name.clone())
-                            .unwrap_or_default()
-                    }
-                } else {
-                    cwd_of(st, tid)
-                };
-                resolve(&base, &path)
-            };
-            let tag = if flags & (1 << 10) != 0 { "d" } else { "f" };
-            st.fd_table(tid).insert(
-                fd,
-                FdInfo {
-                    tag: tag.to_string(),
-                    name: full,
-                    cloexec: flags & (1 << 12) != 0,
-                },
-            );
-        }
-        "socket" => {
-            let fd = params.first().map(|v| int(v)).unwrap_or(-1);
-            if fd >= 0 {
-                let tag = match pend.domain {
-                    2 => "4",
-                    10 => "6",
-                    1 => "u",
-                    16 => "n",
-                    _ => "o",
-                };
-                st.fd_table(tid).insert(
-                    fd,
-                    FdInfo {
-                        tag: tag.to_string(),
-                        name: String::new(),
-                        cloexec: false,
-                    },
-                );
-                st.sock_types.insert((st.pid_of(tid), fd), pend.sock_type);
-            }
-        }
-        "connect" => {
-            let res = params.first().map(|v| int(v)).unwrap_or(-1);
-            if res < 0 && res != -115 {
-                return;
-            }
-            let Some(tp) = named(info, params, "tuple") else {
-                return;
-            };
-            let key = (st.pid_of(tid), pend.fd);
-            let stype = st.sock_types.get(&key).copied().unwrap_or(1);
-            let Some(f) = st.fd_table(tid).get_mut(&pend.fd) else {
-                return;
-            };
-            if let Some(p) = unix_path(tp) {
-                f.name = p;
-            } else if let Some(s) = tuple_str(tp) {
-                f.tag = l4_tag(&f.tag[..1], stype);
-                f.name = s;
-            }
-        }
-        "bind" => {
-            let res = params.first().map(|v| int(v)).unwrap_or(-1);
-            if res < 0 {
-                return;
-            }
-            let Some(a) = named(info, params, "addr") else {
-                return;
-            };
-            let key = (st.pid_of(tid), pend.fd);
-            let stype = st.sock_types.get(&key).copied().unwrap_or(1);
-            if let Some(f) = st.fd_table(tid).get_mut(&pend.fd) {
-                if let Some(s) = sockaddr_str(a) {
-                    if a.first() != Some(&1) {
-                        f.tag = l4_tag(&f.tag[..1], stype);
-                    }
-                    f.name = s;
-                }
-            }
-        }
-        "accept" => {
-            let fd = params.first().map(|v| int(v)).unwrap_or(-1);
-            if fd < 0 {
-                return;
-            }
-            let tp = named(info, params, "tuple").unwrap_or(&[]);
-            let (tag, name) = match tp.first() {
-                Some(2) => ("4t".to_string(), tuple_str(tp).unwrap_or_default()),
-                Some(10) => ("6t".to_string(), tuple_str(tp).unwrap_or_default()),
-                Some(1) => ("u".to_string(), unix_path(tp).unwrap_or_default()),
-                _ => ("o".to_string(), String::new()),
-            };
-            st.fd_table(tid).insert(
-                fd,
-                FdInfo {
-                    tag,
-                    name,
-                    cloexec: false,
-                },
-            );
-        }
-        "pipe" => {
-            for key in ["fd1", "fd2"] {
-                if let Some(v) = named(info, params, key) {
-                    let fd = int(v);
-                    if fd >= 0 {
-                        st.fd_table(tid).insert(
-                            fd,
-                            FdInfo {
-                                tag: "p".into(),
-                                ..FdInfo::default()
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        "eventfd" | "signalfd" | "timerfd_create" | "inotify_init" => {
-            let fd = params.first().map(|v| int(v)).unwrap_or(-1);
-            if fd >= 0 {
-                let tag = match name {
-                    "eventfd" => "e",
-                    "signalfd" => "s",
-                    "timerfd_create" => "t",
-                    _ => "i",
-                };
-                st.fd_table(tid).insert(
-                    fd,
-                    FdInfo {
-                        tag: tag.into(),
-                        ..FdInfo::default()
-                    },
-                );
-            }
-        }
-        "dup" | "fcntl" => {
-            let res = params.first().map(|v| int(v)).unwrap_or(-1);
-            if res < 0 || res == pend.fd {
-                return;
-            }
-            if name == "fcntl" && !matches!(pend.flags, 1 | 26) {
-                // Only F_DUPFD / F_DUPFD_CLOEXEC create descriptors (the
-                // enter's `cmd` is kept in `Pending::flags`).
-                return;
-            }
-            if let Some(f) = st.fd(tid, pend.fd).cloned() {
-                st.fd_table(tid).insert(res, f);
-            }
-        }
-        "close" => {
-            let res = params.first().map(|v| int(v)).unwrap_or(-1);
-            if res >= 0 {
-                st.fd_table(tid).remove(&pend.fd);
-            }
-        }
-        "chdir" => {
-            let res = params.first().map(|v| int(v)).unwrap_or(-1);
-            if res >= 0 {
-                if let Some(p) = named(info, params, "path") {
-                    let p = String::from_utf8_lossy(cstr(p)).into_owned();
-                    let cwd = cwd_of(st, tid);
-                    let mut full = resolve(&cwd, &p);
-                    if !full.ends_with('/') {
-                        full.push('/');
-                    }
-                    if let Some(t) = st.threads.get_mut(&tid) {
-                        t.cwd = full;
-                    }
-                }
-            }
-        }
-        "clone" | "fork" | "vfork" | "clone3" => clone_exit(st, tid, params, info),
-        "execve" | "execveat" => {
-            let res = params.first().map(|v| int(v)).unwrap_or(-1);
-            if res != 0 {
-                return;
-            }
-            let comm = named(info, params, "comm")
-                .or_else(|| named(info, params, "exe"))
-                .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
-                .unwrap_or_default();
-            let pid = named(info, params, "pid").map(int).unwrap_or(tid);
-            let cwd =
-                named(info, params, "cwd").map(|v| String::from_utf8_lossy(cstr(v)).into_owned());
-            let container = named(info, params, "cgroups").and_then(super::container_from_cgroups);
-            let t = st.threads.entry(tid).or_default();
-            t.comm = comm;
-            t.pid = pid;
-            if let Some(c) = cwd.filter(|c| !c.is_empty()) {
-                t.cwd = c;
-            }
-            if container.is_some() {
-                t.container = container;
-            }
-            // Descriptors opened close-on-exec are gone after exec.
-            st.fd_table(tid).retain(|_, f| !f.cloexec);
-        }
-        _ => {}
-    }
-}
-
-fn clone_exit(st: &mut State, tid: i64, params: &[&[u8]], info: &EventInfo) {
-    let res = params.first().map(|v| int(v)).unwrap_or(-1);
-    if res < 0 {
-        return;
-    }
-    let get = |n: &str| named(info, params, n);
-    let comm = get("comm")
-        .or_else(|| get("exe"))
-        .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
-        .unwrap_or_default();
-    let flags = get("flags").map(|v| uint(v) as u32).unwrap_or(0);
-    let is_thread = flags & (1 << 13) != 0;
-    let cwd = get("cwd")
-        .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
-        .unwrap_or_default();
-    let container = get("cgroups").and_then(super::container_from_cgroups);
-    let (child, parent_tid) = if res == 0 {
-        (tid, get("ptid").map(int).unwrap_or(-1))
-    } else {
-        (res, tid)
-    };
-    // Inside a pid namespace the parent sees the child's id in that
-    // namespace, not the global tid: then sysdig learns the child only from
-    // the child's own exit.
-    if res != 0 {
-        let in_ns = get("vtid").map(int).is_some_and(|v| v != tid);
-        if in_ns || st.threads.contains_key(&child) {
-            return;
-        }
-    }
-    let parent = st.threads.get(&parent_tid).cloned();
-    let pid = if res == 0 {
-        get("pid").map(int).unwrap_or(child)
-    } else if is_thread {
-        parent.as_ref().map(|p| p.pid).unwrap_or(parent_tid)
-    } else {
-        child
-    };
-    let parent_pid = parent.as_ref().map(|p| p.pid).unwrap_or(parent_tid);
-    if pid != parent_pid && !st.fds.contains_key(&pid) {
-        if let Some(tab) = st.fds.get(&parent_pid).cloned() {
-            st.fds.insert(pid, tab);
-        }
-    }
-    let container = container.or_else(|| parent.as_ref().and_then(|p| p.container.clone()));
-    st.threads.insert(
-        child,
-        Thread {
-            pid,
-            comm,
-            cwd: if cwd.is_empty() {
-                parent.map(|p| p.cwd).unwrap_or_default()
-            } else {
-                cwd
-            },
-            container,
-        },
-    );
-}
-
-fn json_id(j: &[u8]) -> Option<String> {
-    let s = std::str::from_utf8(cstr(j)).ok()?;
-    let i = s.find("\"id\":\"")? + 6;
-    let rest = &s[i..];
-    let end = rest.find('"')?;
-    Some(rest[..end].to_string())
 }
 
 /// How many bytes of a buffer sysdig shows before cutting it with `...`.
@@ -606,6 +210,10 @@ pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
         out.push('=');
         let p: &[u8] = p;
         match pi.ty {
+            // An address returned in an errno slot (mmap) prints in hex.
+            PType::Errno if pi.fmt == PFmt::Hex && int(p) >= 0 => {
+                let _ = write!(out, "{:X}", uint(p));
+            }
             PType::Errno => {
                 let v = int(p);
                 let _ = write!(out, "{v}");
@@ -676,6 +284,19 @@ pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
                     }
                 }
             }
+            PType::EnumFlags8 | PType::EnumFlags16 | PType::EnumFlags32 => {
+                let v = uint(p) as u32;
+                let _ = write!(out, "{v}");
+                let name = pi
+                    .table
+                    .and_then(names::flag_table)
+                    .and_then(|t| t.iter().find(|&&(_, fv)| fv == v));
+                if let Some((n, _)) = name {
+                    let _ = write!(out, "({n})");
+                }
+            }
+            PType::Ipv4Addr if p.len() == 4 => out.push_str(&ipv4(p)),
+            PType::Ipv6Addr if p.len() == 16 => out.push_str(&ipv6(p)),
             PType::SigType => {
                 let v = uint(p);
                 let _ = write!(out, "{v}");
@@ -765,7 +386,11 @@ pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
                     }
                 }
             }
-            PType::SyscallId | PType::CharBufArray | PType::CharBufPairArray => {
+            PType::SyscallId
+            | PType::CharBufArray
+            | PType::CharBufPairArray
+            | PType::Ipv4Addr
+            | PType::Ipv6Addr => {
                 push_bytebuf(out, p);
             }
         }
@@ -782,26 +407,70 @@ fn octal(v: u32) -> String {
 
 /// One `sysdig -r` default line (with its newline):
 /// `num HH:MM:SS.nnnnnnnnn cpu proc (tid) dir type info`.
+///
+/// Exactly one line per event: control characters in the process name and
+/// the parameters (a newline in a file name, a form feed in a thread name)
+/// are written as `\xNN`.
 pub fn sysdig_line(ev: &ScapEvent<'_>, info: &str, line: &mut String) {
     let day = ev.ts_ns % 86_400_000_000_000;
     let secs = day / 1_000_000_000;
     let _ = write!(
         line,
-        "{} {:02}:{:02}:{:02}.{:09} {} {} ({}) {} {} ",
+        "{} {:02}:{:02}:{:02}.{:09} {} ",
         ev.num,
         secs / 3600,
         secs / 60 % 60,
         secs % 60,
         day % 1_000_000_000,
         ev.cpu,
-        ev.process(),
-        ev.tid,
-        ev.dir.as_char(),
-        ev.name
     );
+    push_controls_escaped(line, ev.process());
+    let _ = write!(line, " ({}) {} {} ", ev.tid, ev.dir.as_char(), ev.name);
     if !info.is_empty() {
-        line.push_str(info);
+        push_controls_escaped(line, info);
         line.push(' ');
     }
     line.push('\n');
+}
+
+/// Appends `s` with its control characters escaped as `\xNN` (the form
+/// [`crate::escape`] uses), spaces and everything else as they are: the
+/// line keeps `sysdig -r`'s shape and stays one line.
+pub fn push_controls_escaped(out: &mut String, s: &str) {
+    // Fast byte scan: C0 controls and DEL are single bytes, C1 controls
+    // (U+0080..U+009F) start with 0xC2; decode chars only when one may be
+    // there. Branch-free over 32-byte chunks so the compiler vectorises it.
+    let maybe = |c: &[u8]| {
+        c.iter()
+            .fold(false, |m, &b| m | (b < 0x20) | (b == 0x7f) | (b == 0xc2))
+    };
+    if !s.as_bytes().chunks(32).any(maybe) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_controls_escaped;
+
+    #[test]
+    fn control_characters_are_escaped_on_one_line() {
+        let mut s = String::new();
+        push_controls_escaped(&mut s, "a b\nc\td\x0ce\x7f\u{85}é\\");
+        assert_eq!(s, "a b\\x0ac\\x09d\\x0ce\\x7f\\xc2\\x85é\\");
+        s.clear();
+        push_controls_escaped(&mut s, "/etc/passwd");
+        assert_eq!(s, "/etc/passwd");
+    }
 }

@@ -2,15 +2,21 @@
 //! gzip-compressed), without the sysdig binary.
 //!
 //! Layers: [`block`] splits the stream into blocks, this module decodes the
-//! metadata blocks (processes, file descriptors) and the event blocks, keeps
-//! the little state sysdig needs to print an event the way `sysdig -r` does
-//! (thread names, fd names), and [`format`] renders `evt.info`.
+//! metadata blocks (processes, file descriptors) and the event blocks with
+//! the [`event_table`] (generated from falcosecurity/libs into
+//! `events_gen.rs`), `state` keeps the little state sysdig needs to print an
+//! event the way `sysdig -r` does (thread names, fd tables), [`format`](mod@format)
+//! renders `evt.info` and [`params`] the typed parameters; `container`
+//! applies `--container`.
 
 pub mod block;
+mod container;
 pub mod event_table;
+mod events_gen;
 pub mod format;
 pub mod names;
 pub mod params;
+mod state;
 
 // Thread and fd tables are looked up several times per event: FxHash, not SipHash.
 use rustc_hash::FxHashMap as HashMap;
@@ -22,6 +28,7 @@ use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 use crate::source::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 
 use block::{BlockReader, Cur};
+use container::ContainerFilter;
 use event_table::EventInfo;
 
 /// A thread as sysdig knows it.
@@ -30,7 +37,7 @@ pub struct Thread {
     pub pid: i64,
     pub comm: String,
     pub cwd: String,
-    /// Short (12 hex chars) container id from the cgroups, if any.
+    /// Full (64 hex chars) container id from the cgroups, if any.
     pub container: Option<String>,
 }
 
@@ -52,7 +59,7 @@ pub struct State {
     /// Socket type (SOCK_STREAM, ...) by (pid, fd), for the l4 tag.
     pub sock_types: HashMap<(i64, i64), u32>,
     /// What each thread's last enter event said, for its exit.
-    pub pending: HashMap<i64, format::Pending>,
+    pub(crate) pending: HashMap<i64, state::Pending>,
     /// User names by uid and group names by gid (user list block).
     pub users: HashMap<u32, String>,
     pub groups: HashMap<u32, String>,
@@ -304,7 +311,7 @@ pub fn read_stream(
                                 continue;
                             }
                         };
-                        format::update_state(&mut state, raw.tid, raw.ty, &params, info);
+                        state::update_state(&mut state, raw.tid, raw.ty, &params, info);
                         let name = event_name(raw.ty, info, &params);
                         let ev = ScapEvent {
                             num,
@@ -345,12 +352,9 @@ fn event_name(ty: u16, info: &'static EventInfo, params: &[&[u8]]) -> &'static s
         let id = params
             .first()
             .filter(|p| p.len() >= 2)
-            .map(|p| u16::from_le_bytes([p[0], p[1]]) as usize)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
             .unwrap_or(0);
-        return event_table::SYSCALLS
-            .get(id)
-            .copied()
-            .unwrap_or("<unknown>");
+        return event_table::syscall_name(id);
     }
     info.name
 }
@@ -421,17 +425,19 @@ fn split_params<'a>(
     let n = match nparams {
         Some(n) => n as usize,
         None => {
-            let mut found = None;
-            for n in (0..=info.params.len()).rev() {
-                if n * lw > payload.len() {
-                    continue;
-                }
-                let mut total = n * lw;
-                for i in 0..n {
-                    total += read_len(i).unwrap_or(usize::MAX / 4);
-                }
-                if total == payload.len() {
-                    found = Some(n);
+            // n parameters fit when their length words and values fill the
+            // payload exactly. That total only grows with n, so at most one
+            // n fits: walk up until it is reached or passed.
+            let mut found = payload.is_empty().then_some(0);
+            let mut values = 0usize;
+            for n in 1..=info.params.len() {
+                let Some(l) = read_len(n - 1) else { break };
+                values = values.saturating_add(l);
+                let total = (n * lw).saturating_add(values);
+                if total >= payload.len() {
+                    if total == payload.len() {
+                        found = Some(n);
+                    }
                     break;
                 }
             }
@@ -459,13 +465,14 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Short container id from a cgroup list: the first 12 hex chars of a 64-hex
-/// id in a docker / containerd / cri-o path, as sysdig's `container.id`.
+/// Container id from a cgroup list: the 64-hex id in a docker / containerd /
+/// cri-o path, in full (sysdig's `container.id` is its first 12 chars), so
+/// that `--container` can take the whole id as well as a prefix.
 pub fn container_from_cgroups(cg: &[u8]) -> Option<String> {
     let s = String::from_utf8_lossy(cg);
     for part in s.split(['\0', '/', ':', '\n', '.', '-']) {
         if part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Some(part[..12].to_string());
+            return Some(part.to_ascii_lowercase());
         }
     }
     None
@@ -693,18 +700,18 @@ impl EventSource for ScapSource {
         let mut info = String::new();
         let mut param_bufs = params::ParamBufs::default();
         let mut filtered = 0u64;
+        let mut by_container = options.container.as_deref().map(ContainerFilter::new);
+        let path = &self.info.path;
+        let filter_error = |why: String| SourceError::new(path, Position::Whole, why);
         let mut stats = self.for_each_raw(&mut |ev| {
             // Not system calls: left out of the pipeline (compat's noise
             // filter drops the container ones too, by their JSON text).
-            if event_table::is_internal(ev.ty)
-                || event_table::is_container_metadata(ev.ty)
-                || ev.ts_ns == 0
-            {
+            if event_table::is_internal(ev.ty) || event_table::is_metadata(ev.ty) || ev.ts_ns == 0 {
                 filtered += 1;
                 return Ok(());
             }
-            if let Some(want) = options.container.as_deref() {
-                if !ev.container().is_some_and(|c| c.starts_with(want)) {
+            if let Some(f) = by_container.as_mut() {
+                if !f.keep(ev.container()).map_err(filter_error)? {
                     filtered += 1;
                     return Ok(());
                 }
@@ -740,6 +747,9 @@ impl EventSource for ScapSource {
             };
             sink(&e)
         })?;
+        if let Some(f) = by_container {
+            f.finish().map_err(filter_error)?;
+        }
         stats.events -= filtered;
         stats.filtered += filtered;
         Ok(stats)
@@ -749,10 +759,32 @@ impl EventSource for ScapSource {
 /// Output formats of [`dump`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DumpFormat {
-    /// Lines like `sysdig -r FILE`.
+    /// Lines like `sysdig -r FILE`, one event per line.
     Sysdig,
     /// One JSON object per line.
     Json,
+}
+
+/// What [`dump`] prints.
+#[derive(Clone, Debug)]
+pub struct DumpOptions {
+    pub format: DumpFormat,
+    /// Keep only the events of threads in that container (full id or a
+    /// unique prefix), as `ReadOptions::container` does for the pipeline.
+    pub container: Option<String>,
+    /// Also print what `sysdig -r` leaves out: internal events and the
+    /// container metadata events stamped with time 0.
+    pub all_events: bool,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            format: DumpFormat::Sysdig,
+            container: None,
+            all_events: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -761,14 +793,10 @@ pub struct DumpStats {
     pub read: ReadStats,
 }
 
-/// Writes every event of a capture in the chosen format.
-///
-/// `container`: keep only the events of threads in that container (id
-/// prefix), as `ReadOptions::container` does for the pipeline.
+/// Writes the events of a capture in the chosen format.
 pub fn dump(
     path: impl AsRef<Path>,
-    format: DumpFormat,
-    container: Option<&str>,
+    options: &DumpOptions,
     out: &mut dyn Write,
 ) -> Result<DumpStats, SourceError> {
     let path = path.as_ref();
@@ -776,19 +804,25 @@ pub fn dump(
     let mut line = String::new();
     let mut info = String::new();
     let mut n = 0u64;
+    let mut by_container = options.container.as_deref().map(ContainerFilter::new);
+    let filter_error = |why: String| SourceError::new(path, Position::Whole, why);
     let read = src.for_each_raw(&mut |ev| {
-        if event_table::is_internal(ev.ty) {
+        // `sysdig -r` hides internal events, and container metadata that
+        // carries no time (it describes the capture, it did not happen).
+        let hidden = event_table::is_internal(ev.ty)
+            || (ev.ts_ns == 0 && event_table::is_container_metadata(ev.ty));
+        if hidden && !options.all_events {
             return Ok(());
         }
-        if let Some(want) = container {
-            if !ev.container().is_some_and(|c| c.starts_with(want)) {
+        if let Some(f) = by_container.as_mut() {
+            if !f.keep(ev.container()).map_err(filter_error)? {
                 return Ok(());
             }
         }
         line.clear();
         info.clear();
         ev.format_info(&mut info);
-        match format {
+        match options.format {
             DumpFormat::Sysdig => format::sysdig_line(ev, &info, &mut line),
             DumpFormat::Json => {
                 let v = serde_json::json!({
@@ -810,5 +844,8 @@ pub fn dump(
         out.write_all(line.as_bytes())
             .map_err(|e| SourceError::io(path, Position::Whole, &e))
     })?;
+    if let Some(f) = by_container {
+        f.finish().map_err(filter_error)?;
+    }
     Ok(DumpStats { events: n, read })
 }
