@@ -51,6 +51,7 @@ fn monitor_follows_a_restarted_container() {
             duration: Some(Duration::from_secs(4)),
             exploit_at: None,
             marker_file: None,
+            force: false,
         },
         &mut |_| {},
     )
@@ -91,6 +92,7 @@ fn monitor_follows_a_restarted_container() {
                 model_dir: model,
                 theta: 1.0,
                 alerts: None,
+                alerts_follow_symlink: false,
                 metrics: None,
                 duration: Some(Duration::from_secs(40)),
             },
