@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Trains and evaluates chids on every scenario recorded under OUT (default
-# lab/out): a modern model, a --compat model and, when this chids has it,
-# a STIDE baseline (`chids baseline --detector stide`). Writes per scenario
+# lab/out): a modern model, a --compat model and a STIDE baseline, each on
+# training/ with its operating threshold set from validation/ (normal data
+# only; attack recordings play no part in choosing it). Writes per scenario
 # and detector OUT/results/<scenario>/<detector>.json (chids evaluate
-# --json) and the summary table OUT/results/summary.md.
+# --json, at the operating point) and the summary table
+# OUT/results/summary.md.
 # usage: lab/evaluate-all.sh [SCENARIO...]
 # knobs: OUT, CHIDS (default target/release/chids), EPOCHS, TRAIN_SEED
 set -euo pipefail
@@ -20,8 +22,7 @@ if [ ${#scen[@]} -eq 0 ]; then
 	for d in "$OUT"/*/training; do [ -d "$d" ] && scen+=("$(basename "$(dirname "$d")")"); done
 fi
 [ ${#scen[@]} -gt 0 ] || die "no scenario folders (with training/) in $OUT"
-detectors=(modern compat)
-"$CHIDS" baseline --help 2>/dev/null | grep -q -- '--detector' && detectors+=(stide)
+detectors=(modern compat stide)
 report=0
 "$CHIDS" evaluate --help 2>/dev/null | grep -q -- '--report' && report=1
 epochs=()
@@ -42,7 +43,9 @@ for s in "${scen[@]}"; do
 		stide) args=(--detector stide) ;;
 		esac
 		echo "== $s: $det" >&2
-		"$CHIDS" baseline --td "$base/training" --od "$model" --seed "$TRAIN_SEED" "${epochs[@]}" "${args[@]}" \
+		val=()
+		[ -n "$(find "$base/validation" -name '*.zip' -print -quit 2>/dev/null)" ] && val=(--vd "$base/validation")
+		"$CHIDS" baseline --td "$base/training" "${val[@]}" --od "$model" --seed "$TRAIN_SEED" "${epochs[@]}" "${args[@]}" \
 			>"$RES/$s/$det.baseline.txt" 2>&1 || { cat "$RES/$s/$det.baseline.txt" >&2; die "$s: $det baseline failed"; }
 		rep=()
 		[ "$report" = 1 ] && rep=(--report "$RES/$s/$det-report")

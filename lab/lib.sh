@@ -7,6 +7,11 @@
 #                     until the recorder exits (loop bounds: $LOAD_MAX
 #                     iterations and the deadline $REC_END, epoch seconds)
 #   lab_attack        the attack (every command bounded by `timeout`)
+#   lab_housekeeping  (optional) prints a POSIX sh snippet: one round of the
+#                     container's own periodic job (log rotation, cleanup,
+#                     DNS lookups, package-cache reads ...); record_one runs
+#                     it inside the sandbox every HOUSEKEEPING_EVERY seconds
+#                     in every recording, normal and attack alike
 #   lab_cleanup       on exit (optional)
 # then calls `lab_main`.
 #
@@ -36,8 +41,9 @@ calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
 if [ -n "${SMALL:-}" ] && [ "${SMALL}" != 0 ]; then
 	: "${N_TRAIN:=2}" "${N_VAL:=1}" "${N_NORMAL:=1}" "${N_ATTACK:=1}" "${DURATION:=6}"
 else
-	: "${N_TRAIN:=6}" "${N_VAL:=2}" "${N_NORMAL:=4}" "${N_ATTACK:=4}" "${DURATION:=10}"
+	: "${N_TRAIN:=6}" "${N_VAL:=4}" "${N_NORMAL:=10}" "${N_ATTACK:=4}" "${DURATION:=10}"
 fi
+HOUSEKEEPING_EVERY=${HOUSEKEEPING_EVERY:-2}
 SEED=${SEED:-1}
 OUT=${OUT:-$LAB/out}
 # The server's files (configs, site, home folders) live at a fixed path, so
@@ -51,6 +57,7 @@ SANDBOX_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 PY=/usr/bin/python3
 REC_PID=""
 LOAD_PID=""
+JOB_PID=""
 WORK=""
 
 lab_check_common() {
@@ -156,6 +163,7 @@ attack_fraction() {
 lab_on_exit() {
 	set +e
 	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
+	[ -n "$JOB_PID" ] && kill "$JOB_PID" 2>/dev/null
 	if [ -n "$REC_PID" ] && kill -0 "$REC_PID" 2>/dev/null; then
 		kill -TERM "$REC_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$REC_PID" 2>/dev/null || break; sleep 0.1; done
@@ -163,6 +171,41 @@ lab_on_exit() {
 	fi
 	declare -F lab_cleanup >/dev/null && lab_cleanup
 	[ -n "$WORK" ] && rm -rf "$WORK"
+}
+
+# start_housekeeping NAME: the scenario's periodic job, inside the sandbox
+# (one process started once, as a container's own cron would be), until
+# the recording ends.
+start_housekeeping() {
+	declare -F lab_housekeeping >/dev/null || return 0
+	local round secs
+	round=$(lab_housekeeping)
+	secs=$(awk "BEGIN { print int($REC_END - $(now)) + 1 }")
+	in_sandbox_bounded "$secs" /bin/sh -c "
+		end=\$(( \$(date +%s) + $secs )); i=0
+		while [ \$(date +%s) -lt \$end ]; do
+			i=\$((i + 1))
+			$round
+			sleep $HOUSEKEEPING_EVERY
+		done" >"$WORK/housekeeping-$1.log" 2>&1 &
+	JOB_PID=$!
+}
+
+# One round of the usual housekeeping of a Debian server, as POSIX sh (`$i`
+# is the round): resolve names (nsswitch, hosts, resolv.conf), read the
+# package database, write and remove a job file named by a random hash in
+# /tmp, and every second round rotate the logs with ROTATE.
+# usage: common_housekeeping PACKAGE ROTATE
+common_housekeeping() {
+	local pkg=$1 rotate=$2
+	cat <<EOF
+getent hosts localhost >/dev/null
+timeout 1 getent hosts chids-lab-db >/dev/null || true
+dpkg-query -W -f='\${Version}' $pkg >/dev/null 2>&1 || true
+f=/tmp/job-\$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+date >"\$f"; cat "\$f" >/dev/null; rm -f "\$f"
+if [ \$((i % 2)) -eq 0 ]; then $rotate; fi
+EOF
 }
 
 # record_one DIR NAME ATTACK(0|1)
@@ -187,6 +230,7 @@ record_one() {
 	LOAD_MAX=$((DURATION * 50))
 	lab_normal_load >"$WORK/load-$name.log" 2>&1 &
 	LOAD_PID=$!
+	start_housekeeping "$name"
 	local at=""
 	if [ "$attack" = 1 ]; then
 		local frac wait_s
@@ -207,6 +251,11 @@ record_one() {
 	REC_PID=""
 	wait "$LOAD_PID" 2>/dev/null || true
 	LOAD_PID=""
+	if [ -n "$JOB_PID" ]; then
+		kill "$JOB_PID" 2>/dev/null || true
+		wait "$JOB_PID" 2>/dev/null || true
+		JOB_PID=""
+	fi
 	grep -q ' events in ' "$reclog" && [ -s "$zip" ] || {
 		cat "$reclog" >&2
 		die "$name: recording failed"

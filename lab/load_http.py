@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Bounded HTTP client load for the lab: GETs random paths from a list
 against 127.0.0.1:PORT until a deadline or a request count, pausing between
-requests. Errors are counted, not fatal (the server stops at the end of the
-recording)."""
+requests. A path written `POST:/upload` uploads a random file (1-64 KiB,
+multipart/form-data field `file`) there instead. Errors are counted, not
+fatal (the server stops at the end of the recording)."""
 import argparse
 import http.client
 import random
@@ -25,7 +26,16 @@ for _ in range(a.max):
     path = rng.choice(a.paths)
     try:
         c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=2)
-        c.request("GET", path)
+        if path.startswith("POST:"):
+            boundary = "chidslab%016x" % rng.getrandbits(64)
+            data = rng.randbytes(rng.randint(1024, 65536))
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                    f"filename=\"photo.jpg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+            c.request("POST", path[5:], body,
+                      {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        else:
+            c.request("GET", path)
         c.getresponse().read()
         c.close()
         ok += 1

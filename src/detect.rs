@@ -3,9 +3,71 @@
 
 use serde::Serialize;
 
+use crate::args::Mode;
 use crate::event::Event;
 use crate::features::{FeatureStream, WindowFeatures};
 use crate::model::Bundle;
+
+/// Windows with fewer events than this are not evidence (modern mode).
+pub const MIN_EVIDENCE_EVENTS: usize = 10;
+
+/// Which windows count as evidence. In modern mode every window except:
+/// a recording's first (start-up, or cut where capture began); its last
+/// when it is partial (fewer events than half the recording's median
+/// window: capture stopped inside it); and windows of fewer than
+/// [`MIN_EVIDENCE_EVENTS`] events, whose few calls make the USI and UAI
+/// ratios of tiny denominators. Windows that are not evidence are scored
+/// and shown, but neither raise an alarm nor set the operating threshold.
+/// Compat mode counts every window, as the reference does.
+pub fn evidence(mode: Mode, windows: &[WindowFeatures]) -> Vec<bool> {
+    let mut sizes: Vec<usize> = windows
+        .iter()
+        .map(|w| w.events)
+        .filter(|&n| n > 0)
+        .collect();
+    sizes.sort_unstable();
+    let median = sizes.get(sizes.len() / 2).copied().unwrap_or(0);
+    let n = windows.len();
+    windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let partial_last = i + 1 == n && w.events * 2 < median;
+            window_is_evidence(mode, w, i == 0, partial_last)
+        })
+        .collect()
+}
+
+/// [`evidence`] for one window, knowing whether it is the first and
+/// whether it is a partial last one.
+pub fn window_is_evidence(mode: Mode, w: &WindowFeatures, first: bool, partial_last: bool) -> bool {
+    match mode {
+        Mode::Compat => true,
+        Mode::Modern => !first && !partial_last && w.events >= MIN_EVIDENCE_EVENTS,
+    }
+}
+
+/// The threshold alarms use: `threshold` when given, else `theta` × the
+/// largest training error, else the bundle's operating threshold (θ 1.0
+/// for bundles without one). Errors name the flag.
+pub fn choose_threshold(
+    bundle: &Bundle,
+    theta: Option<f64>,
+    threshold: Option<f64>,
+) -> Result<f64, String> {
+    match (theta, threshold) {
+        (Some(_), Some(_)) => Err("give --theta or --threshold, not both".into()),
+        (_, Some(t)) if !(t.is_finite() && t >= 0.0) => {
+            Err(format!("--threshold {t}: must be a non-negative number"))
+        }
+        (_, Some(t)) => Ok(t),
+        (Some(t), _) if !(t.is_finite() && t > 0.0) => {
+            Err(format!("--theta {t}: must be a positive number"))
+        }
+        (Some(t), _) => Ok(bundle.threshold(t)),
+        (None, None) => Ok(bundle.operating_threshold()),
+    }
+}
 
 /// A scored window.
 #[derive(Clone, Debug, Serialize)]
@@ -15,6 +77,9 @@ pub struct ScoredWindow {
     /// Reconstruction error; `None` for an empty window.
     pub error: Option<f64>,
     pub threshold: f64,
+    /// Whether the window counts as evidence (see [`evidence`]); a window
+    /// that is not is never anomalous.
+    pub evidence: bool,
     pub anomalous: bool,
 }
 
@@ -31,12 +96,12 @@ pub struct StreamDetector<'b> {
 }
 
 impl<'b> StreamDetector<'b> {
-    /// `theta` picks the threshold (theta × the largest training error).
-    pub fn new(bundle: &'b Bundle, theta: f64) -> Self {
+    /// Alarms above `threshold` (e.g. [`Bundle::operating_threshold`]).
+    pub fn new(bundle: &'b Bundle, threshold: f64) -> Self {
         StreamDetector {
             bundle,
             stream: FeatureStream::live(bundle.settings, Some(&bundle.elements), true),
-            threshold: bundle.threshold(theta),
+            threshold,
         }
     }
 
@@ -66,7 +131,8 @@ impl<'b> StreamDetector<'b> {
             .advance_to(now_ns, &mut |w| emit(score(bundle, threshold, w)));
     }
 
-    /// Ends the stream, flushing the open windows.
+    /// Ends the stream, flushing the open windows. A live stream has no
+    /// median to call a window partial by: the minimum-events rule decides.
     pub fn finish(self, emit: &mut impl FnMut(ScoredWindow)) {
         let (bundle, threshold) = (self.bundle, self.threshold);
         let _ = self
@@ -75,12 +141,15 @@ impl<'b> StreamDetector<'b> {
     }
 }
 
+/// Scores a live window (the stream's first window has index 0).
 fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> ScoredWindow {
     let error = window_error(bundle, &features);
+    let evidence = window_is_evidence(bundle.settings.mode, &features, features.index == 0, false);
     ScoredWindow {
-        anomalous: error.is_some_and(|e| e > threshold),
+        anomalous: evidence && error.is_some_and(|e| e > threshold),
         features,
         error,
         threshold,
+        evidence,
     }
 }

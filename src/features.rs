@@ -23,9 +23,10 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{normalize_endpoint, normalize_path, Mode, RawArg};
+use crate::args::{normalize_endpoint, normalize_path, ArgKind, Mode, RawArg};
 use crate::cache::BoundedCache;
 use crate::event::Event;
+use crate::patterns::{covering, looks_generated, PathPattern, RecordingArgs};
 use crate::ssg::{label_by_id, AnomalyVector, Labelled, Seen, WindowEvent, WindowGraph, NO_ARG};
 use crate::window::{
     Bucket, Closed, TooManyWindows, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING,
@@ -78,6 +79,9 @@ pub struct TrainingElements {
     pub seen_syscalls: BTreeSet<String>,
     pub seen_args: BTreeSet<String>,
     pub max_freq: u64,
+    /// Path positions of one-off names (modern mode; see [`crate::patterns`]).
+    #[serde(default)]
+    pub patterns: Vec<PathPattern>,
 }
 
 /// String ↔ id table.
@@ -129,6 +133,9 @@ struct Symbols {
     /// Keys unseen names; random per stream so that no input can make two
     /// names collide on purpose.
     hasher: std::collections::hash_map::RandomState,
+    /// Training only: argument ids some raw path with a generated-looking
+    /// name normalised to (evidence for [`crate::patterns::learn`]).
+    generated: rustc_hash::FxHashSet<u32>,
 }
 
 impl Default for Symbols {
@@ -139,6 +146,7 @@ impl Default for Symbols {
             unseen_nodes: BoundedCache::new(CACHE_ENTRIES, CACHE_BYTES),
             raw_args: BoundedCache::new(CACHE_ENTRIES, CACHE_BYTES),
             hasher: Default::default(),
+            generated: Default::default(),
         }
     }
 }
@@ -151,6 +159,7 @@ impl Symbols {
             seen_syscalls: self.nodes.names.iter().map(|s| s.to_string()).collect(),
             seen_args: self.args.names.iter().map(|s| s.to_string()).collect(),
             max_freq,
+            patterns: Vec::new(),
         }
     }
 
@@ -180,6 +189,11 @@ impl Symbols {
             return found.clone();
         }
         let found = self.normalized_arg(&normalize_path(raw), baseline);
+        if let (None, ArgRef::Known(id)) = (baseline, &found) {
+            if looks_generated(raw) {
+                self.generated.insert(*id);
+            }
+        }
         self.raw_args.insert(raw.into(), found.clone());
         found
     }
@@ -439,6 +453,19 @@ impl<'b> FeatureStream<'b> {
                     Some(sym.normalized_arg(&self.scratch, baseline))
                 }
                 None => None,
+            };
+            // A file access under a learned pattern is seen, as the
+            // pattern's node; running a program from there is not.
+            let found = match found {
+                Some(ArgRef::Unseen { ref name, .. })
+                    if matches!(kind, ArgKind::Open | ArgKind::Stat) =>
+                {
+                    match baseline.and_then(|b| covering(&b.patterns, name)) {
+                        Some(p) => Some(ArgRef::Known(sym.args.intern(&p.pattern))),
+                        None => found,
+                    }
+                }
+                other => other,
             };
             match found {
                 Some(ArgRef::Known(id)) => arg = id,
@@ -701,6 +728,20 @@ impl Seen for SeenIds {
 }
 
 impl EncodedRecording {
+    /// What pattern learning needs from this recording: its arguments, and
+    /// those that a raw path with a generated-looking name became.
+    pub fn pattern_evidence(&self) -> RecordingArgs {
+        let sym = &self.symbols;
+        RecordingArgs {
+            args: self.elements.seen_args.clone(),
+            generated: sym
+                .generated
+                .iter()
+                .map(|&id| sym.args.name(id).to_string())
+                .collect(),
+        }
+    }
+
     /// Scores the kept windows against `baseline`; `None` if they were not kept.
     pub fn features(&mut self, baseline: &TrainingElements) -> Option<Vec<WindowFeatures>> {
         let kept = self.kept.as_ref()?;
@@ -778,6 +819,7 @@ mod tests {
             seen_syscalls: ["stat".to_string()].into(),
             seen_args: ["/etc".to_string()].into(),
             max_freq: 10,
+            patterns: Vec::new(),
         };
         let settings = Settings::default();
         let mut stream = FeatureStream::live(settings, Some(&baseline), true);

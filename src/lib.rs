@@ -8,6 +8,7 @@
 
 pub mod args;
 pub(crate) mod cache;
+pub mod calibrate;
 pub mod detect;
 pub mod escape;
 pub mod eval;
@@ -17,6 +18,7 @@ pub mod features;
 pub mod live;
 pub mod model;
 mod output;
+pub mod patterns;
 pub mod source;
 pub mod ssg;
 pub mod stide;

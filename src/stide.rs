@@ -119,6 +119,9 @@ pub struct StideModel {
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: StideTrainingInfo,
+    /// The threshold alarms use by default (see `crate::calibrate`).
+    pub operating_threshold: Option<f64>,
+    pub calibration: Option<crate::calibrate::Calibration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +150,10 @@ struct StideBaselineFile {
     thetas: Vec<f64>,
     thresholds: Vec<f64>,
     training: StideTrainingInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operating_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calibration: Option<crate::calibrate::Calibration>,
 }
 
 impl StideBaselineFile {
@@ -262,6 +269,8 @@ fn collect_sequences(
 pub struct StideTrained {
     pub model: StideModel,
     pub warnings: Vec<String>,
+    /// The held-out recordings' scores (normal data the database lacks).
+    pub held_out_scores: Vec<ScoredRecording>,
 }
 
 /// Builds the database from all but the held-out recordings, then sets the
@@ -357,6 +366,8 @@ pub fn train(
             sequences: 0,
             max_score: 0.0,
         },
+        operating_threshold: None,
+        calibration: None,
     };
     model.training.sequences = model.sequences.len() as u64;
     let held_refs: Vec<&dyn EventSource> =
@@ -364,11 +375,15 @@ pub fn train(
     let scored = score_refs(&held_refs, &model, read, "stide: thresholds", progress)?;
     let max_score = scored
         .iter()
-        .filter_map(|r| r.max_error())
+        .flat_map(|r| r.errors.iter().flatten().copied())
         .fold(0.0f64, f64::max);
     model.training.max_score = max_score;
     model.thresholds = thetas.iter().map(|t| t * max_score).collect();
-    Ok(StideTrained { model, warnings })
+    Ok(StideTrained {
+        model,
+        warnings,
+        held_out_scores: scored,
+    })
 }
 
 impl StideModel {
@@ -453,6 +468,7 @@ impl StideModel {
             info: source.info().clone(),
             warnings: read_warnings(source, &stats, &wstats, !features.is_empty()),
             events: stats.events,
+            evidence: crate::detect::evidence(settings.mode, &features),
             out_of_order: wstats.out_of_order(),
             windows: features,
             errors,
@@ -469,6 +485,12 @@ impl StideModel {
     ) -> Result<Vec<ScoredRecording>, SourceError> {
         let refs: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
         score_refs(&refs, self, read, stage, progress)
+    }
+
+    /// The default threshold: the calibrated one, or θ 1.0 without one.
+    pub fn operating_threshold(&self) -> f64 {
+        self.operating_threshold
+            .unwrap_or_else(|| self.threshold(1.0))
     }
 
     /// The threshold for `theta`: the stored one when theta is in the grid,
@@ -505,6 +527,8 @@ impl StideModel {
             thetas: self.thetas.clone(),
             thresholds: self.thresholds.clone(),
             training: self.training.clone(),
+            operating_threshold: self.operating_threshold,
+            calibration: self.calibration.clone(),
         };
         let json_path = dir.join(BASELINE_FILE);
         let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
@@ -568,6 +592,8 @@ impl StideModel {
             thetas: file.thetas,
             thresholds: file.thresholds,
             training: file.training,
+            operating_threshold: file.operating_threshold.filter(|t| t.is_finite()),
+            calibration: file.calibration,
         })
     }
 }
@@ -672,6 +698,8 @@ mod tests {
                 sequences: 0,
                 max_score: 0.0,
             },
+            operating_threshold: None,
+            calibration: None,
         }
     }
 

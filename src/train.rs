@@ -138,15 +138,107 @@ pub fn read_warnings(
     out
 }
 
-/// Trains a baseline on `recordings`.
+/// Trains a baseline on `recordings` (no operating threshold; see
+/// [`train_calibrated`]).
 pub fn train(
     recordings: &[Box<dyn EventSource>],
     options: &TrainOptions,
     progress: &Progress<'_>,
 ) -> Result<Trained, TrainError> {
+    let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    train_refs(&recordings, options, progress)
+}
+
+/// Trains a baseline and sets its operating threshold for a false-alarm
+/// budget (alarm windows per hour of normal activity) from normal data the
+/// model did not learn from: `validation` when given; else, in modern
+/// mode, whole training recordings held out by seed
+/// ([`crate::calibrate::held_out`]), never windows of one recording. Compat
+/// mode trains on every training recording, as the reference does, and
+/// without validation calibrates on them (in-sample, optimistic).
+pub fn train_calibrated(
+    recordings: &[Box<dyn EventSource>],
+    validation: Option<&[Box<dyn EventSource>]>,
+    options: &TrainOptions,
+    budget_per_hour: f64,
+    progress: &Progress<'_>,
+) -> Result<Trained, TrainError> {
+    let all: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    let held = match (validation, options.settings.mode) {
+        (None, crate::args::Mode::Modern) => {
+            crate::calibrate::held_out(all.len(), options.model.seed)
+        }
+        _ => Vec::new(),
+    };
+    let (fit, kept): (Vec<_>, Vec<_>) =
+        all.iter().enumerate().partition(|(i, _)| !held.contains(i));
+    let fit: Vec<&dyn EventSource> = fit.into_iter().map(|(_, &r)| r).collect();
+    let kept: Vec<&dyn EventSource> = kept.into_iter().map(|(_, &r)| r).collect();
+    let mut trained = train_refs(&fit, options, progress)?;
+    let (source, calib): (&str, Vec<&dyn EventSource>) = match validation {
+        Some(v) => ("validation", v.iter().map(|r| r.as_ref()).collect()),
+        None if !kept.is_empty() => ("held-out training", kept),
+        None => ("training", fit),
+    };
+    // Never alarm on a window like any training window (theta 1.0).
+    let floor = trained.bundle.training.max_error;
+    let warnings = set_operating_threshold(
+        &mut trained.bundle,
+        &calib,
+        source,
+        budget_per_hour,
+        floor,
+        &options.read,
+        progress,
+    )?;
+    trained.warnings.extend(warnings);
+    Ok(trained)
+}
+
+/// Scores `recordings` (normal) with the bundle and sets its operating
+/// threshold from them, never below `floor`. Returns warnings (too few
+/// windows).
+pub fn set_operating_threshold(
+    bundle: &mut Bundle,
+    recordings: &[&dyn EventSource],
+    source: &str,
+    budget_per_hour: f64,
+    floor: f64,
+    read: &ReadOptions,
+    progress: &Progress<'_>,
+) -> Result<Vec<String>, SourceError> {
+    let scored = map_recordings(recordings, "calibration", progress, |r| {
+        crate::eval::score_one(r, bundle, read, false)
+    })?;
+    let (threshold, calibration) = crate::eval::calibrate_scored(
+        &scored,
+        source,
+        bundle.settings.window_ns,
+        budget_per_hour,
+        floor,
+    );
+    let mut warnings: Vec<String> = scored.iter().flat_map(|r| r.warnings.clone()).collect();
+    if (calibration.windows as usize) < crate::calibrate::MIN_WINDOWS {
+        warnings.push(format!(
+            "only {} window(s) to calibrate on ({} {} recording(s)); too few to fit a tail, so the operating threshold is the larger of their largest score and theta 1.0: give more normal data (--vd)",
+            calibration.windows,
+            calibration.recordings.len(),
+            source
+        ));
+    }
+    bundle.operating_threshold = Some(threshold);
+    bundle.calibration = Some(calibration);
+    Ok(warnings)
+}
+
+fn train_refs(
+    recordings: &[&dyn EventSource],
+    options: &TrainOptions,
+    progress: &Progress<'_>,
+) -> Result<Trained, TrainError> {
     let settings = options.settings;
     check_window_ns(settings.window_ns).map_err(TrainError::BadWindow)?;
-    let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    let recordings = recordings.to_vec();
     let first = map_recordings(&recordings, "reading (pass 1 of 2)", progress, |r| {
         encode_recording(r, settings, &options.read)
     })?;
@@ -182,6 +274,27 @@ pub fn train(
     }
     if usable.is_empty() || elements.max_freq == 0 {
         return Err(TrainError::NoEvents);
+    }
+    // Modern mode: directories of one-off names become pattern nodes.
+    // Their one-off names leave the bundle afterwards (see below).
+    let mut one_off: Vec<String> = Vec::new();
+    if settings.mode == crate::args::Mode::Modern {
+        let evidence: Vec<_> = usable
+            .iter()
+            .map(|&i| first[i].pattern_evidence())
+            .collect();
+        elements.patterns = crate::patterns::learn(&evidence);
+        let mut uses: std::collections::BTreeMap<&str, usize> = Default::default();
+        for e in &evidence {
+            for a in &e.args {
+                *uses.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        one_off = uses
+            .into_iter()
+            .filter(|&(a, n)| n == 1 && crate::patterns::covering(&elements.patterns, a).is_some())
+            .map(|(a, _)| a.to_string())
+            .collect();
     }
 
     // Second pass: from memory where the first pass kept the recording.
@@ -250,6 +363,14 @@ pub fn train(
         .iter()
         .map(|v| scoring.error(&model, v))
         .fold(0.0f64, f64::max);
+
+    // A one-off name under a pattern is seen through its pattern: keeping
+    // it would only grow the bundle by every temp file training made. (The
+    // vectors above are the same either way: a file access to it folds to
+    // the pattern, which is seen.)
+    for a in &one_off {
+        elements.seen_args.remove(a);
+    }
     let bundle = Bundle {
         settings,
         elements,
@@ -269,6 +390,8 @@ pub fn train(
             final_val_loss: report.final_val_loss,
             max_error,
         },
+        operating_threshold: None,
+        calibration: None,
         model,
     };
     Ok(Trained {

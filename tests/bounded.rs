@@ -137,7 +137,7 @@ fn jumpy(jumps: u64) -> String {
 fn a_tiny_file_of_huge_time_jumps_takes_little_memory() {
     let lab = Lab::new();
     // 16 lines spanning 15.7 million windows of 1 ms: before runs of empty
-    // windows were one entry this took about 2.5 GB.
+    // windows were one entry this took 2.2 GB.
     let text = jumpy(16);
     assert!(text.len() < 1_000);
     std::fs::write(lab.path("attack/jumpy.sc"), text).unwrap();

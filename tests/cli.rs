@@ -103,7 +103,9 @@ fn baseline_then_evaluate_and_vectors() {
     let o = lab.train("model", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("training recordings    3"), "{out}");
+    // One of the three recordings is held out to set the operating threshold.
+    assert!(out.contains("training recordings    2"), "{out}");
+    assert!(out.contains("Operating point"), "{out}");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(lab.path("model/baseline.json")).unwrap())
             .unwrap();
@@ -117,9 +119,16 @@ fn baseline_then_evaluate_and_vectors() {
         "thetas",
         "thresholds",
         "training",
+        "operating_threshold",
+        "calibration",
     ] {
         assert!(meta.get(key).is_some(), "baseline.json lacks {key}");
     }
+    assert_eq!(meta["calibration"]["source"], "held-out training");
+    assert_eq!(
+        meta["calibration"]["recordings"].as_array().unwrap().len(),
+        1
+    );
     assert_eq!(meta["mode"], "modern");
     assert_eq!(
         meta["seen_args"],
@@ -156,6 +165,55 @@ fn baseline_then_evaluate_and_vectors() {
     let r1 = rows.iter().find(|r| r["theta"] == 1.0).unwrap();
     assert_eq!(r1["detected"], 1, "{table}");
     assert_eq!(r1["false_alarms"], 0, "{table}");
+    // ... and at the operating point, which comes first.
+    let op = &table["operating_point"];
+    for key in [
+        "threshold",
+        "detection_rate",
+        "false_alarm_rate",
+        "detected",
+        "attacks",
+        "false_alarms",
+        "normals",
+        "mean_latency_s",
+    ] {
+        assert!(op.get(key).is_some(), "operating_point lacks {key}");
+    }
+    assert_eq!(op["detected"], 1, "{table}");
+    assert_eq!(op["false_alarms"], 0, "{table}");
+    assert_eq!(op["threshold"], meta["operating_threshold"]);
+
+    // Normal recordings alone: false alarms only, as a sentence first.
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--normal",
+        &lab.s("normal"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("At the operating point"), "{text}");
+    assert!(
+        text.contains("0 of 1 normal recordings raised a false alarm"),
+        "{text}"
+    );
+    assert!(!text.contains("attack recordings"), "{text}");
+    // The same file as normal and attack: a warning.
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        &lab.s("normal"),
+        "--ms",
+        &lab.s("normal"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("both as normal"), "{}", stderr(&o));
+    // Neither: refused.
+    let o = chids(&["evaluate", "--model", &lab.s("model")]);
+    assert!(!o.status.success());
 
     let o = chids(&[
         "vectors",
@@ -457,4 +515,40 @@ fn live_commands_say_how_to_get_them() {
         assert!(!o.status.success());
         assert_clean_error(&o, "status.json");
     }
+}
+
+#[test]
+fn model_folder_inside_training_folder_and_attack_labels_are_warned_about() {
+    let lab = Lab::new();
+    // The model written inside the training folder: the next run skips it.
+    let o = lab.train("train/model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lab.train("train/model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a chids model folder"),
+        "{}",
+        stderr(&o)
+    );
+    // Training data labelled as an attack (LID-DS `exploit: true`).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let o = chids(&[
+        "baseline",
+        "--training",
+        &shipped.join("training").display().to_string(),
+        &shipped
+            .join("test/normal_and_attack/attack_shell.zip")
+            .display()
+            .to_string(),
+        "--out",
+        &lab.s("m2"),
+        "--epochs",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("attack_shell.zip: labelled as an attack"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -129,6 +129,8 @@ fn lab_small_scenario_end_to_end() {
             .arg("baseline")
             .arg("--td")
             .arg(base.join("training"))
+            .arg("--vd")
+            .arg(base.join("validation"))
             .arg("--od")
             .arg(&model),
         "chids baseline",
@@ -147,6 +149,9 @@ fn lab_small_scenario_end_to_end() {
     );
     let v: serde_json::Value = serde_json::from_str(json.trim())
         .unwrap_or_else(|e| panic!("evaluate --json: {e}: {json}"));
+    let op = &v["operating_point"];
+    assert_eq!(op["attacks"], 1, "{json}");
+    assert_eq!(op["normals"], 1, "{json}");
     let rows = v["rows"].as_array().expect("rows");
     assert!(!rows.is_empty(), "no rows: {json}");
     for r in rows {

@@ -3,7 +3,10 @@
 # threaded server) whose /hello page renders the `name` parameter as part
 # of a Jinja2 template.
 # Normal: a bounded HTTP client fetching the shop page, items, the JSON API
-# and /hello with ordinary names.
+# and /hello with ordinary names, logging in (a session file in /tmp each
+# time) and uploading files (a mkstemp temp file in /tmp each time); the
+# container's periodic job resolves names, reads the package database,
+# removes old sessions and rotates the app's log.
 # Attack: template injection reaching os.popen: name={{ cycler.__init__.
 # __globals__.os.popen('id').read() }}, then `uname -a` and `cat /etc/passwd`.
 set -euo pipefail
@@ -14,12 +17,20 @@ need curl
 "$PY" -c 'import flask' 2>/dev/null || die "python3-flask is missing; run lab/install-deps.sh (as root)"
 SERVER_CMD=("$PY" -B "$SRV/app.py" "$PORT")
 PAGES=(/ / /api/items /item/1 /item/2 /item/3 /item/9 /hello /hello?name=alice
-	/hello?name=bob /hello?name=carol /missing)
+	/hello?name=bob /hello?name=carol /missing /login POST:/upload POST:/upload)
 
 lab_setup() {
 	rm -rf "$SRV"
-	mkdir -p "$SRV"
+	mkdir -p "$SRV"/{uploads,logs}
 	cp "$LAB/$SCENARIO/app.py" "$SRV/app.py"
+}
+lab_prepare() { rm -f "$SRV"/uploads/* "$SRV"/logs/* /tmp/sess_* /tmp/upload-*; }
+lab_cleanup() { rm -f /tmp/sess_* /tmp/upload-*; }
+
+# The container's periodic job: DNS lookups, package-cache reads, a hashed
+# job file in /tmp, old sessions removed, the app's log rotated.
+lab_housekeeping() {
+	common_housekeeping python3-flask "find /tmp -maxdepth 1 -name 'sess_*' -delete; mv $SRV/logs/app.log $SRV/logs/app.log.1; gzip -f $SRV/logs/app.log.1"
 }
 
 lab_normal_load() {

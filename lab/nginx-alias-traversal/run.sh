@@ -60,6 +60,12 @@ lab_setup() {
 
 lab_prepare() { : >"$SRV/logs/access.log"; : >"$SRV/logs/error.log"; }
 
+# The container's periodic job: DNS lookups, package-cache reads, a hashed
+# job file in /tmp, and log rotation (rename, USR1 to nginx, gzip).
+lab_housekeeping() {
+	common_housekeeping nginx-light "mv $SRV/logs/access.log $SRV/logs/access.log.1; kill -USR1 \$(cat $SRV/tmp/nginx.pid); sleep 0.2; gzip -f $SRV/logs/access.log.1"
+}
+
 lab_normal_load() {
 	"$PY" "$LAB/load_http.py" --port "$PORT" --until "$REC_END" --max "$LOAD_MAX" \
 		--pause 0.1 --seed "$RANDOM" "${PAGES[@]}"

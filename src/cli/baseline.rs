@@ -6,22 +6,35 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use chids::args::Mode;
+use chids::calibrate::Calibration;
 use chids::features::Settings;
 use chids::model::{default_thetas, TrainConfig};
+use chids::source::EventSource;
 use chids::source::ReadOptions;
 use chids::stide::{self, StideSettings};
-use chids::train::{train, TrainOptions};
+use chids::train::{train_calibrated, TrainOptions};
 
 use super::progress::Bar;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Training recordings: files or folders (walked recursively). Repeatable.
-    #[arg(long = "td", value_name = "PATH", required = true, num_args = 1..)]
+    /// Training recordings (normal activity): files or folders (walked
+    /// recursively). Repeatable.
+    #[arg(long = "training", visible_alias = "td", value_name = "PATH", required = true, num_args = 1..)]
     training: Vec<PathBuf>,
     /// Output folder for the model bundle (created if needed).
-    #[arg(long = "od", value_name = "DIR")]
+    #[arg(long = "out", visible_alias = "od", value_name = "DIR")]
     output: PathBuf,
+    /// Validation recordings (normal activity the model does not learn
+    /// from) that set the operating threshold. Without them, modern mode
+    /// holds out about a fifth of the training recordings (whole
+    /// recordings, chosen by --seed) for it.
+    #[arg(long = "validation", visible_alias = "vd", value_name = "PATH", num_args = 1..)]
+    validation: Vec<PathBuf>,
+    /// False-alarm budget of the operating threshold: alarm windows per
+    /// hour of normal activity (e.g. 1/h, 10/d).
+    #[arg(long, value_name = "RATE", default_value = "1/h", value_parser = chids::calibrate::parse_budget)]
+    max_false_alarms: f64,
     /// Reproduce the reference implementation exactly (see README).
     #[arg(long)]
     compat: bool,
@@ -69,10 +82,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if thetas.is_empty() || thetas.iter().any(|t| !t.is_finite() || *t <= 0.0) {
         anyhow::bail!("--thetas must be positive numbers");
     }
-    let recordings = super::recordings(&args.training, "--td")?;
+    let recordings = super::recordings(&args.training, "--training")?;
     super::warn_container_unused(&recordings, args.container.as_deref());
+    warn_attack_labels(&recordings, "--training");
+    let validation = if args.validation.is_empty() {
+        None
+    } else {
+        let v = super::recordings(&args.validation, "--validation")?;
+        super::warn_container_unused(&v, args.container.as_deref());
+        warn_attack_labels(&v, "--validation");
+        Some(v)
+    };
     if args.detector == Detector::Stide {
-        return run_stide(&args, mode, &thetas, &recordings);
+        return run_stide(&args, mode, &thetas, &recordings, validation.as_deref());
     }
     let options = TrainOptions {
         settings: Settings {
@@ -91,7 +113,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
     };
     let bar = Bar::new();
-    let trained = train(&recordings, &options, &|s| bar.step(s));
+    let trained = train_calibrated(
+        &recordings,
+        validation.as_deref(),
+        &options,
+        args.max_false_alarms,
+        &|s| bar.step(s),
+    );
     bar.finish();
     let trained = trained?;
     super::warn_all(&trained.warnings);
@@ -107,6 +135,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if args.compat { "compat" } else { "modern" }
     );
     println!("training recordings    {}", trained.used);
+    if !b.elements.patterns.is_empty() {
+        println!(
+            "one-off name patterns  {} ({})",
+            b.elements.patterns.len(),
+            b.elements
+                .patterns
+                .iter()
+                .map(|p| format!("{}: {} names", p.pattern, p.distinct_names))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "windows                {} ({} non-empty)",
         b.training.windows, b.training.vectors
@@ -126,15 +166,70 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for (t, th) in b.thetas.iter().zip(&b.thresholds) {
         println!("{:>8.1}  {:>14.6e}", t, th);
     }
+    if let (Some(t), Some(c)) = (b.operating_threshold, &b.calibration) {
+        print_operating_point(t, c, b.training.max_error);
+    }
     println!("model written to {}", args.output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Training data should be normal: say so when a recording is labelled
+/// as an attack (LID-DS `exploit: true`).
+fn warn_attack_labels(recordings: &[Box<dyn EventSource>], flag: &str) {
+    for r in recordings {
+        if r.info().labels.exploit {
+            eprintln!(
+                "chids: warning: {}: labelled as an attack (exploit: true) but given as normal data ({flag}); the model will learn the attack as normal",
+                r.info().path.display()
+            );
+        }
+    }
+}
+
+/// The operating point, as a sentence a newcomer can act on.
+fn print_operating_point(threshold: f64, c: &Calibration, theta_one: f64) {
+    println!("------------ Operating point ----------");
+    let theta = if theta_one > 0.0 {
+        format!(" (θ {:.2})", threshold / theta_one)
+    } else {
+        String::new()
+    };
+    println!(
+        "threshold {threshold:.6e}{theta}: set for at most {} false-alarm window(s) per hour of normal activity,",
+        fmt_rate(c.max_false_alarms_per_hour)
+    );
+    println!(
+        "from {} {} recording(s) ({} windows, {}; method: {}; largest score {:.6e} at {}).",
+        c.recordings.len(),
+        c.source,
+        c.windows,
+        chids::eval::report::duration(c.hours),
+        c.method,
+        c.largest_score,
+        c.largest_at
+    );
+    println!(
+        "On that data {} window(s) exceed it; the data alone support a rate of at most {}/h (95 % bound).",
+        c.observed_alarm_windows,
+        fmt_rate(c.upper_bound_per_hour)
+    );
+    println!("`chids monitor` and `chids evaluate` use this threshold unless given --theta or --threshold.");
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.2}")
+    }
 }
 
 fn run_stide(
     args: &Args,
     mode: Mode,
     thetas: &[f64],
-    recordings: &[Box<dyn chids::source::EventSource>],
+    recordings: &[Box<dyn EventSource>],
+    validation: Option<&[Box<dyn EventSource>]>,
 ) -> Result<ExitCode> {
     let settings = StideSettings {
         mode,
@@ -149,8 +244,41 @@ fn run_stide(
     let bar = Bar::new();
     let trained = stide::train(recordings, settings, thetas, &read, &|s| bar.step(s));
     bar.finish();
-    let trained = trained?;
+    let mut trained = trained?;
     super::warn_all(&trained.warnings);
+    // The operating threshold: from the validation recordings, else from
+    // the held-out training recordings the database lacks.
+    let (scored, source) = match validation {
+        Some(v) => {
+            let bar = Bar::new();
+            let s = trained
+                .model
+                .score_all(v, &read, "stide: calibration", &|s| bar.step(s));
+            bar.finish();
+            let s = s?;
+            super::warn_all(s.iter().flat_map(|r| &r.warnings));
+            (s, "validation")
+        }
+        None => (
+            std::mem::take(&mut trained.held_out_scores),
+            "held-out training",
+        ),
+    };
+    let (threshold, calibration) = chids::eval::calibrate_scored(
+        &scored,
+        source,
+        settings.window_ns,
+        args.max_false_alarms,
+        0.0,
+    );
+    if (calibration.windows as usize) < chids::calibrate::MIN_WINDOWS {
+        eprintln!(
+            "chids: warning: only {} window(s) to calibrate on; too few to fit a tail, so the operating threshold is their largest score: give more normal data (--vd)",
+            calibration.windows
+        );
+    }
+    trained.model.operating_threshold = Some(threshold);
+    trained.model.calibration = Some(calibration);
     let m = &trained.model;
     m.save(&args.output)
         .with_context(|| format!("writing the model bundle to {}", args.output.display()))?;
@@ -169,6 +297,9 @@ fn run_stide(
     println!("{:>8}  {:>14}", "Theta", "Threshold");
     for (t, th) in m.thetas.iter().zip(&m.thresholds) {
         println!("{:>8.1}  {:>14.6}", t, th);
+    }
+    if let (Some(t), Some(c)) = (m.operating_threshold, &m.calibration) {
+        print_operating_point(t, c, m.training.max_score);
     }
     println!("model written to {}", args.output.display());
     Ok(ExitCode::SUCCESS)

@@ -17,12 +17,20 @@ pub struct Args {
     /// bundle says which). Repeat to compare detectors on the same recordings.
     #[arg(long, value_name = "DIR", required = true)]
     model: Vec<PathBuf>,
-    /// Normal recordings (false-alarm rate). Repeatable.
-    #[arg(long = "ns", value_name = "PATH", required = true, num_args = 1..)]
+    /// Normal recordings (false alarms). Repeatable. Give these, the attack
+    /// recordings, or both.
+    #[arg(long = "normal", visible_alias = "ns", value_name = "PATH", num_args = 1.., required_unless_present = "attack")]
     normal: Vec<PathBuf>,
-    /// Malicious (attack) recordings (detection rate). Repeatable.
-    #[arg(long = "ms", value_name = "PATH", required = true, num_args = 1..)]
+    /// Attack recordings (detections). Repeatable.
+    #[arg(long = "attack", visible_alias = "ms", value_name = "PATH", num_args = 1..)]
     attack: Vec<PathBuf>,
+    /// Evaluate the operating point at theta × the largest training score
+    /// instead of the model's operating threshold.
+    #[arg(long, conflicts_with = "threshold")]
+    theta: Option<f64>,
+    /// Evaluate the operating point at this threshold instead.
+    #[arg(long)]
+    threshold: Option<f64>,
     /// Print the results as one JSON object instead.
     #[arg(long)]
     json: bool,
@@ -51,8 +59,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Detector::load(dir).with_context(|| format!("loading the model {}", dir.display()))
         })
         .collect::<Result<_>>()?;
-    let normal = super::recordings(&args.normal, "--ns")?;
-    let attack = super::recordings(&args.attack, "--ms")?;
+    let optional = |paths: &[PathBuf], flag: &str| {
+        if paths.is_empty() {
+            Ok(Vec::new())
+        } else {
+            super::recordings(paths, flag)
+        }
+    };
+    let normal = optional(&args.normal, "--normal")?;
+    let attack = optional(&args.attack, "--attack")?;
+    warn_in_both(&normal, &attack);
     super::warn_container_unused(&normal, args.container.as_deref());
     super::warn_container_unused(&attack, args.container.as_deref());
     let mut evals: Vec<ModelEvaluation> = Vec::new();
@@ -80,9 +96,36 @@ pub fn run(args: Args) -> Result<ExitCode> {
             super::warn_all(normal.iter().chain(&attack).flat_map(|r| &r.warnings));
             inputs = Inputs::count(&normal, &attack);
         }
+        let (threshold, source) = match (args.theta, args.threshold) {
+            (Some(t), _) if !(t.is_finite() && t > 0.0) => {
+                anyhow::bail!("--theta {t}: must be a positive number")
+            }
+            (Some(t), _) => (detector.threshold(t), format!("--theta {t}")),
+            (_, Some(t)) if !(t.is_finite() && t >= 0.0) => {
+                anyhow::bail!("--threshold {t}: must be a non-negative number")
+            }
+            (_, Some(t)) => (t, "--threshold".to_string()),
+            (None, None) => match detector.calibration() {
+                Some(c) => (
+                    detector.operating_threshold(),
+                    format!(
+                        "calibrated on {} {} recording(s) for at most {} false-alarm window(s)/h",
+                        c.recordings.len(),
+                        c.source,
+                        c.max_false_alarms_per_hour
+                    ),
+                ),
+                None => (
+                    detector.threshold(1.0),
+                    "theta 1.0: this bundle has no operating threshold; retrain to calibrate"
+                        .to_string(),
+                ),
+            },
+        };
         evals.push(evaluate_model(
             &dir.display().to_string(),
             detector,
+            (threshold, &source),
             &normal,
             &attack,
         ));
@@ -104,6 +147,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 serde_json::json!({
                     "model": e.model,
                     "detector": e.detector,
+                    "operating_point": e.operating_point,
                     "rows": e.table,
                     "lidds": e.lidds,
                     "roc_auc": e.roc.auc,
@@ -115,6 +159,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({
+                "operating_point": first.operating_point,
                 "rows": first.table,
                 "lidds": first.lidds,
                 "roc_auc": first.roc.auc,
@@ -136,11 +181,51 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A recording given as normal and as attack makes both rates meaningless.
+fn warn_in_both(
+    normal: &[Box<dyn chids::source::EventSource>],
+    attack: &[Box<dyn chids::source::EventSource>],
+) {
+    let key = |r: &dyn chids::source::EventSource| {
+        let p = &r.info().path;
+        std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())
+    };
+    let normal: std::collections::BTreeSet<PathBuf> =
+        normal.iter().map(|r| key(r.as_ref())).collect();
+    for r in attack {
+        if normal.contains(&key(r.as_ref())) {
+            eprintln!(
+                "chids: warning: {}: given both as normal (--ns) and as attack (--ms); it counts in both rates",
+                r.info().path.display()
+            );
+        }
+    }
+}
+
 fn print_tables(e: &ModelEvaluation) {
+    let op = &e.operating_point;
+    println!("{}", chids::eval::report::operating_sentence(op));
+    println!();
     println!("------------ Evaluation Summary ----------");
+    println!("Per threshold: an attack recording is detected, a normal one a false alarm, when any window that is evidence scores above it.");
     println!(
         "{:>6}  {:>12}  {:>14}  {:>16}  {:>9}  {:>12}",
         "Theta", "Threshold", "Detection Rate", "False Alarm Rate", "Detected", "False alarms"
+    );
+    let theta_one = e.threshold(1.0);
+    println!(
+        "{:>6}  {:>12.4e}  {:>14.3}  {:>16.3}  {:>9}  {:>12}   <- operating point{}",
+        "op",
+        op.threshold,
+        op.detection_rate,
+        op.false_alarm_rate,
+        format!("{}/{}", op.detected, op.attacks),
+        format!("{}/{}", op.false_alarms, op.normals),
+        if theta_one > 0.0 {
+            format!(" (θ {:.2})", op.threshold / theta_one)
+        } else {
+            String::new()
+        }
     );
     for r in &e.table {
         println!(
@@ -155,6 +240,7 @@ fn print_tables(e: &ModelEvaluation) {
     }
     let Some(rows) = &e.lidds else { return };
     println!("------------ LID-DS metrics (windows) ----------");
+    println!("DR: attack recordings alarmed at or after the exploit start; FA windows: alarmed windows outside any attack phase; CFA: runs of consecutive FA windows; latency: exploit start to the end of the first alarm window.");
     println!(
         "{:>6}  {:>8}  {:>10}  {:>6}  {:>9}  {:>6}  {:>11}  {:>11}",
         "Theta", "DR", "FA windows", "CFA", "Precision", "F1", "Latency avg", "Latency max"
@@ -177,4 +263,5 @@ fn print_tables(e: &ModelEvaluation) {
         "window-level ROC AUC: {}",
         e.roc.auc.map_or("n/a".to_string(), |a| format!("{a:.4}"))
     );
+    println!("(how well single window scores rank attack-phase windows above normal ones, 0.5 = chance; a short attack leaves most attack-phase windows quiet, so the AUC can be low while every attack is detected: docs/EVALUATION.md)");
 }

@@ -61,9 +61,13 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// Threshold multiplier: alert when a window's error exceeds theta ×
-    /// the largest training error.
-    #[arg(long, default_value_t = 1.0)]
-    pub theta: f64,
+    /// the largest training error. Default: the model's operating
+    /// threshold (set by `chids baseline` from normal data).
+    #[arg(long, conflicts_with = "threshold")]
+    pub theta: Option<f64>,
+    /// Alert when a window's error exceeds this value.
+    #[arg(long)]
+    pub threshold: Option<f64>,
     /// Append one JSON line per alert to FILE (flushed per alert; created
     /// with mode 0600). A symlink there is refused, and so is anything but
     /// a regular file with one link.
@@ -147,6 +151,7 @@ mod convert {
                 target: self.target.to_target()?,
                 model_dir: self.model.clone(),
                 theta: self.theta,
+                threshold: self.threshold,
                 alerts: self.alerts.clone(),
                 alerts_follow_symlink: self.alerts_follow_symlink,
                 metrics: self.metrics,
@@ -388,7 +393,7 @@ mod tests {
         let LiveCommand::Monitor(m) = cli.command else {
             panic!("monitor expected")
         };
-        assert_eq!(m.theta, 1.4);
+        assert_eq!(m.theta, Some(1.4));
         assert_eq!(m.target.container.as_deref(), Some("abcd12"));
     }
 }

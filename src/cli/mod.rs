@@ -125,7 +125,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(ns as u64)
 }
 
-/// Parses `--window`: a duration from 1 ms to one day.
+/// Parses `--window`: a duration from 1 ms to one hour.
 pub fn parse_window(s: &str) -> Result<u64, String> {
     let ns = parse_duration(s)?;
     chids::features::check_window_ns(ns).map_err(|e| format!("{s:?}: {e}"))?;
@@ -168,6 +168,6 @@ mod tests {
         assert_eq!(parse_window("1ms"), Ok(1_000_000));
         assert!(parse_window("1us").is_err());
         assert!(parse_window("999us").is_err());
-        assert!(parse_window("25h").is_err());
+        assert!(parse_window("61m").is_err());
     }
 }

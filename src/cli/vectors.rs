@@ -48,8 +48,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.json {
         writeln!(
             out,
-            "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12}",
-            "recording", "window", "start_ns", "events", "fi", "usi", "uai", "error"
+            "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
+            "recording", "window", "start_ns", "events", "fi", "usi", "uai", "error", "evidence"
         )?;
     }
     let window_ns = bundle.settings.window_ns;
@@ -59,8 +59,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .windows
             .iter()
             .zip(&rec.errors)
-            .flat_map(|(w, err)| (0..w.run_length).map(move |i| (w, i, err)));
-        for (w, i, err) in windows {
+            .zip(&rec.evidence)
+            .flat_map(|((w, err), &evidence)| {
+                (0..w.run_length).map(move |i| (w, i, err, evidence))
+            });
+        for (w, i, err, evidence) in windows {
             let index = w.index + i;
             let start_ns = w.start_ns + i * window_ns;
             let v = w.vector.map(|v| v.to_array());
@@ -74,13 +77,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     "usi": v.map(|v| v[1]),
                     "uai": v.map(|v| v[2]),
                     "error": err,
+                    "evidence": evidence,
                 });
                 writeln!(out, "{line}")?;
             } else {
                 let f = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.6}"));
                 writeln!(
                     out,
-                    "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                    "{:<40} {:>6} {:>20} {:>8} {:>12} {:>12} {:>12} {:>12} {:>8}",
                     rec.info.name,
                     index,
                     start_ns,
@@ -88,7 +92,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     f(v.map(|v| v[0])),
                     f(v.map(|v| v[1])),
                     f(v.map(|v| v[2])),
-                    err.map_or("-".to_string(), |e| format!("{e:.4e}"))
+                    err.map_or("-".to_string(), |e| format!("{e:.4e}")),
+                    if evidence { "yes" } else { "no" }
                 )?;
             }
         }

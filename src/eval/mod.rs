@@ -26,6 +26,8 @@ pub struct ScoredRecording {
     pub windows: Vec<WindowFeatures>,
     /// Reconstruction error per entry of `windows` (`None`: empty window).
     pub errors: Vec<Option<f64>>,
+    /// Per window: whether it is evidence ([`crate::detect::evidence`]).
+    pub evidence: Vec<bool>,
     pub warnings: Vec<String>,
     pub events: u64,
     /// Events dropped because their time was out of order or backwards.
@@ -33,9 +35,25 @@ pub struct ScoredRecording {
 }
 
 impl ScoredRecording {
-    /// The largest window error, or `None` when no window has a vector.
+    /// The errors of the windows that are evidence (others: `None`).
+    pub fn evidence_errors(&self) -> impl Iterator<Item = Option<f64>> + '_ {
+        self.errors
+            .iter()
+            .zip(&self.evidence)
+            .map(|(e, &ev)| e.filter(|_| ev))
+    }
+
+    /// The largest error of a window that is evidence, or `None`.
     pub fn max_error(&self) -> Option<f64> {
-        self.errors.iter().flatten().copied().reduce(f64::max)
+        self.evidence_errors().flatten().reduce(f64::max)
+    }
+
+    /// Evidence windows whose error exceeds `threshold`.
+    pub fn alarm_windows(&self, threshold: f64) -> usize {
+        self.evidence_errors()
+            .flatten()
+            .filter(|&e| e > threshold)
+            .count()
     }
 
     /// Whether any window's error exceeds `threshold` (SPEC §7).
@@ -90,7 +108,7 @@ impl ScoredRecording {
             }),
             window_ns,
             starts,
-            scores: self.errors.clone(),
+            scores: self.evidence_errors().collect(),
         }
     }
 }
@@ -153,6 +171,22 @@ impl Detector {
         }
     }
 
+    /// The threshold alarms use by default (see [`Bundle::operating_threshold`]).
+    pub fn operating_threshold(&self) -> f64 {
+        match self {
+            Detector::Chids(b) => b.operating_threshold(),
+            Detector::Stide(s) => s.operating_threshold(),
+        }
+    }
+
+    /// How the operating threshold was set; `None`: an older bundle (θ 1.0).
+    pub fn calibration(&self) -> Option<&crate::calibrate::Calibration> {
+        match self {
+            Detector::Chids(b) => b.calibration.as_ref(),
+            Detector::Stide(s) => s.calibration.as_ref(),
+        }
+    }
+
     /// The threshold for any theta (see [`Bundle::threshold`]).
     pub fn threshold(&self, theta: f64) -> f64 {
         match self {
@@ -200,6 +234,18 @@ pub fn score_all(
 ) -> Result<Vec<ScoredRecording>, SourceError> {
     let refs: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
     map_recordings(&refs, stage, progress, |r| {
+        score_one(r, bundle, read, explain)
+    })
+}
+
+/// Scores one recording with a chids bundle.
+pub fn score_one(
+    r: &dyn EventSource,
+    bundle: &Bundle,
+    read: &ReadOptions,
+    explain: bool,
+) -> Result<ScoredRecording, SourceError> {
+    {
         let features = read_recording(r, bundle.settings, Some(&bundle.elements), explain, read)?;
         let warnings = read_warnings(
             r,
@@ -213,6 +259,7 @@ pub fn score_all(
             .map(|w| window_error(bundle, w))
             .collect();
         Ok(ScoredRecording {
+            evidence: crate::detect::evidence(bundle.settings.mode, &features.features),
             info: r.info().clone(),
             events: features.read.events,
             out_of_order: features.windows.out_of_order(),
@@ -220,6 +267,43 @@ pub fn score_all(
             errors,
             warnings,
         })
+    }
+}
+
+/// Sets an operating threshold from normal recordings' scores (see
+/// [`crate::calibrate`]): their evidence windows are the sample.
+pub fn calibrate_scored(
+    scored: &[ScoredRecording],
+    source: &str,
+    window_ns: u64,
+    budget_per_hour: f64,
+    floor: f64,
+) -> (f64, crate::calibrate::Calibration) {
+    use crate::calibrate::{calibrate, CalibrationInput, WindowScore};
+    let usable: Vec<&ScoredRecording> = scored.iter().filter(|r| r.usable()).collect();
+    let scores = usable
+        .iter()
+        .flat_map(|r| {
+            r.evidence_errors().zip(&r.windows).filter_map(|(e, w)| {
+                e.map(|score| WindowScore {
+                    recording: &r.info.name,
+                    window: w.index,
+                    score,
+                })
+            })
+        })
+        .collect();
+    calibrate(&CalibrationInput {
+        source,
+        recordings: usable.iter().map(|r| r.info.name.clone()).collect(),
+        scores,
+        total_windows: usable
+            .iter()
+            .map(|r| crate::features::window_count(&r.windows))
+            .sum(),
+        window_ns,
+        budget_per_hour,
+        floor,
     })
 }
 
@@ -270,6 +354,73 @@ pub fn recording_table(
             }
         })
         .collect()
+}
+
+/// The results at the one threshold alarms actually use.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OperatingPoint {
+    pub threshold: f64,
+    /// Where the threshold came from: `calibrated` (the bundle's operating
+    /// threshold), `theta 1.0 (no operating threshold in this bundle)`,
+    /// `--theta T` or `--threshold`.
+    pub source: String,
+    pub detection_rate: f64,
+    pub false_alarm_rate: f64,
+    pub detected: usize,
+    pub attacks: usize,
+    pub false_alarms: usize,
+    pub normals: usize,
+    /// Mean seconds from the exploit start to the end of the first alarm
+    /// window after it; `None` without exploit times or detections.
+    pub mean_latency_s: Option<f64>,
+    /// Alarm windows in the normal recordings, and the hours they cover.
+    pub false_alarm_windows: usize,
+    pub normal_hours: f64,
+    /// `false_alarm_windows / normal_hours`; `None` without normal data.
+    pub false_alarms_per_hour: Option<f64>,
+}
+
+/// The operating point of scored recordings at `threshold`.
+pub fn operating_point(
+    threshold: f64,
+    source: &str,
+    window_ns: u64,
+    normal: &[ScoredRecording],
+    attack: &[ScoredRecording],
+) -> OperatingPoint {
+    let row = &recording_table(&[0.0], &[threshold], normal, attack)[0];
+    let usable_normal: Vec<&ScoredRecording> = normal.iter().filter(|r| r.usable()).collect();
+    let false_alarm_windows = usable_normal
+        .iter()
+        .map(|r| r.alarm_windows(threshold))
+        .sum();
+    let normal_hours = usable_normal
+        .iter()
+        .map(|r| crate::features::window_count(&r.windows) as f64 * window_ns as f64 / 3.6e12)
+        .sum::<f64>();
+    let timed: Vec<metrics::Series> = attack
+        .iter()
+        .filter(|r| r.usable() && r.info.labels.exploit_ns.is_some())
+        .map(|r| r.series(window_ns, true))
+        .collect();
+    let mean_latency_s = (!timed.is_empty())
+        .then(|| metrics::lidds_row(&timed, 0.0, threshold).latency_mean_s)
+        .flatten();
+    OperatingPoint {
+        threshold,
+        source: source.to_string(),
+        detection_rate: row.detection_rate,
+        false_alarm_rate: row.false_alarm_rate,
+        detected: row.detected,
+        attacks: row.attacks,
+        false_alarms: row.false_alarms,
+        normals: row.normals,
+        mean_latency_s,
+        false_alarm_windows,
+        normal_hours,
+        false_alarms_per_hour: (normal_hours > 0.0)
+            .then(|| false_alarm_windows as f64 / normal_hours),
+    }
 }
 
 fn ratio(a: usize, b: usize) -> f64 {

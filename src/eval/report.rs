@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::metrics::{lidds_table, roc, LiddsRow, Roc, RocPoint, Series};
 use super::plot::{roc_png, scores_png, PlotError, RocCurve, ScorePlot};
-use super::{recording_table, Detector, Row, ScoredRecording};
+use super::{operating_point, recording_table, Detector, OperatingPoint, Row, ScoredRecording};
 
 /// ROC points kept in `report.json` per model.
 const ROC_POINTS_IN_REPORT: usize = 200;
@@ -21,6 +21,8 @@ pub struct ModelEvaluation {
     pub detector: &'static str,
     pub score_name: &'static str,
     pub window_ns: u64,
+    /// The results at the threshold alarms use.
+    pub operating_point: OperatingPoint,
     /// The reference's recording-level table.
     pub table: Vec<Row>,
     /// LID-DS metrics; `None` when no attack recording has an exploit time.
@@ -46,15 +48,18 @@ impl ModelEvaluation {
     }
 }
 
-/// Evaluates one detector's scores.
+/// Evaluates one detector's scores; `threshold` and `source` name the
+/// operating point (see [`OperatingPoint`]).
 pub fn evaluate_model(
     model: &str,
     detector: &Detector,
+    (threshold, source): (f64, &str),
     normal: &[ScoredRecording],
     attack: &[ScoredRecording],
 ) -> ModelEvaluation {
     let table = recording_table(detector.thetas(), detector.thresholds(), normal, attack);
     let window_ns = detector.window_ns();
+    let operating_point = operating_point(threshold, source, window_ns, normal, attack);
     let attack_usable: Vec<&ScoredRecording> = attack.iter().filter(|r| r.usable()).collect();
     let series: Vec<Series> = normal
         .iter()
@@ -71,6 +76,7 @@ pub fn evaluate_model(
         detector: detector.name(),
         score_name: detector.score_name(),
         window_ns,
+        operating_point,
         table,
         lidds,
         roc: roc(&series),
@@ -140,6 +146,7 @@ pub struct ModelReport {
     pub detector: String,
     pub score: String,
     pub window_ns: u64,
+    pub operating_point: OperatingPoint,
     pub rows: Vec<Row>,
     pub lidds: Option<Vec<LiddsRow>>,
     pub roc: RocReport,
@@ -194,6 +201,7 @@ pub fn build_report(inputs: &Inputs, evals: &[ModelEvaluation]) -> Report {
                 detector: e.detector.into(),
                 score: e.score_name.into(),
                 window_ns: e.window_ns,
+                operating_point: e.operating_point.clone(),
                 rows: e.table.clone(),
                 lidds: e.lidds.clone(),
                 roc: RocReport {
@@ -302,6 +310,54 @@ pub fn write_report(
     Ok(report)
 }
 
+/// The operating point as sentences a newcomer can read: what was
+/// detected, how fast, and how many false alarms per hour of normal
+/// activity. Parts without data (no attack or no normal recordings) are left out.
+pub fn operating_sentence(op: &OperatingPoint) -> String {
+    let mut s = format!(
+        "At the operating point (threshold {:.4e}, {}):",
+        op.threshold, op.source
+    );
+    if op.attacks > 0 {
+        let _ = write!(
+            s,
+            " detected {} of {} attack recordings",
+            op.detected, op.attacks
+        );
+        if let Some(l) = op.mean_latency_s {
+            let _ = write!(s, " (mean latency {l:.2} s after the exploit starts)");
+        }
+        s.push(';');
+    }
+    if op.normals > 0 {
+        let _ = write!(
+            s,
+            " {} of {} normal recordings raised a false alarm ({} alarm window(s) in {}, {:.1} per hour of normal activity).",
+            op.false_alarms,
+            op.normals,
+            op.false_alarm_windows,
+            duration(op.normal_hours),
+            op.false_alarms_per_hour.unwrap_or(0.0)
+        );
+    } else if s.ends_with(';') {
+        s.pop();
+        s.push('.');
+    }
+    s
+}
+
+/// Hours as a short human duration.
+pub fn duration(hours: f64) -> String {
+    let secs = hours * 3600.0;
+    if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else if secs < 7200.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{hours:.1} h")
+    }
+}
+
 fn opt(x: Option<f64>, digits: usize) -> String {
     x.map_or("–".into(), |v| format!("{v:.digits$}"))
 }
@@ -356,6 +412,7 @@ pub fn markdown(report: &Report) -> String {
             m.score,
             m.window_ns as f64 / 1e9
         );
+        let _ = writeln!(s, "{}\n", operating_sentence(&m.operating_point));
         let _ = writeln!(s, "### Recording level (the reference's table)\n");
         let _ = writeln!(
             s,

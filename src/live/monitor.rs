@@ -35,7 +35,10 @@ pub struct MonitorOptions {
     /// Model bundle folder (`baseline.json` + `model.safetensors`).
     pub model_dir: PathBuf,
     /// Threshold multiplier: alert when error > theta × max training error.
-    pub theta: f64,
+    /// Neither this nor `threshold`: the model's operating threshold.
+    pub theta: Option<f64>,
+    /// Alert when error > this.
+    pub threshold: Option<f64>,
     /// Append one JSON line per alert here (flushed per alert). Created
     /// with mode 0600; a symlink, a hard link or anything but a regular
     /// file there is refused (see `crate::output::open_append`)...
@@ -67,7 +70,9 @@ pub struct Alert {
     /// Reconstruction error of the window's vector.
     pub error: f64,
     pub threshold: f64,
-    pub theta: f64,
+    /// The theta the threshold came from; `None` when it is the model's
+    /// operating threshold or was given directly.
+    pub theta: Option<f64>,
     /// Syscalls in the window that training never saw: the first 32.
     pub unseen_syscalls: Vec<String>,
     /// Distinct unseen syscalls beyond `unseen_syscalls`.
@@ -167,15 +172,10 @@ pub fn monitor(
     opts: MonitorOptions,
     on_update: &mut dyn FnMut(MonitorUpdate<'_>),
 ) -> Result<MonitorSummary, LiveError> {
-    if !(opts.theta.is_finite() && opts.theta > 0.0) {
-        return Err(LiveError::Other(format!(
-            "--theta {}: must be a positive number",
-            opts.theta
-        )));
-    }
     let bundle =
         Bundle::load(&opts.model_dir).map_err(|e| LiveError::Other(format!("model: {e}")))?;
-    let threshold = bundle.threshold(opts.theta);
+    let threshold = crate::detect::choose_threshold(&bundle, opts.theta, opts.threshold)
+        .map_err(LiveError::Other)?;
     let mut alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
             crate::output::open_append(p, opts.alerts_follow_symlink)
@@ -219,7 +219,7 @@ pub fn monitor(
         cgroup.id,
         Stream {
             cgroup: cgroup.clone(),
-            detector: StreamDetector::new(&bundle, opts.theta),
+            detector: StreamDetector::new(&bundle, threshold),
         },
     );
     let mut cgroups: HashMap<u64, CgroupRef> = streams

@@ -56,6 +56,17 @@ pub struct BaselineFile {
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: TrainingInfo,
+    /// Directories of one-off names (modern mode; see `crate::patterns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<crate::patterns::PathPattern>,
+    /// The threshold `monitor` and `evaluate` use unless told otherwise,
+    /// set from normal data for a false-alarm budget. Bundles written
+    /// before it existed have none (θ 1.0 is used then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_threshold: Option<f64>,
+    /// How `operating_threshold` was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibrate::Calibration>,
 }
 
 fn default_detector() -> String {
@@ -71,6 +82,9 @@ pub struct Bundle {
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: TrainingInfo,
+    /// See [`BaselineFile::operating_threshold`].
+    pub operating_threshold: Option<f64>,
+    pub calibration: Option<crate::calibrate::Calibration>,
     pub model: Autoencoder,
 }
 
@@ -111,6 +125,9 @@ impl Bundle {
             thetas: self.thetas.clone(),
             thresholds: self.thresholds.clone(),
             training: self.training.clone(),
+            patterns: self.elements.patterns.clone(),
+            operating_threshold: self.operating_threshold,
+            calibration: self.calibration.clone(),
         };
         let json_path = dir.join(BASELINE_FILE);
         let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
@@ -143,6 +160,14 @@ impl Bundle {
         let file: BaselineFile = serde_json::from_value(value)
             .map_err(|e| invalid(format!("damaged baseline ({e})")))?;
         file.check().map_err(invalid)?;
+        if file
+            .operating_threshold
+            .is_some_and(|t| !t.is_finite() || t < 0.0)
+        {
+            return Err(invalid(
+                "operating_threshold must be a finite, non-negative number".into(),
+            ));
+        }
         let weights_path = dir.join(WEIGHTS_FILE);
         let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
             path: weights_path.clone(),
@@ -162,11 +187,14 @@ impl Bundle {
                 seen_syscalls: file.seen_syscalls.into_iter().collect(),
                 seen_args: file.seen_args.into_iter().collect(),
                 max_freq: file.max_freq,
+                patterns: file.patterns,
             },
             scoring: file.scoring,
             thetas: file.thetas,
             thresholds: file.thresholds,
             training: file.training,
+            operating_threshold: file.operating_threshold,
+            calibration: file.calibration,
             model,
         })
     }
@@ -174,6 +202,13 @@ impl Bundle {
     /// The error of a window vector: what thresholds are compared with.
     pub fn error(&self, v: &[f64; 3]) -> f64 {
         self.scoring.error(&self.model, v)
+    }
+
+    /// The threshold alarms use by default: the calibrated operating
+    /// threshold, or θ 1.0 for bundles without one.
+    pub fn operating_threshold(&self) -> f64 {
+        self.operating_threshold
+            .unwrap_or_else(|| self.threshold(1.0))
     }
 
     /// The threshold for `theta`: the stored one when theta is in the grid,

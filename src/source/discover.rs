@@ -73,11 +73,31 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
     Ok(found)
 }
 
+/// Whether `dir` is a model bundle (`chids baseline --od`): it holds
+/// `baseline.json` beside a weights or sequences file.
+fn is_model_folder(dir: &Path) -> bool {
+    dir.join("baseline.json").is_file()
+        && (dir.join("model.safetensors").is_file() || dir.join("stide_sequences.json").is_file())
+}
+
 /// The files under `dir`. Symlinks are followed; `walkdir` reports a link
-/// back to a folder being walked (a loop) instead of entering it again.
+/// back to a folder being walked (a loop) instead of entering it again. A
+/// model folder (an `--od` inside a `--td`, say) is skipped with a warning.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<(), SourceError> {
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).min_depth(1) {
+    let mut entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = entries.next() {
         match entry {
+            Ok(e) if e.file_type().is_dir() && is_model_folder(e.path()) => {
+                warnings.push(format!(
+                    "{}: a chids model folder inside the recordings; skipped",
+                    e.path().display()
+                ));
+                entries.skip_current_dir();
+            }
             Ok(e) if e.file_type().is_file() => out.push(e.into_path()),
             Ok(_) => {}
             Err(e) if e.loop_ancestor().is_some() => warnings.push(format!(
