@@ -365,7 +365,7 @@ pub fn monitor(
                     new.id,
                     Stream {
                         cgroup: new.clone(),
-                        detector: StreamDetector::new(&bundle, opts.theta),
+                        detector: StreamDetector::new(&bundle, threshold),
                     },
                 );
                 cgroups.insert(new.id, new.clone());

@@ -494,7 +494,10 @@ pub fn agent(
                     w.state = WorkloadState::Detecting(b);
                     let _ = fs::remove_dir_all(learn_root.join(folder_name(&key)));
                     for c in containers.values_mut().filter(|c| c.workload == key) {
-                        c.stream = Stream::Detecting(Box::new(StreamDetector::new(b, opts.theta)));
+                        c.stream = Stream::Detecting(Box::new(StreamDetector::new(
+                            b,
+                            b.threshold(opts.theta),
+                        )));
                     }
                 }
                 Err(e) => {
@@ -633,7 +636,7 @@ impl Ctx<'_> {
     ) -> Result<Stream<'a>, LiveError> {
         Ok(match w.state {
             WorkloadState::Detecting(b) => {
-                Stream::Detecting(Box::new(StreamDetector::new(b, self.theta)))
+                Stream::Detecting(Box::new(StreamDetector::new(b, b.threshold(self.theta))))
             }
             WorkloadState::Training => Stream::Waiting,
             WorkloadState::Learning => {
@@ -770,7 +773,7 @@ fn process_closed(
                 uai: v.uai,
                 error: error.unwrap_or(0.0),
                 threshold,
-                theta,
+                theta: Some(theta),
                 unseen_syscalls: win.unseen_syscalls,
                 more_unseen_syscalls: win.more_unseen_syscalls,
                 unseen_args: win.unseen_args,
