@@ -90,7 +90,8 @@ fn monitor_follows_a_restarted_container() {
             MonitorOptions {
                 target: Target::Container(id),
                 model_dir: model,
-                theta: 1.0,
+                theta: Some(1.0),
+                threshold: None,
                 alerts: None,
                 alerts_follow_symlink: false,
                 metrics: None,
