@@ -23,6 +23,7 @@ mod live {
 
     pub fn build() {
         println!("cargo:rerun-if-changed={SRC}");
+        println!("cargo:rerun-if-changed=src/live/bpf/aggregate.bpf.h");
         println!("cargo:rerun-if-env-changed=CHIDS_VMLINUX_H");
         let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
         let include = out.join("bpf-include");

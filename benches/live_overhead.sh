@@ -10,7 +10,11 @@
 #     the cost every other process on the host pays;
 #   - record / monitor: the workload inside the watched cgroup
 #     (`chids record|monitor -- /usr/bin/time find /usr`): its own wall
-#     time, chids' CPU (user space, its own process only), events, drops.
+#     time, chids' CPU (user space, its own process only), events, drops;
+#     monitor both ways: `--windows events` (one ring-buffer record per
+#     event, features in user space) and `--windows kernel` (features
+#     aggregated in BPF maps, a record only per argument the kernel cannot
+#     decide). plain, record and both monitors alternate within each rep.
 # and the sustained event rate with zero drops for a flood of tiny syscalls
 # (`dd bs=1`: one read + one write per byte), and a real server under a
 # bounded load: nginx (one worker, a small static file, 127.0.0.1) started
@@ -59,47 +63,55 @@ field() { sed -n "s/.* \([0-9.]*\) $2.*/\1/p" "$1" | tail -1; }
 WORK=(find /usr)
 "${WORK[@]}" >/dev/null 2>&1 || true # warm the dentry cache
 
-echo "## plain"
-for _ in $(seq "$REPS"); do
-  /usr/bin/time -f "W=%e" "${WORK[@]}" 2>"$TMP/t" >/dev/null; wall_of "$TMP/t"
-done | median | tee "$TMP/plain"
-
 echo "## outside a watched cgroup"
 "$LIVE" record --cgroup "$EMPTY" --out "$TMP/empty.zip" --duration 600s 2>/dev/null &
 REC=$!
 sleep 1.5
 for _ in $(seq "$REPS"); do
   /usr/bin/time -f "W=%e" "${WORK[@]}" 2>"$TMP/t" >/dev/null; wall_of "$TMP/t"
-done | median | tee "$TMP/outside"
+done | median | tee "$TMP/outside_med"
 kill -INT $REC; wait $REC || true
 
-run_live() { # mode -> prints "wall events cpu dropped" per run
-  local mode=$1; shift
-  for i in $(seq "$REPS"); do
-    if [ "$mode" = record ]; then
-      "$LIVE" record --out "$TMP/r$i.zip" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true
-      ev=$(sed -n 's/.*: \([0-9]*\) events in.*/\1/p' "$TMP/o")
-    else
-      "$LIVE" monitor --model "$TMP/model" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true
-      ev=$(sed -n 's/^\([0-9]*\) events,.*/\1/p' "$TMP/o")
-    fi
-    cpu=$(sed -n 's/.*chids cpu \([0-9.]*\)s.*/\1/p' "$TMP/o")
-    dr=$(sed -n 's/.*[( ]\([0-9]*\) dropped.*/\1/p' "$TMP/o")
-    echo "$(wall_of "$TMP/o") $ev $cpu $dr"
-  done
-}
+# A model of the same workload, for monitor (default: per-thread edges).
+for i in 1 2; do
+  "$LIVE" record --out "$TMP/t$i.zip" -- "${WORK[@]}" >/dev/null 2>&1 || true
+done
+"$BIN/chids" baseline --td "$TMP/t1.zip" "$TMP/t2.zip" --od "$TMP/model" --epochs 20 >/dev/null 2>&1
 
-echo "## record"
-run_live record | tee "$TMP/record"
-# A model of the same workload, for monitor.
-"$BIN/chids" baseline --td "$TMP/r1.zip" "$TMP/r2.zip" --od "$TMP/model" --epochs 20 >/dev/null 2>&1
-echo "## monitor"
-run_live monitor | tee "$TMP/monitor"
+run_one() { # mode -> appends "wall events cpu dropped" to $TMP/<mode>
+  local mode=$1 ev cpu dr
+  case $mode in
+    plain)
+      /usr/bin/time -f "W=%e" "${WORK[@]}" 2>"$TMP/o" >/dev/null
+      echo "$(wall_of "$TMP/o")" >>"$TMP/plain"
+      return ;;
+    record)
+      rm -f "$TMP/r.zip"
+      "$LIVE" record --out "$TMP/r.zip" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true
+      ev=$(sed -n 's/.*: \([0-9]*\) events in.*/\1/p' "$TMP/o") ;;
+    monitor-events|monitor-kernel)
+      "$LIVE" monitor --windows "${mode#monitor-}" --model "$TMP/model" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true
+      ev=$(sed -n 's/^\([0-9]*\) events,.*/\1/p' "$TMP/o") ;;
+  esac
+  cpu=$(sed -n 's/.*chids cpu \([0-9.]*\)s.*/\1/p' "$TMP/o")
+  dr=$(sed -n 's/.*[( ]\([0-9]*\) dropped.*/\1/p' "$TMP/o")
+  echo "$(wall_of "$TMP/o") $ev $cpu $dr" >>"$TMP/$mode"
+}
+echo "## find: plain, record, monitor (events), monitor (kernel), interleaved"
+for i in $(seq "$REPS"); do
+  for m in plain record monitor-events monitor-kernel; do
+    run_one "$m"
+    echo "$m: $(tail -1 "$TMP/$m")"
+  done
+done
+median <"$TMP/plain" >"$TMP/plain_med"
 
 echo "## flood: dd bs=1 (read+write per byte)"
 FLOOD=2000000
-"$LIVE" monitor --model "$TMP/model" -- /usr/bin/time -f "W=%e" dd if=/dev/zero of=/dev/null bs=1 count=$FLOOD >/dev/null 2>"$TMP/f" || true
-grep -E "events,|W=" "$TMP/f" | tee "$TMP/flood"
+for w in events kernel; do
+  "$LIVE" monitor --windows $w --model "$TMP/model" -- /usr/bin/time -f "W=%e" dd if=/dev/zero of=/dev/null bs=1 count=$FLOOD >/dev/null 2>"$TMP/f" || true
+  grep -E "events,|W=" "$TMP/f" | tee "$TMP/flood-$w"
+done
 /usr/bin/time -f "W=%e" dd if=/dev/zero of=/dev/null bs=1 count=$FLOOD 2>"$TMP/fp" >/dev/null
 flood_plain=$(wall_of "$TMP/fp")
 
@@ -183,8 +195,9 @@ load() {
 start_server() {
   case $1 in
     plain) "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=TERM ;;
-    record) "$LIVE" record --out "$2" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
-    monitor) "$LIVE" monitor --model "$TMP/smodel" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
+    record) rm -f "$2"; "$LIVE" record --out "$2" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
+    monitor-events|monitor-kernel)
+      "$LIVE" monitor --windows "${1#monitor-}" --model "$TMP/smodel" -- "${NGINX[@]}" >/dev/null 2>"$TMP/so" & SRV_SIG=INT ;;
   esac
   SRV_PID=$!
   wait_port "$1"
@@ -211,8 +224,8 @@ server_run() {
   dr=$(sed -n 's/.*[( ]\([0-9]*\) dropped.*/\1/p' "$TMP/so")
   [ -n "$ev" ] && [ -n "$cpu" ] && [ -n "$dr" ] || die "no summary from chids $mode: $(tail -3 "$TMP/so")"
   echo "$rps $ev $cpu $dr" >>"$TMP/s$mode"
-  if [ "$mode" = monitor ]; then
-    sed -n 's/.* windows, \([0-9]*\) alerts.*/\1/p' "$TMP/so" >>"$TMP/salerts"
+  if [ "$mode" != record ]; then
+    sed -n 's/.* windows, \([0-9]*\) alerts.*/\1/p' "$TMP/so" >>"$TMP/salerts-$mode"
   fi
 }
 
@@ -229,7 +242,7 @@ done
 # other load spreads over the three.
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq "$REPS"); do
-  for m in plain record monitor; do
+  for m in plain record monitor-events monitor-kernel; do
     server_run "$m"
     echo "$m: $(tail -1 "$TMP/s$m")"
   done
@@ -242,30 +255,56 @@ summ() { # file -> "wall_median events cpu_median drops_max"
   c=$(awk '{print $3}' "$1" | median); d=$(awk '{print $4}' "$1" | sort -n | tail -1)
   echo "$w $e $c $d"
 }
-plain=$(cat "$TMP/plain")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
+per_m_syscalls() { awk -v c="$1" -v e="$2" 'BEGIN{ if (e > 0) printf "%.3f", c/(e/2)*1e6; else printf "?" }'; }
+plain=$(cat "$TMP/plain_med")
+outside=$(cat "$TMP/outside_med")
 echo
-echo "| run | workload wall (s) | slowdown | events | chids CPU (s) | CPU s / 1M events | dropped |"
+echo "find /usr ($REPS interleaved reps, medians)"
+echo "| run | workload wall (s) | slowdown | events | chids CPU (s) | CPU s / 1M syscalls | dropped |"
 echo "|---|---|---|---|---|---|---|"
 echo "| plain | $plain | 1.00x | | | | |"
-echo "| outside watched cgroup | $(cat "$TMP/outside") | $(awk -v a="$(cat "$TMP/outside")" -v b="$plain" 'BEGIN{printf "%.2fx", a/b}') | 0 | | | |"
-for m in record monitor; do
+echo "| outside watched cgroup | $outside | $(ratio "$outside" "$plain") | 0 | | | |"
+for m in record monitor-events monitor-kernel; do
   read -r w e c d <<<"$(summ "$TMP/$m")"
-  echo "| $m (inside) | $w | $(awk -v a="$w" -v b="$plain" 'BEGIN{printf "%.2fx", a/b}') | $e | $c | $(awk -v c="$c" -v e="$e" 'BEGIN{printf "%.2f", c/e*1e6}') | $d |"
+  echo "| $m (inside) | $w | $(ratio "$w" "$plain") | $e | $c | $(per_m_syscalls "$c" "$e") | $d |"
 done
-fe=$(sed -n 's/^\([0-9]*\) events,.*/\1/p' "$TMP/flood"); fw=$(wall_of "$TMP/flood")
-fc=$(sed -n 's/.*chids cpu \([0-9.]*\)s.*/\1/p' "$TMP/flood"); fd=$(sed -n 's/.*[( ]\([0-9]*\) dropped.*/\1/p' "$TMP/flood")
 echo
-echo "flood (monitor, dd bs=1 count=$FLOOD): $fe events in ${fw}s = $(awk -v e="$fe" -v w="$fw" 'BEGIN{printf "%.0f", e/w}') events/s, dropped $fd, chids CPU ${fc}s ($(awk -v c="$fc" -v e="$fe" 'BEGIN{printf "%.2f", c/e*1e6}') s per 1M events); plain dd ${flood_plain}s"
+for w in events kernel; do
+  fe=$(sed -n 's/^\([0-9]*\) events,.*/\1/p' "$TMP/flood-$w"); fw=$(wall_of "$TMP/flood-$w")
+  fc=$(sed -n 's/.*chids cpu \([0-9.]*\)s.*/\1/p' "$TMP/flood-$w"); fd=$(sed -n 's/.*[( ]\([0-9]*\) dropped.*/\1/p' "$TMP/flood-$w")
+  fl=$(sed -n 's/.* \([0-9]*\) records lost.*/\1/p' "$TMP/flood-$w")
+  echo "flood (monitor --windows $w, dd bs=1 count=$FLOOD): $fe events in ${fw}s = $(awk -v e="$fe" -v w="$fw" 'BEGIN{printf "%.2f", e/2/w/1e6}') M syscalls/s, dropped $fd${fl:+, kernel records lost $fl}, chids CPU ${fc}s; plain dd ${flood_plain}s"
+  echo "$fe $fw $fc $fd" >"$TMP/flood-$w.sum"
+done
 
 splain=$(median <"$TMP/splain")
 if command -v wrk >/dev/null; then LOADGEN="wrk -t1 -c4 -d${LOAD_SECS}s"; else LOADGEN="ab -k -c4 -t${LOAD_SECS}"; fi
 echo
 echo "server: nginx (1 worker, 2 KiB static file), $LOADGEN from outside the cgroup; load average ${LOADAVG_START} at start, ${LOADAVG_END} at end"
-echo "| run | requests/s | vs plain | slowdown | events | chids CPU (s) | CPU s / 1M events | dropped |"
+echo "| run | requests/s | vs plain | slowdown | events | chids CPU (s) | CPU s / 1M syscalls | dropped |"
 echo "|---|---|---|---|---|---|---|---|"
 echo "| plain | $splain | 1.00x | 0% | | | | |"
-for m in record monitor; do
+for m in record monitor-events monitor-kernel; do
   read -r r e c d <<<"$(summ "$TMP/s$m")"
-  echo "| $m (server inside) | $r | $(awk -v a="$r" -v b="$splain" 'BEGIN{printf "%.2fx", a/b}') | $(awk -v a="$r" -v b="$splain" 'BEGIN{printf "%.0f%%", (1-a/b)*100}') | $e | $c | $(awk -v c="$c" -v e="$e" 'BEGIN{printf "%.2f", c/e*1e6}') | $d |"
+  echo "| $m (server inside) | $r | $(ratio "$r" "$splain") | $(awk -v a="$r" -v b="$splain" 'BEGIN{printf "%.0f%%", (1-a/b)*100}') | $e | $c | $(per_m_syscalls "$c" "$e") | $d |"
 done
-echo "monitor alerts per measured run: $(tr '\n' ' ' <"$TMP/salerts")"
+for m in monitor-events monitor-kernel; do
+  echo "$m alerts per measured run: $(tr '\n' ' ' <"$TMP/salerts-$m")"
+done
+
+# The issue's goals, side by side.
+read -r _ fe_e _ _ <<<"$(summ "$TMP/monitor-events")"; read -r fw_e _ fc_e _ <<<"$(summ "$TMP/monitor-events")"
+read -r fw_k fe_k fc_k _ <<<"$(summ "$TMP/monitor-kernel")"; read -r fw_r _ _ _ <<<"$(summ "$TMP/record")"
+read -r sr_e _ _ _ <<<"$(summ "$TMP/smonitor-events")"; read -r sr_k _ _ _ <<<"$(summ "$TMP/smonitor-kernel")"
+read -r fle flw _ fld <<<"$(cat "$TMP/flood-events.sum")"; read -r flk flwk _ fldk <<<"$(cat "$TMP/flood-kernel.sum")"
+echo
+echo "goals (issue 11)"
+echo "| workload | monitor, per-event | monitor, kernel windows | goal |"
+echo "|---|---|---|---|"
+echo "| find /usr inside the watched cgroup | $(ratio "$fw_e" "$plain") plain | $(ratio "$fw_k" "$plain") plain | <= 1.25x plain |"
+echo "| nginx + load, requests/s | $(ratio "$sr_e" "$splain") plain | $(ratio "$sr_k" "$splain") plain | >= 0.95x plain |"
+echo "| a process outside every watched cgroup | $(ratio "$outside" "$plain") plain | (same program) | <= 1.03x plain |"
+echo "| chids CPU per 1M syscalls of the cgroup (find) | $(per_m_syscalls "$fc_e" "$fe_e") s | $(per_m_syscalls "$fc_k" "$fe_k") s | <= 0.03 s |"
+echo "| dd bs=1 flood | $(awk -v e="$fle" -v w="$flw" 'BEGIN{printf "%.2f", e/2/w/1e6}') M syscalls/s, $fld dropped | $(awk -v e="$flk" -v w="$flwk" 'BEGIN{printf "%.2f", e/2/w/1e6}') M syscalls/s, $fldk dropped | >= 3 M syscalls/s, 0 lost |"
+echo "| record (every event), find | $(ratio "$fw_r" "$plain") plain | | <= 1.5x plain |"

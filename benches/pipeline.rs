@@ -41,10 +41,7 @@ fn main() {
     }
     let largest = text.join("troubleshooting-docker-kubernetes-sysdig__capture.txt");
     let source = chids::source::discover::open(&largest).expect("open");
-    let compat = Settings {
-        mode: Mode::Compat,
-        window_ns: 1_000_000_000,
-    };
+    let compat = Settings::for_mode(Mode::Compat, 1_000_000_000);
     let opts = ReadOptions {
         compat_line_filter: true,
         ..Default::default()
@@ -124,10 +121,7 @@ fn split_a(shared: &Path, text: &Path) {
         let train_rec = discover(&train_paths).unwrap().recordings;
         let eval_rec: Vec<Box<dyn EventSource>> = discover(&eval_paths).unwrap().recordings;
         let opts = TrainOptions {
-            settings: Settings {
-                mode: Mode::Compat,
-                window_ns: 1_000_000_000,
-            },
+            settings: Settings::for_mode(Mode::Compat, 1_000_000_000),
             model: TrainConfig::default(),
             thetas: default_thetas(),
             read: ReadOptions {

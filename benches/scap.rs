@@ -84,10 +84,7 @@ fn main() {
     // in both modes, against a baseline made from the capture itself.
     let mut t_feat = 0.0;
     for mode in [Mode::Compat, Mode::Modern] {
-        let settings = Settings {
-            mode,
-            window_ns: 1_000_000_000,
-        };
+        let settings = Settings::for_mode(mode, 1_000_000_000);
         let read = ReadOptions {
             compat_line_filter: mode.line_filter(),
             container: None,

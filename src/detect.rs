@@ -141,8 +141,9 @@ impl<'b> StreamDetector<'b> {
     }
 }
 
-/// Scores a live window (the stream's first window has index 0).
-fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> ScoredWindow {
+/// Scores a live window, computed by any path (the stream's first window
+/// has index 0).
+pub fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> ScoredWindow {
     let error = window_error(bundle, &features);
     let evidence = window_is_evidence(bundle.settings.mode, &features, features.index == 0, false);
     ScoredWindow {

@@ -8,7 +8,7 @@
 //! - open windows: three ([`crate::window`]); a run of empty windows is one
 //!   [`WindowFeatures`] entry;
 //! - one window: a [`WindowGraph`] (bit sets and capped distinct counts)
-//!   when scoring; a count when only counting; the event list (8 bytes per
+//!   when scoring; a count when only counting; the event list (12 bytes per
 //!   event) only in the first training pass, up to [`KEEP_LIMIT_EVENTS`];
 //! - symbol tables with a baseline: the seen names (at most the baseline's)
 //!   plus two [`BoundedCache`]s of [`CACHE_ENTRIES`] entries and
@@ -27,7 +27,9 @@ use crate::args::{normalize_endpoint, normalize_path, ArgKind, Mode, RawArg};
 use crate::cache::BoundedCache;
 use crate::event::Event;
 use crate::patterns::{covering, looks_generated, PathPattern, RecordingArgs};
-use crate::ssg::{label_by_id, AnomalyVector, Labelled, Seen, WindowEvent, WindowGraph, NO_ARG};
+use crate::ssg::{
+    label_by_id, AnomalyVector, EdgeOrder, Labelled, Seen, WindowEvent, WindowGraph, NO_ARG,
+};
 use crate::window::{
     Bucket, Closed, TooManyWindows, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING,
 };
@@ -43,13 +45,30 @@ pub const CACHE_BYTES: usize = 16 << 20;
 pub struct Settings {
     pub mode: Mode,
     pub window_ns: u64,
+    /// Which consecutive events are joined by an edge. Compat is always
+    /// [`EdgeOrder::Stream`] (the reference's); modern defaults to
+    /// [`EdgeOrder::Thread`] (feature version 2), which live monitoring
+    /// can compute in the kernel.
+    pub edges: EdgeOrder,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        Settings::for_mode(Mode::Modern, 1_000_000_000)
+    }
+}
+
+impl Settings {
+    /// The default settings of a mode: compat keeps the reference's
+    /// stream edges, modern uses per-thread edges.
+    pub const fn for_mode(mode: Mode, window_ns: u64) -> Settings {
         Settings {
-            mode: Mode::Modern,
-            window_ns: 1_000_000_000,
+            mode,
+            window_ns,
+            edges: match mode {
+                Mode::Compat => EdgeOrder::Stream,
+                Mode::Modern => EdgeOrder::Thread,
+            },
         }
     }
 }
@@ -411,7 +430,10 @@ impl<'b> FeatureStream<'b> {
                 process: event.process,
             },
         };
-        content.graph.push(label, *explain);
+        // Thread ids are 32-bit in the kernel; sources give them wider.
+        content
+            .graph
+            .push_ordered(label, event.tid as u32, settings.edges, *explain);
         Ok(())
     }
 
@@ -480,7 +502,11 @@ impl<'b> FeatureStream<'b> {
             }
         }
         if baseline.is_none() {
-            Encoded::Count(WindowEvent { node, arg })
+            Encoded::Count(WindowEvent {
+                node,
+                arg,
+                thread: event.tid as u32,
+            })
         } else {
             Encoded::Seen(node)
         }
@@ -630,7 +656,7 @@ impl FeatureStream<'_> {
     }
 }
 
-/// A recording read once and kept encoded (8 bytes per event), so that the
+/// A recording read once and kept encoded (12 bytes per event), so that the
 /// second training pass scores it without reading the file again.
 pub struct EncodedRecording {
     pub read: crate::source::ReadStats,
@@ -638,12 +664,13 @@ pub struct EncodedRecording {
     /// Names used and busiest window, as [`RecordingFeatures::elements`].
     pub elements: TrainingElements,
     symbols: Symbols,
+    edges: EdgeOrder,
     /// `None` when the recording was too large to keep (read it again).
     kept: Option<Vec<Closed<Vec<WindowEvent>>>>,
 }
 
 /// Recordings with more events than this are not kept in memory between
-/// the training passes (8 bytes each, 128 MiB): they are read twice instead.
+/// the training passes (12 bytes each, 192 MiB): they are read twice instead.
 pub const KEEP_LIMIT_EVENTS: usize = 16 << 20;
 
 /// First training pass: reads a recording, keeping it encoded when small enough.
@@ -708,6 +735,7 @@ pub fn encode_recording(
         windows,
         elements,
         symbols,
+        edges: settings.edges,
         kept: keep.then_some(kept),
     })
 }
@@ -767,7 +795,7 @@ impl EncodedRecording {
                     Closed::Window(w) => {
                         let mut graph = WindowGraph::default();
                         for e in &w.items {
-                            graph.push(label_by_id(e, &seen), false);
+                            graph.push_ordered(label_by_id(e, &seen), e.thread, self.edges, false);
                         }
                         let mut f = WindowFeatures::unscored(w.index, w.start_ns, 1, w.items.len());
                         describe(&mut f, &graph, sym, baseline.max_freq, false);
@@ -776,6 +804,34 @@ impl EncodedRecording {
                 })
                 .collect(),
         )
+    }
+}
+
+/// The normalised argument of an event whose node `node_name` carries one,
+/// written into `out`; false when the event has none. The rule
+/// [`FeatureStream`] applies, for the kernel-aggregated live path, which
+/// sees only the events whose raw argument it could not decide itself.
+#[cfg(feature = "live")]
+pub(crate) fn normalized_arg(
+    mode: Mode,
+    node_name: &str,
+    event: &Event<'_>,
+    out: &mut String,
+) -> bool {
+    out.clear();
+    let Some(kind) = mode.arg_kind(node_name) else {
+        return false;
+    };
+    match mode.raw_arg(kind, event) {
+        Some(RawArg::Path(raw)) => {
+            out.push_str(&normalize_path(raw));
+            true
+        }
+        Some(RawArg::Endpoint(endpoint)) => {
+            normalize_endpoint(&endpoint, out);
+            true
+        }
+        None => false,
     }
 }
 

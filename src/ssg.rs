@@ -7,9 +7,16 @@
 //! event at a time. Its memory does not grow with the number of events:
 //! node sets are bit sets over the baseline's syscalls, and the distinct
 //! unseen names are counted up to [`MAX_DISTINCT_PER_WINDOW`].
+//!
+//! Which consecutive events form an edge is [`EdgeOrder`]: the reference
+//! links consecutive events of the whole stream in arrival order; modern
+//! bundles of feature version 2 link consecutive events of each thread,
+//! the order the kernel can keep exactly without a global lock. The
+//! kernel-aggregated live path fills a [`GraphSummary`] from BPF maps; the
+//! arithmetic from there to the vector is shared.
 
-use rustc_hash::FxHashSet;
-use serde::Serialize;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 
 /// β, the frequency-increase fold (SPEC §5).
 pub const BETA: f64 = 5.0;
@@ -32,6 +39,27 @@ pub struct WindowEvent {
     pub node: u32,
     /// Normalised argument, or [`NO_ARG`].
     pub arg: u32,
+    /// The thread (as the source names it), for [`EdgeOrder::Thread`].
+    pub thread: u32,
+}
+
+/// Which consecutive events of a window are joined by an edge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeOrder {
+    /// Consecutive events of the whole stream, in arrival order: the
+    /// reference's definition (compat, and modern bundles written before
+    /// feature version 2). Live, arrival order across CPUs is the ring
+    /// buffer's, which only a per-event capture reproduces.
+    #[default]
+    Stream,
+    /// Consecutive events of the same thread (by thread id), in that
+    /// thread's order: program order, exact whether the events are
+    /// recorded or aggregated in the kernel. A thread's first event in a
+    /// window has no predecessor in it. Nodes, FI and the formulas of the
+    /// special nodes are unchanged; the nodes are the distinct labels of
+    /// the window's events (feature version 2).
+    Thread,
 }
 
 pub const NO_ARG: u32 = u32::MAX;
@@ -183,6 +211,11 @@ pub struct WindowGraph {
     events: u64,
     first: u32,
     last: u32,
+    /// [`EdgeOrder::Thread`]: each thread's last label, for up to
+    /// [`MAX_DISTINCT_PER_WINDOW`] threads (later ones get no edges and
+    /// mark the window capped).
+    last_by_thread: FxHashMap<u32, u32>,
+    threads_overflow: u64,
     nodes: LabelSet,
     usn: Neighbours,
     uan: Neighbours,
@@ -204,9 +237,59 @@ fn pair_key(arg_key: u64, node: u32) -> u64 {
 }
 
 impl WindowGraph {
-    /// Adds the next event; with `explain`, keeps the first names.
+    /// Adds the next event of the stream ([`EdgeOrder::Stream`]); with
+    /// `explain`, keeps the first names.
     pub fn push(&mut self, event: Labelled<'_>, explain: bool) {
-        let label = match event {
+        let label = self.label(event, explain);
+        if self.events > 0 {
+            self.edge(self.last, label);
+        }
+        self.count(label);
+    }
+
+    /// Adds the next event of `thread` ([`EdgeOrder::Thread`]).
+    pub fn push_in_thread(&mut self, event: Labelled<'_>, thread: u32, explain: bool) {
+        let label = self.label(event, explain);
+        let n = self.last_by_thread.len();
+        match self.last_by_thread.get_mut(&thread) {
+            Some(prev) => {
+                let p = std::mem::replace(prev, label);
+                self.edge(p, label);
+            }
+            None if n < MAX_DISTINCT_PER_WINDOW => {
+                self.last_by_thread.insert(thread, label);
+            }
+            None => self.threads_overflow += 1,
+        }
+        self.count(label);
+    }
+
+    /// Adds an event in the given order.
+    pub fn push_ordered(
+        &mut self,
+        event: Labelled<'_>,
+        thread: u32,
+        order: EdgeOrder,
+        explain: bool,
+    ) {
+        match order {
+            EdgeOrder::Stream => self.push(event, explain),
+            EdgeOrder::Thread => self.push_in_thread(event, thread, explain),
+        }
+    }
+
+    fn count(&mut self, label: u32) {
+        self.nodes.insert(label);
+        if self.events == 0 {
+            self.first = label;
+        }
+        self.last = label;
+        self.events += 1;
+    }
+
+    /// The event's graph label; records what is unseen.
+    fn label(&mut self, event: Labelled<'_>, explain: bool) -> u32 {
+        match event {
             Labelled::Seen(node) => node,
             Labelled::UnseenSyscall { key, name } => {
                 if self.unseen_syscalls.insert(key)
@@ -234,15 +317,7 @@ impl WindowGraph {
                 }
                 UAN
             }
-        };
-        self.nodes.insert(label);
-        if self.events == 0 {
-            self.first = label;
-        } else {
-            self.edge(self.last, label);
         }
-        self.last = label;
-        self.events += 1;
     }
 
     fn edge(&mut self, prev: u32, cur: u32) {
@@ -266,9 +341,11 @@ impl WindowGraph {
         self.unseen_syscalls.overflow > 0
             || self.unseen_args.overflow > 0
             || self.unseen_pairs.overflow > 0
+            || self.threads_overflow > 0
     }
 
-    /// Appends a later window, as if its events had followed these.
+    /// Appends a later window, as if its events had followed these
+    /// (stream order: compat folds windows after its last row with it).
     pub fn append(&mut self, later: WindowGraph) {
         if later.events == 0 {
             return;
@@ -317,6 +394,49 @@ impl WindowGraph {
         }
     }
 
+    /// The counts the vector is made of.
+    pub fn summary(&self) -> GraphSummary {
+        GraphSummary {
+            events: self.events,
+            nodes: self.nodes.len as u64,
+            unseen_syscalls: self.unseen_syscalls.len(),
+            unseen_arg_calls: self.unseen_arg_calls.len as u64,
+            unseen_args: self.unseen_args.len(),
+            usn_preds: self.usn.preds.len as u64,
+            usn_succs: self.usn.succs.len as u64,
+            uan_preds: self.uan.preds.len as u64,
+            uan_succs: self.uan.succs.len as u64,
+        }
+    }
+
+    /// The anomaly vector; `None` for an empty window.
+    pub fn vector(&self, max_freq: u64) -> Option<AnomalyVector> {
+        self.summary().vector(max_freq)
+    }
+}
+
+/// What [FI, USI, UAI] needs of one window's graph (SPEC §5), however it
+/// was gathered: counts of distinct things, never the things themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GraphSummary {
+    /// Events in the window.
+    pub events: u64,
+    /// Distinct node labels (USN and UAN included).
+    pub nodes: u64,
+    /// |U|: distinct unseen syscall nodes.
+    pub unseen_syscalls: u64,
+    /// |Uc|: distinct syscall nodes of the events relabelled UAN.
+    pub unseen_arg_calls: u64,
+    /// |Ua|: distinct unseen arguments.
+    pub unseen_args: u64,
+    /// Distinct predecessors and successors of USN and of UAN.
+    pub usn_preds: u64,
+    pub usn_succs: u64,
+    pub uan_preds: u64,
+    pub uan_succs: u64,
+}
+
+impl GraphSummary {
     /// The anomaly vector; `None` for an empty window.
     pub fn vector(&self, max_freq: u64) -> Option<AnomalyVector> {
         let n = self.events;
@@ -332,28 +452,26 @@ impl WindowGraph {
             });
         }
         let fi = (n - 1) as f64 / (max_freq as f64 * BETA);
-        let n_nodes = self.nodes.len;
-        let centrality = |acc: &Neighbours| -> f64 {
+        let n_nodes = self.nodes;
+        let centrality = |preds: u64, succs: u64| -> f64 {
             if n_nodes <= 1 {
                 // networkx: a one-node graph has centrality 1 in and out.
-                return if acc.preds.len == 0 && acc.succs.len == 0 {
-                    0.0
-                } else {
-                    2.0
-                };
+                return if preds == 0 && succs == 0 { 0.0 } else { 2.0 };
             }
             // networkx multiplies by 1/(n-1) rather than dividing by n-1;
             // the last bit differs, and parity is to the bit.
             let s = 1.0 / (n_nodes as f64 - 1.0);
-            acc.preds.len as f64 * s + acc.succs.len as f64 * s
+            preds as f64 * s + succs as f64 * s
         };
-        let usi = match self.unseen_syscalls.len() {
+        let usi = match self.unseen_syscalls {
             0 => 0.0,
-            u => u as f64 * centrality(&self.usn),
+            u => u as f64 * centrality(self.usn_preds, self.usn_succs),
         };
-        let uai = match self.unseen_args.len() {
+        let uai = match self.unseen_args {
             0 => 0.0,
-            ua => ((self.unseen_arg_calls.len as u64 * ua) as f64) * centrality(&self.uan),
+            ua => {
+                ((self.unseen_arg_calls * ua) as f64) * centrality(self.uan_preds, self.uan_succs)
+            }
         };
         Some(AnomalyVector { fi, usi, uai })
     }
@@ -413,7 +531,35 @@ mod tests {
     }
 
     fn ev(node: u32, arg: u32) -> WindowEvent {
-        WindowEvent { node, arg }
+        WindowEvent {
+            node,
+            arg,
+            thread: 0,
+        }
+    }
+
+    #[test]
+    fn thread_edges_link_each_threads_own_sequence() {
+        // Threads 1 and 2 interleave: 1:a 2:x 1:b 2:y, with x unseen.
+        // Stream edges: a->USN, USN->b, b->y. Thread edges: a->b, USN->y.
+        let seen = S(vec![0, 1, 3], vec![]);
+        let t = |node, thread| WindowEvent {
+            node,
+            arg: NO_ARG,
+            thread,
+        };
+        let w = [t(0, 1), t(2, 2), t(1, 1), t(3, 2)];
+        let mut stream = WindowGraph::default();
+        let mut threads = WindowGraph::default();
+        for e in &w {
+            stream.push(label_by_id(e, &seen), false);
+            threads.push_in_thread(label_by_id(e, &seen), e.thread, false);
+        }
+        let s = stream.summary();
+        assert_eq!((s.usn_preds, s.usn_succs), (1, 1));
+        let s = threads.summary();
+        assert_eq!((s.usn_preds, s.usn_succs, s.nodes), (0, 1, 4));
+        assert_eq!(threads.vector(10).unwrap().usi, 1.0 / 3.0);
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl Lab {
             "99993 10:00:02.500300000 0 sh (66) < ptrace res=0",
             "99994 10:00:02.500400000 0 cat (67) < open fd=3(<f>/etc/shadow) name=/etc/shadow flags=1(O_RDONLY) mode=0",
             "99995 10:00:02.500500000 0 sh (66) > mknod",
+            // Modern graphs join each thread's own calls: cat goes on.
+            "99996 10:00:02.500600000 0 cat (67) > close fd=3",
         ];
         text_recording(&lab.path("attack/a0.txt"), 3, 9, &attack);
         lab

@@ -13,10 +13,7 @@ use chids::features::{
 use chids::source::{discover::open, EventSource, ReadOptions, ReadStats, SourceError};
 use serde_json::Value;
 
-const COMPAT: Settings = Settings {
-    mode: Mode::Compat,
-    window_ns: 1_000_000_000,
-};
+const COMPAT: Settings = Settings::for_mode(Mode::Compat, 1_000_000_000);
 
 fn options() -> ReadOptions {
     ReadOptions {

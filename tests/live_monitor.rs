@@ -184,6 +184,7 @@ fn monitor_alerts_only_after_the_attack() {
             alerts_follow_symlink: false,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             duration: Some(Duration::from_secs(60)),
+            windows: live::WindowPath::Auto,
         },
         &mut |u| match u {
             MonitorUpdate::Alert(a) => alerts.push(a.clone()),

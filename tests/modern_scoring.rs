@@ -69,10 +69,7 @@ fn run(mode: Mode, attack_dir: &Path) -> (bool, usize) {
         container: None,
     };
     let options = TrainOptions {
-        settings: Settings {
-            mode,
-            window_ns: 1_000_000_000,
-        },
+        settings: Settings::for_mode(mode, 1_000_000_000),
         model: TrainConfig::default(),
         thetas: default_thetas(),
         read: read.clone(),

@@ -11,6 +11,7 @@ use chids::features::Settings;
 use chids::model::{default_thetas, TrainConfig};
 use chids::source::EventSource;
 use chids::source::ReadOptions;
+use chids::ssg::EdgeOrder;
 use chids::stide::{self, StideSettings};
 use chids::train::{train_calibrated, TrainOptions};
 
@@ -38,6 +39,12 @@ pub struct Args {
     /// Reproduce the reference implementation exactly (see README).
     #[arg(long)]
     compat: bool,
+    /// Graph edges (modern mode): `thread` joins consecutive calls of each
+    /// thread (feature version 2, computable in the kernel by `monitor`);
+    /// `stream` joins consecutive calls of the whole stream, as bundles
+    /// before version 2 and compat mode do.
+    #[arg(long, value_enum)]
+    edges: Option<Edges>,
     /// Window length (e.g. 1s, 500ms; from 1ms to 1h).
     #[arg(long, default_value = "1s", value_parser = super::parse_window)]
     window: u64,
@@ -64,6 +71,12 @@ pub struct Args {
     /// STIDE: locality frame, in sequences (score = mismatches among the last N / N).
     #[arg(long, value_name = "N", default_value_t = stide::DEFAULT_FRAME, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     stide_window: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Edges {
+    Thread,
+    Stream,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,11 +109,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.detector == Detector::Stide {
         return run_stide(&args, mode, &thetas, &recordings, validation.as_deref());
     }
+    let mut settings = Settings::for_mode(mode, args.window);
+    match (args.edges, mode) {
+        (Some(Edges::Thread), Mode::Compat) => {
+            anyhow::bail!("--edges thread: compat mode keeps the reference's stream edges")
+        }
+        (Some(Edges::Thread), _) => settings.edges = EdgeOrder::Thread,
+        (Some(Edges::Stream), _) => settings.edges = EdgeOrder::Stream,
+        (None, _) => {}
+    }
     let options = TrainOptions {
-        settings: Settings {
-            mode,
-            window_ns: args.window,
-        },
+        settings,
         model: TrainConfig {
             epochs: args.epochs,
             seed: args.seed,

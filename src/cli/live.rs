@@ -82,6 +82,19 @@ pub struct MonitorArgs {
     /// Stop after this long (default: until the command exits, or Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Where window features are computed: `kernel` (BPF maps, one record
+    /// only per new argument; needs a modern bundle with per-thread edges),
+    /// `events` (one record per event, any bundle), `auto` (kernel when
+    /// the bundle allows).
+    #[arg(long, value_enum, default_value_t = WindowsArg::Auto)]
+    pub windows: WindowsArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowsArg {
+    Auto,
+    Kernel,
+    Events,
 }
 
 /// A duration flag (`10s`, `2m`, `500ms`, bare seconds): the parser every
@@ -156,6 +169,11 @@ mod convert {
                 alerts_follow_symlink: self.alerts_follow_symlink,
                 metrics: self.metrics,
                 duration: self.duration,
+                windows: match self.windows {
+                    WindowsArg::Auto => chids::live::WindowPath::Auto,
+                    WindowsArg::Kernel => chids::live::WindowPath::Kernel,
+                    WindowsArg::Events => chids::live::WindowPath::Events,
+                },
             })
         }
     }
@@ -272,13 +290,21 @@ mod convert {
         report_losses(&summary.counters);
         report_command(summary.stopped_by, summary.command_status);
         eprintln!(
-            "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped)",
+            "{} events, {} windows, {} alerts in {:.2}s (chids cpu {:.2}s, {} dropped{})",
             summary.events,
             summary.windows,
             summary.alerts,
             summary.elapsed.as_secs_f64(),
             summary.cpu.as_secs_f64(),
-            summary.counters.dropped
+            summary.counters.dropped,
+            if summary.kernel_windows {
+                format!(
+                    ", kernel windows, {} records lost",
+                    summary.counters.agg_lost
+                )
+            } else {
+                String::new()
+            }
         );
         if summary.out_of_order > 0 {
             eprintln!(

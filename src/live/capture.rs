@@ -46,6 +46,10 @@ pub struct Counters {
     pub dropped: u64,
     /// Path arguments that could not be read (emitted with an empty path).
     pub path_faults: u64,
+    /// Kernel-window records (unresolved arguments) or events lost, because
+    /// the ring buffer was full or the window's slot was still unread: the
+    /// windows they belonged to are inexact.
+    pub agg_lost: u64,
     /// Watched tasks that moved themselves (or were moved) out of every
     /// watched cgroup; they are followed, and their events still captured.
     pub migrated: u64,
@@ -138,6 +142,15 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+/// What the kernel does with a watched cgroup's events (`struct watch_cfg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WatchFlags {
+    /// One ring-buffer record per event.
+    pub emit: bool,
+    /// Window aggregation in aggregation slot `slot` (see `aggregate`).
+    pub aggregate: Option<u32>,
+}
+
 /// A loaded, attached capture. Not `Send`: poll it from the thread that made it.
 pub struct Capture {
     // Declared before `skel` so it is dropped first.
@@ -146,10 +159,14 @@ pub struct Capture {
     /// Records copied out of the ring buffer by the callback, each prefixed
     /// by its length (u32), consumed after every poll.
     arena: Rc<RefCell<Vec<u8>>>,
+    /// The same for the aggregation's records (`agg_ring`).
+    agg_arena: Rc<RefCell<Vec<u8>>>,
     epoch_offset_ns: i64,
     level_mask: u32,
     /// Records that failed to decode.
     undecodable: u64,
+    /// Aggregation slots in use (bit per slot).
+    agg_slots: u64,
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
@@ -244,30 +261,50 @@ impl Capture {
             .map_err(|e| bpf_err("attach tracepoints", e))?;
 
         let arena = Rc::new(RefCell::new(Vec::with_capacity(1 << 20)));
-        let sink = Rc::clone(&arena);
+        let agg_arena = Rc::new(RefCell::new(Vec::new()));
         let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&skel.maps.events, move |data: &[u8]| {
-                let mut a = sink.borrow_mut();
-                a.extend_from_slice(&(data.len() as u32).to_ne_bytes());
-                a.extend_from_slice(data);
-                0
-            })
-            .map_err(|e| bpf_err("ring buffer", e))?;
+        for (map, arena) in [
+            (&skel.maps.events, &arena),
+            (&skel.maps.agg_ring, &agg_arena),
+        ] {
+            let sink = Rc::clone(arena);
+            builder
+                .add(map, move |data: &[u8]| {
+                    let mut a = sink.borrow_mut();
+                    a.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+                    a.extend_from_slice(data);
+                    0
+                })
+                .map_err(|e| bpf_err("ring buffer", e))?;
+        }
         let ring = builder.build().map_err(|e| bpf_err("ring buffer", e))?;
         Ok(Capture {
             ring,
             skel,
             arena,
+            agg_arena,
             epoch_offset_ns: epoch_offset_ns(),
             level_mask: 0,
             undecodable: 0,
+            agg_slots: 0,
         })
     }
 
     /// Starts capturing the cgroup and everything below it (also cgroups
     /// created below it later: the kernel side checks ancestors).
     pub fn watch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
+        self.watch_with(
+            cg,
+            WatchFlags {
+                emit: true,
+                aggregate: None,
+            },
+        )
+    }
+
+    /// [`watch`](Capture::watch), choosing per-event records and/or window
+    /// aggregation.
+    pub(crate) fn watch_with(&mut self, cg: &CgroupRef, how: WatchFlags) -> Result<(), LiveError> {
         if cg.level >= 32 {
             return Err(LiveError::Other(format!(
                 "cgroup {} is nested {} deep; at most 31 levels are supported",
@@ -276,6 +313,20 @@ impl Capture {
             )));
         }
         let key = cg.id.to_ne_bytes();
+        if how.aggregate.is_some() || !how.emit {
+            // struct watch_cfg { u32 flags; u32 slot; }
+            let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
+            let mut cfg = [0u8; 8];
+            cfg[..4].copy_from_slice(&flags.to_ne_bytes());
+            cfg[4..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
+            self.skel
+                .maps
+                .watch_cfgs
+                .update(&key, &cfg, MapFlags::ANY)
+                .map_err(|e| bpf_err("watch cgroup", e))?;
+        } else {
+            let _ = self.skel.maps.watch_cfgs.delete(&key);
+        }
         self.skel
             .maps
             .watched
@@ -358,6 +409,43 @@ impl Capture {
         mono.wrapping_add(self.epoch_offset_ns) as u64
     }
 
+    /// Hands out the aggregation records received so far (raw bytes, see
+    /// `aggregate`), oldest first.
+    pub(crate) fn take_agg_records(&mut self, f: &mut dyn FnMut(&[u8])) {
+        let mut arena = self.agg_arena.borrow_mut();
+        let mut at = 0;
+        while at + 4 <= arena.len() {
+            let len = u32_at(&arena, at) as usize;
+            f(&arena[at + 4..at + 4 + len]);
+            at += 4 + len;
+        }
+        arena.clear();
+    }
+
+    /// Consumes what both ring buffers hold now, without waiting or delivering.
+    pub(crate) fn consume(&mut self) {
+        let _ = self.ring.consume();
+    }
+
+    /// A free aggregation slot (see `aggregate`), now taken.
+    pub(crate) fn take_agg_slot(&mut self) -> Option<u32> {
+        let free = (!self.agg_slots).trailing_zeros();
+        if free >= super::aggregate::AGG_WATCHES {
+            return None;
+        }
+        self.agg_slots |= 1 << free;
+        Some(free)
+    }
+
+    pub(crate) fn release_agg_slot(&mut self, slot: u32) {
+        self.agg_slots &= !(1u64 << (slot & 63));
+    }
+
+    /// The loaded skeleton, for the aggregation's maps.
+    pub(crate) fn skel(&mut self) -> &mut ChidsSkel<'static> {
+        &mut self.skel
+    }
+
     fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {
         let mut arena = self.arena.borrow_mut();
         let mut at = 0;
@@ -395,6 +483,7 @@ impl Capture {
             path_faults: read(1),
             migrated: read(3),
             exec_unmatched: read(4),
+            agg_lost: read(5),
             undecodable: self.undecodable,
         }
     }

@@ -83,7 +83,7 @@ fn push_field(out: &mut String, bytes: &[u8]) {
 /// A kernel `struct sockaddr` (x86-64 layout): the family, then for inet
 /// the port (big-endian) and address, for Unix the path (abstract names,
 /// which start with a NUL, as `@name`).
-fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
+pub(crate) fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
     let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
     match family {
         2 if b.len() >= 8 => {
@@ -378,10 +378,7 @@ mod tests {
         baseline.seen_syscalls.insert("open".into());
         baseline.seen_args.insert(normalize_path("/tmp/seen/"));
         baseline.max_freq = 10;
-        let settings = Settings {
-            mode: Mode::Modern,
-            window_ns: 1_000_000_000,
-        };
+        let settings = Settings::for_mode(Mode::Modern, 1_000_000_000);
         let mut stream = FeatureStream::new(settings, Some(&baseline), true);
         let mut f = Formatter::new();
         let ev = f.format(&raw(

@@ -13,6 +13,7 @@
 //! pulls in no libbpf. See `README.md` beside this file.
 
 pub mod agent;
+pub mod aggregate;
 pub mod capture;
 pub mod cgroup;
 pub mod format;
@@ -32,10 +33,13 @@ mod skel {
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use aggregate::KernelWindows;
 pub use capture::{Capture, Counters, RawEvent};
 pub use cgroup::{CgroupRef, Target};
 pub use format::Formatter;
-pub use monitor::{monitor, Alert, MonitorOptions, MonitorSummary, MonitorUpdate, WindowReport};
+pub use monitor::{
+    monitor, Alert, MonitorOptions, MonitorSummary, MonitorUpdate, WindowPath, WindowReport,
+};
 pub use record::{record, RecordOptions, RecordProgress, RecordSummary, StopReason};
 
 /// Everything that can go wrong in live capture, each with what to do.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::aggregate::{self, KernelWindows};
 use super::capture::{Capture, Counters, ExecGate, RawEvent};
 use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::Formatter;
@@ -24,7 +25,7 @@ use super::metrics::{self, Metrics};
 use super::record::should_stop;
 use super::record::StopReason;
 use super::LiveError;
-use crate::detect::{ScoredWindow, StreamDetector};
+use crate::detect::{self, ScoredWindow, StreamDetector};
 use crate::features::UnseenArg;
 use crate::model::bundle::Bundle;
 
@@ -50,6 +51,21 @@ pub struct MonitorOptions {
     pub metrics: Option<SocketAddr>,
     /// Stop after this long (default: until the command exits, or a signal).
     pub duration: Option<Duration>,
+    /// Where windows are computed.
+    pub windows: WindowPath,
+}
+
+/// Where `monitor` computes window features.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WindowPath {
+    /// In the kernel when the bundle allows it (modern, per-thread edges),
+    /// else from per-event records.
+    #[default]
+    Auto,
+    /// In the kernel (`aggregate`); an error for bundles that cannot.
+    Kernel,
+    /// From one ring-buffer record per event, in user space.
+    Events,
 }
 
 /// One anomalous window. Field names are the alert file's JSON keys.
@@ -124,6 +140,8 @@ pub struct MonitorSummary {
     /// CPU time chids itself used while capturing (user + system).
     pub cpu: Duration,
     pub stopped_by: StopReason,
+    /// Windows were computed in the kernel.
+    pub kernel_windows: bool,
 }
 
 fn now_ns() -> u64 {
@@ -226,7 +244,26 @@ pub fn monitor(
         .iter()
         .map(|(&id, s)| (id, s.cgroup.clone()))
         .collect();
-    capture.watch(&cgroup)?;
+    let kernel_windows = match opts.windows {
+        WindowPath::Events => false,
+        WindowPath::Auto => aggregate::supported(&bundle.settings),
+        WindowPath::Kernel => true,
+    };
+    // The same gate `record` applies (see ExecGate).
+    let gated = matches!(opts.target, Target::Command(_));
+    let mut kernel = if kernel_windows {
+        Some(KernelWindows::attach(
+            &mut capture,
+            &cgroup,
+            bundle.settings,
+            &bundle.elements,
+            gated,
+            false,
+        )?)
+    } else {
+        capture.watch(&cgroup)?;
+        None
+    };
     on_update(MonitorUpdate::Started {
         cgroup: &cgroup,
         metrics: server.as_ref().map(|s| s.addr),
@@ -334,6 +371,13 @@ pub fn monitor(
                 .detector
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         })?;
+        if let Some(k) = kernel.as_mut() {
+            k.pump(&mut capture, &mut |w| {
+                events += w.events as u64;
+                *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
+                closed.push((cgroup.id, detect::score(&bundle, threshold, w)));
+            })?;
+        }
         // The timer: close windows of silent containers too.
         // One clock: the events' (see Capture::now_ns).
         let now = mode.timestamp(capture.now_ns());
@@ -393,6 +437,13 @@ pub fn monitor(
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         }
     })?;
+    if let Some(k) = kernel.take() {
+        k.finish(&mut capture, &mut |w| {
+            events += w.events as u64;
+            *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
+            closed.push((cgroup.id, detect::score(&bundle, threshold, w)));
+        })?;
+    }
     let elapsed = start.elapsed();
     if let Some(c) = command.as_mut() {
         if command_status.is_none() {
@@ -429,5 +480,6 @@ pub fn monitor(
         command_status,
         cpu: super::self_cpu_time().saturating_sub(cpu_start),
         stopped_by,
+        kernel_windows,
     })
 }

@@ -10,6 +10,7 @@ use super::autoencoder::{Autoencoder, ModelError};
 use super::scoring::Scoring;
 use crate::args::Mode;
 use crate::features::{Settings, TrainingElements};
+use crate::ssg::EdgeOrder;
 
 /// Bumped whenever a field changes meaning; loading refuses other versions.
 pub const FORMAT_VERSION: u32 = 1;
@@ -48,6 +49,10 @@ pub struct BaselineFile {
     pub chids_version: String,
     pub mode: Mode,
     pub window_ns: u64,
+    /// Feature version: which consecutive events form graph edges. Bundles
+    /// written before the field existed linked the whole stream.
+    #[serde(default)]
+    pub edges: EdgeOrder,
     pub seen_syscalls: Vec<String>,
     pub seen_args: Vec<String>,
     pub max_freq: u64,
@@ -118,6 +123,7 @@ impl Bundle {
             chids_version: env!("CARGO_PKG_VERSION").into(),
             mode: self.settings.mode,
             window_ns: self.settings.window_ns,
+            edges: self.settings.edges,
             seen_syscalls: self.elements.seen_syscalls.iter().cloned().collect(),
             seen_args: self.elements.seen_args.iter().cloned().collect(),
             max_freq: self.elements.max_freq,
@@ -182,6 +188,7 @@ impl Bundle {
             settings: Settings {
                 mode: file.mode,
                 window_ns: file.window_ns,
+                edges: file.edges,
             },
             elements: TrainingElements {
                 seen_syscalls: file.seen_syscalls.into_iter().collect(),

@@ -461,10 +461,7 @@ pub fn agent(
             )));
             let dir = learn_root.join(folder_name(&key));
             let tx = train_tx.clone();
-            let settings = Settings {
-                mode,
-                window_ns: opts.window_ns,
-            };
+            let settings = Settings::for_mode(mode, opts.window_ns);
             let epochs = opts.epochs;
             let t = std::thread::Builder::new()
                 .name("chids-train".into())

@@ -64,7 +64,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
 #define CNT_MIGRATED 3     // watched tasks moved out of every watched cgroup
 #define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (LRU eviction)
-#define CNT_MAX 5
+#define CNT_AGG_LOST 5 // kernel-window records or events lost (ring full, window unread)
+#define CNT_MAX 6
+
+// What a watched cgroup gets (struct watch flags).
+#define W_EMIT 1 // one ring-buffer record per event (record, per-event monitor)
+#define W_AGG 2  // window aggregation (aggregate.bpf.h)
 
 // Event header; events of path-bearing calls append PATH_LEN bytes.
 // Layout mirrored by `RawHeader` in src/live/capture.rs.
@@ -129,6 +134,27 @@ struct {
 	__type(value, struct pending);
 } pendings SEC(".maps");
 
+// How a watched cgroup is captured, when not only by per-event records.
+// Layout mirrored by `capture::WatchFlags`.
+struct watch_cfg {
+	__u32 flags; // W_EMIT, W_AGG
+	__u32 slot;  // aggregation slot (W_AGG)
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct watch_cfg);
+} watch_cfgs SEC(".maps");
+
+// A watched cgroup and how it is captured, for one event.
+struct watch {
+	__u64 id;
+	__u32 flags;
+	__u32 slot;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_MAX);
@@ -191,6 +217,20 @@ static __always_inline void count(__u32 slot)
 	if (v)
 		*v += 1;
 }
+
+// How the watched cgroup `id` is captured (default: per-event records).
+static __always_inline struct watch watch_of(__u64 id)
+{
+	struct watch w = { .id = id, .flags = W_EMIT, .slot = 0 };
+	struct watch_cfg *c = bpf_map_lookup_elem(&watch_cfgs, &id);
+	if (c) {
+		w.flags = c->flags;
+		w.slot = c->slot;
+	}
+	return w;
+}
+
+#include "aggregate.bpf.h"
 
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
 static __always_inline __u64 watched_cgroup(__u64 *own)
@@ -342,10 +382,12 @@ static __always_inline int is_socket_family(long nr)
 	return 0;
 }
 
-static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret)
+// `ts` is taken once per event and shared with the aggregation, so that a
+// capture doing both (the equality test) puts the event in the same window.
+static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
-	e->ts = bpf_ktime_get_ns();
+	e->ts = ts;
 	e->cgroup = own;
 	e->watch = watch;
 	e->ret = ret;
@@ -374,14 +416,16 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 	e->h.evflags |= F_HAS_PATH;
 }
 
-static __always_inline int emit_small(__u64 own, __u64 watch, long nr, __u8 dir, long ret)
+static __always_inline int emit_small(const struct watch *w, __u64 own, long nr, __u8 dir, long ret, __u64 ts)
 {
+	if (!(w->flags & W_EMIT))
+		return 0;
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(e, own, watch, nr, dir, ret);
+	fill(e, own, w->id, nr, dir, ret, ts);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }
@@ -390,16 +434,8 @@ static __always_inline int emit_small(__u64 own, __u64 watch, long nr, __u8 dir,
 // classic `tracepoint/raw_syscalls/...` form first copies every event into a
 // perf trace buffer for every task on the machine; measured here, that
 // alone doubled the system time of `find /usr` outside any watched cgroup.
-SEC("tp_btf/sys_enter")
-int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
+static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt_regs *regs, long id, __u64 ts)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
-	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
-		return 0;
-	remember_watch(watch);
 	int ia32 = in_ia32_syscall();
 	long nr = ia32 ? ia32_nr(id) : id;
 	if (is_socket_family(nr)) {
@@ -425,10 +461,13 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 			struct pending p = { .ptr = addr, .flags = len, .nr = (__s32)nr };
 			bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 		}
-		return emit_small(own, watch, nr, DIR_ENTER, 0);
+		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
+		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
 	}
-	if (!is_path_family(nr))
-		return emit_small(own, watch, nr, DIR_ENTER, 0);
+	if (!is_path_family(nr)) {
+		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
+		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+	}
 
 	// Syscall arguments: rdi, rsi, rdx on x86-64; ebx, ecx, edx for ia32.
 	// Read once into locals (the verifier also rejects a variable index
@@ -454,14 +493,34 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	struct pending p = { .ptr = ptr, .flags = flags, .nr = (__s32)nr };
 	if (nr == NR_execve || nr == NR_execveat) {
 		// Deferred: see struct pending.
-		p.ts = bpf_ktime_get_ns();
+		p.ts = ts;
 		p.tid = (__u32)key;
 		bpf_get_current_comm(p.comm, sizeof(p.comm));
 		bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 		return 0;
 	}
 	bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
-	return emit_small(own, watch, nr, DIR_ENTER, 0);
+	agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
+	return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	__u64 own;
+	__u64 watch = watched_cgroup(&own);
+	if (!watch)
+		return 0;
+	remember_watch(watch);
+	struct watch w = watch_of(watch);
+	__u64 ts;
+	__u32 depth;
+	struct agg_flight *f = agg_enter(&w, &ts, &depth);
+	sys_enter(&w, own, regs, id, ts);
+	agg_exit(f, depth);
+	return 0;
 }
 
 // The deferred execve enter event, with the facts saved at enter.
@@ -472,11 +531,30 @@ static __always_inline struct event_path *exec_enter_event(struct pending *p, __
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(&e->h, own, watch, p->nr, DIR_ENTER, 0);
-	e->h.ts = p->ts;
+	fill(&e->h, own, watch, p->nr, DIR_ENTER, 0, p->ts);
 	e->h.tid = p->tid;
 	__builtin_memcpy(e->h.comm, p->comm, COMM_LEN);
 	return e;
+}
+
+// The deferred execve enter, aggregated: `fn` is the path (kernel memory
+// when `kernel`, else the caller's memory).
+static __always_inline void agg_exec_enter(const struct watch *w, struct pending *p, const void *fn, int kernel, __u32 scr)
+{
+	if (!(w->flags & W_AGG))
+		return;
+	struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, scr);
+	if (!r)
+		return;
+	long n = kernel ? bpf_probe_read_kernel_str(r->key.bytes, sizeof(r->key.bytes), fn)
+			: bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), fn);
+	if (n <= 0) {
+		r->key.bytes[0] = 0;
+		n = 0;
+	}
+	r->key.len = (__u16)n;
+	__u64 pt = bpf_get_current_pid_tgid();
+	agg_account(w, p->tid, pt >> 32, p->ts, p->nr, DIR_ENTER, r, p->comm, scr);
 }
 
 // A successful exec: emit its enter event with the kernel's copy of the path.
@@ -502,9 +580,15 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	__u64 own;
 	__u64 watch = watched_cgroup(&own);
 	if (watch) {
-		struct event_path *e = exec_enter_event(p, own, watch);
+		struct watch w = watch_of(watch);
+		__u64 ts;
+		__u32 depth;
+		struct agg_flight *f = agg_enter(&w, &ts, &depth);
+		if (f)
+			f->entry[depth & 3] = p->ts; // the event's time is the enter's
+		const char *fn = BPF_CORE_READ(bprm, filename);
+		struct event_path *e = (w.flags & W_EMIT) ? exec_enter_event(p, own, watch) : 0;
 		if (e) {
-			const char *fn = BPF_CORE_READ(bprm, filename);
 			long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), fn);
 			e->h.evflags |= F_HAS_PATH;
 			if (n <= 0) {
@@ -516,41 +600,62 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 			}
 			bpf_ringbuf_submit(e, submit_flags());
 		}
+		agg_exec_enter(&w, p, fn, 1, SCR_EXEC);
+		agg_exit(f, depth);
 	}
 	bpf_map_delete_elem(&pendings, &key);
 	return 0;
 }
 
 // A socket call's exit, with the address it named when there was one.
-static __always_inline int socket_exit(__u64 own, __u64 watch, long nr, long ret)
+static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr, long ret, __u64 ts)
 {
 	__u64 key = bpf_get_current_pid_tgid();
 	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
 	if (!p || p->nr != nr) {
 		if (p)
 			bpf_map_delete_elem(&pendings, &key);
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p->ptr, len = p->flags;
 	bpf_map_delete_elem(&pendings, &key);
 	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
 		// Filled in by the kernel only on success; the length is in user memory.
 		int n = 0;
-		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len))
-			return emit_small(own, watch, nr, DIR_EXIT, ret);
+		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
+			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+			return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		}
 		len = n < 0 ? 0 : (__u64)n;
 	}
 	if (len > SOCKADDR_LEN)
 		len = SOCKADDR_LEN;
-	if (len < 2)
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
+	if (len < 2) {
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+	}
 
+	if (w->flags & W_AGG) {
+		struct agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK, SCR_EXIT);
+		if (r) {
+			if (bpf_probe_read_user(r->key.bytes, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
+				// Unreadable: the event has no address, as in a record.
+				r = 0;
+			} else {
+				r->key.len = (__u16)len;
+			}
+			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
+		}
+	}
+	if (!(w->flags & W_EMIT))
+		return 0;
 	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
+	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
 	e->h.evflags |= F_HAS_SOCKADDR;
 	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 		e->h.evflags |= F_PATH_FAULT;
@@ -558,6 +663,91 @@ static __always_inline int socket_exit(__u64 own, __u64 watch, long nr, long ret
 	} else {
 		e->h.path_len = (__u16)len;
 	}
+	bpf_ringbuf_submit(e, submit_flags());
+	return 0;
+}
+
+// The clone family's exit: user space names the new task by its comm.
+static __always_inline int is_clone_family(long nr)
+{
+	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
+}
+
+static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_regs *regs, long ret, __u64 ts)
+{
+	// The syscall number survives in orig_ax (ax holds the return value).
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (in_ia32_syscall()) {
+		nr = ia32_nr(nr);
+		ret = (int)ret; // eax: sign-extend the 32-bit result
+	}
+	if (is_socket_family(nr))
+		return socket_exit(w, own, nr, ret, ts);
+	if (!is_path_family(nr)) {
+		if ((w->flags & W_AGG) && is_clone_family(nr)) {
+			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
+			if (r) {
+				bpf_get_current_comm(r->key.bytes, COMM_LEN);
+				r->key.len = COMM_LEN;
+				__u64 pt = bpf_get_current_pid_tgid();
+				agg_account(w, (__u32)pt, pt >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
+			}
+		} else {
+			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+		}
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+	}
+
+	__u64 key = bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
+	if (nr == NR_execve || nr == NR_execveat) {
+		// Still pending: the exec failed (or succeeded before we attached).
+		// Emit the deferred enter event now, path from the old memory the
+		// kernel has just read, then the exit.
+		if (p && p->nr == nr) {
+			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(p, own, w->id) : 0;
+			if (e) {
+				read_path(e, p->ptr);
+				bpf_ringbuf_submit(e, submit_flags());
+			}
+			agg_exec_enter(w, p, (const void *)p->ptr, 0, SCR_EXIT);
+			bpf_map_delete_elem(&pendings, &key);
+		}
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+	}
+	if (!p || p->nr != nr) {
+		// Entered before we attached (or the LRU evicted it): no path.
+		if (p)
+			bpf_map_delete_elem(&pendings, &key);
+		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+	}
+	__u64 ptr = p->ptr, flags = p->flags;
+	bpf_map_delete_elem(&pendings, &key);
+
+	if (w->flags & W_AGG) {
+		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
+		if (r) {
+			long n = bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), (const void *)ptr);
+			if (n <= 0) {
+				r->key.bytes[0] = 0;
+				n = 0;
+			}
+			r->key.len = (__u16)n;
+			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
+		}
+	}
+	if (!(w->flags & W_EMIT))
+		return 0;
+	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_DROPPED);
+		return 0;
+	}
+	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
+	e->h.flags = flags;
+	read_path(e, ptr);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }
@@ -571,50 +761,11 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 	__u64 watch = watched_cgroup(&own);
 	if (!watch)
 		return 0;
-	// The syscall number survives in orig_ax (ax holds the return value).
-	long nr = BPF_CORE_READ(regs, orig_ax);
-	if (in_ia32_syscall()) {
-		nr = ia32_nr(nr);
-		ret = (int)ret; // eax: sign-extend the 32-bit result
-	}
-	if (is_socket_family(nr))
-		return socket_exit(own, watch, nr, ret);
-	if (!is_path_family(nr))
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
-
-	__u64 key = bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
-	if (nr == NR_execve || nr == NR_execveat) {
-		// Still pending: the exec failed (or succeeded before we attached).
-		// Emit the deferred enter event now, path from the old memory the
-		// kernel has just read, then the exit.
-		if (p && p->nr == nr) {
-			struct event_path *e = exec_enter_event(p, own, watch);
-			if (e) {
-				read_path(e, p->ptr);
-				bpf_ringbuf_submit(e, submit_flags());
-			}
-			bpf_map_delete_elem(&pendings, &key);
-		}
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
-	}
-	if (!p || p->nr != nr) {
-		// Entered before we attached (or the LRU evicted it): no path.
-		if (p)
-			bpf_map_delete_elem(&pendings, &key);
-		return emit_small(own, watch, nr, DIR_EXIT, ret);
-	}
-	__u64 ptr = p->ptr, flags = p->flags;
-	bpf_map_delete_elem(&pendings, &key);
-
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
-		return 0;
-	}
-	fill(&e->h, own, watch, nr, DIR_EXIT, ret);
-	e->h.flags = flags;
-	read_path(e, ptr);
-	bpf_ringbuf_submit(e, submit_flags());
+	struct watch w = watch_of(watch);
+	__u64 ts;
+	__u32 depth;
+	struct agg_flight *f = agg_enter(&w, &ts, &depth);
+	sys_exit(&w, own, regs, ret, ts);
+	agg_exit(f, depth);
 	return 0;
 }

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// Window aggregation in the kernel, for `monitor` (src/live/aggregate.rs
+// reads it). Instead of one ring-buffer record per syscall, each watched
+// cgroup keeps, per window, what the anomaly vector needs (SPEC §5 with
+// per-thread edges, feature version 2):
+//   - the event count and the set of node labels seen;
+//   - the unseen syscall nodes, relabelled USN here, from the model's seen
+//     syscalls (a bitmap user space loads) and the syscall family table;
+//   - the distinct predecessors and successors of USN, from each thread's
+//     previous label (exact: a thread's calls are in program order).
+// Per-CPU, in one of AGG_SLOTS slots by window index, merged by user space
+// once the window is two windows old (as the per-event path closes it).
+//
+// Arguments: an event whose raw argument (path, socket address, clone's
+// comm) user space has already resolved to "seen or none" hits `agg_args`
+// and costs a lookup. Any other one is a MISS record to user space, with
+// the label before it in its thread; the label after it, when known here,
+// follows as a SUCC record. User space normalises the argument, labels the
+// event (its node, or UAN) and completes the edges, so unseen arguments
+// still reach alerts with their names.
+//
+// Included by chids.bpf.c (one object, one skeleton).
+
+#define AGG_WATCHES 32
+// Windows k..k+7 live at once: k is read once k+2 has begun and no program
+// of it is still running; k+8 reuses its slot (not before: see `done`).
+#define AGG_SLOTS 8
+#define NR_TABLE 512
+// Node labels: syscall nodes 0..NR_TABLE-1, then USN. (UAN exists only in
+// user space: every event that becomes UAN is a MISS record.)
+#define LBL_USN NR_TABLE
+#define LBL_BITS 576
+#define LBL_WORDS (LBL_BITS / 64)
+#define LBL_NONE 0xffffffffu
+#define LBL_PENDING 0x80000000u
+#define SEQ_MASK 0x3fffffffu
+
+#define AGG_MISS 1
+#define AGG_SUCC 2
+
+#define ARG_NONE 0
+#define ARG_PATH 1
+#define ARG_SOCK 2
+#define ARG_COMM 3
+#define ARG_NR 4 // syscall number outside the node table: user space names it
+
+#define ARG_LEN 256
+
+// Per aggregated watch: written by user space, t0 set here.
+struct agg_cfg {
+	__u64 t0;        // bpf_ktime of window 0's start; 0 = not started
+	__u64 window_ns;
+	__u32 gated;     // start at the first execve enter (`-- CMD` targets)
+	__u32 pad;
+	__u64 done;      // windows before this one are read (user space)
+	__u64 seen[LBL_WORDS]; // node labels the model saw
+};
+
+// One window of one watch on one CPU. Layout mirrored in aggregate.rs.
+struct agg_window {
+	__u64 window;
+	__u64 events;
+	__u64 late;
+	__u64 nodes[LBL_WORDS];
+	__u64 unseen[LBL_WORDS];
+	__u64 usn_pred[LBL_WORDS];
+	__u64 usn_succ[LBL_WORDS];
+};
+
+struct agg_thread {
+	__u64 window;
+	__u32 label;
+	__u32 slot;
+};
+
+struct arg_key {
+	__u32 slot;
+	__u16 class;
+	__u16 len;
+	__u8 bytes[ARG_LEN];
+};
+
+// A MISS (with key) or SUCC (header only) record. Layout mirrored in aggregate.rs.
+struct agg_rec {
+	__u64 watch;
+	__u64 window;
+	__u64 ts;
+	__u32 kind;
+	__u32 seq;
+	__u32 prev; // MISS: the label before it in its thread; SUCC: the label after
+	__u32 tid;
+	__u32 pid;
+	__s32 nr;
+	__u8 dir;
+	__u8 pad[7];
+	char comm[COMM_LEN];
+	struct arg_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AGG_WATCHES);
+	__type(key, __u32);
+	__type(value, struct agg_cfg);
+} agg_cfgs SEC(".maps");
+
+// Syscall number -> node label (the mode's family table).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_TABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} agg_nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AGG_WATCHES * AGG_SLOTS);
+	__type(key, __u32);
+	__type(value, struct agg_window);
+} agg_windows SEC(".maps");
+
+// Thread id (as recorded) -> its last label and window. Stale entries are
+// swept by user space.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct agg_thread);
+} agg_threads SEC(".maps");
+
+// Raw arguments user space found seen (or argument-less after parsing).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct arg_key);
+	__type(value, __u8);
+} agg_args SEC(".maps");
+
+// One scratch record per program and CPU: a program can be preempted and
+// another one run on its CPU, but the same program does not nest there
+// (the kernel skips a tracing program already active on a CPU).
+#define SCR_ENTER 0
+#define SCR_EXIT 1
+#define SCR_EXEC 2
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, struct agg_rec);
+} agg_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} agg_ring SEC(".maps");
+
+// Programs of aggregated watches running now, per CPU, with the time each
+// took for its event (1 until it has one). A program can be preempted
+// anywhere, so the clock alone does not tell that a window is complete:
+// user space reads window k only when no program with a time before k's
+// end is still running (then all its counts are in and its records are
+// committed to the ring). Programs nest on a CPU only through preemption
+// of one program by another: depth 4 is plenty.
+struct agg_flight {
+	__u64 depth;
+	__u64 entry[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct agg_flight);
+} agg_inflight SEC(".maps");
+
+__u64 agg_seq = 0;
+
+// Registers the program as running and returns the event's time in *ts.
+static __always_inline struct agg_flight *agg_enter(const struct watch *w, __u64 *ts, __u32 *depth)
+{
+	struct agg_flight *f = 0;
+	__u32 d = 0;
+	if (w->flags & W_AGG) {
+		__u32 zero = 0;
+		f = bpf_map_lookup_elem(&agg_inflight, &zero);
+		if (f) {
+			d = (__u32)__sync_fetch_and_add(&f->depth, 1) & 3;
+			f->entry[d] = 1; // running, time not yet taken
+		}
+	}
+	*ts = bpf_ktime_get_ns();
+	if (f)
+		f->entry[d] = *ts;
+	*depth = d;
+	return f;
+}
+
+static __always_inline void agg_exit(struct agg_flight *f, __u32 depth)
+{
+	if (f) {
+		f->entry[depth & 3] = 0;
+		__sync_fetch_and_add(&f->depth, -1);
+	}
+}
+
+static __always_inline struct agg_rec *agg_scratch_rec(__u32 scr)
+{
+	return bpf_map_lookup_elem(&agg_scratch, &scr);
+}
+
+// The scratch record with its argument key cleared, for an event with an argument.
+static __always_inline struct agg_rec *agg_arg_begin(__u32 slot, __u16 class, __u32 scr)
+{
+	struct agg_rec *r = agg_scratch_rec(scr);
+	if (!r)
+		return 0;
+	__builtin_memset(&r->key, 0, sizeof(r->key));
+	r->key.slot = slot;
+	r->key.class = class;
+	return r;
+}
+
+// The word index is pinned in a register (barrier_var) so that the bound
+// the verifier checks is the one used for the access.
+static __always_inline int bit_test(const __u64 *words, __u32 label)
+{
+	__u32 i = label >> 6;
+	barrier_var(i);
+	if (i >= LBL_WORDS)
+		return 0;
+	return (words[i] >> (label & 63)) & 1;
+}
+
+static __always_inline void bit_set(__u64 *words, __u32 label)
+{
+	__u32 i = label >> 6;
+	barrier_var(i);
+	if (i >= LBL_WORDS)
+		return;
+	__u64 b = 1ULL << (label & 63);
+	// Read first: most events repeat a label already there.
+	if (!(words[i] & b))
+		__sync_fetch_and_or(&words[i], b);
+}
+
+static __always_inline int agg_send(struct agg_rec *r, int full)
+{
+	long err = full ? bpf_ringbuf_output(&agg_ring, r, sizeof(*r), submit_flags())
+			: bpf_ringbuf_output(&agg_ring, r, __builtin_offsetof(struct agg_rec, key), submit_flags());
+	if (err) {
+		count(CNT_AGG_LOST);
+		return -1;
+	}
+	return 0;
+}
+
+// Accounts one event of watch `w` at time `ts`. `r`: the scratch record
+// with the raw argument in r->key (ARG_PATH/SOCK/COMM), or 0 for an event
+// without one. `comm`: the name to report (0 = the current task's).
+static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 pid, __u64 ts,
+					long nr, __u8 dir, struct agg_rec *r, const char *comm, __u32 scr)
+{
+	__u32 slot = w->slot;
+	struct agg_cfg *c = bpf_map_lookup_elem(&agg_cfgs, &slot);
+	if (!c || !c->window_ns)
+		return;
+	__u64 t0 = c->t0;
+	if (!t0) {
+		// The same gate `record` applies: a command's stream starts at its exec.
+		if (c->gated && !(nr == NR_execve && dir == DIR_ENTER))
+			return;
+		__sync_val_compare_and_swap(&c->t0, 0, ts);
+		t0 = c->t0;
+	}
+	if (ts < t0)
+		return; // before the stream's first event: in no window
+	__u64 k = (ts - t0) / c->window_ns;
+	if (k >= c->done + AGG_SLOTS) {
+		// User space has not read the window this slot holds: losing
+		// this event beats corrupting that window. Counted.
+		count(CNT_AGG_LOST);
+		return;
+	}
+	__u32 wi = slot * AGG_SLOTS + (__u32)(k & (AGG_SLOTS - 1));
+	struct agg_window *win = bpf_map_lookup_elem(&agg_windows, &wi);
+	if (!win)
+		return;
+	if (win->window != k) {
+		if (win->window > k && win->events) {
+			win->late += 1; // its slot holds a newer window: lost
+			return;
+		}
+		__builtin_memset(win, 0, sizeof(*win));
+		win->window = k;
+	}
+	__sync_fetch_and_add(&win->events, 1);
+
+	// The label, or pending for user space.
+	__u32 label = LBL_NONE;
+	__u32 nrk = (__u32)nr;
+	if (nr >= 0 && nr < NR_TABLE) {
+		__u32 *node = bpf_map_lookup_elem(&agg_nodes, &nrk);
+		if (node && *node < LBL_USN)
+			label = *node;
+	}
+	if (label != LBL_NONE) {
+		if (!bit_test(c->seen, label)) {
+			bit_set(win->unseen, label);
+			label = LBL_USN; // an unseen call's argument does not matter
+		} else if (r && bpf_map_lookup_elem(&agg_args, &r->key)) {
+			r = 0; // seen argument: the event is its node
+		}
+	}
+	int pending = label == LBL_NONE || (r && label != LBL_USN);
+
+	__u32 prev = LBL_NONE;
+	struct agg_thread *th = bpf_map_lookup_elem(&agg_threads, &tid);
+	if (th && th->slot == slot && th->window == k)
+		prev = th->label;
+
+	if (pending) {
+		if (!r) {
+			r = agg_arg_begin(slot, ARG_NR, scr);
+			if (!r)
+				return;
+		}
+		__u32 seq = (__u32)__sync_fetch_and_add(&agg_seq, 1) & SEQ_MASK;
+		label = LBL_PENDING | seq;
+		r->watch = w->id;
+		r->window = k;
+		r->ts = ts;
+		r->kind = AGG_MISS;
+		r->seq = seq;
+		r->prev = prev;
+		r->tid = tid;
+		r->pid = pid;
+		r->nr = (__s32)nr;
+		r->dir = dir;
+		if (comm)
+			__builtin_memcpy(r->comm, comm, COMM_LEN);
+		else
+			bpf_get_current_comm(r->comm, sizeof(r->comm));
+		agg_send(r, 1);
+	} else {
+		bit_set(win->nodes, label);
+		if (prev != LBL_NONE && (prev & LBL_PENDING)) {
+			// The pending event before this one learns its successor.
+			struct agg_rec *s = agg_scratch_rec(scr);
+			if (s) {
+				s->watch = w->id;
+				s->window = k;
+				s->ts = ts;
+				s->kind = AGG_SUCC;
+				s->seq = prev & SEQ_MASK;
+				s->prev = label;
+				s->tid = tid;
+				s->pid = pid;
+				s->nr = (__s32)nr;
+				s->dir = dir;
+				agg_send(s, 0);
+			}
+		} else if (prev != LBL_NONE) {
+			if (label == LBL_USN)
+				bit_set(win->usn_pred, prev);
+			if (prev == LBL_USN)
+				bit_set(win->usn_succ, label);
+		}
+	}
+
+	if (th) {
+		th->window = k;
+		th->label = label;
+		th->slot = slot;
+	} else {
+		struct agg_thread t = { .window = k, .label = label, .slot = slot };
+		bpf_map_update_elem(&agg_threads, &tid, &t, BPF_ANY);
+	}
+}
+
+// An event without an argument, now, on the current thread.
+static __always_inline void agg_plain(const struct watch *w, __u64 ts, long nr, __u8 dir, __u32 scr)
+{
+	if (!(w->flags & W_AGG))
+		return;
+	__u64 pt = bpf_get_current_pid_tgid();
+	agg_account(w, (__u32)pt, pt >> 32, ts, nr, dir, 0, 0, scr);
+}
