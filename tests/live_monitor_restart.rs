@@ -92,6 +92,7 @@ fn monitor_follows_a_restarted_container() {
                 model_dir: model,
                 theta: Some(1.0),
                 threshold: None,
+                windows: live::WindowPath::Events,
                 alerts: None,
                 alerts_follow_symlink: false,
                 metrics: None,
