@@ -6,7 +6,11 @@
 # nginx-light: the server of the lab scenario tests/lab_small.rs records
 # (lab/nginx-alias-traversal); the other lab scenarios' packages are in
 # lab/install-deps.sh.
+# podman, runc, nats-server, busybox-static: the `chids agent` tests run real
+# containers (images imported from a busybox rootfs, no registry needed) and
+# publish alerts to a real broker.
 set -euo pipefail
 exec "$(dirname "$0")/apt-install.sh" \
   clang libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool curl python3 unzip \
-  fonts-dejavu-core nginx-light
+  fonts-dejavu-core nginx-light \
+  podman runc nats-server busybox-static

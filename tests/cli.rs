@@ -489,6 +489,36 @@ fn a_closed_pipe_ends_output_quietly() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Live capture is a build feature: a build without it says how to get
+/// `record`, `monitor` and `agent` instead of "unrecognized subcommand";
+/// a build with it knows `agent status`.
+#[test]
+fn live_commands_say_how_to_get_them() {
+    for cmd in ["record", "monitor", "agent"] {
+        let o = chids(&[cmd, "--help"]);
+        if cfg!(feature = "live") {
+            assert!(o.status.success(), "chids {cmd} --help: {}", stderr(&o));
+        } else {
+            assert!(!o.status.success());
+            let e = stderr(&o);
+            assert!(e.contains("--features live"), "chids {cmd}: {e}");
+            assert!(e.contains(&format!("chids {cmd}")), "{e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+    if cfg!(feature = "live") {
+        let dir = tempfile::tempdir().unwrap();
+        let o = chids(&[
+            "agent",
+            "status",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        assert_clean_error(&o, "status.json");
+    }
+}
+
 #[test]
 fn model_folder_inside_training_folder_and_attack_labels_are_warned_about() {
     let lab = Lab::new();

@@ -42,7 +42,7 @@ pub struct Args {
     /// Graph edges (modern mode): `thread` joins consecutive calls of each
     /// thread (feature version 2, computable in the kernel by `monitor`);
     /// `stream` joins consecutive calls of the whole stream, as bundles
-    /// before version 2 and compat mode do.
+    /// before version 2 and compat mode do (the default).
     #[arg(long, value_enum)]
     edges: Option<Edges>,
     /// Window length (e.g. 1s, 500ms; from 1ms to 1h).

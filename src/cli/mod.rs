@@ -1,5 +1,7 @@
 //! Subcommands. Each file parses its flags, calls the library, and prints.
 
+#[cfg(feature = "live")]
+mod agent;
 mod baseline;
 mod dump;
 mod evaluate;
@@ -45,6 +47,16 @@ enum Command {
     /// Watch a container live and raise explained alerts on anomalous windows.
     #[cfg(feature = "live")]
     Monitor(live::MonitorArgs),
+    /// Watch every container on the host: learn each workload, then alert (NATS, files).
+    #[cfg(feature = "live")]
+    Agent(agent::AgentArgs),
+    /// Live capture (record, monitor, agent) is not in this build.
+    #[cfg(not(feature = "live"))]
+    #[command(name = "record", aliases = ["monitor", "agent"], hide = true, disable_help_flag = true)]
+    LiveMissing {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -58,6 +70,17 @@ pub fn run() -> Result<ExitCode> {
         Command::Record(args) => live::run_record(&args).map_err(anyhow::Error::msg),
         #[cfg(feature = "live")]
         Command::Monitor(args) => live::run_monitor(&args).map_err(anyhow::Error::msg),
+        #[cfg(feature = "live")]
+        Command::Agent(args) => agent::run(args).map_err(anyhow::Error::msg),
+        #[cfg(not(feature = "live"))]
+        Command::LiveMissing { .. } => {
+            let which = std::env::args().nth(1).unwrap_or_default();
+            bail!(
+                "`chids {which}` is live capture, which this build leaves out: build with \
+                 `cargo build --release --features live` (needs clang and libbpf-dev; \
+                 scripts/install-test-deps.sh installs them) and run target/release/chids as root"
+            )
+        }
     }
 }
 

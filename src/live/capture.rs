@@ -345,6 +345,11 @@ impl Capture {
         Ok(())
     }
 
+    /// How many cgroups the kernel side watches now (entries of its map).
+    pub fn watched_count(&self) -> usize {
+        self.skel.maps.watched.keys().count()
+    }
+
     /// Waits up to `timeout` for events and hands each to `f`, in ring
     /// buffer order. Returns how many were delivered.
     pub fn poll(

@@ -87,6 +87,18 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
+        Exposition::render(self)
+    }
+}
+
+/// What the metrics server can serve: anything that renders the Prometheus
+/// text exposition (`monitor`'s [`Metrics`], the agent's metrics).
+pub trait Exposition: Send + 'static {
+    fn render(&self) -> String;
+}
+
+impl Exposition for Metrics {
+    fn render(&self) -> String {
         let mut s = String::new();
         let labels = |name: &str, c: &PerContainer| {
             format!(
@@ -216,7 +228,7 @@ impl Drop for Server {
 }
 
 /// Serves `metrics` on `addr` (any path answers with the metrics).
-pub fn serve(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> Result<Server, LiveError> {
+pub fn serve<M: Exposition>(addr: SocketAddr, metrics: Arc<Mutex<M>>) -> Result<Server, LiveError> {
     let listener =
         TcpListener::bind(addr).map_err(|e| LiveError::io(format!("--metrics {addr}"), e))?;
     let addr = listener
@@ -251,7 +263,7 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> Result<Server, L
     })
 }
 
-fn answer(mut conn: TcpStream, metrics: &Mutex<Metrics>) -> std::io::Result<()> {
+fn answer<M: Exposition>(mut conn: TcpStream, metrics: &Mutex<M>) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;

@@ -12,6 +12,7 @@
 //! `cargo build` without `--features live` compiles none of this module and
 //! pulls in no libbpf. See `README.md` beside this file.
 
+pub mod agent;
 pub mod aggregate;
 pub mod capture;
 pub mod cgroup;
@@ -20,6 +21,7 @@ mod marker;
 pub mod metrics;
 pub mod monitor;
 pub mod record;
+pub mod sink;
 pub mod syscalls;
 
 #[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types)]

@@ -151,6 +151,33 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Notices, about once a second, that a watched container's cgroup is gone
+/// and the container has a new one (it was restarted).
+#[derive(Default)]
+struct RestartCheck {
+    last: Option<Instant>,
+}
+
+impl RestartCheck {
+    fn check(&mut self, current: &CgroupRef, id: &str) -> Option<CgroupRef> {
+        use std::os::unix::fs::MetadataExt;
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        let same = std::fs::metadata(&current.path).is_ok_and(|m| m.ino() == current.id);
+        if same {
+            return None;
+        }
+        CgroupRef::from_container(id)
+            .ok()
+            .filter(|c| c.id != current.id)
+    }
+}
+
 /// The window stream of one watched cgroup.
 struct Stream<'b> {
     cgroup: CgroupRef,
@@ -177,7 +204,7 @@ pub fn monitor(
 
     let mut capture = Capture::open()?;
     let mut command: Option<CommandCgroup> = None;
-    let cgroup = match &opts.target {
+    let mut cgroup = match &opts.target {
         Target::Cgroup(p) => CgroupRef::from_path(p)?,
         Target::Container(id) => CgroupRef::from_container(id)?,
         Target::Command(argv) => {
@@ -213,7 +240,7 @@ pub fn monitor(
             detector: StreamDetector::new(&bundle, threshold),
         },
     );
-    let cgroups: HashMap<u64, CgroupRef> = streams
+    let mut cgroups: HashMap<u64, CgroupRef> = streams
         .iter()
         .map(|(&id, s)| (id, s.cgroup.clone()))
         .collect();
@@ -328,6 +355,7 @@ pub fn monitor(
         Ok(())
     };
 
+    let mut restart_check = RestartCheck::default();
     let stopped_by = loop {
         capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
             if !gate.admit(raw) {
@@ -366,6 +394,28 @@ pub fn monitor(
             m.counters = capture.counters();
         }
         process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+
+        // `--container`: a restarted container has a new cgroup; follow it.
+        if let Target::Container(id) = &opts.target {
+            if let Some(new) = restart_check.check(&cgroup, id) {
+                capture.unwatch(&cgroup)?;
+                if let Some(old) = streams.remove(&cgroup.id) {
+                    let old_id = cgroup.id;
+                    old.detector.finish(&mut |w| closed.push((old_id, w)));
+                }
+                process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+                capture.watch(&new)?;
+                streams.insert(
+                    new.id,
+                    Stream {
+                        cgroup: new.clone(),
+                        detector: StreamDetector::new(&bundle, threshold),
+                    },
+                );
+                cgroups.insert(new.id, new.clone());
+                cgroup = new;
+            }
+        }
 
         if let Some(reason) = should_stop(&mut command, &mut command_status, opts.duration, start)?
         {

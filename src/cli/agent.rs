@@ -1,0 +1,249 @@
+//! `chids agent` (feature `live`): flags, and printing what the agent
+//! reports. The work is done by `chids::live::agent`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use chids::live::agent::{self, AgentOptions, AgentUpdate};
+use chids::live::sink::{AlertSink, FileSink, NatsOptions, NatsSink};
+
+use super::live::parse_duration;
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Print which workloads are learning or detecting, and the containers
+    /// watched (read from the running agent's status file).
+    Status {
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE)]
+        state_dir: PathBuf,
+        /// Print the status file as it is (JSON).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const DEFAULT_STATE: &str = "/var/lib/chids";
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Learning data, the status file and the alert spool live here.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE)]
+    pub state_dir: PathBuf,
+    /// One model bundle per workload (default: STATE_DIR/models).
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// How long a workload without a model is recorded before its baseline
+    /// is trained (time with at least one of its containers running).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub learn_for: Duration,
+    /// Threshold multiplier: alert when a window's error exceeds theta ×
+    /// the largest training error.
+    #[arg(long, default_value_t = 1.0)]
+    pub theta: f64,
+    /// Workload grouping rules (JSON; default: one workload per image).
+    #[arg(long, value_name = "FILE")]
+    pub workloads: Option<PathBuf>,
+    /// Append alerts as JSON lines to FILE (`-` for stdout). Without
+    /// --alerts or --nats, alerts go to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// Publish alerts to this NATS server (`nats://HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// NATS subject of the alerts.
+    #[arg(long, value_name = "SUBJ", default_value = "chids.alerts")]
+    pub subject: String,
+    /// Largest on-disk spool of undelivered alerts, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub spool_max_mib: u64,
+    /// Serve Prometheus metrics at ADDR (e.g. 0.0.0.0:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Stop after this long (default: until SIGINT/SIGTERM).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Where the host's runtime state (/run, /var/lib) is mounted, when the
+    /// agent runs in a container.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+    /// The cgroup v2 root to watch (default: from /proc/self/mountinfo).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+    /// Window length of the baselines the agent trains.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Training epochs of the baselines the agent trains (as `baseline --epochs`).
+    #[arg(long, default_value_t = 120)]
+    pub epochs: usize,
+}
+
+pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
+    match args.command {
+        Some(AgentCommand::Status { state_dir, json }) => status(&state_dir, json),
+        None => run_agent(args.run),
+    }
+}
+
+fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
+    let st = agent::read_status(state_dir)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let age_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        .saturating_sub(st.updated_ns) as f64
+        / 1e9;
+    println!(
+        "agent {} (status {:.0}s old), {} events, {} alerts, rss {:.1} MiB, {} cgroups watched",
+        if st.running {
+            format!("running, pid {}", st.pid)
+        } else {
+            "stopped".to_string()
+        },
+        age_s,
+        st.events,
+        st.alerts,
+        st.rss_bytes as f64 / (1 << 20) as f64,
+        st.kernel_watched
+    );
+    println!(
+        "{:<40} {:<10} {:>10} {:>12} {:>8}",
+        "WORKLOAD", "STATE", "CONTAINERS", "LEARNED", "ALERTS"
+    );
+    for w in &st.workloads {
+        let learned = if w.state == "learning" {
+            format!("{:.0}/{:.0}s", w.learned_seconds, st.learn_for_seconds)
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<40} {:<10} {:>10} {:>12} {:>8}",
+            w.workload, w.state, w.containers, learned, w.alerts
+        );
+    }
+    println!();
+    println!(
+        "{:<24} {:<14} {:<32} {:>10} {:>8}",
+        "CONTAINER", "ID", "IMAGE", "EVENTS", "ALERTS"
+    );
+    for c in &st.containers {
+        println!(
+            "{:<24} {:<14} {:<32} {:>10} {:>8}",
+            c.name,
+            &c.id[..c.id.len().min(12)],
+            c.image.as_deref().unwrap_or("?"),
+            c.events,
+            c.alerts
+        );
+    }
+    for s in &st.sinks {
+        println!(
+            "sink {}: {} delivered, {} spooled ({} bytes), {} lost, {}",
+            s.kind,
+            s.delivered,
+            s.spooled,
+            s.spooled_bytes,
+            s.lost,
+            if s.connected {
+                "connected"
+            } else {
+                "not connected"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
+    chids::live::stop_on_signals();
+    let workloads = match &a.workloads {
+        Some(p) => agent::workloads::WorkloadConfig::load(p)?,
+        None => Default::default(),
+    };
+    let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
+    let mut to_stdout = a.alerts.is_none() && a.nats.is_none();
+    match &a.alerts {
+        Some(p) if p.as_os_str() == "-" => to_stdout = true,
+        Some(p) => sinks.push(Box::new(FileSink::open(p).map_err(|e| e.to_string())?)),
+        None => {}
+    }
+    if to_stdout {
+        sinks.push(Box::new(FileSink::to_writer(
+            Box::new(std::io::stdout()),
+            "stdout",
+        )));
+    }
+    if let Some(url) = &a.nats {
+        sinks.push(Box::new(
+            NatsSink::start(NatsOptions {
+                url: url.clone(),
+                subject: a.subject.clone(),
+                spool_dir: a.state_dir.join("spool"),
+                spool_max: a.spool_max_mib << 20,
+            })
+            .map_err(|e| e.to_string())?,
+        ));
+    }
+    let opts = AgentOptions {
+        cgroup_root: a.cgroup_root.clone(),
+        host_root: a.host_root.clone(),
+        models: a
+            .models
+            .clone()
+            .unwrap_or_else(|| a.state_dir.join("models")),
+        state_dir: a.state_dir.clone(),
+        learn_for: a.learn_for,
+        theta: a.theta,
+        workloads,
+        sinks,
+        metrics: a.metrics,
+        duration: a.duration,
+        window_ns: a.window.as_nanos() as u64,
+        epochs: a.epochs,
+    };
+    let summary = agent::agent(opts, &mut |u| match u {
+        AgentUpdate::Started {
+            cgroup_root,
+            metrics,
+        } => eprintln!(
+            "chids agent: watching containers under {}{}",
+            cgroup_root.display(),
+            metrics
+                .map(|m| format!(", metrics on http://{m}/metrics"))
+                .unwrap_or_default()
+        ),
+        AgentUpdate::Log(line) => eprintln!("chids agent: {line}"),
+        // Alerts reach stdout only through a sink.
+        AgentUpdate::Alert(_) => {}
+    })
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "chids agent: stopped after {:.1}s: {} containers, {} events, {} windows, {} alerts, {} models trained",
+        summary.elapsed.as_secs_f64(),
+        summary.containers_seen,
+        summary.events,
+        summary.windows,
+        summary.alerts,
+        summary.models_trained
+    );
+    Ok(ExitCode::SUCCESS)
+}
