@@ -110,6 +110,28 @@ pub fn resolve(dir: &str, rel: &str) -> String {
     s
 }
 
+/// What a relative path parameter of type `ty` is relative to: the
+/// thread's working directory, or the directory fd's name (`None` when
+/// that fd is unknown).
+pub(super) fn relative_base(ev: &ScapEvent<'_>, ty: PType) -> Option<String> {
+    match ty {
+        PType::FsRelPath(d) => {
+            let dirfd = ev
+                .params
+                .get(d as usize)
+                .map(|v| int(v))
+                .unwrap_or(AT_FDCWD);
+            if dirfd == AT_FDCWD {
+                Some(cwd_of(ev.state, ev.tid))
+            } else {
+                ev.state.fd(ev.tid, dirfd).map(|f| f.name.clone())
+            }
+        }
+        PType::FsPath => Some(cwd_of(ev.state, ev.tid)),
+        _ => None,
+    }
+}
+
 pub(super) fn cwd_of(st: &State, tid: i64) -> String {
     let c = st
         .threads
@@ -247,23 +269,7 @@ pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
                 let s = String::from_utf8_lossy(cstr(p));
                 out.push_str(&s);
                 if !s.is_empty() && !s.starts_with('/') {
-                    let base = match pi.ty {
-                        PType::FsRelPath(d) => {
-                            let dirfd = ev
-                                .params
-                                .get(d as usize)
-                                .map(|v| int(v))
-                                .unwrap_or(AT_FDCWD);
-                            if dirfd == AT_FDCWD {
-                                cwd_of(st, ev.tid)
-                            } else {
-                                st.fd(ev.tid, dirfd)
-                                    .map(|f| f.name.clone())
-                                    .unwrap_or_default()
-                            }
-                        }
-                        _ => cwd_of(st, ev.tid),
-                    };
+                    let base = relative_base(ev, pi.ty).unwrap_or_default();
                     let _ = write!(out, "({})", resolve(&base, &s));
                 }
             }

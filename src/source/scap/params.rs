@@ -5,12 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::event_table::PType;
-use super::format::{cstr, cwd_of, int, resolve};
+use super::format::{cstr, int, relative_base, resolve};
 use super::ScapEvent;
 use crate::escape::push_escaped;
 use crate::event::{Direction, Endpoint, Params};
-
-const AT_FDCWD: i64 = -100;
 
 /// Buffers the typed parameters of one event borrow from.
 #[derive(Default)]
@@ -118,22 +116,10 @@ pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'
         let pi = &info.params[i];
         // A relative path is resolved against what it is relative to (the
         // working directory, or the directory fd), as sysdig shows it.
-        let base = match pi.ty {
-            _ if raw.is_empty() || raw.starts_with(b"/") => None,
-            PType::FsRelPath(d) => {
-                let dirfd = ev
-                    .params
-                    .get(d as usize)
-                    .map(|v| int(v))
-                    .unwrap_or(AT_FDCWD);
-                if dirfd == AT_FDCWD {
-                    Some(cwd_of(ev.state, ev.tid))
-                } else {
-                    ev.state.fd(ev.tid, dirfd).map(|f| f.name.clone())
-                }
-            }
-            PType::FsPath => Some(cwd_of(ev.state, ev.tid)),
-            _ => None,
+        let base = if raw.is_empty() || raw.starts_with(b"/") {
+            None
+        } else {
+            relative_base(ev, pi.ty)
         };
         match base {
             Some(base) => {
