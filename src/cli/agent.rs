@@ -50,9 +50,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub learn_for: Duration,
     /// Threshold multiplier: alert when a window's error exceeds theta ×
-    /// the largest training error.
-    #[arg(long, default_value_t = 1.0)]
-    pub theta: f64,
+    /// the largest training error (default: each model's operating
+    /// threshold, set from normal data when it was trained).
+    #[arg(long)]
+    pub theta: Option<f64>,
     /// Workload grouping rules (JSON; default: one workload per image).
     #[arg(long, value_name = "FILE")]
     pub workloads: Option<PathBuf>,

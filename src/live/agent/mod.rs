@@ -64,8 +64,9 @@ pub struct AgentOptions {
     pub state_dir: PathBuf,
     /// How long a workload without a model is recorded before training.
     pub learn_for: Duration,
-    /// Threshold multiplier of detection.
-    pub theta: f64,
+    /// Threshold multiplier of detection; `None`: each bundle's operating
+    /// threshold (set from normal data when it was trained).
+    pub theta: Option<f64>,
     /// Workload grouping rules (default: one workload per image).
     pub workloads: WorkloadConfig,
     pub sinks: Vec<Box<dyn AlertSink>>,
@@ -184,10 +185,9 @@ pub fn agent(
     mut opts: AgentOptions,
     on_update: &mut dyn FnMut(AgentUpdate<'_>),
 ) -> Result<AgentSummary, LiveError> {
-    if !(opts.theta.is_finite() && opts.theta > 0.0) {
+    if let Some(theta) = opts.theta.filter(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(LiveError::Other(format!(
-            "--theta {}: must be a positive number",
-            opts.theta
+            "--theta {theta}: must be a positive number"
         )));
     }
     let state_dir = opts.state_dir.clone();
@@ -493,7 +493,7 @@ pub fn agent(
                     for c in containers.values_mut().filter(|c| c.workload == key) {
                         c.stream = Stream::Detecting(Box::new(StreamDetector::new(
                             b,
-                            b.threshold(opts.theta),
+                            threshold_of(b, opts.theta),
                         )));
                     }
                 }
@@ -619,7 +619,13 @@ fn new_workload<'a>(state: WorkloadState<'a>) -> Workload<'a> {
 
 struct Ctx<'p> {
     learn_root: &'p Path,
-    theta: f64,
+    theta: Option<f64>,
+}
+
+/// The detection threshold of a bundle: at `theta` when given, else the
+/// bundle's operating threshold.
+fn threshold_of(bundle: &Bundle, theta: Option<f64>) -> f64 {
+    theta.map_or_else(|| bundle.operating_threshold(), |t| bundle.threshold(t))
 }
 
 impl Ctx<'_> {
@@ -633,7 +639,7 @@ impl Ctx<'_> {
     ) -> Result<Stream<'a>, LiveError> {
         Ok(match w.state {
             WorkloadState::Detecting(b) => {
-                Stream::Detecting(Box::new(StreamDetector::new(b, b.threshold(self.theta))))
+                Stream::Detecting(Box::new(StreamDetector::new(b, threshold_of(b, self.theta))))
             }
             WorkloadState::Training => Stream::Waiting,
             WorkloadState::Learning => {
@@ -720,7 +726,7 @@ fn process_closed(
     summary: &mut AgentSummary,
     alert_seq: &mut u64,
     agent_start_ns: u64,
-    theta: f64,
+    theta: Option<f64>,
     on_update: &mut dyn FnMut(AgentUpdate<'_>),
 ) -> Result<(), LiveError> {
     for (id, scored) in closed.drain(..) {
@@ -770,7 +776,7 @@ fn process_closed(
                 uai: v.uai,
                 error: error.unwrap_or(0.0),
                 threshold,
-                theta: Some(theta),
+                theta,
                 unseen_syscalls: win.unseen_syscalls,
                 more_unseen_syscalls: win.more_unseen_syscalls,
                 unseen_args: win.unseen_args,
