@@ -638,9 +638,10 @@ impl Ctx<'_> {
         w: &mut Workload<'a>,
     ) -> Result<Stream<'a>, LiveError> {
         Ok(match w.state {
-            WorkloadState::Detecting(b) => {
-                Stream::Detecting(Box::new(StreamDetector::new(b, threshold_of(b, self.theta))))
-            }
+            WorkloadState::Detecting(b) => Stream::Detecting(Box::new(StreamDetector::new(
+                b,
+                threshold_of(b, self.theta),
+            ))),
             WorkloadState::Training => Stream::Waiting,
             WorkloadState::Learning => {
                 let dir = self.learn_root.join(folder_name(key));
