@@ -169,19 +169,22 @@ pub struct Capture {
     agg_slots: u64,
 }
 
+/// Nanoseconds on `clock`.
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
 /// `bpf_ktime_get_ns` into epoch time. Taken as the tightest of a few
 /// monotonic/realtime/monotonic sandwiches.
 pub fn epoch_offset_ns() -> i64 {
-    fn now(clock: libc::clockid_t) -> i64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid pointer to a timespec.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-    }
+    let now = clock_ns;
     let mut best = (i64::MAX, 0);
     for _ in 0..16 {
         let m1 = now(libc::CLOCK_MONOTONIC);
@@ -399,14 +402,7 @@ impl Capture {
     /// by this clock, never by the wall clock, so a wall-clock step cannot
     /// make every later event "late".
     pub fn now_ns(&self) -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid pointer to a timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let mono = ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
-        mono.wrapping_add(self.epoch_offset_ns) as u64
+        clock_ns(libc::CLOCK_MONOTONIC).wrapping_add(self.epoch_offset_ns) as u64
     }
 
     /// Hands out the aggregation records received so far (raw bytes, see

@@ -15,12 +15,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::capture::RawEvent;
 use super::syscalls;
+// Names and paths are written in chids' escaped form: the .sc line format
+// has no quoting, and the escaped form is one token that reads back as the
+// same value.
 use crate::escape::push_escaped;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
 use crate::event::{Direction, Endpoint, Event, Params};
 
 /// Turns [`RawEvent`]s into [`Event`]s, reusing its buffers.
@@ -72,14 +74,6 @@ const ERRNO_NAMES: &[(i64, &str)] = &[
     (40, "ELOOP"),
 ];
 
-/// Text safe for one whitespace-separated field: the .sc line format has
-/// no quoting, so names and paths are written in chids' escaped form
-/// ([`crate::escape`]): one token, no control characters, and the same
-/// value when the recording is read back.
-fn push_field(out: &mut String, bytes: &[u8]) {
-    push_escaped(out, bytes);
-}
-
 /// A kernel `struct sockaddr` (x86-64 layout): the family, then for inet
 /// the port (big-endian) and address, for Unix the path (abstract names,
 /// which start with a NUL, as `@name`).
@@ -110,11 +104,11 @@ pub(crate) fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpo
                     unix.push('@');
                     let name = &path[1..];
                     let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-                    push_field(unix, &name[..end]);
+                    push_escaped(unix, &name[..end]);
                 }
                 _ => {
                     let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
-                    push_field(unix, &path[..end]);
+                    push_escaped(unix, &path[..end]);
                 }
             }
             Some(Endpoint::Unix(unix))
@@ -173,7 +167,7 @@ impl Formatter {
     /// The event, borrowing this formatter's buffers until the next call.
     pub fn format<'s>(&'s mut self, raw: &RawEvent<'_>) -> Event<'s> {
         self.process.clear();
-        push_field(&mut self.process, raw.comm);
+        push_escaped(&mut self.process, raw.comm);
         let name = syscalls::name(raw.nr);
         self.syscall.clear();
         match name {
@@ -186,7 +180,7 @@ impl Formatter {
         self.path.clear();
         let mut has_path = false;
         if let Some(p) = raw.path {
-            push_field(&mut self.path, p);
+            push_escaped(&mut self.path, p);
         }
         let path = self.path.as_str();
         let out = &mut self.info;

@@ -12,6 +12,7 @@ use crate::event::{Event, RecordingInfo};
 pub mod discover;
 pub mod lidds;
 pub(crate) mod lines;
+pub(crate) mod param_rules;
 pub mod scap;
 pub mod sysdig_text;
 pub(crate) mod text_params;

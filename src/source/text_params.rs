@@ -9,38 +9,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::param_rules::{endpoint_side, path_params, Side};
 use crate::event::{Direction, Endpoint, Params};
-
-/// Which side of a connection a call's endpoint is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    /// The peer the task talks to (connect, send*): `tuple`'s destination.
-    Outbound,
-    /// The peer that talked to the task (accept, recv*): `tuple`'s source.
-    Inbound,
-    /// The task's own address (bind).
-    Local,
-}
-
-fn side(syscall: &str) -> Option<Side> {
-    match syscall {
-        "connect" | "sendto" | "sendmsg" | "sendmmsg" => Some(Side::Outbound),
-        "accept" | "accept4" | "recvfrom" | "recvmsg" | "recvmmsg" => Some(Side::Inbound),
-        "bind" => Some(Side::Local),
-        _ => None,
-    }
-}
-
-/// The parameter names that hold the path of a syscall, in preference order.
-fn path_params(syscall: &str) -> &'static [&'static str] {
-    match syscall {
-        "open" | "openat" | "openat2" => &["name"],
-        "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" => &["path", "name"],
-        "execve" | "execveat" => &["filename"],
-        "clone" | "clone3" | "fork" | "vfork" => &["exe"],
-        _ => &[],
-    }
-}
 
 /// The value of the first `name=value` token.
 fn param<'a>(info: &'a str, name: &str) -> Option<&'a str> {
@@ -115,7 +85,7 @@ pub fn params_from_info<'a>(syscall: &str, dir: Direction, info: &'a str) -> Par
     } else {
         None
     };
-    let endpoint = side(syscall).and_then(|s| endpoint(info, s));
+    let endpoint = endpoint_side(syscall).and_then(|s| endpoint(info, s));
     Params {
         path,
         endpoint,

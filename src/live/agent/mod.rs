@@ -265,6 +265,8 @@ pub fn agent(
     };
 
     let mut pending_changes = initial;
+    // One .sc line buffer for every learning container's events.
+    let mut sc_line: Vec<u8> = Vec::with_capacity(512);
     loop {
         // 1. Containers that came or went.
         pending_changes.extend(discovery.poll()?);
@@ -386,6 +388,7 @@ pub fn agent(
         }
 
         // 2. Events.
+        let line = &mut sc_line;
         capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
             let Some(c) = containers.get_mut(&raw.watch) else {
                 return;
@@ -395,10 +398,10 @@ pub fn agent(
             match &mut c.stream {
                 Stream::Learning(Some(wr)) => {
                     let ev = c.fmt.format(raw);
-                    let mut line = Vec::with_capacity(256);
-                    write_sc_line(&mut line, &ev, raw.uid);
+                    line.clear();
+                    write_sc_line(line, &ev, raw.uid);
                     let n = line.len() as u64;
-                    if n > c.learn_budget || wr.write_all(&line).is_err() {
+                    if n > c.learn_budget || wr.write_all(line).is_err() {
                         // Full (or unwritable): learning goes on with what is there.
                         let _ = wr.flush();
                         c.stream = Stream::Learning(None);

@@ -743,7 +743,13 @@ impl EventSource for ScapSource {
                 dir: ev.dir,
                 syscall: ev.name,
                 info: &info,
-                params: params::typed_params(ev, &mut param_bufs),
+                // Compat reads only the rendered text (above), modern only
+                // the typed parameters: each mode pays for its own.
+                params: if options.compat_line_filter {
+                    Default::default()
+                } else {
+                    params::typed_params(ev, &mut param_bufs)
+                },
             };
             sink(&e)
         })?;

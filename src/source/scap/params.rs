@@ -9,39 +9,13 @@ use super::format::{cstr, int, relative_base, resolve};
 use super::ScapEvent;
 use crate::escape::push_escaped;
 use crate::event::{Direction, Endpoint, Params};
+use crate::source::param_rules::{endpoint_side, path_params, Side};
 
 /// Buffers the typed parameters of one event borrow from.
 #[derive(Default)]
 pub struct ParamBufs {
     path: String,
     unix: String,
-}
-
-/// The parameter names that hold the path of an event, in preference order.
-fn path_params(name: &str) -> &'static [&'static str] {
-    match name {
-        "open" | "openat" | "openat2" => &["name"],
-        "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" => &["path", "name"],
-        "execve" | "execveat" => &["filename"],
-        "clone" | "clone3" | "fork" | "vfork" => &["exe"],
-        _ => &[],
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Outbound,
-    Inbound,
-    Local,
-}
-
-fn side(name: &str) -> Option<Side> {
-    match name {
-        "connect" | "sendto" | "sendmsg" | "sendmmsg" => Some(Side::Outbound),
-        "accept" | "accept4" | "recvfrom" | "recvmsg" | "recvmmsg" => Some(Side::Inbound),
-        "bind" => Some(Side::Local),
-        _ => None,
-    }
 }
 
 fn port(b: &[u8]) -> u16 {
@@ -140,7 +114,7 @@ pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'
         _ => None,
     };
     let mut endpoint = None;
-    if let Some(side) = side(ev.name) {
+    if let Some(side) = endpoint_side(ev.name) {
         for (pi, p) in info.params.iter().zip(ev.params.iter()) {
             match pi.ty {
                 PType::SockTuple => endpoint = tuple_peer(p, side, unix),
