@@ -75,7 +75,8 @@ pub struct Event<'a> {
     /// `name=value` tokens. Only compat mode reads it, by token position,
     /// because that is the reference's rule (SPEC §3, quirk Q7); modern
     /// mode reads [`Event::params`]. Sources may leave it empty when the
-    /// reader is not in compat mode.
+    /// reader is not in compat mode, and binary ones (scap) fill it only
+    /// for the events compat takes an argument from.
     pub info: &'a str,
     /// Typed parameters (modern mode, network arguments, the agent).
     pub params: Params<'a>,

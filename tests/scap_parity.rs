@@ -194,6 +194,35 @@ fn every_capture_reads_to_the_end() {
     }
 }
 
+/// The compat noise filter, answered from the decoded fields, agrees with
+/// the reference's rule on the rendered `sysdig -r` line, on every event.
+#[test]
+#[ignore = "needs CHIDS_SHARED (shared data)"]
+fn noise_words_from_fields_match_the_rendered_line() {
+    const WORDS: [&str; 4] = ["container", "json", "expecting", "falcosecurity-libs"];
+    let root = shared();
+    let (mut events, mut noisy) = (0u64, 0u64);
+    for cap in CAPTURES {
+        let scap = root.join("data/scap").join(format!("{cap}.scap"));
+        let (mut info, mut line) = (String::new(), String::new());
+        ScapSource::open(&scap)
+            .unwrap()
+            .for_each_raw(&mut |ev| {
+                info.clear();
+                line.clear();
+                ev.format_info(&mut info);
+                chids::source::scap::format::sysdig_line(ev, &info, &mut line);
+                let want = WORDS.iter().any(|w| line.contains(w));
+                assert_eq!(ev.has_noise_word(), want, "{cap}: {line}");
+                events += 1;
+                noisy += want as u64;
+                Ok(())
+            })
+            .unwrap();
+    }
+    assert!(noisy > 100 && events > 100_000, "{noisy} of {events}");
+}
+
 fn decompressed(path: &Path) -> Vec<u8> {
     use std::io::Read;
     let raw = std::fs::read(path).unwrap();

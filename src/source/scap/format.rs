@@ -124,7 +124,7 @@ pub(super) fn relative_base(ev: &ScapEvent<'_>, ty: PType) -> Option<String> {
             if dirfd == AT_FDCWD {
                 Some(cwd_of(ev.state, ev.tid))
             } else {
-                ev.state.fd(ev.tid, dirfd).map(|f| f.name.clone())
+                ev.state.fd(ev.tid, dirfd).map(|f| f.name.to_string())
             }
         }
         PType::FsPath => Some(cwd_of(ev.state, ev.tid)),

@@ -15,8 +15,11 @@ pub mod event_table;
 mod events_gen;
 pub mod format;
 pub mod names;
+mod noise;
 pub mod params;
 mod state;
+
+pub use noise::Text;
 
 // Thread and fd tables are looked up several times per event: FxHash, not SipHash.
 use rustc_hash::FxHashMap as HashMap;
@@ -24,6 +27,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::args::Mode;
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 use crate::source::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 
@@ -35,7 +39,7 @@ use event_table::EventInfo;
 #[derive(Clone, Debug, Default)]
 pub struct Thread {
     pub pid: i64,
-    pub comm: String,
+    pub comm: Text,
     pub cwd: String,
     /// Full (64 hex chars) container id from the cgroups, if any.
     pub container: Option<String>,
@@ -46,7 +50,7 @@ pub struct Thread {
 #[derive(Clone, Debug, Default)]
 pub struct FdInfo {
     pub tag: String,
-    pub name: String,
+    pub name: Text,
     pub cloexec: bool,
 }
 
@@ -115,6 +119,11 @@ impl<'a> ScapEvent<'a> {
     /// Appends `evt.info` (without a trailing space) to `out`.
     pub fn format_info(&self, out: &mut String) {
         format::info(self, out)
+    }
+    /// Whether the line `sysdig -r` prints for this event holds one of the
+    /// compat noise words, answered from the fields without rendering it.
+    pub fn has_noise_word(&self) -> bool {
+        noise::line_has_noise_word(self)
     }
 }
 
@@ -542,7 +551,7 @@ fn read_proclist(body: &[u8], kind: u32, st: &mut State) -> Result<(), String> {
             tid,
             Thread {
                 pid,
-                comm: lossy(comm),
+                comm: lossy(comm).into(),
                 cwd: lossy(cwd),
                 container: container_from_cgroups(cgroups),
             },
@@ -682,7 +691,14 @@ fn read_fdlist(body: &[u8], v2: bool, st: &mut State) -> Result<(), String> {
                 .ok_or("entry length inconsistent")?;
             c.pos = end;
         }
-        entries.push((fd, FdInfo { tag, name, cloexec }));
+        entries.push((
+            fd,
+            FdInfo {
+                tag,
+                name: name.into(),
+                cloexec,
+            },
+        ));
     }
     let table = st.fd_table(tid);
     for (fd, info) in entries {
@@ -716,24 +732,19 @@ impl EventSource for ScapSource {
                     return Ok(());
                 }
             }
-            // Only compat mode reads the rendered text (the reference's
-            // token rule); the modern mode reads typed parameters.
-            info.clear();
-            if options.compat_line_filter {
-                ev.format_info(&mut info);
-            }
-            // The reference filters the text line sysdig would print. Its
-            // words cannot span fields, and such a line is never short
-            // enough for the length rule, so testing the text fields
-            // (process, type, parameters) is the same rule without
-            // rendering the line.
-            if options.compat_line_filter
-                && [ev.process(), ev.name, info.as_str()]
-                    .iter()
-                    .any(|f| crate::source::lines::has_noise_word(f.as_bytes()))
-            {
+            // The reference filters the text line sysdig would print. Such
+            // a line is never short enough for its length rule, and its
+            // noise words are answered from the decoded fields.
+            if options.compat_line_filter && ev.has_noise_word() {
                 filtered += 1;
                 return Ok(());
+            }
+            // Compat reads rendered text only where the reference takes an
+            // argument by token position (SPEC §3); the modern mode reads
+            // typed parameters.
+            info.clear();
+            if options.compat_line_filter && Mode::Compat.arg_kind(ev.name).is_some() {
+                ev.format_info(&mut info);
             }
             let e = Event {
                 ts_ns: ev.ts_ns,

@@ -9,7 +9,7 @@ use super::events_gen::EC_SYSCALL;
 use super::format::{
     cstr, cwd_of, int, resolve, sockaddr_str, tuple_str, uint, unix_path, AT_FDCWD,
 };
-use super::{FdInfo, State, Thread};
+use super::{FdInfo, State, Text, Thread};
 
 // PPM encodings (ppm_events_public.h) of the flags the state depends on.
 const O_DIRECTORY: u32 = 1 << 10;
@@ -94,7 +94,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                     tid,
                     Thread {
                         pid: tid,
-                        comm: format!("container:{id}"),
+                        comm: format!("container:{id}").into(),
                         ..Thread::default()
                     },
                 );
@@ -140,7 +140,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                         cwd_of(st, tid)
                     } else {
                         st.fd(tid, dirfd)
-                            .map(|f| f.name.clone())
+                            .map(|f| f.name.to_string())
                             .unwrap_or_default()
                     }
                 } else {
@@ -153,7 +153,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 fd,
                 FdInfo {
                     tag: tag.to_string(),
-                    name: full,
+                    name: full.into(),
                     cloexec: flags & O_CLOEXEC != 0,
                 },
             );
@@ -176,7 +176,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                     fd,
                     FdInfo {
                         tag: tag.to_string(),
-                        name: String::new(),
+                        name: Text::default(),
                         cloexec: flags & O_CLOEXEC != 0,
                     },
                 );
@@ -214,10 +214,10 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 return;
             };
             if let Some(p) = unix_path(tp) {
-                f.name = p;
+                f.name = p.into();
             } else if let Some(s) = tuple_str(tp) {
                 f.tag = l4_tag(&f.tag[..1], stype);
-                f.name = s;
+                f.name = s.into();
             }
         }
         "bind" => {
@@ -235,7 +235,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                     if a.first() != Some(&1) {
                         f.tag = l4_tag(&f.tag[..1], stype);
                     }
-                    f.name = s;
+                    f.name = s.into();
                 }
             }
         }
@@ -254,7 +254,14 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
             // The driver records SOCK_CLOEXEC as the file flag O_CLOEXEC.
             let cloexec =
                 named(info, params, "flags").is_some_and(|f| uint(f) as u32 & O_CLOEXEC != 0);
-            st.fd_table(tid).insert(fd, FdInfo { tag, name, cloexec });
+            st.fd_table(tid).insert(
+                fd,
+                FdInfo {
+                    tag,
+                    name: name.into(),
+                    cloexec,
+                },
+            );
         }
         "pipe" | "pipe2" => {
             let cloexec =
@@ -315,7 +322,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 fd,
                 FdInfo {
                     tag: tag.into(),
-                    name: fd_name,
+                    name: fd_name.into(),
                     cloexec,
                 },
             );
@@ -404,7 +411,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 named(info, params, "cwd").map(|v| String::from_utf8_lossy(cstr(v)).into_owned());
             let container = named(info, params, "cgroups").and_then(super::container_from_cgroups);
             let t = st.threads.entry(tid).or_default();
-            t.comm = comm;
+            t.comm = comm.into();
             t.pid = pid;
             if let Some(c) = cwd.filter(|c| !c.is_empty()) {
                 t.cwd = c;
@@ -468,7 +475,7 @@ fn clone_exit(st: &mut State, tid: i64, params: &[&[u8]], info: &EventInfo) {
         child,
         Thread {
             pid,
-            comm,
+            comm: comm.into(),
             cwd: if cwd.is_empty() {
                 parent.map(|p| p.cwd).unwrap_or_default()
             } else {
