@@ -50,24 +50,22 @@ pub struct Block<'a> {
     pub body: &'a [u8],
 }
 
+/// How much the reader asks its input for at a time: one call per 256 KiB
+/// of (decompressed) capture, not two per event.
+const CHUNK: usize = 256 << 10;
+
+/// Streams blocks out of one large buffer: each block is handed out as a
+/// slice of the bytes read, without a copy per block (only the partial
+/// block at the end of a chunk moves to the front).
 pub struct BlockReader<R> {
     inner: R,
+    /// Stream offset of `buf[start]`.
     offset: u64,
     buf: Vec<u8>,
-}
-
-/// Reads as many bytes as are available up to `buf.len()`.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+    /// `buf[start..end]` holds bytes read but not handed out.
+    start: usize,
+    end: usize,
+    eof: bool,
 }
 
 impl<R: Read> BlockReader<R> {
@@ -76,11 +74,38 @@ impl<R: Read> BlockReader<R> {
             inner,
             offset: 0,
             buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
         }
     }
 
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Reads until `need` bytes are buffered or the input ends. The buffer
+    /// grows only as data arrives (at most doubling what is there), so a
+    /// lying block length on a short file cannot force a large allocation.
+    fn fill(&mut self, need: usize) -> io::Result<()> {
+        while self.end - self.start < need && !self.eof {
+            if self.start > 0 && self.buf.len() - self.start < need.max(CHUNK) {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                let grown = (self.buf.len() * 2).clamp(CHUNK, (MAX_BLOCK as usize).max(need));
+                self.buf.resize(grown, 0);
+            }
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The next block, `None` at a clean end of file (no partial header).
@@ -90,14 +115,15 @@ impl<R: Read> BlockReader<R> {
             offset: start,
             message: m,
         };
-        let mut hdr = [0u8; 8];
-        let n = read_full(&mut self.inner, &mut hdr).map_err(|e| err(e.to_string()))?;
+        self.fill(8).map_err(|e| err(e.to_string()))?;
+        let n = self.end - self.start;
         if n == 0 {
             return Ok(None);
         }
         if n < 8 {
             return Err(err(format!("truncated block header ({n} of 8 bytes)")));
         }
+        let hdr = &self.buf[self.start..self.start + 8];
         let kind = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let total = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         if total < 12 {
@@ -110,40 +136,32 @@ impl<R: Read> BlockReader<R> {
                 "block type {kind:#x} length {total} exceeds the {MAX_BLOCK}-byte limit"
             )));
         }
-        let rest = total as usize - 8;
-        self.buf.clear();
-        // Grow in steps while reading so a lying length on a short file
-        // cannot force a large allocation up front.
-        let mut got = 0usize;
-        while got < rest {
-            let step = (rest - got).min(1 << 20);
-            self.buf.resize(got + step, 0);
-            let k = read_full(&mut self.inner, &mut self.buf[got..got + step])
-                .map_err(|e| err(e.to_string()))?;
-            got += k;
-            if k < step {
-                return Err(err(format!(
-                    "block type {kind:#x} of {total} bytes runs past the end of the file ({} bytes present)",
-                    8 + got
-                )));
-            }
+        let total_len = total as usize;
+        self.fill(total_len).map_err(|e| err(e.to_string()))?;
+        let got = self.end - self.start;
+        if got < total_len {
+            return Err(err(format!(
+                "block type {kind:#x} of {total} bytes runs past the end of the file ({got} bytes present)"
+            )));
         }
+        let block = &self.buf[self.start..self.start + total_len];
         let trailer = u32::from_le_bytes([
-            self.buf[rest - 4],
-            self.buf[rest - 3],
-            self.buf[rest - 2],
-            self.buf[rest - 1],
+            block[total_len - 4],
+            block[total_len - 3],
+            block[total_len - 2],
+            block[total_len - 1],
         ]);
         if trailer != total {
             return Err(err(format!(
                 "block type {kind:#x}: trailing length {trailer} differs from leading length {total}"
             )));
         }
+        self.start += total_len;
         self.offset += total as u64;
         Ok(Some(Block {
             kind,
             offset: start,
-            body: &self.buf[..rest - 4],
+            body: &block[8..total_len - 4],
         }))
     }
 }

@@ -101,7 +101,7 @@ pub struct ScapEvent<'a> {
     pub name: &'static str,
     pub info: Option<&'static EventInfo>,
     /// Raw parameter values, in order.
-    pub params: Vec<&'a [u8]>,
+    pub params: &'a [&'a [u8]],
     pub state: &'a State,
 }
 
@@ -152,15 +152,13 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>, SourceError> {
         .map_err(|e| SourceError::io(path, Position::Byte(0), &e))?;
     if n == 2 && magic == [0x1f, 0x8b] {
         // Multi-member aware: concatenated gzip members are one stream.
-        // The block reader asks for a header, then a body, per event:
-        // buffer the decompressed side too, so inflate runs on large chunks
-        // instead of once per tiny read.
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 17,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, f)),
+        // The block reader asks for large chunks, so inflate writes
+        // straight into its buffer.
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 16, f),
         )))
     } else {
-        Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
+        Ok(Box::new(f))
     }
 }
 
@@ -313,13 +311,13 @@ pub fn read_stream(
                         if let Some(gone) = state.remove_next.take() {
                             state.threads.remove(&gone);
                         }
-                        let params = match split_params(raw.payload, raw.nparams, info, v2) {
-                            Ok(p) => p,
-                            Err(why) => {
-                                stats.malformed_at(at, why);
-                                continue;
-                            }
-                        };
+                        // Filled in place: no copy of the inline slots.
+                        let mut params = Params::new();
+                        if let Err(why) = split_params(raw.payload, raw.nparams, info, &mut params)
+                        {
+                            stats.malformed_at(at, why);
+                            continue;
+                        }
                         state::update_state(&mut state, raw.tid, raw.ty, &params, info);
                         let name = event_name(raw.ty, info, &params);
                         let ev = ScapEvent {
@@ -335,7 +333,7 @@ pub fn read_stream(
                             },
                             name,
                             info: Some(info),
-                            params,
+                            params: &params,
                             state: &state,
                         };
                         stats.events += 1;
@@ -367,6 +365,9 @@ fn event_name(ty: u16, info: &'static EventInfo, params: &[&[u8]]) -> &'static s
     }
     info.name
 }
+
+/// The parameter values of one event: on the stack for the usual counts.
+type Params<'a> = smallvec::SmallVec<[&'a [u8]; 16]>;
 
 struct RawEvent<'a> {
     cpu: u16,
@@ -420,8 +421,8 @@ fn split_params<'a>(
     payload: &'a [u8],
     nparams: Option<u32>,
     info: &EventInfo,
-    _v2: bool,
-) -> Result<Vec<&'a [u8]>, String> {
+    out: &mut Params<'a>,
+) -> Result<(), String> {
     let lw = if info.large { 4 } else { 2 };
     let read_len = |i: usize| -> Option<usize> {
         let b = payload.get(i * lw..i * lw + lw)?;
@@ -456,7 +457,7 @@ fn split_params<'a>(
     if n > 64 || n * lw > payload.len() {
         return Err(format!("event claims {n} parameters, more than fit"));
     }
-    let mut out = Vec::with_capacity(n);
+    out.reserve(n);
     let mut pos = n * lw;
     for i in 0..n {
         let l = read_len(i).ok_or("parameter lengths truncated")?;
@@ -467,7 +468,7 @@ fn split_params<'a>(
         out.push(&payload[pos..end]);
         pos = end;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn lossy(b: &[u8]) -> String {
