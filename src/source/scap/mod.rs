@@ -479,13 +479,11 @@ fn lossy(b: &[u8]) -> String {
 /// cri-o path, in full (sysdig's `container.id` is its first 12 chars), so
 /// that `--container` can take the whole id as well as a prefix.
 pub fn container_from_cgroups(cg: &[u8]) -> Option<String> {
-    let s = String::from_utf8_lossy(cg);
-    for part in s.split(['\0', '/', ':', '\n', '.', '-']) {
-        if part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Some(part.to_ascii_lowercase());
-        }
-    }
-    None
+    // Bytes, not text: every process of the capture has a cgroup list,
+    // and the separators and hex digits are ASCII.
+    cg.split(|&b| matches!(b, 0 | b'/' | b':' | b'\n' | b'.' | b'-'))
+        .find(|part| part.len() == 64 && part.iter().all(u8::is_ascii_hexdigit))
+        .map(|part| String::from_utf8_lossy(part).to_ascii_lowercase())
 }
 
 fn read_proclist(body: &[u8], kind: u32, st: &mut State) -> Result<(), String> {
@@ -866,4 +864,34 @@ pub fn dump(
         f.finish().map_err(filter_error)?;
     }
     Ok(DumpStats { events: n, read })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_from_cgroups;
+
+    #[test]
+    fn container_ids_come_from_docker_crio_and_containerd_paths() {
+        let id = "697956520D891B5CB0E215093970C7338A0E3E2E4A3A3C7E5B7A7B2F3B5D0C11";
+        let lower = id.to_ascii_lowercase();
+        for cg in [
+            format!("cpuset=/docker/{id}\0memory=/docker/{id}"),
+            format!("cpu=/kubepods/besteffort/pod1/crio-{id}.scope"),
+            format!("0::/system.slice/containerd.service/kubepods-x:cri-containerd:{id}"),
+        ] {
+            assert_eq!(
+                container_from_cgroups(cg.as_bytes()),
+                Some(lower.clone()),
+                "{cg}"
+            );
+        }
+        for cg in [
+            "cpu=/user.slice\0memory=/".to_string(),
+            format!("cpu=/docker/{}", &id[..63]),
+            format!("cpu=/docker/{id}0"),
+            format!("cpu=/docker/{}g", &id[..63]),
+        ] {
+            assert_eq!(container_from_cgroups(cg.as_bytes()), None, "{cg}");
+        }
+    }
 }

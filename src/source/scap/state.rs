@@ -5,7 +5,9 @@
 //! shows the new process name).
 
 use super::event_table::{self, EventInfo};
-use super::events_gen::EC_SYSCALL;
+use std::sync::LazyLock;
+
+use super::events_gen::{EC_SYSCALL, EVENTS};
 use super::format::{
     cstr, cwd_of, int, resolve, sockaddr_str, tuple_str, uint, unix_path, AT_FDCWD,
 };
@@ -56,31 +58,113 @@ pub struct Pending {
     pub dirfd: i64,
 }
 
+/// What an exit event of a type does to the tables: decided once per type
+/// from its name, so that an exit changing nothing (most of them) costs
+/// one table lookup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExitKind {
+    Open,
+    Socket,
+    Socketpair,
+    Connect,
+    Bind,
+    Accept,
+    Pipe,
+    /// Calls returning a new descriptor of a special kind (eventfd, ...).
+    NewFd,
+    Dup,
+    Close,
+    CloseRange,
+    Chdir,
+    Clone,
+    Execve,
+    Other,
+}
+
+fn exit_kind(name: &str) -> ExitKind {
+    match name {
+        "open" | "openat" | "creat" | "openat2" | "open_by_handle_at" => ExitKind::Open,
+        "socket" => ExitKind::Socket,
+        "socketpair" => ExitKind::Socketpair,
+        "connect" => ExitKind::Connect,
+        "bind" => ExitKind::Bind,
+        "accept" | "accept4" => ExitKind::Accept,
+        "pipe" | "pipe2" => ExitKind::Pipe,
+        "eventfd" | "eventfd2" | "signalfd" | "signalfd4" | "timerfd_create" | "inotify_init"
+        | "inotify_init1" | "epoll_create" | "epoll_create1" | "userfaultfd" | "io_uring_setup"
+        | "pidfd_open" | "bpf" | "memfd_create" => ExitKind::NewFd,
+        "dup" | "dup2" | "dup3" | "fcntl" => ExitKind::Dup,
+        "close" => ExitKind::Close,
+        "close_range" => ExitKind::CloseRange,
+        "chdir" => ExitKind::Chdir,
+        "clone" | "fork" | "vfork" | "clone3" => ExitKind::Clone,
+        "execve" | "execveat" => ExitKind::Execve,
+        _ => ExitKind::Other,
+    }
+}
+
+/// Parameter positions an enter event's memory ([`Pending`]) is read from
+/// (`NONE` when the type has no such parameter).
+#[derive(Clone, Copy)]
+struct EnterSlots {
+    fd: u8,
+    domain: u8,
+    sock_type: u8,
+    name: u8,
+    flags: u8,
+    dirfd: u8,
+    cmd: u8,
+}
+
+const NONE: u8 = u8::MAX;
+
+/// Per event type: its [`ExitKind`] and [`EnterSlots`].
+static TYPES: LazyLock<Vec<(ExitKind, EnterSlots)>> = LazyLock::new(|| {
+    EVENTS
+        .iter()
+        .map(|info| {
+            let at = |n: &str| pidx(info, n).map_or(NONE, |i| i.min(NONE as usize - 1) as u8);
+            let slots = EnterSlots {
+                fd: at("fd"),
+                domain: at("domain"),
+                sock_type: at("type"),
+                name: at("name"),
+                flags: at("flags"),
+                dirfd: at("dirfd"),
+                cmd: at("cmd"),
+            };
+            (exit_kind(info.name), slots)
+        })
+        .collect()
+});
+
 /// Applies what sysdig learns from an event to the thread and fd tables.
 pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &EventInfo) {
     let name = info.name;
     let exit = ty % 2 == 1;
+    let (kind, slots) = TYPES[ty as usize];
     if !exit {
+        let slot = |i: u8| param(params, i as usize);
         let mut p = Pending::default();
-        if let Some(v) = named(info, params, "fd") {
+        if let Some(v) = slot(slots.fd) {
             p.fd = int(v);
         }
-        if let Some(v) = named(info, params, "domain") {
+        if let Some(v) = slot(slots.domain) {
             p.domain = uint(v) as u32;
         }
-        if let Some(v) = named(info, params, "type") {
+        if let Some(v) = slot(slots.sock_type) {
             p.sock_type = uint(v) as u32;
         }
-        if let Some(v) = named(info, params, "name") {
+        if let Some(v) = slot(slots.name) {
             p.path = cstr(v).to_vec();
         }
-        if let Some(v) = named(info, params, "flags") {
+        if let Some(v) = slot(slots.flags) {
             p.flags = uint(v) as u32;
         }
-        if let Some(v) = named(info, params, "dirfd") {
+        if let Some(v) = slot(slots.dirfd) {
             p.dirfd = int(v);
         }
-        if let Some(v) = named(info, params, "cmd") {
+        if let Some(v) = slot(slots.cmd) {
             p.flags = uint(v) as u32;
         }
         if ty == event_table::PROCEXIT_E || ty == event_table::PROCEXIT_1_E {
@@ -108,14 +192,17 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
         return;
     }
     let pend = st.pending.remove(&tid).unwrap_or_default();
+    if kind == ExitKind::Other {
+        return;
+    }
     // A current driver sends only exit events, each carrying the arguments
     // (fd, domain, cmd, ...) an older one sent with the enter: read them
     // from the exit when it has them, from the enter's memory otherwise.
     let arg_fd =
         |key: &str, remembered: i64| named(info, params, key).map(int).unwrap_or(remembered);
     let res = params.first().map(|v| int(v)).unwrap_or(-1);
-    match name {
-        "open" | "openat" | "creat" | "openat2" | "open_by_handle_at" => {
+    match kind {
+        ExitKind::Open => {
             let fd = res;
             if fd < 0 {
                 return;
@@ -158,7 +245,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 },
             );
         }
-        "socket" => {
+        ExitKind::Socket => {
             let fd = res;
             if fd >= 0 {
                 let domain = named(info, params, "domain").map_or(pend.domain, |v| uint(v) as u32);
@@ -183,7 +270,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 st.sock_types.insert((st.pid_of(tid), fd), sock_type);
             }
         }
-        "socketpair" => {
+        ExitKind::Socketpair => {
             if res < 0 {
                 return;
             }
@@ -200,7 +287,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 }
             }
         }
-        "connect" => {
+        ExitKind::Connect => {
             if res < 0 && res != -115 {
                 return;
             }
@@ -220,7 +307,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 f.name = s.into();
             }
         }
-        "bind" => {
+        ExitKind::Bind => {
             if res < 0 {
                 return;
             }
@@ -239,7 +326,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 }
             }
         }
-        "accept" | "accept4" => {
+        ExitKind::Accept => {
             let fd = res;
             if fd < 0 {
                 return;
@@ -263,7 +350,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 },
             );
         }
-        "pipe" | "pipe2" => {
+        ExitKind::Pipe => {
             let cloexec =
                 named(info, params, "flags").is_some_and(|f| uint(f) as u32 & O_CLOEXEC != 0);
             for key in ["fd1", "fd2"] {
@@ -282,9 +369,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 }
             }
         }
-        "eventfd" | "eventfd2" | "signalfd" | "signalfd4" | "timerfd_create" | "inotify_init"
-        | "inotify_init1" | "epoll_create" | "epoll_create1" | "userfaultfd" | "io_uring_setup"
-        | "pidfd_open" | "bpf" | "memfd_create" => {
+        ExitKind::NewFd => {
             let fd = res;
             if fd < 0 {
                 return;
@@ -327,7 +412,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 },
             );
         }
-        "dup" | "dup2" | "dup3" | "fcntl" => {
+        ExitKind::Dup => {
             let old = named(info, params, "oldfd")
                 .or_else(|| named(info, params, "fd"))
                 .map(int)
@@ -359,11 +444,11 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 }
             }
         }
-        "close" if res >= 0 => {
+        ExitKind::Close if res >= 0 => {
             let fd = arg_fd("fd", pend.fd);
             st.fd_table(tid).remove(&fd);
         }
-        "close_range" => {
+        ExitKind::CloseRange => {
             if res < 0 {
                 return;
             }
@@ -384,7 +469,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 table.retain(|fd, _| !(first..=last).contains(fd));
             }
         }
-        "chdir" if res >= 0 => {
+        ExitKind::Chdir if res >= 0 => {
             if let Some(p) = named(info, params, "path") {
                 let p = String::from_utf8_lossy(cstr(p)).into_owned();
                 let cwd = cwd_of(st, tid);
@@ -397,8 +482,8 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
                 }
             }
         }
-        "clone" | "fork" | "vfork" | "clone3" => clone_exit(st, tid, params, info),
-        "execve" | "execveat" => {
+        ExitKind::Clone => clone_exit(st, tid, params, info),
+        ExitKind::Execve => {
             if res != 0 {
                 return;
             }
@@ -422,7 +507,7 @@ pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &
             // Descriptors opened close-on-exec are gone after exec.
             st.fd_table(tid).retain(|_, f| !f.cloexec);
         }
-        _ => {}
+        ExitKind::Close | ExitKind::Chdir | ExitKind::Other => {}
     }
 }
 
