@@ -146,7 +146,7 @@ pub fn train(
     progress: &Progress<'_>,
 ) -> Result<Trained, TrainError> {
     let recordings: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
-    train_refs(&recordings, options, progress)
+    train_refs(&recordings, options, progress).map(|(trained, _)| trained)
 }
 
 /// Trains a baseline and sets its operating threshold for a false-alarm
@@ -174,25 +174,68 @@ pub fn train_calibrated(
         all.iter().enumerate().partition(|(i, _)| !held.contains(i));
     let fit: Vec<&dyn EventSource> = fit.into_iter().map(|(_, &r)| r).collect();
     let kept: Vec<&dyn EventSource> = kept.into_iter().map(|(_, &r)| r).collect();
-    let mut trained = train_refs(&fit, options, progress)?;
-    let (source, calib): (&str, Vec<&dyn EventSource>) = match validation {
-        Some(v) => ("validation", v.iter().map(|r| r.as_ref()).collect()),
-        None if !kept.is_empty() => ("held-out training", kept),
-        None => ("training", fit),
-    };
+    let (mut trained, scans) = train_refs(&fit, options, progress)?;
     // Never alarm on a window like any training window (theta 1.0).
     let floor = trained.bundle.training.max_error;
-    let warnings = set_operating_threshold(
-        &mut trained.bundle,
-        &calib,
-        source,
-        budget_per_hour,
-        floor,
-        &options.read,
-        progress,
-    )?;
+    let (source, scored) = match validation {
+        Some(v) => {
+            let v: Vec<&dyn EventSource> = v.iter().map(|r| r.as_ref()).collect();
+            (
+                "validation",
+                score_normal(&trained.bundle, &v, &options.read, progress)?,
+            )
+        }
+        None if !kept.is_empty() => (
+            "held-out training",
+            score_normal(&trained.bundle, &kept, &options.read, progress)?,
+        ),
+        // The training recordings themselves: scored from what the second
+        // pass kept, not read a third time.
+        None => match scans {
+            Some(scans) => {
+                progress(Step::Stage {
+                    name: "calibration",
+                    total: fit.len(),
+                });
+                let scored = fit
+                    .iter()
+                    .zip(scans)
+                    .map(|(&r, scan)| {
+                        progress(Step::Recording {
+                            name: &r.info().name,
+                        });
+                        crate::eval::scored(
+                            r,
+                            &trained.bundle,
+                            &scan.read,
+                            &scan.windows,
+                            scan.features,
+                        )
+                    })
+                    .collect();
+                ("training", scored)
+            }
+            None => (
+                "training",
+                score_normal(&trained.bundle, &fit, &options.read, progress)?,
+            ),
+        },
+    };
+    let warnings = apply_threshold(&mut trained.bundle, &scored, source, budget_per_hour, floor);
     trained.warnings.extend(warnings);
     Ok(trained)
+}
+
+/// Scores normal recordings for calibration.
+fn score_normal(
+    bundle: &Bundle,
+    recordings: &[&dyn EventSource],
+    read: &ReadOptions,
+    progress: &Progress<'_>,
+) -> Result<Vec<crate::eval::ScoredRecording>, SourceError> {
+    map_recordings(recordings, "calibration", progress, |r| {
+        crate::eval::score_one(r, bundle, read, false)
+    })
 }
 
 /// Scores `recordings` (normal) with the bundle and sets its operating
@@ -207,11 +250,27 @@ pub fn set_operating_threshold(
     read: &ReadOptions,
     progress: &Progress<'_>,
 ) -> Result<Vec<String>, SourceError> {
-    let scored = map_recordings(recordings, "calibration", progress, |r| {
-        crate::eval::score_one(r, bundle, read, false)
-    })?;
-    let (threshold, calibration) = crate::eval::calibrate_scored(
+    let scored = score_normal(bundle, recordings, read, progress)?;
+    Ok(apply_threshold(
+        bundle,
         &scored,
+        source,
+        budget_per_hour,
+        floor,
+    ))
+}
+
+/// Sets the operating threshold from scored normal recordings; returns
+/// warnings (too few windows).
+fn apply_threshold(
+    bundle: &mut Bundle,
+    scored: &[crate::eval::ScoredRecording],
+    source: &str,
+    budget_per_hour: f64,
+    floor: f64,
+) -> Vec<String> {
+    let (threshold, calibration) = crate::eval::calibrate_scored(
+        scored,
         source,
         bundle.settings.window_ns,
         budget_per_hour,
@@ -228,14 +287,26 @@ pub fn set_operating_threshold(
     }
     bundle.operating_threshold = Some(threshold);
     bundle.calibration = Some(calibration);
-    Ok(warnings)
+    warnings
 }
 
+/// A fit recording as the second training pass saw it: what scoring it
+/// again with the finished bundle needs, so that calibrating on the
+/// training recordings does not read them again.
+struct FitScan {
+    read: ReadStats,
+    windows: WindowStats,
+    features: Vec<WindowFeatures>,
+}
+
+/// Trains on `recordings`; also returns, per recording, what scoring it
+/// with the bundle needs (`None` when the bundle's elements differ from
+/// those the windows were scored with).
 fn train_refs(
     recordings: &[&dyn EventSource],
     options: &TrainOptions,
     progress: &Progress<'_>,
-) -> Result<Trained, TrainError> {
+) -> Result<(Trained, Option<Vec<FitScan>>), TrainError> {
     let settings = options.settings;
     check_window_ns(settings.window_ns).map_err(TrainError::BadWindow)?;
     let recordings = recordings.to_vec();
@@ -307,11 +378,20 @@ fn train_refs(
         .iter()
         .filter_map(|&i| first[i].take().map(|e| (i, e)))
         .collect();
-    let second: Vec<Result<Vec<WindowFeatures>, SourceError>> = todo
+    let second: Vec<Result<(usize, FitScan), SourceError>> = todo
         .into_par_iter()
         .map(|(i, mut enc)| {
             let out = match enc.features(&elements) {
-                Some(f) => Ok(f),
+                Some(features) => {
+                    // As `read_recording` with the baseline counts them.
+                    let mut windows = enc.windows;
+                    windows.capped_windows += features.iter().filter(|w| w.capped).count() as u64;
+                    Ok(FitScan {
+                        read: enc.read,
+                        windows,
+                        features,
+                    })
+                }
                 None => read_recording(
                     recordings[i],
                     settings,
@@ -319,19 +399,42 @@ fn train_refs(
                     false,
                     &options.read,
                 )
-                .map(|r| r.features),
+                .map(|r| FitScan {
+                    read: r.read,
+                    windows: r.windows,
+                    features: r.features,
+                }),
             };
             progress(Step::Recording {
                 name: &recordings[i].info().name,
             });
-            out
+            out.map(|scan| (i, scan))
         })
         .collect();
-    let second: Vec<Vec<WindowFeatures>> = second.into_iter().collect::<Result<_, _>>()?;
-    let windows: u64 = second.iter().map(|r| window_count(r)).sum();
-    let vectors: Vec<[f64; 3]> = second
+    // Every recording in input order; those without events have no window.
+    let mut scans: Vec<Option<FitScan>> = first
+        .into_iter()
+        .map(|unused| {
+            unused.map(|enc| FitScan {
+                read: enc.read,
+                windows: enc.windows,
+                features: Vec::new(),
+            })
+        })
+        .collect();
+    for scanned in second {
+        let (i, scan) = scanned?;
+        scans[i] = Some(scan);
+    }
+    let scans: Vec<FitScan> = scans.into_iter().flatten().collect();
+    let windows: u64 = scans.iter().map(|r| window_count(&r.features)).sum();
+    let vectors: Vec<[f64; 3]> = scans
         .iter()
-        .flat_map(|r| r.iter().filter_map(|w| w.vector.map(|v| v.to_array())))
+        .flat_map(|r| {
+            r.features
+                .iter()
+                .filter_map(|w| w.vector.map(|v| v.to_array()))
+        })
         .collect();
     if vectors.len() < 2 {
         return Err(TrainError::TooFewWindows(vectors.len()));
@@ -368,6 +471,8 @@ fn train_refs(
     // it would only grow the bundle by every temp file training made. (The
     // vectors above are the same either way: a file access to it folds to
     // the pattern, which is seen.)
+    // The kept windows were scored with the elements before this.
+    let scans = one_off.is_empty().then_some(scans);
     for a in &one_off {
         elements.seen_args.remove(a);
     }
@@ -394,9 +499,12 @@ fn train_refs(
         calibration: None,
         model,
     };
-    Ok(Trained {
-        bundle,
-        warnings,
-        used: usable.len(),
-    })
+    Ok((
+        Trained {
+            bundle,
+            warnings,
+            used: usable.len(),
+        },
+        scans,
+    ))
 }

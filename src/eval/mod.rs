@@ -245,28 +245,35 @@ pub fn score_one(
     read: &ReadOptions,
     explain: bool,
 ) -> Result<ScoredRecording, SourceError> {
-    {
-        let features = read_recording(r, bundle.settings, Some(&bundle.elements), explain, read)?;
-        let warnings = read_warnings(
-            r,
-            &features.read,
-            &features.windows,
-            !features.features.is_empty(),
-        );
-        let errors = features
-            .features
-            .iter()
-            .map(|w| window_error(bundle, w))
-            .collect();
-        Ok(ScoredRecording {
-            evidence: crate::detect::evidence(bundle.settings.mode, &features.features),
-            info: r.info().clone(),
-            events: features.read.events,
-            out_of_order: features.windows.out_of_order(),
-            windows: features.features,
-            errors,
-            warnings,
-        })
+    let features = read_recording(r, bundle.settings, Some(&bundle.elements), explain, read)?;
+    Ok(scored(
+        r,
+        bundle,
+        &features.read,
+        &features.windows,
+        features.features,
+    ))
+}
+
+/// Scores a recording's windows, read with `bundle`'s settings and
+/// elements (by [`read_recording`], or kept from training).
+pub(crate) fn scored(
+    r: &dyn EventSource,
+    bundle: &Bundle,
+    read: &crate::source::ReadStats,
+    windows: &crate::window::WindowStats,
+    features: Vec<WindowFeatures>,
+) -> ScoredRecording {
+    let warnings = read_warnings(r, read, windows, !features.is_empty());
+    let errors = features.iter().map(|w| window_error(bundle, w)).collect();
+    ScoredRecording {
+        evidence: crate::detect::evidence(bundle.settings.mode, &features),
+        info: r.info().clone(),
+        events: read.events,
+        out_of_order: windows.out_of_order(),
+        windows: features,
+        errors,
+        warnings,
     }
 }
 
