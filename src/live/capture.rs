@@ -250,6 +250,14 @@ impl Capture {
             .map_err(|e| bpf_err("open", e))?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = std::process::id();
+            // The secret key of the kernel's argument hash (aggregate.bpf.h,
+            // arg_hash): a workload must not be able to aim a path at the
+            // hash of a seen one.
+            let mut key = [0u8; 16];
+            rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut key)
+                .map_err(|e| LiveError::Other(format!("no random key from the OS: {e}")))?;
+            ro.arg_key0 = u64::from_ne_bytes(key[..8].try_into().expect("8 bytes"));
+            ro.arg_key1 = u64::from_ne_bytes(key[8..].try_into().expect("8 bytes"));
         }
         let mut skel = open.load().map_err(|e| {
             let e = bpf_err("load (verifier)", e);
@@ -316,24 +324,16 @@ impl Capture {
             )));
         }
         let key = cg.id.to_ne_bytes();
-        if how.aggregate.is_some() || !how.emit {
-            // struct watch_cfg { u32 flags; u32 slot; }
-            let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
-            let mut cfg = [0u8; 8];
-            cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-            cfg[4..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
-            self.skel
-                .maps
-                .watch_cfgs
-                .update(&key, &cfg, MapFlags::ANY)
-                .map_err(|e| bpf_err("watch cgroup", e))?;
-        } else {
-            let _ = self.skel.maps.watch_cfgs.delete(&key);
-        }
+        // struct watch { u64 id; u32 flags; u32 slot; }
+        let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&key);
+        value[8..12].copy_from_slice(&flags.to_ne_bytes());
+        value[12..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
         self.skel
             .maps
             .watched
-            .update(&key, &key, MapFlags::ANY)
+            .update(&key, &value, MapFlags::ANY)
             .map_err(|e| bpf_err("watch cgroup", e))?;
         self.level_mask |= 1 << cg.level;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {

@@ -63,7 +63,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define CNT_PATH_FAULT 1
 #define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
 #define CNT_MIGRATED 3     // watched tasks moved out of every watched cgroup
-#define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (LRU eviction)
+#define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (entered before the capture)
 #define CNT_AGG_LOST 5 // kernel-window records or events lost (ring full, window unread)
 #define CNT_MAX 6
 
@@ -104,56 +104,46 @@ struct event_path {
 // sched_process_exec (success: the path comes from bprm->filename, kernel
 // memory, always readable) or by sys_exit (failure: the old memory is still
 // there and the kernel has just read the string).
+// Kept in the calling task's storage (struct task_state), not in a hash map
+// keyed by thread id: the task is at hand in every program, so saving and
+// taking it back costs no hashing, no LRU bookkeeping and no copy of the
+// key (measured: the LRU map's update, lookup and delete were ~10 % of
+// `find`'s time under monitor). It also survives an exec by a non-leader
+// thread, which changes the thread id but not the task.
 struct pending {
 	__u64 ptr;     // path, or the struct sockaddr of a socket call
 	__u64 flags;   // open flags; socket calls: the address length, or for
 	               // accept/recvfrom the user pointer to it
 	__u64 ts;      // execve: time of the enter
 	__u32 tid;     // execve: thread at enter (exec can change it)
-	__s32 nr;
+	__s32 nr;      // the call it belongs to; NR_NONE when taken
 	char comm[COMM_LEN]; // execve: name before exec
 };
+
+#define NR_NONE (-1)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-// Watched cgroup ids -> themselves (value kept so user space can read back).
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u64);
-} watched SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct pending);
-} pendings SEC(".maps");
-
-// How a watched cgroup is captured, when not only by per-event records.
-// Layout mirrored by `capture::WatchFlags`.
-struct watch_cfg {
+// A watched cgroup and how it is captured. Layout mirrored by
+// `Capture::watch_with` in src/live/capture.rs.
+struct watch {
+	__u64 id;    // the watched cgroup's id (the map's key)
 	__u32 flags; // W_EMIT, W_AGG
 	__u32 slot;  // aggregation slot (W_AGG)
 };
 
+// Watched cgroup ids -> how they are captured: one lookup per event tells
+// both whether and how.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, struct watch_cfg);
-} watch_cfgs SEC(".maps");
+	__type(value, struct watch);
+} watched SEC(".maps");
 
-// A watched cgroup and how it is captured, for one event.
-struct watch {
-	__u64 id;
-	__u32 flags;
-	__u32 slot;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -173,15 +163,21 @@ struct {
 	__type(value, __u64);
 } followed SEC(".maps");
 
-// The watched cgroup each task was last seen in (set at its first watched
-// syscall): after a move the task's cgroup is already the new one, so this
-// is how the move handler knows where it came from.
+// What a watched task carries between its programs.
+struct task_state {
+	// The watched cgroup it was last seen in (set at its first watched
+	// syscall): after a move the task's cgroup is already the new one, so
+	// this is how the move handler knows where it came from.
+	__u64 watch;
+	struct pending pending;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
-} task_watch SEC(".maps");
+	__type(value, struct task_state);
+} task_states SEC(".maps");
 
 // Set by user space before load.
 const volatile __u32 self_tgid = 0;
@@ -218,28 +214,16 @@ static __always_inline void count(__u32 slot)
 		*v += 1;
 }
 
-// How the watched cgroup `id` is captured (default: per-event records).
-static __always_inline struct watch watch_of(__u64 id)
-{
-	struct watch w = { .id = id, .flags = W_EMIT, .slot = 0 };
-	struct watch_cfg *c = bpf_map_lookup_elem(&watch_cfgs, &id);
-	if (c) {
-		w.flags = c->flags;
-		w.slot = c->slot;
-	}
-	return w;
-}
-
 #include "aggregate.bpf.h"
 
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
-static __always_inline __u64 watched_cgroup(__u64 *own)
+static __always_inline struct watch *watched_cgroup(__u64 *own)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
 	*own = cg;
-	__u64 *w = bpf_map_lookup_elem(&watched, &cg);
+	struct watch *w = bpf_map_lookup_elem(&watched, &cg);
 	if (w)
-		return *w;
+		return w;
 	__u32 mask = level_mask;
 	if (!mask)
 		return 0;
@@ -251,13 +235,13 @@ static __always_inline __u64 watched_cgroup(__u64 *own)
 			break; // deeper than the task's own cgroup
 		w = bpf_map_lookup_elem(&watched, &anc);
 		if (w)
-			return *w;
+			return w;
 	}
 	if (following) {
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-		w = bpf_map_lookup_elem(&followed, &tgid);
-		if (w)
-			return *w;
+		__u64 *from = bpf_map_lookup_elem(&followed, &tgid);
+		if (from)
+			return bpf_map_lookup_elem(&watched, from);
 	}
 	return 0;
 }
@@ -268,9 +252,8 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 	if (!cg)
 		return 0;
 	__u64 id = BPF_CORE_READ(cg, kn, id);
-	__u64 *w = bpf_map_lookup_elem(&watched, &id);
-	if (w)
-		return *w;
+	if (bpf_map_lookup_elem(&watched, &id))
+		return id;
 	int level = BPF_CORE_READ(cg, level);
 	for (int i = 0; i < MAX_LEVELS; i++) {
 		if (i >= level)
@@ -279,9 +262,8 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 		if (!anc)
 			break;
 		id = BPF_CORE_READ(anc, kn, id);
-		w = bpf_map_lookup_elem(&watched, &id);
-		if (w)
-			return *w;
+		if (bpf_map_lookup_elem(&watched, &id))
+			return id;
 	}
 	return 0;
 }
@@ -293,13 +275,13 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 SEC("tp_btf/cgroup_attach_task")
 int BPF_PROG(chids_cgroup_attach, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
 {
-	__u64 *from = bpf_task_storage_get(&task_watch, task, 0, 0);
-	if (!from || !*from)
+	struct task_state *st = bpf_task_storage_get(&task_states, task, 0, 0);
+	if (!st || !st->watch)
 		return 0;
 	if (watched_of(dst))
 		return 0;
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u64 w = *from;
+	__u64 w = st->watch;
 	bpf_map_update_elem(&followed, &tgid, &w, BPF_ANY);
 	following = 1;
 	count(CNT_MIGRATED);
@@ -335,13 +317,33 @@ static __always_inline int is_path_family(long nr)
 	return 0;
 }
 
-// Notes which watched cgroup the current task is in (see task_watch).
-static __always_inline void remember_watch(__u64 watch)
+// The current task's state, made on its first watched call; notes which
+// watched cgroup the task is in (see task_state).
+static __always_inline struct task_state *remember_watch(__u64 watch)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 *w = bpf_task_storage_get(&task_watch, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (w && *w != watch)
-		*w = watch;
+	struct task_state *st = bpf_task_storage_get(&task_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (st && st->watch != watch)
+		st->watch = watch;
+	return st;
+}
+
+// The current task's state, if it has one.
+static __always_inline struct task_state *current_state(void)
+{
+	return bpf_task_storage_get(&task_states, bpf_get_current_task_btf(), 0, 0);
+}
+
+// Takes the call `nr`'s pending facts out of the task's state: 1 if they
+// were there (a call that entered before the capture has none).
+static __always_inline int take_pending(long nr, struct pending *out)
+{
+	struct task_state *st = current_state();
+	if (!st || st->pending.nr != nr)
+		return 0;
+	*out = st->pending;
+	st->pending.nr = NR_NONE;
+	return 1;
 }
 
 static __always_inline int in_ia32_syscall(void)
@@ -434,7 +436,7 @@ static __always_inline int emit_small(const struct watch *w, __u64 own, long nr,
 // classic `tracepoint/raw_syscalls/...` form first copies every event into a
 // perf trace buffer for every task on the machine; measured here, that
 // alone doubled the system time of `find /usr` outside any watched cgroup.
-static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt_regs *regs, long id, __u64 ts)
+static __always_inline int sys_enter(const struct watch *w, struct task_state *st, __u64 own, struct pt_regs *regs, long id, __u64 ts)
 {
 	int ia32 = in_ia32_syscall();
 	long nr = ia32 ? ia32_nr(id) : id;
@@ -456,10 +458,10 @@ static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt
 			len = BPF_CORE_READ(regs, r9); // recvfrom: int *addrlen
 			break;
 		}
-		if (addr) {
-			__u64 key = bpf_get_current_pid_tgid();
-			struct pending p = { .ptr = addr, .flags = len, .nr = (__s32)nr };
-			bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
+		if (addr && st) {
+			st->pending.ptr = addr;
+			st->pending.flags = len;
+			st->pending.nr = (__s32)nr;
 		}
 		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
 		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
@@ -489,17 +491,21 @@ static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt
 	case NR_newfstatat: case NR_statx: case NR_execveat: ptr = a1; break;
 	}
 
-	__u64 key = bpf_get_current_pid_tgid();
-	struct pending p = { .ptr = ptr, .flags = flags, .nr = (__s32)nr };
+	if (st) {
+		st->pending.ptr = ptr;
+		st->pending.flags = flags;
+		st->pending.nr = (__s32)nr;
+	}
 	if (nr == NR_execve || nr == NR_execveat) {
-		// Deferred: see struct pending.
-		p.ts = ts;
-		p.tid = (__u32)key;
-		bpf_get_current_comm(p.comm, sizeof(p.comm));
-		bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
+		// Deferred: see struct pending. (Without a task state there is
+		// nothing to emit it from; chids_exec counts it as unmatched.)
+		if (st) {
+			st->pending.ts = ts;
+			st->pending.tid = (__u32)bpf_get_current_pid_tgid();
+			bpf_get_current_comm(st->pending.comm, sizeof(st->pending.comm));
+		}
 		return 0;
 	}
-	bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 	agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
 	return emit_small(w, own, nr, DIR_ENTER, 0, ts);
 }
@@ -510,15 +516,15 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
 	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
+	struct watch *found = watched_cgroup(&own);
+	if (!found)
 		return 0;
-	remember_watch(watch);
-	struct watch w = watch_of(watch);
+	struct watch w = *found;
+	struct task_state *st = remember_watch(w.id);
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_enter(&w, own, regs, id, ts);
+	sys_enter(&w, st, own, regs, id, ts);
 	agg_exit(f, depth);
 	return 0;
 }
@@ -564,23 +570,21 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	__u64 pt = bpf_get_current_pid_tgid();
 	if ((pt >> 32) == self_tgid)
 		return 0;
-	// The thread that called execve may have been a non-leader: key by it.
-	__u64 key = (pt & 0xffffffff00000000ULL) | (__u32)old_pid;
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
-	if (!p) {
+	// The task that called execve (its thread id may have changed: a
+	// non-leader takes over the leader's).
+	struct pending taken;
+	struct pending *p = &taken;
+	if (!take_pending(NR_execve, p) && !take_pending(NR_execveat, p)) {
 		__u64 own;
 		if (watched_cgroup(&own))
 			count(CNT_EXEC_UNMATCHED);
 		return 0;
 	}
-	if (p->nr != NR_execve && p->nr != NR_execveat) {
-		bpf_map_delete_elem(&pendings, &key);
-		return 0;
-	}
 	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (watch) {
-		struct watch w = watch_of(watch);
+	struct watch *found = watched_cgroup(&own);
+	if (found) {
+		struct watch w = *found;
+		__u64 watch = w.id;
 		__u64 ts;
 		__u32 depth;
 		struct agg_flight *f = agg_enter(&w, &ts, &depth);
@@ -603,7 +607,6 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 		agg_exec_enter(&w, p, fn, 1, SCR_EXEC);
 		agg_exit(f, depth);
 	}
-	bpf_map_delete_elem(&pendings, &key);
 	return 0;
 }
 
@@ -611,15 +614,12 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr, long ret, __u64 ts)
 {
 	__u64 key = bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
-	if (!p || p->nr != nr) {
-		if (p)
-			bpf_map_delete_elem(&pendings, &key);
+	struct pending p;
+	if (!take_pending(nr, &p)) {
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
-	__u64 ptr = p->ptr, len = p->flags;
-	bpf_map_delete_elem(&pendings, &key);
+	__u64 ptr = p.ptr, len = p.flags;
 	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
 		// Filled in by the kernel only on success; the length is in user memory.
 		int n = 0;
@@ -699,32 +699,29 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 	}
 
 	__u64 key = bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
+	struct pending p;
+	int have = take_pending(nr, &p);
 	if (nr == NR_execve || nr == NR_execveat) {
 		// Still pending: the exec failed (or succeeded before we attached).
 		// Emit the deferred enter event now, path from the old memory the
 		// kernel has just read, then the exit.
-		if (p && p->nr == nr) {
-			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(p, own, w->id) : 0;
+		if (have) {
+			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(&p, own, w->id) : 0;
 			if (e) {
-				read_path(e, p->ptr);
+				read_path(e, p.ptr);
 				bpf_ringbuf_submit(e, submit_flags());
 			}
-			agg_exec_enter(w, p, (const void *)p->ptr, 0, SCR_EXIT);
-			bpf_map_delete_elem(&pendings, &key);
+			agg_exec_enter(w, &p, (const void *)p.ptr, 0, SCR_EXIT);
 		}
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
-	if (!p || p->nr != nr) {
-		// Entered before we attached (or the LRU evicted it): no path.
-		if (p)
-			bpf_map_delete_elem(&pendings, &key);
+	if (!have) {
+		// Entered before we attached: no path.
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
 	}
-	__u64 ptr = p->ptr, flags = p->flags;
-	bpf_map_delete_elem(&pendings, &key);
+	__u64 ptr = p.ptr, flags = p.flags;
 
 	if (w->flags & W_AGG) {
 		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
@@ -758,10 +755,10 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
 	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
+	struct watch *found = watched_cgroup(&own);
+	if (!found)
 		return 0;
-	struct watch w = watch_of(watch);
+	struct watch w = *found;
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
