@@ -71,24 +71,28 @@ char LICENSE[] SEC("license") = "GPL";
 #define W_EMIT 1 // one ring-buffer record per event (record, per-event monitor)
 #define W_AGG 2  // window aggregation (aggregate.bpf.h)
 
-// Event header; events of path-bearing calls append PATH_LEN bytes.
-// Layout mirrored by `RawHeader` in src/live/capture.rs.
+// Event header: 64 bytes, only what a `.sc` line and the windows need.
+// Events of path-bearing calls (and socket calls naming an address) carry
+// their payload right after it, only path_len bytes of it: a ring record
+// is as long as its event, not as the longest path.
+// Layout mirrored by the OFF_ constants in src/live/capture.rs.
 struct event {
 	__u64 ts;       // bpf_ktime_get_ns (CLOCK_MONOTONIC)
-	__u64 cgroup;   // the task's own cgroup v2 id
 	__u64 watch;    // the watched cgroup (ancestor or itself) that matched
 	__s64 ret;      // return value (exit only)
-	__u64 flags;    // open flags (open family), 0 otherwise
 	__u32 pid;      // thread group id
 	__u32 tid;
 	__u32 uid;
 	__s32 nr;       // syscall number
 	__u8 dir;
-	__u8 evflags;   // F_HAS_PATH, F_PATH_FAULT
-	__u16 path_len; // bytes of path incl. NUL (0 when absent)
+	__u8 evflags;   // F_HAS_PATH, F_PATH_FAULT, F_HAS_SOCKADDR
+	__u16 path_len; // bytes of payload (a path counts its NUL; 0 when absent)
 	char comm[COMM_LEN];
+	__u32 flags;    // open flags (open family exit), 0 otherwise
 };
 
+// An event with a payload, built in a per-CPU scratch (ev_scratch) and
+// copied to the ring at its real length.
 struct event_path {
 	struct event h;
 	char path[PATH_LEN];
@@ -126,6 +130,18 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
+
+// One event_path per program and CPU (EV_SCR_*): a program can be
+// preempted by another one on its CPU, but does not nest with itself.
+#define EV_SCR_ENTER 0
+#define EV_SCR_EXIT 1
+#define EV_SCR_EXEC 2
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, struct event_path);
+} ev_scratch SEC(".maps");
 
 // A watched cgroup and how it is captured. Layout mirrored by
 // `Capture::watch_with` in src/live/capture.rs.
@@ -217,10 +233,9 @@ static __always_inline void count(__u32 slot)
 #include "aggregate.bpf.h"
 
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
-static __always_inline struct watch *watched_cgroup(__u64 *own)
+static __always_inline struct watch *watched_cgroup(void)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
-	*own = cg;
 	struct watch *w = bpf_map_lookup_elem(&watched, &cg);
 	if (w)
 		return w;
@@ -386,11 +401,10 @@ static __always_inline int is_socket_family(long nr)
 
 // `ts` is taken once per event and shared with the aggregation, so that a
 // capture doing both (the equality test) puts the event in the same window.
-static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
+static __always_inline void fill(struct event *e, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts = ts;
-	e->cgroup = own;
 	e->watch = watch;
 	e->ret = ret;
 	e->flags = 0;
@@ -418,7 +432,7 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 	e->h.evflags |= F_HAS_PATH;
 }
 
-static __always_inline int emit_small(const struct watch *w, __u64 own, long nr, __u8 dir, long ret, __u64 ts)
+static __always_inline int emit_small(const struct watch *w, long nr, __u8 dir, long ret, __u64 ts)
 {
 	if (!(w->flags & W_EMIT))
 		return 0;
@@ -427,16 +441,35 @@ static __always_inline int emit_small(const struct watch *w, __u64 own, long nr,
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(e, own, w->id, nr, dir, ret, ts);
+	fill(e, w->id, nr, dir, ret, ts);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
+}
+
+// The scratch event with a payload for program `scr`, filled like fill().
+static __always_inline struct event_path *path_event(__u32 scr, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
+{
+	struct event_path *e = bpf_map_lookup_elem(&ev_scratch, &scr);
+	if (e)
+		fill(&e->h, watch, nr, dir, ret, ts);
+	return e;
+}
+
+// Sends a scratch event: the header and path_len bytes of payload.
+static __always_inline void emit_path(struct event_path *e)
+{
+	__u64 len = sizeof(e->h) + (e->h.path_len & (PATH_LEN - 1));
+	if (e->h.path_len >= PATH_LEN)
+		len = sizeof(*e);
+	if (bpf_ringbuf_output(&events, e, len, submit_flags()))
+		count(CNT_DROPPED);
 }
 
 // BTF-enabled raw tracepoints on raw_syscalls:sys_enter / sys_exit. The
 // classic `tracepoint/raw_syscalls/...` form first copies every event into a
 // perf trace buffer for every task on the machine; measured here, that
 // alone doubled the system time of `find /usr` outside any watched cgroup.
-static __always_inline int sys_enter(const struct watch *w, struct task_state *st, __u64 own, struct pt_regs *regs, long id, __u64 ts)
+static __always_inline int sys_enter(const struct watch *w, struct task_state *st, struct pt_regs *regs, long id, __u64 ts)
 {
 	int ia32 = in_ia32_syscall();
 	long nr = ia32 ? ia32_nr(id) : id;
@@ -464,11 +497,11 @@ static __always_inline int sys_enter(const struct watch *w, struct task_state *s
 			st->pending.nr = (__s32)nr;
 		}
 		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+		return emit_small(w, nr, DIR_ENTER, 0, ts);
 	}
 	if (!is_path_family(nr)) {
 		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+		return emit_small(w, nr, DIR_ENTER, 0, ts);
 	}
 
 	// Syscall arguments: rdi, rsi, rdx on x86-64; ebx, ecx, edx for ia32.
@@ -507,7 +540,7 @@ static __always_inline int sys_enter(const struct watch *w, struct task_state *s
 		return 0;
 	}
 	agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-	return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+	return emit_small(w, nr, DIR_ENTER, 0, ts);
 }
 
 SEC("tp_btf/sys_enter")
@@ -515,8 +548,7 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	__u64 own;
-	struct watch *found = watched_cgroup(&own);
+	struct watch *found = watched_cgroup();
 	if (!found)
 		return 0;
 	struct watch w = *found;
@@ -524,20 +556,17 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_enter(&w, st, own, regs, id, ts);
+	sys_enter(&w, st, regs, id, ts);
 	agg_exit(f, depth);
 	return 0;
 }
 
 // The deferred execve enter event, with the facts saved at enter.
-static __always_inline struct event_path *exec_enter_event(struct pending *p, __u64 own, __u64 watch)
+static __always_inline struct event_path *exec_enter_event(struct pending *p, __u64 watch, __u32 scr)
 {
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
+	struct event_path *e = path_event(scr, watch, p->nr, DIR_ENTER, 0, p->ts);
+	if (!e)
 		return 0;
-	}
-	fill(&e->h, own, watch, p->nr, DIR_ENTER, 0, p->ts);
 	e->h.tid = p->tid;
 	__builtin_memcpy(e->h.comm, p->comm, COMM_LEN);
 	return e;
@@ -575,13 +604,11 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	struct pending taken;
 	struct pending *p = &taken;
 	if (!take_pending(NR_execve, p) && !take_pending(NR_execveat, p)) {
-		__u64 own;
-		if (watched_cgroup(&own))
+		if (watched_cgroup())
 			count(CNT_EXEC_UNMATCHED);
 		return 0;
 	}
-	__u64 own;
-	struct watch *found = watched_cgroup(&own);
+	struct watch *found = watched_cgroup();
 	if (found) {
 		struct watch w = *found;
 		__u64 watch = w.id;
@@ -591,7 +618,7 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 		if (f)
 			f->entry[depth & 3] = p->ts; // the event's time is the enter's
 		const char *fn = BPF_CORE_READ(bprm, filename);
-		struct event_path *e = (w.flags & W_EMIT) ? exec_enter_event(p, own, watch) : 0;
+		struct event_path *e = (w.flags & W_EMIT) ? exec_enter_event(p, watch, EV_SCR_EXEC) : 0;
 		if (e) {
 			long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), fn);
 			e->h.evflags |= F_HAS_PATH;
@@ -602,7 +629,7 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 			} else {
 				e->h.path_len = (__u16)n;
 			}
-			bpf_ringbuf_submit(e, submit_flags());
+			emit_path(e);
 		}
 		agg_exec_enter(&w, p, fn, 1, SCR_EXEC);
 		agg_exit(f, depth);
@@ -611,13 +638,13 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 }
 
 // A socket call's exit, with the address it named when there was one.
-static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr, long ret, __u64 ts)
+static __always_inline int socket_exit(const struct watch *w, long nr, long ret, __u64 ts)
 {
 	__u64 key = bpf_get_current_pid_tgid();
 	struct pending p;
 	if (!take_pending(nr, &p)) {
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p.ptr, len = p.flags;
 	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
@@ -625,7 +652,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 		int n = 0;
 		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
 			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-			return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+			return emit_small(w, nr, DIR_EXIT, ret, ts);
 		}
 		len = n < 0 ? 0 : (__u64)n;
 	}
@@ -633,7 +660,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 		len = SOCKADDR_LEN;
 	if (len < 2) {
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 
 	if (w->flags & W_AGG) {
@@ -650,12 +677,9 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 	}
 	if (!(w->flags & W_EMIT))
 		return 0;
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
+	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
+	if (!e)
 		return 0;
-	}
-	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
 	e->h.evflags |= F_HAS_SOCKADDR;
 	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 		e->h.evflags |= F_PATH_FAULT;
@@ -663,7 +687,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 	} else {
 		e->h.path_len = (__u16)len;
 	}
-	bpf_ringbuf_submit(e, submit_flags());
+	emit_path(e);
 	return 0;
 }
 
@@ -673,7 +697,7 @@ static __always_inline int is_clone_family(long nr)
 	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
 }
 
-static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_regs *regs, long ret, __u64 ts)
+static __always_inline int sys_exit(const struct watch *w, struct pt_regs *regs, long ret, __u64 ts)
 {
 	// The syscall number survives in orig_ax (ax holds the return value).
 	long nr = BPF_CORE_READ(regs, orig_ax);
@@ -682,7 +706,7 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 		ret = (int)ret; // eax: sign-extend the 32-bit result
 	}
 	if (is_socket_family(nr))
-		return socket_exit(w, own, nr, ret, ts);
+		return socket_exit(w, nr, ret, ts);
 	if (!is_path_family(nr)) {
 		if ((w->flags & W_AGG) && is_clone_family(nr)) {
 			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
@@ -695,7 +719,7 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 		} else {
 			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		}
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 
 	__u64 key = bpf_get_current_pid_tgid();
@@ -706,20 +730,20 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 		// Emit the deferred enter event now, path from the old memory the
 		// kernel has just read, then the exit.
 		if (have) {
-			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(&p, own, w->id) : 0;
+			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(&p, w->id, EV_SCR_EXIT) : 0;
 			if (e) {
 				read_path(e, p.ptr);
-				bpf_ringbuf_submit(e, submit_flags());
+				emit_path(e);
 			}
 			agg_exec_enter(w, &p, (const void *)p.ptr, 0, SCR_EXIT);
 		}
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 	if (!have) {
 		// Entered before we attached: no path.
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 	__u64 ptr = p.ptr, flags = p.flags;
 
@@ -737,15 +761,12 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 	}
 	if (!(w->flags & W_EMIT))
 		return 0;
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
+	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
+	if (!e)
 		return 0;
-	}
-	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
-	e->h.flags = flags;
+	e->h.flags = (__u32)flags;
 	read_path(e, ptr);
-	bpf_ringbuf_submit(e, submit_flags());
+	emit_path(e);
 	return 0;
 }
 
@@ -754,15 +775,14 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	__u64 own;
-	struct watch *found = watched_cgroup(&own);
+	struct watch *found = watched_cgroup();
 	if (!found)
 		return 0;
 	struct watch w = *found;
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_exit(&w, own, regs, ret, ts);
+	sys_exit(&w, regs, ret, ts);
 	agg_exit(f, depth);
 	return 0;
 }
