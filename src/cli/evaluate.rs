@@ -71,6 +71,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     warn_in_both(&normal, &attack);
     super::warn_container_unused(&normal, args.container.as_deref());
     super::warn_container_unused(&attack, args.container.as_deref());
+    // Scored in one parallel pass: the small recordings of one set are read
+    // while a large one of the other set still is.
+    let normals = normal.len();
+    let recordings: Vec<_> = normal.into_iter().chain(attack).collect();
     let mut evals: Vec<ModelEvaluation> = Vec::new();
     let mut inputs = Inputs::default();
     for (dir, detector) in args.model.iter().zip(&detectors) {
@@ -80,17 +84,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         let bar = Bar::new();
         let stage = |what: &str| format!("{what} ({})", detector.name());
-        let scored = detector
-            .score_all(&normal, &read, &stage("scoring normal"), &|s| bar.step(s))
-            .and_then(|n| {
-                Ok((
-                    n,
-                    detector
-                        .score_all(&attack, &read, &stage("scoring attack"), &|s| bar.step(s))?,
-                ))
-            });
+        let scored = detector.score_all(&recordings, &read, &stage("scoring"), &|s| bar.step(s));
         bar.finish();
-        let (normal, attack) = scored?;
+        let mut normal = scored?;
+        let attack = normal.split_off(normals);
         // Every detector reads the same files: warn once.
         if evals.is_empty() {
             super::warn_all(normal.iter().chain(&attack).flat_map(|r| &r.warnings));
