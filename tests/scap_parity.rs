@@ -321,6 +321,59 @@ fn truncated_files_fail_with_a_byte_offset() {
     }
 }
 
+/// A large gzip capture is inflated on a thread of its own: a cut or a
+/// corrupted one still fails with the file and a byte offset, after the
+/// same events as when it is read inline.
+#[test]
+#[ignore = "needs CHIDS_SHARED (shared data)"]
+fn damaged_large_gzip_captures_fail_naming_file_and_offset() {
+    let src = shared().join("data/scap/troubleshooting-docker-kubernetes-sysdig/capture.scap");
+    let gz = std::fs::read(&src).unwrap();
+    assert!(gz.len() > 1 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let count = |path: &Path| {
+        let mut n = 0u64;
+        let r = ScapSource::open(path).unwrap().for_each_raw(&mut |_| {
+            n += 1;
+            Ok(())
+        });
+        (n, r)
+    };
+    let (all, r) = count(&src);
+    r.unwrap();
+    let cut = dir.path().join("cut.scap");
+    std::fs::write(&cut, &gz[..gz.len() * 2 / 3]).unwrap();
+    let mut flipped = gz.clone();
+    let mid = flipped.len() / 2;
+    for b in &mut flipped[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    let bad = dir.path().join("bad.scap");
+    std::fs::write(&bad, &flipped).unwrap();
+    for path in [&cut, &bad] {
+        let (n, r) = count(path);
+        let e = r.unwrap_err();
+        assert!(n > 0 && n < all, "{n} of {all}");
+        assert!(matches!(e.position, Position::Byte(_)), "{e}");
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
+        // The same events and error when read inline, without the thread.
+        let mut m = 0u64;
+        let inline = read_stream(
+            path,
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()),
+            &mut |_| {
+                m += 1;
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert_eq!((n, e.to_string()), (m, inline.to_string()));
+    }
+}
+
 #[test]
 #[ignore = "needs CHIDS_SHARED (shared data)"]
 fn corrupt_inputs_are_errors_or_counted_skips() {

@@ -17,6 +17,7 @@ pub mod format;
 pub mod names;
 mod noise;
 pub mod params;
+mod prefetch;
 mod state;
 
 pub use noise::Text;
@@ -142,6 +143,10 @@ pub struct ScapSource {
 /// The event sink of [`ScapSource::for_each_raw`].
 pub type RawSink<'s> = dyn FnMut(&ScapEvent<'_>) -> Result<(), SourceError> + 's;
 
+/// Compressed captures from this size up are inflated on a thread of
+/// their own ([`prefetch`]).
+const PREFETCH_FROM: u64 = 256 << 10;
+
 fn open_stream(path: &Path) -> Result<Box<dyn Read>, SourceError> {
     let mut f = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
     let mut magic = [0u8; 2];
@@ -152,11 +157,19 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>, SourceError> {
         .map_err(|e| SourceError::io(path, Position::Byte(0), &e))?;
     if n == 2 && magic == [0x1f, 0x8b] {
         // Multi-member aware: concatenated gzip members are one stream.
-        // The block reader asks for large chunks, so inflate writes
-        // straight into its buffer.
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(
-            BufReader::with_capacity(1 << 16, f),
-        )))
+        let gz = |f| flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, f));
+        // Large captures inflate on a thread of their own while this one
+        // parses; for small ones a thread costs more than it saves.
+        let large = f.metadata().is_ok_and(|m| m.len() >= PREFETCH_FROM);
+        if large {
+            let again = f
+                .try_clone()
+                .map_err(|e| SourceError::io(path, Position::Whole, &e))?;
+            if let Ok(p) = prefetch::Prefetch::spawn(gz(again)) {
+                return Ok(Box::new(p));
+            }
+        }
+        Ok(Box::new(gz(f)))
     } else {
         Ok(Box::new(f))
     }
