@@ -88,12 +88,7 @@ impl Mode {
             // (SPEC §3, quirk Q7). This is compat's rule by design: it is
             // what the reference computes.
             Mode::Compat => {
-                let (index, skip) = match kind {
-                    ArgKind::Open | ArgKind::Stat => (1, 5),
-                    ArgKind::Clone => (1, 4),
-                    ArgKind::Execve => (0, 9),
-                    ArgKind::Socket => return None,
-                };
+                let (index, skip) = compat_token(kind)?;
                 let token = event.tokens().nth(index)?;
                 Some(RawArg::Path(py_slice_from(token, skip)))
             }
@@ -116,6 +111,18 @@ impl Mode {
     /// Whether the reference's noise filter applies to text lines.
     pub fn line_filter(self) -> bool {
         self == Mode::Compat
+    }
+}
+
+/// Compat's argument of an event: which whitespace-separated token of
+/// `evt.info` it is, and how many characters the reference slices off its
+/// front (`name=`, `exe=`, `filename=`). `None`: not an argument in compat.
+pub fn compat_token(kind: ArgKind) -> Option<(usize, usize)> {
+    match kind {
+        ArgKind::Open | ArgKind::Stat => Some((1, 5)),
+        ArgKind::Clone => Some((1, 4)),
+        ArgKind::Execve => Some((0, 9)),
+        ArgKind::Socket => None,
     }
 }
 

@@ -76,7 +76,7 @@ pub struct Event<'a> {
     /// because that is the reference's rule (SPEC §3, quirk Q7); modern
     /// mode reads [`Event::params`]. Sources may leave it empty when the
     /// reader is not in compat mode, and binary ones (scap) fill it only
-    /// for the events compat takes an argument from.
+    /// for the events compat takes an argument from, up to that token.
     pub info: &'a str,
     /// Typed parameters (modern mode, network arguments, the agent).
     pub params: Params<'a>,

@@ -105,7 +105,8 @@ pub trait EventSource: Send + Sync {
 pub struct ReadOptions {
     /// Compat mode: apply the reference's noise-line filter, and fill
     /// [`crate::event::Event::info`] (the rendered text its token rule
-    /// reads; binary sources only for the events that rule reads).
+    /// reads; binary sources only for the events that rule reads, up to
+    /// the token it reads).
     /// Otherwise binary sources may leave `info` empty.
     pub compat_line_filter: bool,
     /// Keep only events of this container id (scap sources).

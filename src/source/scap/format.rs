@@ -218,13 +218,26 @@ fn push_bytebuf(out: &mut String, b: &[u8]) {
 /// Appends `evt.info` for one event: `name=value` pairs separated by one
 /// space, a value's resolution in parentheses (`3(<f>/etc/passwd)`).
 pub fn info(ev: &ScapEvent<'_>, out: &mut String) {
-    let Some(info) = ev.info else { return };
+    info_tokens(ev, out, usize::MAX)
+}
+
+/// The start of `evt.info`: parameters in order until `out` holds at
+/// least `tokens` whitespace-separated tokens. They are the first tokens
+/// of the whole text, each complete: the next parameter would start with
+/// a space.
+pub fn info_tokens(ev: &ScapEvent<'_>, out: &mut String, tokens: usize) {
+    let Some(info) = ev.info.filter(|_| tokens > 0) else {
+        return;
+    };
     if ev.ty == event_table::GENERIC_E || ev.ty == event_table::GENERIC_X {
         return;
     }
     let st = ev.state;
     for (i, p) in ev.params.iter().enumerate() {
         let Some(pi) = info.params.get(i) else { break };
+        if tokens != usize::MAX && out.split_ascii_whitespace().nth(tokens - 1).is_some() {
+            break;
+        }
         if !out.is_empty() {
             out.push(' ');
         }

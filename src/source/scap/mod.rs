@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::args::Mode;
+use crate::args::{compat_token, Mode};
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
 use crate::source::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 
@@ -104,18 +104,17 @@ pub struct ScapEvent<'a> {
     /// Raw parameter values, in order.
     pub params: &'a [&'a [u8]],
     pub state: &'a State,
+    /// The event's thread, if the reader knows it (looked up once).
+    pub thread: Option<&'a Thread>,
 }
 
 impl<'a> ScapEvent<'a> {
     /// Process name as sysdig prints it (`<NA>` when unknown).
     pub fn process(&self) -> &str {
-        self.state.comm(self.tid).unwrap_or("<NA>")
+        self.thread.map_or("<NA>", |t| t.comm.as_str())
     }
     pub fn container(&self) -> Option<&str> {
-        self.state
-            .threads
-            .get(&self.tid)
-            .and_then(|t| t.container.as_deref())
+        self.thread.and_then(|t| t.container.as_deref())
     }
     /// Appends `evt.info` (without a trailing space) to `out`.
     pub fn format_info(&self, out: &mut String) {
@@ -348,6 +347,7 @@ pub fn read_stream(
                             info: Some(info),
                             params: &params,
                             state: &state,
+                            thread: state.threads.get(&raw.tid),
                         };
                         stats.events += 1;
                         sink(&ev)?;
@@ -755,13 +755,15 @@ impl EventSource for ScapSource {
             // argument by token position (SPEC §3); the modern mode reads
             // typed parameters.
             info.clear();
-            if options.compat_line_filter && Mode::Compat.arg_kind(ev.name).is_some() {
-                ev.format_info(&mut info);
+            if options.compat_line_filter {
+                if let Some((index, _)) = Mode::Compat.arg_kind(ev.name).and_then(compat_token) {
+                    format::info_tokens(ev, &mut info, index + 1);
+                }
             }
             let e = Event {
                 ts_ns: ev.ts_ns,
                 tid: ev.tid,
-                pid: ev.state.threads.get(&ev.tid).map(|t| t.pid).unwrap_or(0),
+                pid: ev.thread.map_or(0, |t| t.pid),
                 process: ev.process(),
                 dir: ev.dir,
                 syscall: ev.name,

@@ -96,10 +96,8 @@ const BUF_SHOWN: usize = 77;
 /// Whether the `sysdig -r` line of `ev` holds a noise word: in its process
 /// name, its type or its `evt.info` (the rest of the line is numbers).
 pub fn line_has_noise_word(ev: &ScapEvent<'_>) -> bool {
-    let process_noise = match ev.state.threads.get(&ev.tid) {
-        Some(t) => t.comm.noise(),
-        None => false, // `<NA>`
-    };
+    // An unknown thread prints as `<NA>`.
+    let process_noise = ev.thread.is_some_and(|t| t.comm.noise());
     process_noise || NOISY_NAMES.contains(&ev.name) || info_has_noise_word(ev)
 }
 
