@@ -3,6 +3,7 @@
 # user runs them: wall-clock medians of interleaved repetitions.
 #
 #   cargo build --release && CHIDS_SHARED=/work/shared benches/scap_cli.sh [REPS]
+#   (CHIDS_BIN=path/to/chids times another build, e.g. an older one)
 #
 # Prints, per measure, the median and the ratio to its reference:
 #   split A (compat)  `chids baseline --compat` + `chids evaluate` on the
@@ -16,7 +17,7 @@ REPS=${1:-9}
 SHARED=${CHIDS_SHARED:?set CHIDS_SHARED to the shared data folder}
 S=$SHARED/data/scap
 K8S=$S/troubleshooting-docker-kubernetes-sysdig/capture.scap
-B=$PWD/target/release/chids
+B=${CHIDS_BIN:-$PWD/target/release/chids}
 [ -x "$B" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 command -v sysdig >/dev/null || { echo "sysdig is not installed (apt-get install --no-install-recommends sysdig)" >&2; exit 1; }
 work=$(mktemp -d)
