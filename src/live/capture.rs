@@ -347,13 +347,26 @@ impl Capture {
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             bss.level_mask = self.level_mask;
         }
+        self.watch_changed();
         Ok(())
     }
 
     /// Stops capturing a cgroup watched before.
     pub fn unwatch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
         let _ = self.skel.maps.watched.delete(&cg.id.to_ne_bytes());
+        self.watch_changed();
         Ok(())
+    }
+
+    /// Makes the kernel side drop its per-CPU answers to "is this cgroup
+    /// watched" (`verdicts` in the BPF program): call after every change
+    /// to the `watched` map.
+    fn watch_changed(&mut self) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // The BPF side reads it once per call; a stale read there only
+            // delays the change by a call on that CPU.
+            bss.watch_gen = bss.watch_gen.wrapping_add(1);
+        }
     }
 
     /// How many cgroups the kernel side watches now (entries of its map).
