@@ -446,7 +446,9 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 }
 
 // An event without an argument, now, on the current thread.
-static __always_inline void agg_plain(const struct watch *w, __u64 ts, long nr, __u8 dir, __u32 scr)
+// Not inlined: called from many places, and one copy keeps the programs
+// (run on every watched call) small in the instruction cache.
+static __noinline void agg_plain(const struct watch *w, __u64 ts, long nr, __u8 dir, __u32 scr)
 {
 	if (!(w->flags & W_AGG))
 		return;

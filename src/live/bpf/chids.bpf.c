@@ -479,7 +479,8 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 	e->h.evflags |= F_HAS_PATH;
 }
 
-static __always_inline int emit_small(const struct watch *w, long nr, __u8 dir, long ret, __u64 ts)
+// Not inlined, like agg_plain.
+static __noinline int emit_small(const struct watch *w, long nr, __u8 dir, long ret, __u64 ts)
 {
 	if (!(w->flags & W_EMIT))
 		return 0;
