@@ -31,8 +31,8 @@ use super::format::parse_sockaddr;
 use super::syscalls;
 use super::LiveError;
 use crate::args::{ArgKind, Mode};
-use crate::event::{Direction, Event, Params};
 use crate::cache::BoundedCache;
+use crate::event::{Direction, Event, Params};
 use crate::features::{
     normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures, CACHE_BYTES,
     CACHE_ENTRIES,

@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::event_table::PType;
+use std::sync::LazyLock;
+
+use super::event_table::{EventInfo, PType, GENERIC_E, GENERIC_X};
+use super::events_gen::EVENTS;
 use super::format::{cstr, int, relative_base, resolve};
 use super::ScapEvent;
 use crate::escape::push_escaped;
@@ -70,6 +73,45 @@ fn sockaddr<'b>(p: &[u8], unix: &'b mut String) -> Option<Endpoint<'b>> {
     }
 }
 
+/// Where an event type's typed parameters are, decided once per type
+/// from its name and parameter table ([`path_params`], [`endpoint_side`]).
+struct Slots {
+    /// The path's parameter candidates, in preference order.
+    path: Vec<usize>,
+    /// The side of the endpoint and its (first socket-address) parameter.
+    endpoint: Option<(Side, usize)>,
+    /// Whether the first parameter of an exit is its return value.
+    ret: bool,
+}
+
+impl Slots {
+    fn of(name: &str, info: &EventInfo) -> Slots {
+        let path = path_params(name)
+            .iter()
+            .filter_map(|want| info.params.iter().position(|p| p.name == *want))
+            .collect();
+        let endpoint = endpoint_side(name).and_then(|side| {
+            let i = info
+                .params
+                .iter()
+                .position(|p| matches!(p.ty, PType::SockTuple | PType::SockAddr))?;
+            Some((side, i))
+        });
+        let ret = info
+            .params
+            .first()
+            .is_some_and(|p| matches!(p.ty, PType::Errno | PType::Fd | PType::Pid | PType::I64));
+        Slots {
+            path,
+            endpoint,
+            ret,
+        }
+    }
+}
+
+static SLOTS: LazyLock<Vec<Slots>> =
+    LazyLock::new(|| EVENTS.iter().map(|e| Slots::of(e.name, e)).collect());
+
 /// The typed parameters of `ev`, borrowing `bufs`.
 pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'b> {
     let Some(info) = ev.info else {
@@ -78,11 +120,20 @@ pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'
     let ParamBufs { path, unix } = bufs;
     path.clear();
     unix.clear();
+    // Generic events are named by their syscall, not their type: rare,
+    // decided here.
+    let generic;
+    let slots = if ev.ty == GENERIC_E || ev.ty == GENERIC_X {
+        generic = Slots::of(ev.name, info);
+        &generic
+    } else {
+        match SLOTS.get(ev.ty as usize) {
+            Some(s) => s,
+            None => return Params::default(),
+        }
+    };
     let mut has_path = false;
-    for want in path_params(ev.name) {
-        let Some(i) = info.params.iter().position(|p| p.name == *want) else {
-            continue;
-        };
+    for &i in &slots.path {
         let Some(raw) = ev.params.get(i) else {
             continue;
         };
@@ -105,25 +156,17 @@ pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'
         has_path = true;
         break;
     }
-    let ret = match (ev.dir, info.params.first(), ev.params.first()) {
-        (Direction::Exit, Some(pi), Some(p))
-            if matches!(pi.ty, PType::Errno | PType::Fd | PType::Pid | PType::I64) =>
-        {
-            Some(int(p))
-        }
+    let ret = match (ev.dir, ev.params.first()) {
+        (Direction::Exit, Some(p)) if slots.ret => Some(int(p)),
         _ => None,
     };
-    let mut endpoint = None;
-    if let Some(side) = endpoint_side(ev.name) {
-        for (pi, p) in info.params.iter().zip(ev.params.iter()) {
-            match pi.ty {
-                PType::SockTuple => endpoint = tuple_peer(p, side, unix),
-                PType::SockAddr => endpoint = sockaddr(p, unix),
-                _ => continue,
-            }
-            break;
+    let endpoint = slots.endpoint.and_then(|(side, i)| {
+        let p = ev.params.get(i)?;
+        match info.params[i].ty {
+            PType::SockTuple => tuple_peer(p, side, unix),
+            _ => sockaddr(p, unix),
         }
-    }
+    });
     Params {
         path: has_path.then_some(path.as_str()),
         endpoint,
