@@ -31,8 +31,8 @@ use super::format::parse_sockaddr;
 use super::syscalls;
 use super::LiveError;
 use crate::args::{ArgKind, Mode};
-use crate::event::{Direction, Event, Params};
 use crate::cache::BoundedCache;
+use crate::event::{Direction, Event, Params};
 use crate::features::{
     normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures, CACHE_BYTES,
     CACHE_ENTRIES,
@@ -505,7 +505,13 @@ impl KernelWindows {
             .skel()
             .maps
             .agg_args
-            .update_batch(&self.seen_args, &values, count as u32, MapFlags::ANY, MapFlags::ANY)
+            .update_batch(
+                &self.seen_args,
+                &values,
+                count as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            )
             .is_err()
         {
             // Full (or partly added): stop adding, as before.
