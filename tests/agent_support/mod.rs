@@ -317,6 +317,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(state: &Path, args: &[&str]) -> Agent {
+        Self::start_with_env(state, args, &[])
+    }
+
+    /// As [`Agent::start`], with extra environment variables for the agent.
+    pub fn start_with_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
         std::fs::create_dir_all(state).unwrap();
         let log = state.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
         let log = unique(log);
@@ -326,6 +331,7 @@ impl Agent {
             .arg("--state-dir")
             .arg(state)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
