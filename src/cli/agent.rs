@@ -83,6 +83,11 @@ pub struct RunArgs {
     /// The cgroup v2 root to watch (default: from /proc/self/mountinfo).
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
+    /// The CRI socket of containerd or CRI-O, asked for the Kubernetes
+    /// names of their containers (default: the usual sockets under
+    /// --host-root, when one answers).
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
     /// Window length of the baselines the agent trains.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub window: Duration,
@@ -210,6 +215,7 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
     let opts = AgentOptions {
         cgroup_root: a.cgroup_root.clone(),
         host_root: a.host_root.clone(),
+        cri_socket: a.cri_socket.clone(),
         models: a
             .models
             .clone()

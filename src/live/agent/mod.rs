@@ -13,6 +13,7 @@
 //! `baseline` command uses, on the recordings the agent wrote, so a model
 //! the agent learnt is a model `chids baseline` would have made from them.
 
+pub mod cri;
 pub mod discovery;
 pub mod identity;
 pub mod metrics;
@@ -45,7 +46,7 @@ use crate::source::lidds::Lidds2021;
 use crate::source::{EventSource, ReadOptions};
 use crate::train::{train, TrainOptions};
 
-use discovery::{Change, Discovery};
+use discovery::{Change, Discovery, Runtime};
 use identity::{Identity, Resolver};
 use metrics::{AgentMetrics, ContainerCounts, WorkloadLine};
 pub use status::{read_status, AgentStatus, ContainerStatus, SinkStatus, WorkloadStatus};
@@ -58,6 +59,9 @@ pub struct AgentOptions {
     /// Prefix of the runtimes' state folders (`/` on the host, the host
     /// mount inside a container).
     pub host_root: PathBuf,
+    /// The CRI socket to ask for containerd / CRI-O containers' names
+    /// (default: the usual sockets under `host_root`, when one answers).
+    pub cri_socket: Option<PathBuf>,
     /// One model bundle folder per workload.
     pub models: PathBuf,
     /// Learning data, the status file, the alert spool.
@@ -240,6 +244,27 @@ pub fn agent(
         None => cgroup2_root()?,
     };
     let resolver = Resolver::new(&opts.host_root);
+    let cri = match cri::probe(opts.cri_socket.as_deref(), &opts.host_root) {
+        Ok(c) => {
+            on_update(AgentUpdate::Log(format!(
+                "identity: CRI runtime {} on {}",
+                c.runtime_name,
+                c.socket().display()
+            )));
+            Some(c)
+        }
+        Err(e) => {
+            // Without a CRI runtime on the host nothing is lost; with one,
+            // the names come from its state on disk instead.
+            if opts.cri_socket.is_some() {
+                on_update(AgentUpdate::Log(format!(
+                    "identity: {e}; containerd / CRI-O containers are named from their state on disk"
+                )));
+            }
+            None
+        }
+    };
+    let mut cri_failed_once = false;
     // In a container (the DaemonSet), the agent's own container is one of
     // those discovered: watching it would feed the agent its own work.
     let own_cgroup = own_cgroup(&root);
@@ -316,7 +341,27 @@ pub fn agent(
                         )));
                         continue;
                     }
-                    let ident = resolver.resolve(found.container.runtime, &found.container.id);
+                    let mut ident = resolver.resolve(found.container.runtime, &found.container.id);
+                    if let (Some(c), Runtime::Containerd | Runtime::Crio) =
+                        (&cri, found.container.runtime)
+                    {
+                        // The runtime's own answer first; the disk's where it says nothing.
+                        let mut asked = Identity {
+                            runtime: ident.runtime.clone(),
+                            id: ident.id.clone(),
+                            ..Identity::default()
+                        };
+                        match c.fill(&mut asked) {
+                            Ok(()) => ident = merge(asked, ident),
+                            Err(e) if !cri_failed_once => {
+                                cri_failed_once = true;
+                                on_update(AgentUpdate::Log(format!(
+                                    "identity: {e}; such containers are named from the runtime's state on disk (said once)"
+                                )));
+                            }
+                            Err(_) => {}
+                        }
+                    }
                     if ident.is_bare() && bare_warned.insert(ident.runtime.clone()) {
                         on_update(AgentUpdate::Log(format!(
                             "identity: no {} state found under {} for {}; containers of this runtime are named by id",
@@ -630,6 +675,22 @@ pub fn agent(
     summary.counters = capture.counters();
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// `first` where it knows a fact, `second` where it does not.
+fn merge(first: Identity, second: Identity) -> Identity {
+    let mut labels = second.labels;
+    labels.extend(first.labels);
+    Identity {
+        runtime: first.runtime,
+        id: first.id,
+        name: first.name.or(second.name),
+        image: first.image.or(second.image),
+        namespace: first.namespace.or(second.namespace),
+        pod: first.pod.or(second.pod),
+        k8s_container: first.k8s_container.or(second.k8s_container),
+        labels,
+    }
 }
 
 /// This process's cgroup v2 directory under `root` (`0::/path` in
