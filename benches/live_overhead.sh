@@ -72,11 +72,12 @@ for _ in $(seq "$REPS"); do
 done | median | tee "$TMP/outside_med"
 kill -INT $REC; wait $REC || true
 
-# A model of the same workload, for monitor (default: per-thread edges).
+# A model of the same workload, for monitor; per-thread edges, so that
+# `--windows kernel` can compute its windows.
 for i in 1 2; do
   "$LIVE" record --out "$TMP/t$i.zip" -- "${WORK[@]}" >/dev/null 2>&1 || true
 done
-"$BIN/chids" baseline --td "$TMP/t1.zip" "$TMP/t2.zip" --od "$TMP/model" --epochs 20 >/dev/null 2>&1
+"$BIN/chids" baseline --edges thread --td "$TMP/t1.zip" "$TMP/t2.zip" --od "$TMP/model" --epochs 20 >/dev/null 2>&1
 
 run_one() { # mode -> appends "wall events cpu dropped" to $TMP/<mode>
   local mode=$1 ev cpu dr
@@ -236,7 +237,7 @@ for i in 1 2; do
   stop_server
   [ -s "$TMP/strain$i.zip" ] || die "training recording $i missing: $(tail -3 "$TMP/so")"
 done
-"$BIN/chids" baseline --td "$TMP/strain1.zip" "$TMP/strain2.zip" --od "$TMP/smodel" --epochs 20 >"$TMP/bl" 2>&1 ||
+"$BIN/chids" baseline --edges thread --td "$TMP/strain1.zip" "$TMP/strain2.zip" --od "$TMP/smodel" --epochs 20 >"$TMP/bl" 2>&1 ||
   die "chids baseline on the nginx recordings failed: $(tail -3 "$TMP/bl")"
 # Interleaved (plain, record, monitor) per rep, so drift in the machine's
 # other load spreads over the three.

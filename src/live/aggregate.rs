@@ -58,7 +58,9 @@ const CFG_LEN: usize = 32 + 8 * LBL_WORDS;
 const WIN_OFF_BITS: usize = 24;
 const WIN_LEN: usize = WIN_OFF_BITS + 4 * 8 * LBL_WORDS;
 /// `struct agg_rec` offsets.
-const REC_KEY: usize = 72;
+// struct agg_rec: the header, arg_hash (u64), then struct arg_key.
+const REC_HASH: usize = 72;
+const REC_KEY: usize = 80;
 const REC_LEN: usize = REC_KEY + 8 + ARG_LEN;
 /// The special nodes, in the kernel's label space (UAN only exists here).
 const USN: u32 = LBL_USN;
@@ -566,7 +568,7 @@ impl KernelWindows {
                 let res = self.normalise(class, raw, &syscall, &node_name, comm, nr, dir);
                 if res.is_none() && !self.args_full {
                     // Seen (or no argument): the kernel decides it next time.
-                    let key = &r[REC_KEY..REC_KEY + 8 + ARG_LEN];
+                    let key = &r[REC_HASH..REC_KEY];
                     if capture
                         .skel()
                         .maps

@@ -15,21 +15,21 @@ use super::skel::{ChidsSkel, ChidsSkelBuilder};
 use super::LiveError;
 use crate::event::Direction;
 
-// Layout of `struct event` in bpf/chids.bpf.c (offsets in bytes).
+// Layout of `struct event` in bpf/chids.bpf.c (offsets in bytes); a
+// record is the header and `path_len` bytes of payload.
 const OFF_TS: usize = 0;
-const OFF_CGROUP: usize = 8;
-const OFF_WATCH: usize = 16;
-const OFF_RET: usize = 24;
-const OFF_FLAGS: usize = 32;
-const OFF_PID: usize = 40;
-const OFF_TID: usize = 44;
-const OFF_UID: usize = 48;
-const OFF_NR: usize = 52;
-const OFF_DIR: usize = 56;
-const OFF_EVFLAGS: usize = 57;
-const OFF_PATH_LEN: usize = 58;
-const OFF_COMM: usize = 60;
-const HEADER_LEN: usize = 80;
+const OFF_WATCH: usize = 8;
+const OFF_RET: usize = 16;
+const OFF_PID: usize = 24;
+const OFF_TID: usize = 28;
+const OFF_UID: usize = 32;
+const OFF_NR: usize = 36;
+const OFF_DIR: usize = 40;
+const OFF_EVFLAGS: usize = 41;
+const OFF_PATH_LEN: usize = 42;
+const OFF_COMM: usize = 44;
+const OFF_FLAGS: usize = 60;
+const HEADER_LEN: usize = 64;
 const PATH_LEN: usize = 256;
 
 const F_HAS_PATH: u8 = 1;
@@ -65,8 +65,6 @@ pub struct Counters {
 pub struct RawEvent<'a> {
     /// Nanoseconds since the Unix epoch.
     pub ts_ns: u64,
-    /// The task's own cgroup v2 id.
-    pub cgroup: u64,
     /// The watched cgroup (the task's own or an ancestor) it matched.
     pub watch: u64,
     /// Return value (exit events).
@@ -105,26 +103,24 @@ impl<'a> RawEvent<'a> {
         let comm = &b[OFF_COMM..OFF_COMM + 16];
         let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
         let evflags = b[OFF_EVFLAGS];
-        let payload_len = u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize;
-        let full = b.len() >= HEADER_LEN + PATH_LEN;
-        let path = if evflags & F_HAS_PATH != 0 && full {
+        let payload_len =
+            (u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize).min(PATH_LEN);
+        // A record shorter than the payload it claims has no payload.
+        let payload = b.get(HEADER_LEN..HEADER_LEN + payload_len);
+        let path = match payload {
             // path_len counts the NUL.
-            let len = payload_len.saturating_sub(1).min(PATH_LEN);
-            Some(&b[HEADER_LEN..HEADER_LEN + len])
-        } else {
-            None
+            Some(p) if evflags & F_HAS_PATH != 0 => Some(&p[..payload_len.saturating_sub(1)]),
+            _ => None,
         };
-        let sockaddr = if evflags & F_HAS_SOCKADDR != 0 && full && payload_len >= 2 {
-            Some(&b[HEADER_LEN..HEADER_LEN + payload_len.min(PATH_LEN)])
-        } else {
-            None
+        let sockaddr = match payload {
+            Some(p) if evflags & F_HAS_SOCKADDR != 0 && payload_len >= 2 => Some(p),
+            _ => None,
         };
         Some(RawEvent {
             ts_ns: (u64_at(b, OFF_TS) as i64).wrapping_add(epoch_offset_ns) as u64,
-            cgroup: u64_at(b, OFF_CGROUP),
             watch: u64_at(b, OFF_WATCH),
             ret: u64_at(b, OFF_RET) as i64,
-            flags: u64_at(b, OFF_FLAGS),
+            flags: u64::from(u32_at(b, OFF_FLAGS)),
             pid: u32_at(b, OFF_PID),
             tid: u32_at(b, OFF_TID),
             uid: u32_at(b, OFF_UID),
@@ -250,6 +246,14 @@ impl Capture {
             .map_err(|e| bpf_err("open", e))?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = std::process::id();
+            // The secret key of the kernel's argument hash (aggregate.bpf.h,
+            // arg_hash): a workload must not be able to aim a path at the
+            // hash of a seen one.
+            let mut key = [0u8; 16];
+            rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut key)
+                .map_err(|e| LiveError::Other(format!("no random key from the OS: {e}")))?;
+            ro.arg_key0 = u64::from_ne_bytes(key[..8].try_into().expect("8 bytes"));
+            ro.arg_key1 = u64::from_ne_bytes(key[8..].try_into().expect("8 bytes"));
         }
         let mut skel = open.load().map_err(|e| {
             let e = bpf_err("load (verifier)", e);
@@ -316,24 +320,16 @@ impl Capture {
             )));
         }
         let key = cg.id.to_ne_bytes();
-        if how.aggregate.is_some() || !how.emit {
-            // struct watch_cfg { u32 flags; u32 slot; }
-            let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
-            let mut cfg = [0u8; 8];
-            cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-            cfg[4..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
-            self.skel
-                .maps
-                .watch_cfgs
-                .update(&key, &cfg, MapFlags::ANY)
-                .map_err(|e| bpf_err("watch cgroup", e))?;
-        } else {
-            let _ = self.skel.maps.watch_cfgs.delete(&key);
-        }
+        // struct watch { u64 id; u32 flags; u32 slot; }
+        let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&key);
+        value[8..12].copy_from_slice(&flags.to_ne_bytes());
+        value[12..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
         self.skel
             .maps
             .watched
-            .update(&key, &key, MapFlags::ANY)
+            .update(&key, &value, MapFlags::ANY)
             .map_err(|e| bpf_err("watch cgroup", e))?;
         self.level_mask |= 1 << cg.level;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {

@@ -63,7 +63,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define CNT_PATH_FAULT 1
 #define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
 #define CNT_MIGRATED 3     // watched tasks moved out of every watched cgroup
-#define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (LRU eviction)
+#define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (entered before the capture)
 #define CNT_AGG_LOST 5 // kernel-window records or events lost (ring full, window unread)
 #define CNT_MAX 6
 
@@ -71,24 +71,28 @@ char LICENSE[] SEC("license") = "GPL";
 #define W_EMIT 1 // one ring-buffer record per event (record, per-event monitor)
 #define W_AGG 2  // window aggregation (aggregate.bpf.h)
 
-// Event header; events of path-bearing calls append PATH_LEN bytes.
-// Layout mirrored by `RawHeader` in src/live/capture.rs.
+// Event header: 64 bytes, only what a `.sc` line and the windows need.
+// Events of path-bearing calls (and socket calls naming an address) carry
+// their payload right after it, only path_len bytes of it: a ring record
+// is as long as its event, not as the longest path.
+// Layout mirrored by the OFF_ constants in src/live/capture.rs.
 struct event {
 	__u64 ts;       // bpf_ktime_get_ns (CLOCK_MONOTONIC)
-	__u64 cgroup;   // the task's own cgroup v2 id
 	__u64 watch;    // the watched cgroup (ancestor or itself) that matched
 	__s64 ret;      // return value (exit only)
-	__u64 flags;    // open flags (open family), 0 otherwise
 	__u32 pid;      // thread group id
 	__u32 tid;
 	__u32 uid;
 	__s32 nr;       // syscall number
 	__u8 dir;
-	__u8 evflags;   // F_HAS_PATH, F_PATH_FAULT
-	__u16 path_len; // bytes of path incl. NUL (0 when absent)
+	__u8 evflags;   // F_HAS_PATH, F_PATH_FAULT, F_HAS_SOCKADDR
+	__u16 path_len; // bytes of payload (a path counts its NUL; 0 when absent)
 	char comm[COMM_LEN];
+	__u32 flags;    // open flags (open family exit), 0 otherwise
 };
 
+// An event with a payload, built in a per-CPU scratch (ev_scratch) and
+// copied to the ring at its real length.
 struct event_path {
 	struct event h;
 	char path[PATH_LEN];
@@ -104,56 +108,58 @@ struct event_path {
 // sched_process_exec (success: the path comes from bprm->filename, kernel
 // memory, always readable) or by sys_exit (failure: the old memory is still
 // there and the kernel has just read the string).
+// Kept in the calling task's storage (struct task_state), not in a hash map
+// keyed by thread id: the task is at hand in every program, so saving and
+// taking it back costs no hashing, no LRU bookkeeping and no copy of the
+// key (measured: the LRU map's update, lookup and delete were ~10 % of
+// `find`'s time under monitor). It also survives an exec by a non-leader
+// thread, which changes the thread id but not the task.
 struct pending {
 	__u64 ptr;     // path, or the struct sockaddr of a socket call
 	__u64 flags;   // open flags; socket calls: the address length, or for
 	               // accept/recvfrom the user pointer to it
 	__u64 ts;      // execve: time of the enter
 	__u32 tid;     // execve: thread at enter (exec can change it)
-	__s32 nr;
+	__s32 nr;      // the call it belongs to; NR_NONE when taken
 	char comm[COMM_LEN]; // execve: name before exec
 };
+
+#define NR_NONE (-1)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-// Watched cgroup ids -> themselves (value kept so user space can read back).
+// One event_path per program and CPU (EV_SCR_*): a program can be
+// preempted by another one on its CPU, but does not nest with itself.
+#define EV_SCR_ENTER 0
+#define EV_SCR_EXIT 1
+#define EV_SCR_EXEC 2
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u64);
-} watched SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, struct event_path);
+} ev_scratch SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct pending);
-} pendings SEC(".maps");
-
-// How a watched cgroup is captured, when not only by per-event records.
-// Layout mirrored by `capture::WatchFlags`.
-struct watch_cfg {
+// A watched cgroup and how it is captured. Layout mirrored by
+// `Capture::watch_with` in src/live/capture.rs.
+struct watch {
+	__u64 id;    // the watched cgroup's id (the map's key)
 	__u32 flags; // W_EMIT, W_AGG
 	__u32 slot;  // aggregation slot (W_AGG)
 };
 
+// Watched cgroup ids -> how they are captured: one lookup per event tells
+// both whether and how.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, struct watch_cfg);
-} watch_cfgs SEC(".maps");
+	__type(value, struct watch);
+} watched SEC(".maps");
 
-// A watched cgroup and how it is captured, for one event.
-struct watch {
-	__u64 id;
-	__u32 flags;
-	__u32 slot;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -173,15 +179,21 @@ struct {
 	__type(value, __u64);
 } followed SEC(".maps");
 
-// The watched cgroup each task was last seen in (set at its first watched
-// syscall): after a move the task's cgroup is already the new one, so this
-// is how the move handler knows where it came from.
+// What a watched task carries between its programs.
+struct task_state {
+	// The watched cgroup it was last seen in (set at its first watched
+	// syscall): after a move the task's cgroup is already the new one, so
+	// this is how the move handler knows where it came from.
+	__u64 watch;
+	struct pending pending;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
-} task_watch SEC(".maps");
+	__type(value, struct task_state);
+} task_states SEC(".maps");
 
 // Set by user space before load.
 const volatile __u32 self_tgid = 0;
@@ -218,28 +230,15 @@ static __always_inline void count(__u32 slot)
 		*v += 1;
 }
 
-// How the watched cgroup `id` is captured (default: per-event records).
-static __always_inline struct watch watch_of(__u64 id)
-{
-	struct watch w = { .id = id, .flags = W_EMIT, .slot = 0 };
-	struct watch_cfg *c = bpf_map_lookup_elem(&watch_cfgs, &id);
-	if (c) {
-		w.flags = c->flags;
-		w.slot = c->slot;
-	}
-	return w;
-}
-
 #include "aggregate.bpf.h"
 
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
-static __always_inline __u64 watched_cgroup(__u64 *own)
+static __always_inline struct watch *watched_cgroup(void)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
-	*own = cg;
-	__u64 *w = bpf_map_lookup_elem(&watched, &cg);
+	struct watch *w = bpf_map_lookup_elem(&watched, &cg);
 	if (w)
-		return *w;
+		return w;
 	__u32 mask = level_mask;
 	if (!mask)
 		return 0;
@@ -251,13 +250,13 @@ static __always_inline __u64 watched_cgroup(__u64 *own)
 			break; // deeper than the task's own cgroup
 		w = bpf_map_lookup_elem(&watched, &anc);
 		if (w)
-			return *w;
+			return w;
 	}
 	if (following) {
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-		w = bpf_map_lookup_elem(&followed, &tgid);
-		if (w)
-			return *w;
+		__u64 *from = bpf_map_lookup_elem(&followed, &tgid);
+		if (from)
+			return bpf_map_lookup_elem(&watched, from);
 	}
 	return 0;
 }
@@ -268,9 +267,8 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 	if (!cg)
 		return 0;
 	__u64 id = BPF_CORE_READ(cg, kn, id);
-	__u64 *w = bpf_map_lookup_elem(&watched, &id);
-	if (w)
-		return *w;
+	if (bpf_map_lookup_elem(&watched, &id))
+		return id;
 	int level = BPF_CORE_READ(cg, level);
 	for (int i = 0; i < MAX_LEVELS; i++) {
 		if (i >= level)
@@ -279,9 +277,8 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 		if (!anc)
 			break;
 		id = BPF_CORE_READ(anc, kn, id);
-		w = bpf_map_lookup_elem(&watched, &id);
-		if (w)
-			return *w;
+		if (bpf_map_lookup_elem(&watched, &id))
+			return id;
 	}
 	return 0;
 }
@@ -293,13 +290,13 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 SEC("tp_btf/cgroup_attach_task")
 int BPF_PROG(chids_cgroup_attach, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
 {
-	__u64 *from = bpf_task_storage_get(&task_watch, task, 0, 0);
-	if (!from || !*from)
+	struct task_state *st = bpf_task_storage_get(&task_states, task, 0, 0);
+	if (!st || !st->watch)
 		return 0;
 	if (watched_of(dst))
 		return 0;
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u64 w = *from;
+	__u64 w = st->watch;
 	bpf_map_update_elem(&followed, &tgid, &w, BPF_ANY);
 	following = 1;
 	count(CNT_MIGRATED);
@@ -335,13 +332,33 @@ static __always_inline int is_path_family(long nr)
 	return 0;
 }
 
-// Notes which watched cgroup the current task is in (see task_watch).
-static __always_inline void remember_watch(__u64 watch)
+// The current task's state, made on its first watched call; notes which
+// watched cgroup the task is in (see task_state).
+static __always_inline struct task_state *remember_watch(__u64 watch)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 *w = bpf_task_storage_get(&task_watch, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (w && *w != watch)
-		*w = watch;
+	struct task_state *st = bpf_task_storage_get(&task_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (st && st->watch != watch)
+		st->watch = watch;
+	return st;
+}
+
+// The current task's state, if it has one.
+static __always_inline struct task_state *current_state(void)
+{
+	return bpf_task_storage_get(&task_states, bpf_get_current_task_btf(), 0, 0);
+}
+
+// Takes the call `nr`'s pending facts out of the task's state: 1 if they
+// were there (a call that entered before the capture has none).
+static __always_inline int take_pending(long nr, struct pending *out)
+{
+	struct task_state *st = current_state();
+	if (!st || st->pending.nr != nr)
+		return 0;
+	*out = st->pending;
+	st->pending.nr = NR_NONE;
+	return 1;
 }
 
 static __always_inline int in_ia32_syscall(void)
@@ -384,11 +401,10 @@ static __always_inline int is_socket_family(long nr)
 
 // `ts` is taken once per event and shared with the aggregation, so that a
 // capture doing both (the equality test) puts the event in the same window.
-static __always_inline void fill(struct event *e, __u64 own, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
+static __always_inline void fill(struct event *e, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts = ts;
-	e->cgroup = own;
 	e->watch = watch;
 	e->ret = ret;
 	e->flags = 0;
@@ -416,7 +432,7 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 	e->h.evflags |= F_HAS_PATH;
 }
 
-static __always_inline int emit_small(const struct watch *w, __u64 own, long nr, __u8 dir, long ret, __u64 ts)
+static __always_inline int emit_small(const struct watch *w, long nr, __u8 dir, long ret, __u64 ts)
 {
 	if (!(w->flags & W_EMIT))
 		return 0;
@@ -425,16 +441,35 @@ static __always_inline int emit_small(const struct watch *w, __u64 own, long nr,
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(e, own, w->id, nr, dir, ret, ts);
+	fill(e, w->id, nr, dir, ret, ts);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
+}
+
+// The scratch event with a payload for program `scr`, filled like fill().
+static __always_inline struct event_path *path_event(__u32 scr, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
+{
+	struct event_path *e = bpf_map_lookup_elem(&ev_scratch, &scr);
+	if (e)
+		fill(&e->h, watch, nr, dir, ret, ts);
+	return e;
+}
+
+// Sends a scratch event: the header and path_len bytes of payload.
+static __always_inline void emit_path(struct event_path *e)
+{
+	__u64 len = sizeof(e->h) + (e->h.path_len & (PATH_LEN - 1));
+	if (e->h.path_len >= PATH_LEN)
+		len = sizeof(*e);
+	if (bpf_ringbuf_output(&events, e, len, submit_flags()))
+		count(CNT_DROPPED);
 }
 
 // BTF-enabled raw tracepoints on raw_syscalls:sys_enter / sys_exit. The
 // classic `tracepoint/raw_syscalls/...` form first copies every event into a
 // perf trace buffer for every task on the machine; measured here, that
 // alone doubled the system time of `find /usr` outside any watched cgroup.
-static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt_regs *regs, long id, __u64 ts)
+static __always_inline int sys_enter(const struct watch *w, struct task_state *st, struct pt_regs *regs, long id, __u64 ts)
 {
 	int ia32 = in_ia32_syscall();
 	long nr = ia32 ? ia32_nr(id) : id;
@@ -456,17 +491,17 @@ static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt
 			len = BPF_CORE_READ(regs, r9); // recvfrom: int *addrlen
 			break;
 		}
-		if (addr) {
-			__u64 key = bpf_get_current_pid_tgid();
-			struct pending p = { .ptr = addr, .flags = len, .nr = (__s32)nr };
-			bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
+		if (addr && st) {
+			st->pending.ptr = addr;
+			st->pending.flags = len;
+			st->pending.nr = (__s32)nr;
 		}
 		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+		return emit_small(w, nr, DIR_ENTER, 0, ts);
 	}
 	if (!is_path_family(nr)) {
 		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-		return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+		return emit_small(w, nr, DIR_ENTER, 0, ts);
 	}
 
 	// Syscall arguments: rdi, rsi, rdx on x86-64; ebx, ecx, edx for ia32.
@@ -489,19 +524,23 @@ static __always_inline int sys_enter(const struct watch *w, __u64 own, struct pt
 	case NR_newfstatat: case NR_statx: case NR_execveat: ptr = a1; break;
 	}
 
-	__u64 key = bpf_get_current_pid_tgid();
-	struct pending p = { .ptr = ptr, .flags = flags, .nr = (__s32)nr };
+	if (st) {
+		st->pending.ptr = ptr;
+		st->pending.flags = flags;
+		st->pending.nr = (__s32)nr;
+	}
 	if (nr == NR_execve || nr == NR_execveat) {
-		// Deferred: see struct pending.
-		p.ts = ts;
-		p.tid = (__u32)key;
-		bpf_get_current_comm(p.comm, sizeof(p.comm));
-		bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
+		// Deferred: see struct pending. (Without a task state there is
+		// nothing to emit it from; chids_exec counts it as unmatched.)
+		if (st) {
+			st->pending.ts = ts;
+			st->pending.tid = (__u32)bpf_get_current_pid_tgid();
+			bpf_get_current_comm(st->pending.comm, sizeof(st->pending.comm));
+		}
 		return 0;
 	}
-	bpf_map_update_elem(&pendings, &key, &p, BPF_ANY);
 	agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-	return emit_small(w, own, nr, DIR_ENTER, 0, ts);
+	return emit_small(w, nr, DIR_ENTER, 0, ts);
 }
 
 SEC("tp_btf/sys_enter")
@@ -509,29 +548,25 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
+	struct watch *found = watched_cgroup();
+	if (!found)
 		return 0;
-	remember_watch(watch);
-	struct watch w = watch_of(watch);
+	struct watch w = *found;
+	struct task_state *st = remember_watch(w.id);
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_enter(&w, own, regs, id, ts);
+	sys_enter(&w, st, regs, id, ts);
 	agg_exit(f, depth);
 	return 0;
 }
 
 // The deferred execve enter event, with the facts saved at enter.
-static __always_inline struct event_path *exec_enter_event(struct pending *p, __u64 own, __u64 watch)
+static __always_inline struct event_path *exec_enter_event(struct pending *p, __u64 watch, __u32 scr)
 {
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
+	struct event_path *e = path_event(scr, watch, p->nr, DIR_ENTER, 0, p->ts);
+	if (!e)
 		return 0;
-	}
-	fill(&e->h, own, watch, p->nr, DIR_ENTER, 0, p->ts);
 	e->h.tid = p->tid;
 	__builtin_memcpy(e->h.comm, p->comm, COMM_LEN);
 	return e;
@@ -564,30 +599,26 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	__u64 pt = bpf_get_current_pid_tgid();
 	if ((pt >> 32) == self_tgid)
 		return 0;
-	// The thread that called execve may have been a non-leader: key by it.
-	__u64 key = (pt & 0xffffffff00000000ULL) | (__u32)old_pid;
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
-	if (!p) {
-		__u64 own;
-		if (watched_cgroup(&own))
+	// The task that called execve (its thread id may have changed: a
+	// non-leader takes over the leader's).
+	struct pending taken;
+	struct pending *p = &taken;
+	if (!take_pending(NR_execve, p) && !take_pending(NR_execveat, p)) {
+		if (watched_cgroup())
 			count(CNT_EXEC_UNMATCHED);
 		return 0;
 	}
-	if (p->nr != NR_execve && p->nr != NR_execveat) {
-		bpf_map_delete_elem(&pendings, &key);
-		return 0;
-	}
-	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (watch) {
-		struct watch w = watch_of(watch);
+	struct watch *found = watched_cgroup();
+	if (found) {
+		struct watch w = *found;
+		__u64 watch = w.id;
 		__u64 ts;
 		__u32 depth;
 		struct agg_flight *f = agg_enter(&w, &ts, &depth);
 		if (f)
 			f->entry[depth & 3] = p->ts; // the event's time is the enter's
 		const char *fn = BPF_CORE_READ(bprm, filename);
-		struct event_path *e = (w.flags & W_EMIT) ? exec_enter_event(p, own, watch) : 0;
+		struct event_path *e = (w.flags & W_EMIT) ? exec_enter_event(p, watch, EV_SCR_EXEC) : 0;
 		if (e) {
 			long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), fn);
 			e->h.evflags |= F_HAS_PATH;
@@ -598,34 +629,30 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 			} else {
 				e->h.path_len = (__u16)n;
 			}
-			bpf_ringbuf_submit(e, submit_flags());
+			emit_path(e);
 		}
 		agg_exec_enter(&w, p, fn, 1, SCR_EXEC);
 		agg_exit(f, depth);
 	}
-	bpf_map_delete_elem(&pendings, &key);
 	return 0;
 }
 
 // A socket call's exit, with the address it named when there was one.
-static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr, long ret, __u64 ts)
+static __always_inline int socket_exit(const struct watch *w, long nr, long ret, __u64 ts)
 {
 	__u64 key = bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
-	if (!p || p->nr != nr) {
-		if (p)
-			bpf_map_delete_elem(&pendings, &key);
+	struct pending p;
+	if (!take_pending(nr, &p)) {
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
-	__u64 ptr = p->ptr, len = p->flags;
-	bpf_map_delete_elem(&pendings, &key);
+	__u64 ptr = p.ptr, len = p.flags;
 	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
 		// Filled in by the kernel only on success; the length is in user memory.
 		int n = 0;
 		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
 			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-			return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+			return emit_small(w, nr, DIR_EXIT, ret, ts);
 		}
 		len = n < 0 ? 0 : (__u64)n;
 	}
@@ -633,7 +660,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 		len = SOCKADDR_LEN;
 	if (len < 2) {
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 
 	if (w->flags & W_AGG) {
@@ -650,12 +677,9 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 	}
 	if (!(w->flags & W_EMIT))
 		return 0;
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
+	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
+	if (!e)
 		return 0;
-	}
-	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
 	e->h.evflags |= F_HAS_SOCKADDR;
 	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 		e->h.evflags |= F_PATH_FAULT;
@@ -663,7 +687,7 @@ static __always_inline int socket_exit(const struct watch *w, __u64 own, long nr
 	} else {
 		e->h.path_len = (__u16)len;
 	}
-	bpf_ringbuf_submit(e, submit_flags());
+	emit_path(e);
 	return 0;
 }
 
@@ -673,7 +697,7 @@ static __always_inline int is_clone_family(long nr)
 	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
 }
 
-static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_regs *regs, long ret, __u64 ts)
+static __always_inline int sys_exit(const struct watch *w, struct pt_regs *regs, long ret, __u64 ts)
 {
 	// The syscall number survives in orig_ax (ax holds the return value).
 	long nr = BPF_CORE_READ(regs, orig_ax);
@@ -682,7 +706,7 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 		ret = (int)ret; // eax: sign-extend the 32-bit result
 	}
 	if (is_socket_family(nr))
-		return socket_exit(w, own, nr, ret, ts);
+		return socket_exit(w, nr, ret, ts);
 	if (!is_path_family(nr)) {
 		if ((w->flags & W_AGG) && is_clone_family(nr)) {
 			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
@@ -695,36 +719,33 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 		} else {
 			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
 		}
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
 
 	__u64 key = bpf_get_current_pid_tgid();
-	struct pending *p = bpf_map_lookup_elem(&pendings, &key);
+	struct pending p;
+	int have = take_pending(nr, &p);
 	if (nr == NR_execve || nr == NR_execveat) {
 		// Still pending: the exec failed (or succeeded before we attached).
 		// Emit the deferred enter event now, path from the old memory the
 		// kernel has just read, then the exit.
-		if (p && p->nr == nr) {
-			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(p, own, w->id) : 0;
+		if (have) {
+			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(&p, w->id, EV_SCR_EXIT) : 0;
 			if (e) {
-				read_path(e, p->ptr);
-				bpf_ringbuf_submit(e, submit_flags());
+				read_path(e, p.ptr);
+				emit_path(e);
 			}
-			agg_exec_enter(w, p, (const void *)p->ptr, 0, SCR_EXIT);
-			bpf_map_delete_elem(&pendings, &key);
+			agg_exec_enter(w, &p, (const void *)p.ptr, 0, SCR_EXIT);
 		}
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
-	if (!p || p->nr != nr) {
-		// Entered before we attached (or the LRU evicted it): no path.
-		if (p)
-			bpf_map_delete_elem(&pendings, &key);
+	if (!have) {
+		// Entered before we attached: no path.
 		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, own, nr, DIR_EXIT, ret, ts);
+		return emit_small(w, nr, DIR_EXIT, ret, ts);
 	}
-	__u64 ptr = p->ptr, flags = p->flags;
-	bpf_map_delete_elem(&pendings, &key);
+	__u64 ptr = p.ptr, flags = p.flags;
 
 	if (w->flags & W_AGG) {
 		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
@@ -740,15 +761,12 @@ static __always_inline int sys_exit(const struct watch *w, __u64 own, struct pt_
 	}
 	if (!(w->flags & W_EMIT))
 		return 0;
-	struct event_path *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(CNT_DROPPED);
+	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
+	if (!e)
 		return 0;
-	}
-	fill(&e->h, own, w->id, nr, DIR_EXIT, ret, ts);
-	e->h.flags = flags;
+	e->h.flags = (__u32)flags;
 	read_path(e, ptr);
-	bpf_ringbuf_submit(e, submit_flags());
+	emit_path(e);
 	return 0;
 }
 
@@ -757,15 +775,14 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	__u64 own;
-	__u64 watch = watched_cgroup(&own);
-	if (!watch)
+	struct watch *found = watched_cgroup();
+	if (!found)
 		return 0;
-	struct watch w = watch_of(watch);
+	struct watch w = *found;
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_exit(&w, own, regs, ret, ts);
+	sys_exit(&w, regs, ret, ts);
 	agg_exit(f, depth);
 	return 0;
 }
