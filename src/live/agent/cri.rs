@@ -10,9 +10,10 @@
 //! of tonic and a build-time protobuf compiler. Unknown fields are skipped,
 //! so newer runtimes answer it too.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::identity::Identity;
 
@@ -28,6 +29,9 @@ pub const DEFAULT_SOCKETS: [&str; 3] = [
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Larger answers are refused (a status is a few KiB).
 const MAX_MESSAGE: usize = 4 << 20;
+/// After the socket failed to answer, calls fail at once for this long, so
+/// a hung runtime costs one timeout per interval, not one per container.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// `runtime.v1` messages, only the fields the agent uses (and the test
 /// harness sends). Field numbers are the CRI's.
@@ -137,6 +141,8 @@ pub struct CriClient {
     /// Which runtime answered (`containerd`, `cri-o`), from `Version`.
     pub runtime_name: String,
     timeout: Duration,
+    /// When the socket last failed to answer (not: answered with an error).
+    unreachable_at: Cell<Option<Instant>>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -154,6 +160,7 @@ impl CriClient {
             socket: socket.to_path_buf(),
             runtime_name: String::new(),
             timeout: CALL_TIMEOUT,
+            unreachable_at: Cell::new(None),
             rt,
         };
         let v: msg::VersionResponse = c.call(
@@ -181,6 +188,15 @@ impl CriClient {
         method: &str,
         req: &Req,
     ) -> Result<Resp, String> {
+        if let Some(t) = self.unreachable_at.get() {
+            if t.elapsed() < RETRY_AFTER {
+                return Err(format!(
+                    "CRI {method} on {}: not tried, no answer {:.0}s ago",
+                    self.socket.display(),
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+        }
         let body = self.rt.block_on(async {
             tokio::time::timeout(
                 self.timeout,
@@ -191,9 +207,24 @@ impl CriClient {
                 ),
             )
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)))
+            .unwrap_or_else(|_| {
+                Err(CallError::Unreachable(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            })
         });
-        let body = body.map_err(|e| format!("CRI {method} on {}: {e}", self.socket.display()))?;
+        let body = body.map_err(|e| {
+            let e = match e {
+                CallError::Unreachable(e) => {
+                    self.unreachable_at.set(Some(Instant::now()));
+                    e
+                }
+                CallError::Answered(e) => e,
+            };
+            format!("CRI {method} on {}: {e}", self.socket.display())
+        })?;
+        self.unreachable_at.set(None);
         Resp::decode(body.as_slice()).map_err(|e| {
             format!(
                 "CRI {method} on {}: undecodable answer: {e}",
@@ -267,69 +298,81 @@ fn sandbox_id(info: &HashMap<String, String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+enum CallError {
+    /// No answer: no socket, no server, a broken connection, a timeout.
+    Unreachable(String),
+    /// The runtime answered, with an error (or with nonsense).
+    Answered(String),
+}
+
+fn unreachable(e: impl std::fmt::Display) -> CallError {
+    CallError::Unreachable(e.to_string())
+}
+
 /// One gRPC unary call over HTTP/2 on a Unix socket: the message framed
 /// (no compression), the answer's message unframed, a non-zero
 /// `grpc-status` an error with its message.
-async fn unary(socket: &Path, path: &str, msg: Vec<u8>) -> Result<Vec<u8>, String> {
+async fn unary(socket: &Path, path: &str, msg: Vec<u8>) -> Result<Vec<u8>, CallError> {
     let io = tokio::net::UnixStream::connect(socket)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(unreachable)?;
     let (client, conn) = h2::client::handshake(io)
         .await
-        .map_err(|e| format!("HTTP/2: {e}"))?;
+        .map_err(|e| unreachable(format!("HTTP/2: {e}")))?;
     // The connection is driven while we wait for the answer.
     let conn = tokio::spawn(async move {
         let _ = conn.await;
     });
     let result = async {
-        let mut client = client.ready().await.map_err(|e| e.to_string())?;
+        let mut client = client.ready().await.map_err(unreachable)?;
         let req = http::Request::builder()
             .method("POST")
             .uri(format!("http://localhost{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .body(())
-            .map_err(|e| e.to_string())?;
-        let (answer, mut send) = client.send_request(req, false).map_err(|e| e.to_string())?;
+            .map_err(|e| CallError::Answered(e.to_string()))?;
+        let (answer, mut send) = client.send_request(req, false).map_err(unreachable)?;
         let mut framed = Vec::with_capacity(5 + msg.len());
         framed.push(0);
         framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
         framed.extend_from_slice(&msg);
-        send.send_data(framed.into(), true)
-            .map_err(|e| e.to_string())?;
-        let answer = answer.await.map_err(|e| e.to_string())?;
-        let (head, mut body) = answer.into_parts();
+        send.send_data(framed.into(), true).map_err(unreachable)?;
+        let (head, mut body) = answer.await.map_err(unreachable)?.into_parts();
         let mut data = Vec::new();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
+            let chunk = chunk.map_err(unreachable)?;
             let _ = body.flow_control().release_capacity(chunk.len());
             data.extend_from_slice(&chunk);
             if data.len() > MAX_MESSAGE + 5 {
-                return Err(format!("answer larger than {MAX_MESSAGE} bytes"));
+                return Err(CallError::Answered(format!(
+                    "answer larger than {MAX_MESSAGE} bytes"
+                )));
             }
         }
-        let trailers = body.trailers().await.map_err(|e| e.to_string())?;
+        let trailers = body.trailers().await.map_err(unreachable)?;
         // A trailers-only answer carries the status in the headers.
-        let status = trailers
-            .as_ref()
-            .and_then(|t| t.get("grpc-status"))
-            .or_else(|| head.headers.get("grpc-status"))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if status != "0" {
-            let message = trailers
+        let header = |name: &str| {
+            trailers
                 .as_ref()
-                .and_then(|t| t.get("grpc-message"))
-                .or_else(|| head.headers.get("grpc-message"))
+                .and_then(|t| t.get(name))
+                .or_else(|| head.headers.get(name))
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            return Err(if status.is_empty() {
-                format!("HTTP status {} without a gRPC status", head.status)
-            } else {
-                format!("gRPC status {status}: {message}")
-            });
+                .unwrap_or("")
+        };
+        match header("grpc-status") {
+            "0" => unframe(&data)
+                .map(<[u8]>::to_vec)
+                .map_err(CallError::Answered),
+            "" => Err(CallError::Answered(format!(
+                "HTTP status {} without a gRPC status",
+                head.status
+            ))),
+            status => Err(CallError::Answered(format!(
+                "gRPC status {status}: {}",
+                header("grpc-message")
+            ))),
         }
-        unframe(&data).map(<[u8]>::to_vec)
     }
     .await;
     conn.abort();
@@ -377,6 +420,108 @@ pub fn probe(explicit: Option<&Path>, host_root: &Path) -> Result<CriClient, Str
     })
 }
 
+/// The agent's use of the CRI: a client once a socket answers (probed at
+/// start, and again — at most every [`RETRY_AFTER`] — when a containerd or
+/// CRI-O container appears while none does, as when the agent starts
+/// before the runtime), with what to log said once.
+pub(crate) struct CriSource {
+    explicit: Option<PathBuf>,
+    host_root: PathBuf,
+    client: Option<CriClient>,
+    probed_at: Option<Instant>,
+    said_absent: bool,
+    said_failed: bool,
+}
+
+impl CriSource {
+    pub(crate) fn new(
+        explicit: Option<&Path>,
+        host_root: &Path,
+        log: &mut dyn FnMut(String),
+    ) -> CriSource {
+        let mut s = CriSource {
+            explicit: explicit.map(Path::to_path_buf),
+            host_root: host_root.to_path_buf(),
+            client: None,
+            probed_at: None,
+            said_absent: false,
+            said_failed: false,
+        };
+        // No socket is news at start only when one was asked for; on a
+        // podman-only host it is the normal case.
+        s.probe(log, explicit.is_some());
+        s
+    }
+
+    fn probe(&mut self, log: &mut dyn FnMut(String), say_absent: bool) {
+        self.probed_at = Some(Instant::now());
+        match probe(self.explicit.as_deref(), &self.host_root) {
+            Ok(c) => {
+                log(format!(
+                    "identity: CRI runtime {} on {}",
+                    c.runtime_name,
+                    c.socket().display()
+                ));
+                self.client = Some(c);
+            }
+            Err(e) if say_absent && !self.said_absent => {
+                self.said_absent = true;
+                log(format!(
+                    "identity: {e}; containerd / CRI-O containers are named from their state on disk (said once)"
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Puts the runtime's own view of container `ident.id` over `ident`
+    /// (facts from disk fill what it leaves out). True when it answered.
+    pub(crate) fn fill(&mut self, ident: &mut Identity, log: &mut dyn FnMut(String)) -> bool {
+        if self.client.is_none() && self.probed_at.is_none_or(|t| t.elapsed() >= RETRY_AFTER) {
+            self.probe(log, true);
+        }
+        let Some(client) = &self.client else {
+            return false;
+        };
+        let mut asked = Identity {
+            runtime: ident.runtime.clone(),
+            id: ident.id.clone(),
+            ..Identity::default()
+        };
+        match client.fill(&mut asked) {
+            Ok(()) => {
+                *ident = merge(asked, std::mem::take(ident));
+                true
+            }
+            Err(e) => {
+                if !self.said_failed {
+                    self.said_failed = true;
+                    log(format!(
+                        "identity: {e}; such containers are named from the runtime's state on disk (said once)"
+                    ));
+                }
+                false
+            }
+        }
+    }
+}
+
+/// `first` where it knows a fact, `second` where it does not.
+fn merge(first: Identity, second: Identity) -> Identity {
+    let mut labels = second.labels;
+    labels.extend(first.labels);
+    Identity {
+        runtime: first.runtime,
+        id: first.id,
+        name: first.name.or(second.name),
+        image: first.image.or(second.image),
+        namespace: first.namespace.or(second.namespace),
+        pod: first.pod.or(second.pod),
+        k8s_container: first.k8s_container.or(second.k8s_container),
+        labels,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +551,45 @@ mod tests {
             r#"{"sandboxID":"s1","pid":3}"#.to_string(),
         )]);
         assert_eq!(sandbox_id(&info).as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn the_runtime_answer_comes_first_the_disk_fills_in() {
+        let cri = Identity {
+            runtime: "containerd".into(),
+            id: "x".into(),
+            pod: Some("web-0".into()),
+            ..Identity::default()
+        };
+        let disk = Identity {
+            runtime: "containerd".into(),
+            id: "x".into(),
+            pod: Some("old".into()),
+            image: Some("img".into()),
+            ..Identity::default()
+        };
+        let m = merge(cri, disk);
+        assert_eq!(m.pod.as_deref(), Some("web-0"));
+        assert_eq!(m.image.as_deref(), Some("img"));
+    }
+
+    #[test]
+    fn an_absent_socket_is_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = Vec::new();
+        let sock = dir.path().join("x.sock");
+        let mut src = CriSource::new(Some(&sock), dir.path(), &mut |l| lines.push(l));
+        let mut ident = Identity {
+            runtime: "containerd".into(),
+            id: "x".into(),
+            ..Identity::default()
+        };
+        for _ in 0..3 {
+            assert!(!src.fill(&mut ident, &mut |l| lines.push(l)));
+        }
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("x.sock"), "{lines:?}");
+        assert_eq!(ident.runtime, "containerd");
     }
 
     #[test]

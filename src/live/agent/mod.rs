@@ -244,27 +244,9 @@ pub fn agent(
         None => cgroup2_root()?,
     };
     let resolver = Resolver::new(&opts.host_root);
-    let cri = match cri::probe(opts.cri_socket.as_deref(), &opts.host_root) {
-        Ok(c) => {
-            on_update(AgentUpdate::Log(format!(
-                "identity: CRI runtime {} on {}",
-                c.runtime_name,
-                c.socket().display()
-            )));
-            Some(c)
-        }
-        Err(e) => {
-            // Without a CRI runtime on the host nothing is lost; with one,
-            // the names come from its state on disk instead.
-            if opts.cri_socket.is_some() {
-                on_update(AgentUpdate::Log(format!(
-                    "identity: {e}; containerd / CRI-O containers are named from their state on disk"
-                )));
-            }
-            None
-        }
-    };
-    let mut cri_failed_once = false;
+    let mut cri = cri::CriSource::new(opts.cri_socket.as_deref(), &opts.host_root, &mut |l| {
+        on_update(AgentUpdate::Log(l))
+    });
     // In a container (the DaemonSet), the agent's own container is one of
     // those discovered: watching it would feed the agent its own work.
     let own_cgroup = own_cgroup(&root);
@@ -342,25 +324,9 @@ pub fn agent(
                         continue;
                     }
                     let mut ident = resolver.resolve(found.container.runtime, &found.container.id);
-                    if let (Some(c), Runtime::Containerd | Runtime::Crio) =
-                        (&cri, found.container.runtime)
-                    {
+                    if matches!(found.container.runtime, Runtime::Containerd | Runtime::Crio) {
                         // The runtime's own answer first; the disk's where it says nothing.
-                        let mut asked = Identity {
-                            runtime: ident.runtime.clone(),
-                            id: ident.id.clone(),
-                            ..Identity::default()
-                        };
-                        match c.fill(&mut asked) {
-                            Ok(()) => ident = merge(asked, ident),
-                            Err(e) if !cri_failed_once => {
-                                cri_failed_once = true;
-                                on_update(AgentUpdate::Log(format!(
-                                    "identity: {e}; such containers are named from the runtime's state on disk (said once)"
-                                )));
-                            }
-                            Err(_) => {}
-                        }
+                        cri.fill(&mut ident, &mut |l| on_update(AgentUpdate::Log(l)));
                     }
                     if ident.is_bare() && bare_warned.insert(ident.runtime.clone()) {
                         on_update(AgentUpdate::Log(format!(
@@ -675,22 +641,6 @@ pub fn agent(
     summary.counters = capture.counters();
     summary.elapsed = start.elapsed();
     Ok(summary)
-}
-
-/// `first` where it knows a fact, `second` where it does not.
-fn merge(first: Identity, second: Identity) -> Identity {
-    let mut labels = second.labels;
-    labels.extend(first.labels);
-    Identity {
-        runtime: first.runtime,
-        id: first.id,
-        name: first.name.or(second.name),
-        image: first.image.or(second.image),
-        namespace: first.namespace.or(second.namespace),
-        pod: first.pod.or(second.pod),
-        k8s_container: first.k8s_container.or(second.k8s_container),
-        labels,
-    }
 }
 
 /// This process's cgroup v2 directory under `root` (`0::/path` in
