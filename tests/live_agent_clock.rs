@@ -5,6 +5,10 @@
 //! alerts, no event is dropped as late, and the alerts' times stay on the
 //! events' timeline.
 //!
+//! And the other way round: with the agent's monotonic clock faked too,
+//! its "now" runs an hour ahead of the events' clock, and the late events
+//! that follow are counted (status, metrics, warning at exit).
+//!
 //! The step is real for the agent and no one else: libfaketime is
 //! preloaded into the agent only (FAKETIME_TIMESTAMP_FILE with
 //! FAKETIME_NO_CACHE lets the test move the offset while it runs;
@@ -182,6 +186,49 @@ fn a_wall_clock_step_makes_no_event_late() {
     assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
     assert!(
         !agent.log_text().contains("out of order"),
+        "{}",
+        agent.log_text()
+    );
+
+    // The counter is real: when the agent's "now" and the events' clock
+    // do disagree — its CLOCK_MONOTONIC faked an hour ahead of the
+    // kernel's, which stamps the events — every window closes at once and
+    // every later event is late: counted per container, in the status,
+    // the metrics and the warning at exit. (The restarted agent detects at
+    // once with the model it stored.)
+    std::fs::write(&offset_file, "+0\n").unwrap();
+    let mut agent = Agent::start_with_env(
+        &state,
+        &["--metrics", &metrics_addr, "--learn-for", "20s"],
+        &[
+            ("LD_PRELOAD", faketime.to_str().unwrap()),
+            ("FAKETIME_TIMESTAMP_FILE", offset_file.to_str().unwrap()),
+            ("FAKETIME_NO_CACHE", "1"),
+        ],
+    );
+    wait_for("windows scored again", Duration::from_secs(60), || {
+        let st = agent.status()?;
+        (workload_state(&st, &img.name)? == "detecting" && windows(&st)? >= 2).then_some(())
+    });
+    std::fs::write(&offset_file, "+3600\n").unwrap();
+    let st = wait_for("late events counted", Duration::from_secs(60), || {
+        let st = agent.status()?;
+        (container(&st, &c.name)?["late_events"].as_u64()? >= 10).then_some(st)
+    });
+    assert!(st["late_events"].as_u64().unwrap() >= 10, "{st:#}");
+    let metrics = scrape(&metrics_addr);
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("chids_container_late_events_total{")
+                && l.contains(&format!("container=\"{}\"", c.name))
+        })
+        .unwrap_or_else(|| panic!("no late events line for {}:\n{metrics}", c.name));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 10, "{line}");
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("whose time was out of order"),
         "{}",
         agent.log_text()
     );
