@@ -23,6 +23,12 @@ impl Weigh for Box<str> {
     }
 }
 
+impl Weigh for Box<[u8]> {
+    fn bytes(&self) -> usize {
+        self.len()
+    }
+}
+
 /// A map of at most `max_entries` entries and `max_bytes` of keys (or one
 /// key, if a single key is larger).
 pub struct BoundedCache<K, V> {

@@ -32,7 +32,11 @@ use super::syscalls;
 use super::LiveError;
 use crate::args::{ArgKind, Mode};
 use crate::event::{Direction, Event, Params};
-use crate::features::{normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures};
+use crate::cache::BoundedCache;
+use crate::features::{
+    normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures, CACHE_BYTES,
+    CACHE_ENTRIES,
+};
 use crate::ssg::{EdgeOrder, GraphSummary};
 
 // Mirrors of aggregate.bpf.h.
@@ -61,7 +65,6 @@ const WIN_LEN: usize = WIN_OFF_BITS + 4 * 8 * LBL_WORDS;
 // struct agg_rec: the header, arg_hash (u64), then struct arg_key.
 const REC_HASH: usize = 72;
 const REC_KEY: usize = 80;
-const REC_LEN: usize = REC_KEY + 8 + ARG_LEN;
 /// The special nodes, in the kernel's label space (UAN only exists here).
 const USN: u32 = LBL_USN;
 const UAN: u32 = LBL_USN + 1;
@@ -136,8 +139,12 @@ pub struct KernelWindows {
     /// Labels of the MISS records of open windows, by sequence number.
     pending: HashMap<u32, (u64, u32)>,
     extras: HashMap<u64, Extra>,
-    /// Raw argument (class, bytes) -> how it resolved.
-    resolved: HashMap<(u16, Vec<u8>), Resolution>,
+    /// Raw argument (class byte, then its bytes) -> how it resolved;
+    /// bounded, as a workload chooses how many distinct arguments it uses.
+    resolved: BoundedCache<Box<[u8]>, Resolution>,
+    key_scratch: Vec<u8>,
+    /// The aggregation records of one poll (reused buffer).
+    batch: Vec<u8>,
     /// The kernel's seen-argument set is full: stop adding to it.
     args_full: bool,
     scratch: String,
@@ -240,7 +247,9 @@ impl KernelWindows {
             extra_nodes: HashMap::new(),
             pending: HashMap::new(),
             extras: HashMap::new(),
-            resolved: HashMap::new(),
+            resolved: BoundedCache::new(CACHE_ENTRIES, CACHE_BYTES),
+            key_scratch: Vec::new(),
+            batch: Vec::new(),
             args_full: false,
             scratch: String::new(),
             windows_since_sweep: 0,
@@ -469,11 +478,12 @@ impl KernelWindows {
     }
 
     fn take_records(&mut self, capture: &mut Capture) {
-        let mut recs: Vec<Vec<u8>> = Vec::new();
-        capture.take_agg_records(&mut |r| recs.push(r.to_vec()));
-        for r in recs {
-            self.record(capture, &r);
+        let mut batch = std::mem::take(&mut self.batch);
+        capture.take_agg_records(&mut batch);
+        for r in super::capture::records(&batch) {
+            self.record(capture, r);
         }
+        self.batch = batch;
     }
 
     /// One MISS or SUCC record.
@@ -495,7 +505,7 @@ impl KernelWindows {
                 };
                 self.extras.entry(window).or_default().edge(label, other);
             }
-            AGG_MISS if r.len() >= REC_LEN => {
+            AGG_MISS if r.len() >= REC_KEY + 8 => {
                 let label = self.resolve(capture, r, window);
                 self.pending.insert(seq, (window, label));
                 let prev = match other {
@@ -526,7 +536,9 @@ impl KernelWindows {
         let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
         let class = u16::from_ne_bytes([r[REC_KEY + 4], r[REC_KEY + 5]]);
         let len = u16::from_ne_bytes([r[REC_KEY + 6], r[REC_KEY + 7]]) as usize;
-        let bytes = &r[REC_KEY + 8..REC_KEY + 8 + ARG_LEN];
+        // The kernel sends only the argument's `len` bytes.
+        let bytes = &r[(REC_KEY + 8).min(r.len())..];
+        let bytes = &bytes[..bytes.len().min(ARG_LEN)];
         let mode = self.settings.mode;
         let syscall = syscalls::name(nr)
             .map(str::to_string)
@@ -556,13 +568,19 @@ impl KernelWindows {
         let node = node as u32;
         // The raw argument, as the per-event path would see it.
         let raw: &[u8] = match class {
-            ARG_PATH => &bytes[..len.saturating_sub(1).min(ARG_LEN)],
-            ARG_SOCK => &bytes[..len.min(ARG_LEN)],
-            ARG_COMM => &bytes[..bytes[..16].iter().position(|&c| c == 0).unwrap_or(16)],
+            ARG_PATH => &bytes[..len.saturating_sub(1).min(bytes.len())],
+            ARG_SOCK => &bytes[..len.min(bytes.len())],
+            ARG_COMM => {
+                let comm = &bytes[..bytes.len().min(16)];
+                &comm[..comm.iter().position(|&c| c == 0).unwrap_or(comm.len())]
+            }
             _ => return node,
         };
-        let cache_key = (class, raw.to_vec());
-        let resolution = match self.resolved.get(&cache_key) {
+        // Cache key: the class, then the raw bytes (built in a reused buffer).
+        self.key_scratch.clear();
+        self.key_scratch.push(class as u8);
+        self.key_scratch.extend_from_slice(raw);
+        let resolution = match self.resolved.get(self.key_scratch.as_slice()) {
             Some(res) => res.clone(),
             None => {
                 let res = self.normalise(class, raw, &syscall, &node_name, comm, nr, dir);
@@ -579,7 +597,8 @@ impl KernelWindows {
                         self.args_full = true;
                     }
                 }
-                self.resolved.insert(cache_key, res.clone());
+                self.resolved
+                    .insert(self.key_scratch.as_slice().into(), res.clone());
                 res
             }
         };

@@ -138,6 +138,18 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+/// The ring records copied into an arena: each is a u32 length, then
+/// that many bytes (see the ring-buffer callbacks in [`Capture::open`]).
+pub(crate) fn records(arena: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = u32::from_ne_bytes(arena.get(at..at + 4)?.try_into().ok()?) as usize;
+        let rec = arena.get(at + 4..at + 4 + len)?;
+        at += 4 + len;
+        Some(rec)
+    })
+}
+
 /// What the kernel does with a watched cgroup's events (`struct watch_cfg`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WatchFlags {
@@ -335,13 +347,26 @@ impl Capture {
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             bss.level_mask = self.level_mask;
         }
+        self.watch_changed();
         Ok(())
     }
 
     /// Stops capturing a cgroup watched before.
     pub fn unwatch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
         let _ = self.skel.maps.watched.delete(&cg.id.to_ne_bytes());
+        self.watch_changed();
         Ok(())
+    }
+
+    /// Makes the kernel side drop its per-CPU answers to "is this cgroup
+    /// watched" (`verdicts` in the BPF program): call after every change
+    /// to the `watched` map.
+    fn watch_changed(&mut self) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // The BPF side reads it once per call; a stale read there only
+            // delays the change by a call on that CPU.
+            bss.watch_gen = bss.watch_gen.wrapping_add(1);
+        }
     }
 
     /// How many cgroups the kernel side watches now (entries of its map).
@@ -401,17 +426,12 @@ impl Capture {
         clock_ns(libc::CLOCK_MONOTONIC).wrapping_add(self.epoch_offset_ns) as u64
     }
 
-    /// Hands out the aggregation records received so far (raw bytes, see
-    /// `aggregate`), oldest first.
-    pub(crate) fn take_agg_records(&mut self, f: &mut dyn FnMut(&[u8])) {
-        let mut arena = self.agg_arena.borrow_mut();
-        let mut at = 0;
-        while at + 4 <= arena.len() {
-            let len = u32_at(&arena, at) as usize;
-            f(&arena[at + 4..at + 4 + len]);
-            at += 4 + len;
-        }
-        arena.clear();
+    /// Moves the aggregation records received so far (see [`records`])
+    /// into `into`, which must be empty; its allocation is kept for the
+    /// next records.
+    pub(crate) fn take_agg_records(&mut self, into: &mut Vec<u8>) {
+        into.clear();
+        std::mem::swap(&mut *self.agg_arena.borrow_mut(), into);
     }
 
     /// Consumes what both ring buffers hold now, without waiting or delivering.
@@ -440,11 +460,8 @@ impl Capture {
 
     fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {
         let mut arena = self.arena.borrow_mut();
-        let mut at = 0;
         let mut n = 0;
-        while at + 4 <= arena.len() {
-            let len = u32_at(&arena, at) as usize;
-            let rec = &arena[at + 4..at + 4 + len];
+        for rec in records(&arena) {
             match RawEvent::decode(rec, self.epoch_offset_ns) {
                 Some(ev) => {
                     f(&ev);
@@ -452,7 +469,6 @@ impl Capture {
                 }
                 None => self.undecodable += 1,
             }
-            at += 4 + len;
         }
         arena.clear();
         n

@@ -303,10 +303,16 @@ static __always_inline void bit_set(__u64 *words, __u32 label)
 		__sync_fetch_and_or(&words[i], b);
 }
 
-static __always_inline int agg_send(struct agg_rec *r, int full)
+// Sends a record: the header only, or (`with_key`) the header and the
+// argument's key up to its length.
+static __always_inline int agg_send(struct agg_rec *r, int with_key)
 {
-	long err = full ? bpf_ringbuf_output(&agg_ring, r, sizeof(*r), submit_flags())
-			: bpf_ringbuf_output(&agg_ring, r, __builtin_offsetof(struct agg_rec, key), submit_flags());
+	__u64 len = __builtin_offsetof(struct agg_rec, key);
+	if (with_key) {
+		__u32 n = r->key.len;
+		len = n >= ARG_LEN ? sizeof(*r) : len + __builtin_offsetof(struct arg_key, bytes) + (n & (ARG_LEN - 1));
+	}
+	long err = bpf_ringbuf_output(&agg_ring, r, len, submit_flags());
 	if (err) {
 		count(CNT_AGG_LOST);
 		return -1;

@@ -203,6 +203,26 @@ __u32 level_mask = 0;
 // Set (by this program) once a task is followed, so that until then no
 // unwatched task pays for the `followed` lookup.
 __u32 following = 0;
+// Bumped by user space after every change to `watched` (or level_mask).
+__u64 watch_gen = 0;
+
+// The last answer of watched_cgroup() on this CPU. Every system call on
+// the machine asks it, and consecutive calls on a CPU mostly come from the
+// same task: one array slot read replaces a hash lookup per level (and the
+// answer is dropped when the task's cgroup or the watch set changes).
+struct verdict {
+	__u64 cgroup;
+	__u64 gen;
+	__u64 watched; // 0: not watched; else w is the answer
+	struct watch w;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct verdict);
+} verdicts SEC(".maps");
 
 // Waking the reader for every event costs the traced task a wakeup per
 // syscall (measured: `find /usr` 5x slower). Instead each CPU wakes it once
@@ -233,9 +253,8 @@ static __always_inline void count(__u32 slot)
 #include "aggregate.bpf.h"
 
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
-static __always_inline struct watch *watched_cgroup(void)
+static __always_inline struct watch *watched_cgroup_slow(__u64 cg)
 {
-	__u64 cg = bpf_get_current_cgroup_id();
 	struct watch *w = bpf_map_lookup_elem(&watched, &cg);
 	if (w)
 		return w;
@@ -259,6 +278,34 @@ static __always_inline struct watch *watched_cgroup(void)
 			return bpf_map_lookup_elem(&watched, from);
 	}
 	return 0;
+}
+
+// Whether the current task is watched (1, and how in *out), through this
+// CPU's verdict. (Not once a task is followed: that answer depends on the
+// task, not its cgroup.)
+static __always_inline int watched_cgroup(struct watch *out)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	__u64 gen = watch_gen;
+	__u32 zero = 0;
+	struct verdict *v = following ? 0 : bpf_map_lookup_elem(&verdicts, &zero);
+	if (v && v->cgroup == cg && v->gen == gen) {
+		if (!v->watched)
+			return 0;
+		*out = v->w;
+		return 1;
+	}
+	struct watch *w = watched_cgroup_slow(cg);
+	if (w)
+		*out = *w;
+	if (v) {
+		v->cgroup = cg;
+		v->gen = gen;
+		v->watched = w != 0;
+		if (w)
+			v->w = *out;
+	}
+	return w != 0;
 }
 
 // The watched cgroup `cg` is (itself or an ancestor), 0 if none.
@@ -548,10 +595,9 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	struct watch *found = watched_cgroup();
-	if (!found)
+	struct watch w;
+	if (!watched_cgroup(&w))
 		return 0;
-	struct watch w = *found;
 	struct task_state *st = remember_watch(w.id);
 	__u64 ts;
 	__u32 depth;
@@ -604,13 +650,13 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	struct pending taken;
 	struct pending *p = &taken;
 	if (!take_pending(NR_execve, p) && !take_pending(NR_execveat, p)) {
-		if (watched_cgroup())
+		struct watch w;
+		if (watched_cgroup(&w))
 			count(CNT_EXEC_UNMATCHED);
 		return 0;
 	}
-	struct watch *found = watched_cgroup();
-	if (found) {
-		struct watch w = *found;
+	struct watch w;
+	if (watched_cgroup(&w)) {
 		__u64 watch = w.id;
 		__u64 ts;
 		__u32 depth;
@@ -775,10 +821,9 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	struct watch *found = watched_cgroup();
-	if (!found)
+	struct watch w;
+	if (!watched_cgroup(&w))
 		return 0;
-	struct watch w = *found;
 	__u64 ts;
 	__u32 depth;
 	struct agg_flight *f = agg_enter(&w, &ts, &depth);
