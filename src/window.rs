@@ -95,6 +95,13 @@ impl WindowStats {
     pub fn out_of_order(&self) -> u64 {
         self.before_start + self.late
     }
+
+    /// Every event the windower dropped for its time: out of order,
+    /// backwards, or absurdly far ahead. What live consumers report as
+    /// "late" events.
+    pub fn dropped(&self) -> u64 {
+        self.out_of_order() + self.out_of_range
+    }
 }
 
 /// An event would put the stream past its window cap.

@@ -124,6 +124,12 @@ fn agent_learns_each_image_and_alerts_on_nats() {
         "{metrics}"
     );
     assert!(metrics.contains("chids_agent_rss_bytes "), "{metrics}");
+    // No event came too late for its window (they are stamped and windows
+    // closed on one clock).
+    assert!(
+        metrics.contains("\nchids_late_events_total 0\n"),
+        "{metrics}"
+    );
     let models = std::fs::read_dir(state.join("models")).unwrap().count();
     assert!(models >= 2, "{models} model folders");
 

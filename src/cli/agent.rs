@@ -83,6 +83,11 @@ pub struct RunArgs {
     /// The cgroup v2 root to watch (default: from /proc/self/mountinfo).
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
+    /// The CRI socket of containerd or CRI-O, asked for the Kubernetes
+    /// names of their containers (default: the usual sockets under
+    /// --host-root, when one answers).
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
     /// Window length of the baselines the agent trains.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub window: Duration,
@@ -114,7 +119,7 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
         .saturating_sub(st.updated_ns) as f64
         / 1e9;
     println!(
-        "agent {} (status {:.0}s old), {} events, {} alerts, rss {:.1} MiB, {} cgroups watched",
+        "agent {} (status {:.0}s old), {} events ({} lost in the kernel, {} late), {} alerts, rss {:.1} MiB, {} cgroups watched",
         if st.running {
             format!("running, pid {}", st.pid)
         } else {
@@ -122,13 +127,15 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
         },
         age_s,
         st.events,
+        st.dropped_events,
+        st.late_events,
         st.alerts,
         st.rss_bytes as f64 / (1 << 20) as f64,
         st.kernel_watched
     );
     println!(
-        "{:<40} {:<10} {:>10} {:>12} {:>8}",
-        "WORKLOAD", "STATE", "CONTAINERS", "LEARNED", "ALERTS"
+        "{:<40} {:<10} {:>10} {:>12} {:>8} {:>8}",
+        "WORKLOAD", "STATE", "CONTAINERS", "LEARNED", "ALERTS", "LATE"
     );
     for w in &st.workloads {
         let learned = if w.state == "learning" {
@@ -137,23 +144,24 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
             "-".into()
         };
         println!(
-            "{:<40} {:<10} {:>10} {:>12} {:>8}",
-            w.workload, w.state, w.containers, learned, w.alerts
+            "{:<40} {:<10} {:>10} {:>12} {:>8} {:>8}",
+            w.workload, w.state, w.containers, learned, w.alerts, w.late_events
         );
     }
     println!();
     println!(
-        "{:<24} {:<14} {:<32} {:>10} {:>8}",
-        "CONTAINER", "ID", "IMAGE", "EVENTS", "ALERTS"
+        "{:<24} {:<14} {:<32} {:>10} {:>8} {:>8}",
+        "CONTAINER", "ID", "IMAGE", "EVENTS", "ALERTS", "LATE"
     );
     for c in &st.containers {
         println!(
-            "{:<24} {:<14} {:<32} {:>10} {:>8}",
+            "{:<24} {:<14} {:<32} {:>10} {:>8} {:>8}",
             c.name,
             &c.id[..c.id.len().min(12)],
             c.image.as_deref().unwrap_or("?"),
             c.events,
-            c.alerts
+            c.alerts,
+            c.late_events
         );
     }
     for s in &st.sinks {
@@ -207,6 +215,7 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
     let opts = AgentOptions {
         cgroup_root: a.cgroup_root.clone(),
         host_root: a.host_root.clone(),
+        cri_socket: a.cri_socket.clone(),
         models: a
             .models
             .clone()
@@ -246,5 +255,18 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         summary.alerts,
         summary.models_trained
     );
+    super::live::report_losses(&summary.counters);
+    if summary.counters.dropped > 0 {
+        eprintln!(
+            "chids agent: warning: {} event(s) lost in the kernel (ring buffer full)",
+            summary.counters.dropped
+        );
+    }
+    if summary.late > 0 {
+        eprintln!(
+            "chids agent: warning: dropped {} event(s) whose time was out of order (more than two windows late, or before their stream's first window)",
+            summary.late
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

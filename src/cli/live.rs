@@ -317,7 +317,7 @@ mod convert {
 }
 
 /// Says what the capture could not see as it should, when anything.
-fn report_losses(c: &chids::live::Counters) {
+pub(super) fn report_losses(c: &chids::live::Counters) {
     if c.migrated > 0 {
         eprintln!(
             "chids: warning: {} watched task(s) moved out of the watched cgroup; they were followed",

@@ -143,6 +143,9 @@ pub struct KernelWindows {
     /// bounded, as a workload chooses how many distinct arguments it uses.
     resolved: BoundedCache<Box<[u8]>, Resolution>,
     key_scratch: Vec<u8>,
+    /// Hashes (8 bytes each) of arguments resolved as seen since the last
+    /// flush to the kernel's set.
+    seen_args: Vec<u8>,
     /// The aggregation records of one poll (reused buffer).
     batch: Vec<u8>,
     /// The kernel's seen-argument set is full: stop adding to it.
@@ -249,6 +252,7 @@ impl KernelWindows {
             extras: HashMap::new(),
             resolved: BoundedCache::new(CACHE_ENTRIES, CACHE_BYTES),
             key_scratch: Vec::new(),
+            seen_args: Vec::new(),
             batch: Vec::new(),
             args_full: false,
             scratch: String::new(),
@@ -481,13 +485,43 @@ impl KernelWindows {
         let mut batch = std::mem::take(&mut self.batch);
         capture.take_agg_records(&mut batch);
         for r in super::capture::records(&batch) {
-            self.record(capture, r);
+            self.record(r);
         }
         self.batch = batch;
+        self.flush_seen_args(capture);
+    }
+
+    /// Adds the argument hashes resolved as seen to the kernel's set, in
+    /// one system call per poll (one per argument was most of this side's
+    /// CPU on a workload that names many new files, like `find`).
+    fn flush_seen_args(&mut self, capture: &mut Capture) {
+        let count = self.seen_args.len() / 8;
+        if count == 0 || self.args_full {
+            self.seen_args.clear();
+            return;
+        }
+        let values = vec![1u8; count];
+        if capture
+            .skel()
+            .maps
+            .agg_args
+            .update_batch(
+                &self.seen_args,
+                &values,
+                count as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            )
+            .is_err()
+        {
+            // Full (or partly added): stop adding, as before.
+            self.args_full = true;
+        }
+        self.seen_args.clear();
     }
 
     /// One MISS or SUCC record.
-    fn record(&mut self, capture: &mut Capture, r: &[u8]) {
+    fn record(&mut self, r: &[u8]) {
         if r.len() < REC_KEY || u64_at(r, 0) != self.watch {
             return;
         }
@@ -506,7 +540,7 @@ impl KernelWindows {
                 self.extras.entry(window).or_default().edge(label, other);
             }
             AGG_MISS if r.len() >= REC_KEY + 8 => {
-                let label = self.resolve(capture, r, window);
+                let label = self.resolve(r, window);
                 self.pending.insert(seq, (window, label));
                 let prev = match other {
                     LBL_NONE => None,
@@ -525,7 +559,7 @@ impl KernelWindows {
 
     /// The label of a MISS record's event, recording what an unseen
     /// argument or node contributes to its window.
-    fn resolve(&mut self, capture: &mut Capture, r: &[u8], window: u64) -> u32 {
+    fn resolve(&mut self, r: &[u8], window: u64) -> u32 {
         let nr = u32_at(r, 44) as i32;
         let dir = if r[48] == 0 {
             Direction::Enter
@@ -585,17 +619,9 @@ impl KernelWindows {
             None => {
                 let res = self.normalise(class, raw, &syscall, &node_name, comm, nr, dir);
                 if res.is_none() && !self.args_full {
-                    // Seen (or no argument): the kernel decides it next time.
-                    let key = &r[REC_HASH..REC_KEY];
-                    if capture
-                        .skel()
-                        .maps
-                        .agg_args
-                        .update(key, &[1u8], MapFlags::ANY)
-                        .is_err()
-                    {
-                        self.args_full = true;
-                    }
+                    // Seen (or no argument): the kernel decides it next
+                    // time (added with this poll's others, flush_seen_args).
+                    self.seen_args.extend_from_slice(&r[REC_HASH..REC_KEY]);
                 }
                 self.resolved
                     .insert(self.key_scratch.as_slice().into(), res.clone());

@@ -29,6 +29,7 @@ struct PerContainer {
     windows: u64,
     empty_windows: u64,
     alerts: u64,
+    late: u64,
     buckets: Vec<u64>,
     error_sum: f64,
     error_count: u64,
@@ -62,6 +63,11 @@ impl Metrics {
 
     pub fn events(&mut self, cg: &CgroupRef, n: u64) {
         self.entry(cg).events += n;
+    }
+
+    /// Events of the container the windower dropped for their time, so far.
+    pub fn late(&mut self, cg: &CgroupRef, n: u64) {
+        self.entry(cg).late = n;
     }
 
     /// `count` windows closed with this error (`count` > 1: a run of empty ones).
@@ -144,6 +150,13 @@ impl Exposition for Metrics {
             "counter",
             "Anomalous windows (error above threshold).",
             &|c| c.alerts,
+        );
+        family(
+            &mut s,
+            "chids_late_events_total",
+            "counter",
+            "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead).",
+            &|c| c.late,
         );
 
         let _ = writeln!(
@@ -306,6 +319,7 @@ mod tests {
         m.window(&cg, Some(0.002), false, 1);
         m.window(&cg, Some(0.5), true, 1);
         m.window(&cg, None, false, 3);
+        m.late(&cg, 2);
         m.counters.dropped = 3;
         let text = m.render();
         assert!(text
@@ -314,6 +328,9 @@ mod tests {
             .contains("chids_windows_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 5"));
         assert!(text
             .contains("chids_alerts_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 1"));
+        assert!(text.contains(
+            "chids_late_events_total{container=\"web\\\"1\",cgroup=\"/sys/fs/cgroup/x\"} 2"
+        ));
         assert!(text.contains(",le=\"0.003\"} 1\n"));
         assert!(text.contains(",le=\"+Inf\"} 2\n"));
         assert!(text.contains("chids_dropped_events_total 3\n"));

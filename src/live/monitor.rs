@@ -13,7 +13,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -71,7 +71,9 @@ pub enum WindowPath {
 /// One anomalous window. Field names are the alert file's JSON keys.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Alert {
-    /// When the alert was raised, ns since the epoch.
+    /// When the alert was raised, ns since the epoch, on the events' clock
+    /// (see `Capture::now_ns`): a wall-clock step while chids runs moves
+    /// neither this nor the window times, so they stay comparable.
     pub time_ns: u64,
     /// The watched cgroup's path.
     pub cgroup: String,
@@ -131,7 +133,8 @@ pub struct MonitorSummary {
     pub events: u64,
     pub windows: u64,
     pub alerts: u64,
-    /// Events dropped for arriving more than two windows out of time order.
+    /// Events the windower dropped for their time: more than two windows
+    /// late, before the first window, or absurdly far ahead.
     pub out_of_order: u64,
     pub counters: Counters,
     pub elapsed: Duration,
@@ -142,13 +145,6 @@ pub struct MonitorSummary {
     pub stopped_by: StopReason,
     /// Windows were computed in the kernel.
     pub kernel_windows: bool,
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// Notices, about once a second, that a watched container's cgroup is gone
@@ -295,7 +291,8 @@ pub fn monitor(
     let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
                               streams: &HashMap<u64, CgroupRef>,
                               windows: &mut u64,
-                              alerts: &mut u64|
+                              alerts: &mut u64,
+                              now_ns: u64|
      -> Result<(), LiveError> {
         for (watch, scored) in closed.drain(..) {
             let Some(cgroup) = streams.get(&watch) else {
@@ -325,7 +322,7 @@ pub fn monitor(
             }
             let v = w.vector.expect("anomalous windows have a vector");
             let alert = Alert {
-                time_ns: now_ns(),
+                time_ns: now_ns,
                 cgroup: cgroup.path.display().to_string(),
                 container: cgroup.name.clone(),
                 window_start_ns: w.start_ns,
@@ -356,6 +353,8 @@ pub fn monitor(
     };
 
     let mut restart_check = RestartCheck::default();
+    // Late events of detectors that ended (a restarted container's).
+    let mut late_done = 0u64;
     let stopped_by = loop {
         capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
             if !gate.admit(raw) {
@@ -391,9 +390,18 @@ pub fn monitor(
                     m.events(&s.cgroup, n);
                 }
             }
+            for s in streams.values() {
+                m.late(&s.cgroup, late_done + s.detector.window_stats().dropped());
+            }
             m.counters = capture.counters();
         }
-        process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+        process_closed(
+            &mut closed,
+            &cgroups,
+            &mut windows,
+            &mut alerts,
+            capture.now_ns(),
+        )?;
 
         // `--container`: a restarted container has a new cgroup; follow it.
         if let Target::Container(id) = &opts.target {
@@ -401,9 +409,16 @@ pub fn monitor(
                 capture.unwatch(&cgroup)?;
                 if let Some(old) = streams.remove(&cgroup.id) {
                     let old_id = cgroup.id;
+                    late_done += old.detector.window_stats().dropped();
                     old.detector.finish(&mut |w| closed.push((old_id, w)));
                 }
-                process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+                process_closed(
+                    &mut closed,
+                    &cgroups,
+                    &mut windows,
+                    &mut alerts,
+                    capture.now_ns(),
+                )?;
                 capture.watch(&new)?;
                 streams.insert(
                     new.id,
@@ -460,12 +475,20 @@ pub fn monitor(
             }
         }
     }
-    let mut out_of_order = 0;
+    let mut out_of_order = late_done;
     for (watch, s) in streams.drain() {
-        out_of_order += s.detector.window_stats().out_of_order();
+        let late = s.detector.window_stats().dropped();
+        metrics.lock().unwrap().late(&s.cgroup, late_done + late);
+        out_of_order += late;
         s.detector.finish(&mut |w| closed.push((watch, w)));
     }
-    process_closed(&mut closed, &cgroups, &mut windows, &mut alerts)?;
+    process_closed(
+        &mut closed,
+        &cgroups,
+        &mut windows,
+        &mut alerts,
+        capture.now_ns(),
+    )?;
     drop(command);
     drop(server);
 

@@ -3,6 +3,8 @@
 //! resource is a guard that cleans up on drop, panics included.
 #![allow(dead_code)]
 
+pub mod cri;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -91,6 +93,12 @@ impl Image {
     /// busybox-static and its applets, plus `extra` files copied in
     /// (host path, path in the image).
     pub fn busybox(name: &str, extra: &[(&Path, &str)]) -> Image {
+        Self::busybox_with(name, extra, &[])
+    }
+
+    /// As [`Image::busybox`], with `podman import --change` instructions
+    /// (e.g. a `CMD`).
+    pub fn busybox_with(name: &str, extra: &[(&Path, &str)], changes: &[&str]) -> Image {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("rootfs");
         for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "var/lib/chids"] {
@@ -132,7 +140,12 @@ impl Image {
             .status()
             .unwrap();
         assert!(st.success());
-        podman_ok(&["import", tar.to_str().unwrap(), name]);
+        let mut args = vec!["import"];
+        for c in changes {
+            args.extend(["--change", c]);
+        }
+        args.extend([tar.to_str().unwrap(), name]);
+        podman_ok(&args);
         Image {
             name: name.to_string(),
         }
@@ -317,6 +330,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(state: &Path, args: &[&str]) -> Agent {
+        Self::start_with_env(state, args, &[])
+    }
+
+    /// As [`Agent::start`], with extra environment variables for the agent.
+    pub fn start_with_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
         std::fs::create_dir_all(state).unwrap();
         let log = state.join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
         let log = unique(log);
@@ -326,6 +344,7 @@ impl Agent {
             .arg("--state-dir")
             .arg(state)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)

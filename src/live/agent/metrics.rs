@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::identity::Identity;
+use crate::live::capture::Counters;
 use crate::live::metrics::Exposition;
 use crate::live::sink::SinkStats;
 
@@ -16,6 +17,7 @@ struct ContainerLine {
     events: u64,
     windows: u64,
     alerts: u64,
+    late: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -25,7 +27,18 @@ pub(crate) struct WorkloadLine {
     pub events: u64,
     pub windows: u64,
     pub alerts: u64,
+    /// Events the windower dropped for their time (see [`AgentMetrics::late`]).
+    pub late: u64,
     pub learned_seconds: f64,
+}
+
+/// A running container's totals so far.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ContainerCounts {
+    pub events: u64,
+    pub windows: u64,
+    pub alerts: u64,
+    pub late: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -34,8 +47,13 @@ pub struct AgentMetrics {
     /// not pile up on a host where containers come and go.
     containers: BTreeMap<u64, ContainerLine>,
     pub(crate) workloads: BTreeMap<String, WorkloadLine>,
-    pub dropped: u64,
-    pub path_faults: u64,
+    /// The capture's loss counters (ring buffer, path reads, exec enters,
+    /// undecodable records).
+    pub counters: Counters,
+    /// Events dropped by the detecting streams' windowers for their time:
+    /// more than two windows late, before a stream's first window, or
+    /// absurdly far ahead. All containers, stopped ones included.
+    pub late: u64,
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub watched: usize,
@@ -74,11 +92,12 @@ impl AgentMetrics {
     }
 
     /// A running container's totals so far.
-    pub(crate) fn set_counts(&mut self, cgroup_id: u64, events: u64, windows: u64, alerts: u64) {
+    pub(crate) fn set_counts(&mut self, cgroup_id: u64, counts: ContainerCounts) {
         if let Some(c) = self.containers.get_mut(&cgroup_id) {
-            c.events = events;
-            c.windows = windows;
-            c.alerts = alerts;
+            c.events = counts.events;
+            c.windows = counts.windows;
+            c.alerts = counts.alerts;
+            c.late = counts.late;
         }
     }
 }
@@ -123,6 +142,12 @@ impl Exposition for AgentMetrics {
             "counter",
             "Alerts per running container.",
             &mut per_container(|c| c.alerts).into_iter(),
+        );
+        family(
+            "chids_container_late_events_total",
+            "counter",
+            "Events dropped per running container for their time (more than two windows late, before the first window, or absurdly far ahead).",
+            &mut per_container(|c| c.late).into_iter(),
         );
         let wl = |w: &str| format!("workload=\"{}\"", escape(w));
         family(
@@ -179,6 +204,12 @@ impl Exposition for AgentMetrics {
             "Alerts raised for the workload.",
             &mut per_workload(|w| w.alerts.to_string()).into_iter(),
         );
+        family(
+            "chids_workload_late_events_total",
+            "counter",
+            "Events of the workload's containers dropped for their time.",
+            &mut per_workload(|w| w.late.to_string()).into_iter(),
+        );
         let one = |v: String| vec![(String::new(), v)].into_iter();
         family(
             "chids_agent_cpu_seconds_total",
@@ -199,17 +230,40 @@ impl Exposition for AgentMetrics {
             &mut one(self.watched.to_string()),
         );
         family(
-            "chids_dropped_events_total",
+            "chids_late_events_total",
             "counter",
-            "Events lost in the kernel (ring buffer full).",
-            &mut one(self.dropped.to_string()),
+            "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead), all containers.",
+            &mut one(self.late.to_string()),
         );
-        family(
-            "chids_path_read_faults_total",
-            "counter",
-            "Path arguments that could not be read.",
-            &mut one(self.path_faults.to_string()),
-        );
+        for (metric, help, v) in [
+            (
+                "chids_dropped_events_total",
+                "Events lost in the kernel (ring buffer full).",
+                self.counters.dropped,
+            ),
+            (
+                "chids_path_read_faults_total",
+                "Path arguments that could not be read.",
+                self.counters.path_faults,
+            ),
+            (
+                "chids_exec_enters_lost_total",
+                "Execs whose enter event was lost to pending-map eviction.",
+                self.counters.exec_unmatched,
+            ),
+            (
+                "chids_undecodable_records_total",
+                "Ring-buffer records that could not be decoded.",
+                self.counters.undecodable,
+            ),
+            (
+                "chids_migrated_tasks_total",
+                "Watched tasks moved out of every watched cgroup (followed).",
+                self.counters.migrated,
+            ),
+        ] {
+            family(metric, "counter", help, &mut one(v.to_string()));
+        }
         let sink = |f: fn(&SinkStats) -> u64| {
             self.sinks
                 .iter()
@@ -266,7 +320,17 @@ mod tests {
         };
         let mut m = AgentMetrics::default();
         m.container_started(7, &ident, "localhost/web:1");
-        m.set_counts(7, 100, 3, 1);
+        m.set_counts(
+            7,
+            ContainerCounts {
+                events: 100,
+                windows: 3,
+                alerts: 1,
+                late: 2,
+            },
+        );
+        m.late = 5;
+        m.counters.exec_unmatched = 4;
         m.workloads.insert(
             "localhost/web:1".into(),
             WorkloadLine {
@@ -286,6 +350,14 @@ mod tests {
         assert!(text.contains(
             "chids_container_events_total{container=\"web\\\"1\",container_id=\"abababababab\",image=\"localhost/web:1\",runtime=\"podman\",workload=\"localhost/web:1\"} 100"
         ), "{text}");
+        assert!(text.contains(
+            "chids_container_late_events_total{container=\"web\\\"1\",container_id=\"abababababab\",image=\"localhost/web:1\",runtime=\"podman\",workload=\"localhost/web:1\"} 2"
+        ), "{text}");
+        assert!(text.contains("\nchids_late_events_total 5\n"), "{text}");
+        assert!(
+            text.contains("\nchids_exec_enters_lost_total 4\n"),
+            "{text}"
+        );
         assert!(text
             .contains("chids_workload_state{workload=\"localhost/web:1\",state=\"detecting\"} 1"));
         assert!(text

@@ -13,6 +13,7 @@
 //! `baseline` command uses, on the recordings the agent wrote, so a model
 //! the agent learnt is a model `chids baseline` would have made from them.
 
+pub mod cri;
 pub mod discovery;
 pub mod identity;
 pub mod metrics;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::capture::{Capture, RawEvent};
+use super::capture::{Capture, Counters, RawEvent};
 use super::cgroup::{cgroup2_root, CgroupRef};
 use super::format::{write_sc_line, Formatter};
 use super::monitor::Alert;
@@ -45,9 +46,9 @@ use crate::source::lidds::Lidds2021;
 use crate::source::{EventSource, ReadOptions};
 use crate::train::{train, TrainOptions};
 
-use discovery::{Change, Discovery};
+use discovery::{Change, Discovery, Runtime};
 use identity::{Identity, Resolver};
-use metrics::{AgentMetrics, WorkloadLine};
+use metrics::{AgentMetrics, ContainerCounts, WorkloadLine};
 pub use status::{read_status, AgentStatus, ContainerStatus, SinkStatus, WorkloadStatus};
 use workloads::{folder_name, ModelStore, WorkloadConfig};
 
@@ -58,6 +59,9 @@ pub struct AgentOptions {
     /// Prefix of the runtimes' state folders (`/` on the host, the host
     /// mount inside a container).
     pub host_root: PathBuf,
+    /// The CRI socket to ask for containerd / CRI-O containers' names
+    /// (default: the usual sockets under `host_root`, when one answers).
+    pub cri_socket: Option<PathBuf>,
     /// One model bundle folder per workload.
     pub models: PathBuf,
     /// Learning data, the status file, the alert spool.
@@ -119,6 +123,11 @@ pub struct AgentSummary {
     pub alerts: u64,
     pub containers_seen: u64,
     pub models_trained: u64,
+    /// Events the windowers dropped for their time (more than two windows
+    /// late, before a stream's first window, or absurdly far ahead).
+    pub late: u64,
+    /// The capture's loss counters at the end.
+    pub counters: Counters,
     pub elapsed: Duration,
 }
 
@@ -154,6 +163,8 @@ struct Workload<'a> {
     events: u64,
     windows: u64,
     alerts: u64,
+    /// Late events of the workload's containers that have stopped.
+    late: u64,
 }
 
 enum Stream<'a> {
@@ -173,9 +184,35 @@ struct Container<'a> {
     events: u64,
     windows: u64,
     alerts: u64,
+    /// Late events of the container's earlier detectors (see [`Container::late`]).
+    late_done: u64,
     /// Learning bytes this container may still write (its workload's share
     /// of LEARN_MAX_BYTES when it started).
     learn_budget: u64,
+}
+
+impl Container<'_> {
+    /// Events the windower dropped for their time, so far.
+    fn late(&self) -> u64 {
+        self.late_done
+            + match &self.stream {
+                Stream::Detecting(d) => d.window_stats().dropped(),
+                _ => 0,
+            }
+    }
+
+    /// Ends the container's stream: a detector's open windows go to `emit`,
+    /// a learning file is flushed.
+    fn finish_stream(&mut self, emit: &mut impl FnMut(ScoredWindow)) {
+        self.late_done = self.late();
+        match std::mem::replace(&mut self.stream, Stream::Waiting) {
+            Stream::Detecting(d) => d.finish(emit),
+            Stream::Learning(Some(mut wr)) => {
+                let _ = wr.flush();
+            }
+            _ => {}
+        }
+    }
 }
 
 type TrainResult = (String, Result<Bundle, String>);
@@ -207,6 +244,9 @@ pub fn agent(
         None => cgroup2_root()?,
     };
     let resolver = Resolver::new(&opts.host_root);
+    let mut cri = cri::CriSource::new(opts.cri_socket.as_deref(), &opts.host_root, &mut |l| {
+        on_update(AgentUpdate::Log(l))
+    });
     // In a container (the DaemonSet), the agent's own container is one of
     // those discovered: watching it would feed the agent its own work.
     let own_cgroup = own_cgroup(&root);
@@ -283,7 +323,11 @@ pub fn agent(
                         )));
                         continue;
                     }
-                    let ident = resolver.resolve(found.container.runtime, &found.container.id);
+                    let mut ident = resolver.resolve(found.container.runtime, &found.container.id);
+                    if matches!(found.container.runtime, Runtime::Containerd | Runtime::Crio) {
+                        // The runtime's own answer first; the disk's where it says nothing.
+                        cri.fill(&mut ident, &mut |l| on_update(AgentUpdate::Log(l)));
+                    }
                     if ident.is_bare() && bare_warned.insert(ident.runtime.clone()) {
                         on_update(AgentUpdate::Log(format!(
                             "identity: no {} state found under {} for {}; containers of this runtime are named by id",
@@ -335,6 +379,7 @@ pub fn agent(
                             events: 0,
                             windows: 0,
                             alerts: 0,
+                            late_done: 0,
                             learn_budget: LEARN_MAX_BYTES.saturating_sub(w.learn_bytes),
                         },
                     ) {
@@ -350,13 +395,7 @@ pub fn agent(
                     };
                     let _ = capture.unwatch(&c.cgroup);
                     // Events still in the ring buffer belong to windows we close now.
-                    match std::mem::replace(&mut c.stream, Stream::Waiting) {
-                        Stream::Detecting(d) => d.finish(&mut |w| closed.push((cgroup_id, w))),
-                        Stream::Learning(Some(mut wr)) => {
-                            let _ = wr.flush();
-                        }
-                        _ => {}
-                    }
+                    c.finish_stream(&mut |w| closed.push((cgroup_id, w)));
                     containers.insert(cgroup_id, c);
                     process_closed(
                         &mut closed,
@@ -366,6 +405,7 @@ pub fn agent(
                         &mut summary,
                         &mut alert_seq,
                         agent_start_ns,
+                        capture.now_ns(),
                         opts.theta,
                         on_update,
                     )?;
@@ -373,15 +413,21 @@ pub fn agent(
                     if let Some(w) = workloads.get_mut(&c.workload) {
                         w.containers = w.containers.saturating_sub(1);
                         w.events += c.events;
+                        w.late += c.late();
                     }
+                    summary.late += c.late();
                     metrics.lock().unwrap().container_stopped(cgroup_id);
                     on_update(AgentUpdate::Log(format!(
-                        "container {} ({}) stopped after {} events, {} windows, {} alerts",
+                        "container {} ({}) stopped after {} events, {} windows, {} alerts{}",
                         c.ident.display_name(),
                         c.ident.short_id(),
                         c.events,
                         c.windows,
-                        c.alerts
+                        c.alerts,
+                        match c.late() {
+                            0 => String::new(),
+                            n => format!(", {n} late events dropped"),
+                        }
                     )));
                 }
             }
@@ -432,6 +478,7 @@ pub fn agent(
             &mut summary,
             &mut alert_seq,
             agent_start_ns,
+            capture.now_ns(),
             opts.theta,
             on_update,
         )?;
@@ -556,13 +603,8 @@ pub fn agent(
     let ids: Vec<u64> = containers.keys().copied().collect();
     for id in ids {
         let c = containers.get_mut(&id).unwrap();
-        match std::mem::replace(&mut c.stream, Stream::Waiting) {
-            Stream::Detecting(d) => d.finish(&mut |w| closed.push((id, w))),
-            Stream::Learning(Some(mut wr)) => {
-                let _ = wr.flush();
-            }
-            _ => {}
-        }
+        c.finish_stream(&mut |w| closed.push((id, w)));
+        summary.late += c.late();
     }
     process_closed(
         &mut closed,
@@ -572,6 +614,7 @@ pub fn agent(
         &mut summary,
         &mut alert_seq,
         agent_start_ns,
+        capture.now_ns(),
         opts.theta,
         on_update,
     )?;
@@ -595,6 +638,7 @@ pub fn agent(
     drop(server);
     // Training threads finish on their own; their results are not needed.
     drop(train_rx);
+    summary.counters = capture.counters();
     summary.elapsed = start.elapsed();
     Ok(summary)
 }
@@ -617,6 +661,7 @@ fn new_workload<'a>(state: WorkloadState<'a>) -> Workload<'a> {
         events: 0,
         windows: 0,
         alerts: 0,
+        late: 0,
     }
 }
 
@@ -730,6 +775,7 @@ fn process_closed(
     summary: &mut AgentSummary,
     alert_seq: &mut u64,
     agent_start_ns: u64,
+    now_ns: u64,
     theta: Option<f64>,
     on_update: &mut dyn FnMut(AgentUpdate<'_>),
 ) -> Result<(), LiveError> {
@@ -766,10 +812,8 @@ fn process_closed(
         let alert = AgentAlert {
             id: format!("{agent_start_ns:x}-{alert_seq}"),
             alert: Alert {
-                time_ns: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0),
+                // The events' clock, as the window times (see Alert::time_ns).
+                time_ns: now_ns,
                 cgroup: c.cgroup.path.display().to_string(),
                 container: c.ident.short_id().to_string(),
                 window_start_ns: win.start_ns,
@@ -815,22 +859,27 @@ fn update_metrics(
 ) {
     let counters = capture.counters();
     let mut m = metrics.lock().unwrap();
-    m.dropped = counters.dropped;
-    m.path_faults = counters.path_faults;
+    m.counters = counters;
     m.cpu_seconds = super::self_cpu_time().as_secs_f64();
     m.rss_bytes = rss_bytes();
     m.watched = containers.len();
     for (&id, c) in containers.iter() {
-        m.set_counts(id, c.events, c.windows, c.alerts);
+        m.set_counts(
+            id,
+            ContainerCounts {
+                events: c.events,
+                windows: c.windows,
+                alerts: c.alerts,
+                late: c.late(),
+            },
+        );
     }
     m.workloads = workloads
         .iter()
         .map(|(k, w)| {
-            let events = containers
-                .values()
-                .filter(|c| &c.workload == k)
-                .map(|c| c.events)
-                .sum::<u64>();
+            let running = containers.values().filter(|c| &c.workload == k);
+            let events = running.clone().map(|c| c.events).sum::<u64>();
+            let late = running.map(|c| c.late()).sum::<u64>();
             (
                 k.clone(),
                 WorkloadLine {
@@ -839,11 +888,13 @@ fn update_metrics(
                     events: w.events + events,
                     windows: w.windows,
                     alerts: w.alerts,
+                    late: w.late + late,
                     learned_seconds: w.learned.as_secs_f64(),
                 },
             )
         })
         .collect();
+    m.late = m.workloads.values().map(|w| w.late).sum();
     m.sinks = sinks.iter().map(|s| (s.kind(), s.stats())).collect();
 }
 
@@ -874,6 +925,7 @@ fn containers_view(containers: &HashMap<u64, Container<'_>>) -> Vec<ContainerSta
             events: c.events,
             windows: c.windows,
             alerts: c.alerts,
+            late_events: c.late(),
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -886,13 +938,17 @@ fn workloads_view(
 ) -> Vec<WorkloadStatus> {
     let mut v: Vec<WorkloadStatus> = workloads
         .iter()
-        .map(|(k, w)| WorkloadStatus {
-            workload: k.clone(),
-            state: w.state.name().to_string(),
-            containers: containers.values().filter(|c| &c.workload == k).count(),
-            learned_seconds: w.learned.as_secs_f64(),
-            windows: w.windows,
-            alerts: w.alerts,
+        .map(|(k, w)| {
+            let running = containers.values().filter(|c| &c.workload == k);
+            WorkloadStatus {
+                workload: k.clone(),
+                state: w.state.name().to_string(),
+                containers: running.clone().count(),
+                learned_seconds: w.learned.as_secs_f64(),
+                windows: w.windows,
+                alerts: w.alerts,
+                late_events: w.late + running.map(|c| c.late()).sum::<u64>(),
+            }
         })
         .collect();
     v.sort_by(|a, b| a.workload.cmp(&b.workload));
@@ -908,6 +964,7 @@ fn status_now(
     learn_for: Duration,
     running: bool,
 ) -> AgentStatus {
+    let workloads = workloads_view(workloads, containers);
     AgentStatus {
         updated_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -920,8 +977,9 @@ fn status_now(
         kernel_watched: capture.watched_count(),
         events: summary.events,
         dropped_events: capture.counters().dropped,
+        late_events: workloads.iter().map(|w| w.late_events).sum(),
         alerts: summary.alerts,
-        workloads: workloads_view(workloads, containers),
+        workloads,
         containers: containers_view(containers),
         sinks: sinks
             .iter()

@@ -19,6 +19,9 @@ pub struct WorkloadStatus {
     pub learned_seconds: f64,
     pub windows: u64,
     pub alerts: u64,
+    /// Events dropped for their time (see `AgentStatus::late_events`).
+    #[serde(default)]
+    pub late_events: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -33,6 +36,8 @@ pub struct ContainerStatus {
     pub events: u64,
     pub windows: u64,
     pub alerts: u64,
+    #[serde(default)]
+    pub late_events: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -71,6 +76,10 @@ pub struct AgentStatus {
     pub kernel_watched: usize,
     pub events: u64,
     pub dropped_events: u64,
+    /// Events the windowers dropped for their time: more than two windows
+    /// late, before a stream's first window, or absurdly far ahead.
+    #[serde(default)]
+    pub late_events: u64,
     pub alerts: u64,
     pub workloads: Vec<WorkloadStatus>,
     pub containers: Vec<ContainerStatus>,

@@ -1,0 +1,166 @@
+//! `chids agent` with a real containerd and its CRI plugin: a pod started
+//! the way the kubelet starts one (RunPodSandbox, CreateContainer,
+//! StartContainer, with the kubelet's labels) is discovered under
+//! `kubepods/besteffort/pod<uid>/<id>`, named by the CRI socket, learnt,
+//! and an attack in it raises alerts naming namespace, pod and container.
+//! Without the socket, the names come from containerd's state on disk
+//! (the CRI annotations of the OCI spec), and the agent says so once.
+//!
+//! containerd runs from a folder of its own (root, state, socket), laid
+//! out as a host's `/run/containerd` under that folder, so `--host-root`
+//! points the agent at it and nothing of a host containerd is touched.
+//!
+//! Needs root, kernel BTF, containerd, runc, podman (to build the image)
+//! and busybox-static (scripts/install-test-deps.sh); run with
+//! `--include-ignored`.
+#![cfg(feature = "live")]
+
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::cri::Containerd;
+use agent_support::*;
+use serde_json::Value;
+
+const LOOP: &str =
+    "while true; do cat /etc/passwd > /dev/null; ls /bin > /dev/null; sleep 0.2; done";
+const ATTACK: &str = "cat /etc/shadow > /dev/null; cp /bin/busybox /tmp/ls; /tmp/ls / > /dev/null";
+
+fn alerts_in(file: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, containerd, podman"]
+fn agent_names_cri_pods_and_alerts_with_their_kubernetes_identity() {
+    if let Some(why) = skip_reason().or_else(cri::skip_reason) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let p = prefix();
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    let img = Image::busybox_with(
+        &format!("localhost/{p}-cri:1"),
+        &[],
+        &[r#"CMD ["/bin/sleep", "100000000"]"#],
+    );
+    // The image is the pods' pause image too (no registry to pull one from).
+    let mut ctd = Containerd::start(&host, &img.name);
+    ctd.import(&img.name);
+    let socket = ctd.socket.clone();
+
+    let alerts_file = tmp.path().join("alerts.jsonl");
+    let mut agent = Agent::start(
+        &tmp.path().join("state"),
+        &[
+            "--host-root",
+            host.to_str().unwrap(),
+            "--learn-for",
+            "20s",
+            "--theta",
+            "1.5",
+            "--alerts",
+            alerts_file.to_str().unwrap(),
+            "--epochs",
+            "40",
+        ],
+    );
+    wait_for("agent status", Duration::from_secs(30), || agent.status());
+    assert!(
+        agent
+            .log_text()
+            .contains(&format!("CRI runtime containerd on {}", socket.display())),
+        "the agent did not find the CRI socket under --host-root:\n{}",
+        agent.log_text()
+    );
+
+    let ns = "chids-test";
+    let pod = format!("{p}-web-0");
+    let id = ctd.run_pod(ns, &pod, "app", &img.name, LOOP);
+    let name = format!("{pod}/app");
+    let entry = wait_for(
+        "the pod's container in the status",
+        Duration::from_secs(30),
+        || {
+            let st = agent.status()?;
+            st["containers"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == id.as_str())
+                .cloned()
+        },
+    );
+    assert_eq!(entry["name"], name.as_str(), "{entry:#}");
+    assert_eq!(entry["runtime"], "containerd", "{entry:#}");
+    assert_eq!(entry["image"], img.name.as_str(), "{entry:#}");
+    let cgroup = entry["cgroup"].as_str().unwrap();
+    assert!(
+        cgroup.contains("/kubepods/besteffort/pod") && cgroup.ends_with(&id),
+        "{cgroup}"
+    );
+
+    wait_for("the image detecting", Duration::from_secs(240), || {
+        let st = agent.status()?;
+        (workload_state(&st, &img.name)? == "detecting").then_some(())
+    });
+    wait_for("windows scored", Duration::from_secs(30), || {
+        let st = agent.status()?;
+        (container(&st, &name)?["windows"].as_u64()? >= 3).then_some(())
+    });
+    assert_eq!(ctd.exec(&id, ATTACK), 0, "the attack did not run");
+    let alert = wait_for("an alert for the pod", Duration::from_secs(60), || {
+        alerts_in(&alerts_file)
+            .into_iter()
+            .find(|a| a["container_id"] == id.as_str())
+    });
+    assert_eq!(alert["namespace"], ns, "{alert:#}");
+    assert_eq!(alert["pod"], pod.as_str(), "{alert:#}");
+    assert_eq!(alert["k8s_container"], "app", "{alert:#}");
+    assert_eq!(alert["container_name"], name.as_str(), "{alert:#}");
+    assert_eq!(alert["image"], img.name.as_str(), "{alert:#}");
+    assert_eq!(alert["runtime"], "containerd", "{alert:#}");
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+
+    // No CRI socket: the names come from containerd's state on disk
+    // (the CRI annotations in the OCI spec), and the log says why, once.
+    let agent = Agent::start(
+        &tmp.path().join("state-disk"),
+        &[
+            "--host-root",
+            host.to_str().unwrap(),
+            "--cri-socket",
+            tmp.path().join("no.sock").to_str().unwrap(),
+            "--learn-for",
+            "1h",
+            "--alerts",
+            tmp.path().join("alerts-disk.jsonl").to_str().unwrap(),
+        ],
+    );
+    let entry = wait_for(
+        "the pod's container, named from disk",
+        Duration::from_secs(30),
+        || {
+            let st = agent.status()?;
+            st["containers"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == id.as_str())
+                .cloned()
+        },
+    );
+    assert_eq!(entry["name"], name.as_str(), "{entry:#}");
+    let log = agent.log_text();
+    assert_eq!(
+        log.matches("named from their state on disk").count(),
+        1,
+        "{log}"
+    );
+    drop(agent);
+    drop(ctd);
+}
