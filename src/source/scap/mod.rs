@@ -6,8 +6,10 @@
 //! the [`event_table`] (generated from falcosecurity/libs into
 //! `events_gen.rs`), `state` keeps the little state sysdig needs to print an
 //! event the way `sysdig -r` does (thread names, fd tables), [`format`](mod@format)
-//! renders `evt.info` and [`params`] the typed parameters; `container`
-//! applies `--container`.
+//! renders `evt.info` and [`params`] the typed parameters; `noise` answers
+//! the compat noise filter from the fields; `container` applies
+//! `--container`; `prefetch` inflates large gzip captures on a thread of
+//! their own.
 
 pub mod block;
 mod container;
