@@ -472,16 +472,20 @@ fn split_params<'a>(
     if n > 64 || n * lw > payload.len() {
         return Err(format!("event claims {n} parameters, more than fit"));
     }
+    let (lens, mut values) = payload.split_at(n * lw);
     out.reserve(n);
-    let mut pos = n * lw;
-    for i in 0..n {
-        let l = read_len(i).ok_or("parameter lengths truncated")?;
-        let end = pos
-            .checked_add(l)
-            .filter(|&e| e <= payload.len())
-            .ok_or_else(|| format!("parameter {i} length {l} runs past the event"))?;
-        out.push(&payload[pos..end]);
-        pos = end;
+    for (i, w) in lens.chunks_exact(lw).enumerate() {
+        let l = match *w {
+            [a, b] => u16::from_le_bytes([a, b]) as usize,
+            [a, b, c, d] => u32::from_le_bytes([a, b, c, d]) as usize,
+            _ => 0,
+        };
+        if l > values.len() {
+            return Err(format!("parameter {i} length {l} runs past the event"));
+        }
+        let (value, rest) = values.split_at(l);
+        out.push(value);
+        values = rest;
     }
     Ok(())
 }
