@@ -3,7 +3,8 @@
 # user runs them: wall-clock medians of interleaved repetitions.
 #
 #   cargo build --release && CHIDS_SHARED=/work/shared benches/scap_cli.sh [REPS]
-#   (CHIDS_BIN=path/to/chids times another build, e.g. an older one)
+#   CHIDS_BASE=path/to/other/chids ... also times that build (e.g. main's)
+#   in the same interleaved loop, for a before/after under the same load
 #
 # Prints, per measure, the median and the ratio to its reference:
 #   split A (compat)  `chids baseline --compat` + `chids evaluate` on the
@@ -25,13 +26,17 @@ trap 'rm -rf "$work"' EXIT
 
 train=("$S/sysdig-opensource-examples" "$S/troubleshooting-docker-kubernetes-sysdig")
 attack=("$S/falco" "$S/libs")
-split_a() {
+BASE=${CHIDS_BASE:-}
+split_a_with() {
   rm -rf "$work/a"
-  "$B" baseline --compat --td "${train[@]}" --od "$work/a" >/dev/null 2>&1
-  "$B" evaluate --model "$work/a" --ns "${train[@]}" --ms "${attack[@]}" >/dev/null 2>&1
+  "$1" baseline --compat --td "${train[@]}" --od "$work/a" >/dev/null 2>&1
+  "$1" evaluate --model "$work/a" --ns "${train[@]}" --ms "${attack[@]}" >/dev/null 2>&1
 }
+split_a() { split_a_with "$B"; }
+base_split_a() { split_a_with "$BASE"; }
 "$B" baseline --td "$K8S" --od "$work/k8s" >/dev/null 2>&1
 vectors() { "$B" vectors --model "$work/k8s" "$K8S" >/dev/null; }
+base_vectors() { "$BASE" vectors --model "$work/k8s" "$K8S" >/dev/null; }
 sysdig_r() { sysdig -r "$K8S" >/dev/null; }
 
 # Seconds one call of $1 takes.
@@ -53,11 +58,15 @@ for log in A_baseline.log A_evaluate.log; do
 done
 
 split_a; vectors # warm the page cache
-: >"$work/a.t"; : >"$work/v.t"; : >"$work/s.t"
+: >"$work/a.t"; : >"$work/v.t"; : >"$work/s.t"; : >"$work/ba.t"; : >"$work/bv.t"
 for _ in $(seq "$REPS"); do
   timed split_a >>"$work/a.t"
   timed vectors >>"$work/v.t"
   timed sysdig_r >>"$work/s.t"
+  if [ -n "$BASE" ]; then
+    timed base_split_a >>"$work/ba.t"
+    timed base_vectors >>"$work/bv.t"
+  fi
 done
 a=$(median <"$work/a.t"); v=$(median <"$work/v.t"); s=$(median <"$work/s.t")
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg), $REPS interleaved reps, medians"
@@ -67,3 +76,8 @@ samples() { sort -g "$1" | awk '{printf "%.3f ", $1}'; }
 echo "samples (s): split A: $(samples "$work/a.t")"
 echo "             vectors: $(samples "$work/v.t")"
 echo "             sysdig -r: $(samples "$work/s.t")"
+if [ -n "$BASE" ]; then
+  ba=$(median <"$work/ba.t"); bv=$(median <"$work/bv.t")
+  printf '%s, same loop: split A %.3f s (%.0fx the reference), vectors %.3f s (%.1fx sysdig -r)\n' \
+    "$BASE" "$ba" "$(echo "$ref / $ba" | bc -l)" "$bv" "$(echo "$s / $bv" | bc -l)"
+fi
