@@ -439,13 +439,10 @@ fn split_params<'a>(
     out: &mut Params<'a>,
 ) -> Result<(), String> {
     let lw = if info.large { 4 } else { 2 };
-    let read_len = |i: usize| -> Option<usize> {
-        let b = payload.get(i * lw..i * lw + lw)?;
-        Some(if lw == 2 {
-            u16::from_le_bytes([b[0], b[1]]) as usize
-        } else {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
-        })
+    let word = |w: &[u8]| match *w {
+        [a, b] => u16::from_le_bytes([a, b]) as usize,
+        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
     };
     let n = match nparams {
         Some(n) => n as usize,
@@ -455,13 +452,12 @@ fn split_params<'a>(
             // n fits: walk up until it is reached or passed.
             let mut found = payload.is_empty().then_some(0);
             let mut values = 0usize;
-            for n in 1..=info.params.len() {
-                let Some(l) = read_len(n - 1) else { break };
-                values = values.saturating_add(l);
-                let total = (n * lw).saturating_add(values);
+            for (k, w) in payload.chunks_exact(lw).take(info.params.len()).enumerate() {
+                values = values.saturating_add(word(w));
+                let total = ((k + 1) * lw).saturating_add(values);
                 if total >= payload.len() {
                     if total == payload.len() {
-                        found = Some(n);
+                        found = Some(k + 1);
                     }
                     break;
                 }
@@ -475,11 +471,7 @@ fn split_params<'a>(
     let (lens, mut values) = payload.split_at(n * lw);
     out.reserve(n);
     for (i, w) in lens.chunks_exact(lw).enumerate() {
-        let l = match *w {
-            [a, b] => u16::from_le_bytes([a, b]) as usize,
-            [a, b, c, d] => u32::from_le_bytes([a, b, c, d]) as usize,
-            _ => 0,
-        };
+        let l = word(w);
         if l > values.len() {
             return Err(format!("parameter {i} length {l} runs past the event"));
         }
