@@ -76,17 +76,26 @@ pub fn map_recordings<'a, R: Send>(
         name: stage,
         total: recordings.len(),
     });
-    let results: Vec<Result<R, SourceError>> = recordings
+    // Largest file first: a long recording that happens to come last in
+    // the input would otherwise start only after the small ones before it,
+    // and the run waits for it alone at the end.
+    let mut order: Vec<usize> = (0..recordings.len()).collect();
+    order.sort_by_cached_key(|&i| {
+        std::cmp::Reverse(std::fs::metadata(&recordings[i].info().path).map_or(0, |m| m.len()))
+    });
+    let mut results: Vec<(usize, Result<R, SourceError>)> = order
         .par_iter()
-        .map(|&r| {
+        .map(|&i| {
+            let r = recordings[i];
             let out = f(r);
             progress(Step::Recording {
                 name: &r.info().name,
             });
-            out
+            (i, out)
         })
         .collect();
-    results.into_iter().collect()
+    results.sort_by_key(|&(i, _)| i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Warnings about a recording's read: malformed lines, or nothing usable.
