@@ -143,6 +143,8 @@ pub struct KernelWindows {
     /// bounded, as a workload chooses how many distinct arguments it uses.
     resolved: BoundedCache<Box<[u8]>, Resolution>,
     key_scratch: Vec<u8>,
+    /// Events lost for their time: counted in no window.
+    late: u64,
     /// Hashes (8 bytes each) of arguments resolved as seen since the last
     /// flush to the kernel's set.
     seen_args: Vec<u8>,
@@ -252,6 +254,7 @@ impl KernelWindows {
             extras: HashMap::new(),
             resolved: BoundedCache::new(CACHE_ENTRIES, CACHE_BYTES),
             key_scratch: Vec::new(),
+            late: 0,
             seen_args: Vec::new(),
             batch: Vec::new(),
             args_full: false,
@@ -291,6 +294,12 @@ impl KernelWindows {
         Ok(())
     }
 
+    /// Events lost for their time (in no window), as the per-event
+    /// windower's dropped events.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
     /// Ends the stream: the caller has drained the ring buffers
     /// ([`Capture::drain`]) after the workload stopped. Emits every window
     /// up to the last one with events.
@@ -298,12 +307,12 @@ impl KernelWindows {
         mut self,
         capture: &mut Capture,
         emit: &mut dyn FnMut(WindowFeatures),
-    ) -> Result<(), LiveError> {
+    ) -> Result<u64, LiveError> {
         quiescent(capture, u64::MAX);
         capture.consume();
         self.take_records(capture);
         if self.start(capture).is_none() {
-            return Ok(());
+            return Ok(self.late);
         }
         let last = self.last_window(capture)?;
         if let Some(last) = last {
@@ -312,7 +321,7 @@ impl KernelWindows {
             }
         }
         capture.release_agg_slot(self.slot);
-        Ok(())
+        Ok(self.late)
     }
 
     fn start(&mut self, capture: &mut Capture) -> Option<u64> {
@@ -369,6 +378,9 @@ impl KernelWindows {
                 continue;
             }
             events += u64_at(&v, 8);
+            // Events the kernel could not count in their window (its slot
+            // already held this newer one).
+            self.late += u64_at(&v, 16);
             for (m, map) in bits.iter_mut().enumerate() {
                 for (w, word) in map.iter_mut().enumerate() {
                     *word |= u64_at(&v, WIN_OFF_BITS + (m * LBL_WORDS + w) * 8);
@@ -527,7 +539,8 @@ impl KernelWindows {
         }
         let window = u64_at(r, 8);
         if window < self.next {
-            return; // its window is already out (it came too late)
+            self.late += 1; // its window is already out
+            return;
         }
         let kind = u32_at(r, 24);
         let seq = u32_at(r, 28) & SEQ_MASK;

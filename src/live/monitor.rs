@@ -390,8 +390,13 @@ pub fn monitor(
                     m.events(&s.cgroup, n);
                 }
             }
-            for s in streams.values() {
-                m.late(&s.cgroup, late_done + s.detector.window_stats().dropped());
+            let kernel_late = kernel.as_ref().map_or(0, KernelWindows::late);
+            for (&id, s) in &streams {
+                let own_kernel = if id == cgroup.id { kernel_late } else { 0 };
+                m.late(
+                    &s.cgroup,
+                    late_done + s.detector.window_stats().dropped() + own_kernel,
+                );
             }
             m.counters = capture.counters();
         }
@@ -452,8 +457,9 @@ pub fn monitor(
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         }
     })?;
+    let mut kernel_late = 0;
     if let Some(k) = kernel.take() {
-        k.finish(&mut capture, &mut |w| {
+        kernel_late = k.finish(&mut capture, &mut |w| {
             events += w.events as u64;
             *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
             closed.push((cgroup.id, detect::score(&bundle, threshold, w)));
@@ -477,7 +483,8 @@ pub fn monitor(
     }
     let mut out_of_order = late_done;
     for (watch, s) in streams.drain() {
-        let late = s.detector.window_stats().dropped();
+        let own_kernel = if watch == cgroup.id { kernel_late } else { 0 };
+        let late = s.detector.window_stats().dropped() + own_kernel;
         metrics.lock().unwrap().late(&s.cgroup, late_done + late);
         out_of_order += late;
         s.detector.finish(&mut |w| closed.push((watch, w)));
