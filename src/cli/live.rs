@@ -326,7 +326,7 @@ pub(super) fn report_losses(c: &chids::live::Counters) {
     }
     if c.exec_unmatched > 0 {
         eprintln!(
-            "chids: warning: {} exec(s) lost their enter event (path) to pending-map eviction",
+            "chids: warning: {} exec(s) lost their enter event (path): they entered before the capture",
             c.exec_unmatched
         );
     }

@@ -53,8 +53,8 @@ pub struct Counters {
     /// Watched tasks that moved themselves (or were moved) out of every
     /// watched cgroup; they are followed, and their events still captured.
     pub migrated: u64,
-    /// Successful execs whose enter was not seen (its pending entry was
-    /// evicted): the exec's enter event with its path is lost.
+    /// Successful execs whose enter was not seen (it came before the
+    /// capture started): the exec's enter event with its path is lost.
     pub exec_unmatched: u64,
     /// Ring-buffer records too short to decode (lost).
     pub undecodable: u64,
@@ -150,7 +150,7 @@ pub(crate) fn records(arena: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// What the kernel does with a watched cgroup's events (`struct watch_cfg`).
+/// What the kernel does with a watched cgroup's events (`struct watch`'s flags and slot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WatchFlags {
     /// One ring-buffer record per event.
@@ -427,8 +427,8 @@ impl Capture {
     }
 
     /// Moves the aggregation records received so far (see [`records`])
-    /// into `into`, which must be empty; its allocation is kept for the
-    /// next records.
+    /// into `into` (dropping what it held); `into`'s allocation becomes
+    /// the arena for the next records.
     pub(crate) fn take_agg_records(&mut self, into: &mut Vec<u8>) {
         into.clear();
         std::mem::swap(&mut *self.agg_arena.borrow_mut(), into);

@@ -185,37 +185,43 @@ impl Exposition for Metrics {
             "# HELP chids_threshold Alert threshold on the reconstruction error.\n# TYPE chids_threshold gauge\nchids_threshold {}",
             self.threshold
         );
-        let _ = writeln!(
-            s,
-            "# HELP chids_dropped_events_total Events lost in the kernel (ring buffer full).\n# TYPE chids_dropped_events_total counter\nchids_dropped_events_total {}",
-            self.counters.dropped
-        );
-        let _ = writeln!(
-            s,
-            "# HELP chids_path_read_faults_total Path arguments that could not be read.\n# TYPE chids_path_read_faults_total counter\nchids_path_read_faults_total {}",
-            self.counters.path_faults
-        );
-        for (name, help, v) in [
-            (
-                "chids_migrated_tasks_total",
-                "Watched tasks moved out of every watched cgroup (followed).",
-                self.counters.migrated,
-            ),
-            (
-                "chids_exec_enters_lost_total",
-                "Execs whose enter event was lost to pending-map eviction.",
-                self.counters.exec_unmatched,
-            ),
-            (
-                "chids_undecodable_records_total",
-                "Ring-buffer records that could not be decoded.",
-                self.counters.undecodable,
-            ),
-        ] {
+        for (name, help, v) in kernel_counters(&self.counters) {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         s
     }
+}
+
+/// The kernel side's loss counters as Prometheus counters (name, help,
+/// value): `monitor` and the agent export the same set.
+pub(crate) fn kernel_counters(c: &Counters) -> [(&'static str, &'static str, u64); 5] {
+    [
+        (
+            "chids_dropped_events_total",
+            "Events lost in the kernel (ring buffer full).",
+            c.dropped,
+        ),
+        (
+            "chids_path_read_faults_total",
+            "Path arguments that could not be read.",
+            c.path_faults,
+        ),
+        (
+            "chids_exec_enters_lost_total",
+            "Execs whose enter event was not seen (they entered before the capture).",
+            c.exec_unmatched,
+        ),
+        (
+            "chids_undecodable_records_total",
+            "Ring-buffer records that could not be decoded.",
+            c.undecodable,
+        ),
+        (
+            "chids_migrated_tasks_total",
+            "Watched tasks moved out of every watched cgroup (followed).",
+            c.migrated,
+        ),
+    ]
 }
 
 fn escape(v: &str) -> String {

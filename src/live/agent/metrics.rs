@@ -235,33 +235,7 @@ impl Exposition for AgentMetrics {
             "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead), all containers.",
             &mut one(self.late.to_string()),
         );
-        for (metric, help, v) in [
-            (
-                "chids_dropped_events_total",
-                "Events lost in the kernel (ring buffer full).",
-                self.counters.dropped,
-            ),
-            (
-                "chids_path_read_faults_total",
-                "Path arguments that could not be read.",
-                self.counters.path_faults,
-            ),
-            (
-                "chids_exec_enters_lost_total",
-                "Execs whose enter event was lost to pending-map eviction.",
-                self.counters.exec_unmatched,
-            ),
-            (
-                "chids_undecodable_records_total",
-                "Ring-buffer records that could not be decoded.",
-                self.counters.undecodable,
-            ),
-            (
-                "chids_migrated_tasks_total",
-                "Watched tasks moved out of every watched cgroup (followed).",
-                self.counters.migrated,
-            ),
-        ] {
+        for (metric, help, v) in crate::live::metrics::kernel_counters(&self.counters) {
             family(metric, "counter", help, &mut one(v.to_string()));
         }
         let sink = |f: fn(&SinkStats) -> u64| {
