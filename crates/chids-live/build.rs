@@ -1,7 +1,8 @@
-//! Build script. Without the `live` feature it does nothing, so a plain
-//! `cargo build` needs no clang, no libbpf headers and no kernel BTF.
+//! Build script. This crate is only built with the `chids` feature `live`,
+//! so a plain `cargo build` needs no clang, no libbpf headers and no kernel
+//! BTF.
 //!
-//! With `live`, it compiles the eBPF program `src/live/bpf/chids.bpf.c` with
+//! It compiles the eBPF program `src/bpf/chids.bpf.c` with
 //! clang and generates its Rust skeleton (libbpf-cargo). The program is CO-RE:
 //! it includes a `vmlinux.h` generated here from the build machine's kernel
 //! BTF with bpftool (into OUT_DIR, not committed: it is ~3 MB and regenerating
@@ -10,20 +11,18 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    #[cfg(feature = "live")]
     live::build();
 }
 
-#[cfg(feature = "live")]
 mod live {
     use std::path::PathBuf;
     use std::process::Command;
 
-    const SRC: &str = "src/live/bpf/chids.bpf.c";
+    const SRC: &str = "src/bpf/chids.bpf.c";
 
     pub fn build() {
         println!("cargo:rerun-if-changed={SRC}");
-        println!("cargo:rerun-if-changed=src/live/bpf/aggregate.bpf.h");
+        println!("cargo:rerun-if-changed=src/bpf/aggregate.bpf.h");
         println!("cargo:rerun-if-env-changed=CHIDS_VMLINUX_H");
         let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
         let include = out.join("bpf-include");

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::identity::Identity;
+use crate::identity::Identity;
 
 /// The sockets probed when no `--cri-socket` is given (under the host root).
 pub const DEFAULT_SOCKETS: [&str; 3] = [

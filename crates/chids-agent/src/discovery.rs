@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
-use crate::live::LiveError;
+use chids_live::LiveError;
 
 /// Which runtime a cgroup layout belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::discovery::Runtime;
+use crate::discovery::Runtime;
 
 /// What the agent knows about a container. Missing facts stay `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

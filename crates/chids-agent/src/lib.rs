@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The loop runs on one thread (the capture is not `Send`); training runs
-//! on a background thread with the same [`crate::train::train`] the
+//! on a background thread with the same [`chids_detect::train::train`] the
 //! `baseline` command uses, on the recordings the agent wrote, so a model
 //! the agent learnt is a model `chids baseline` would have made from them.
 
@@ -17,6 +17,7 @@ pub mod cri;
 pub mod discovery;
 pub mod identity;
 pub mod metrics;
+pub mod sink;
 mod status;
 pub mod workloads;
 
@@ -31,20 +32,20 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::capture::{Capture, Counters, RawEvent};
-use super::cgroup::{cgroup2_root, CgroupRef};
-use super::format::{write_sc_line, Formatter};
-use super::monitor::Alert;
-use super::sink::AlertSink;
-use super::{stop_requested, LiveError};
-use crate::args::Mode;
-use crate::detect::{ScoredWindow, StreamDetector};
-use crate::features::Settings;
-use crate::model::bundle::Bundle;
-use crate::model::{default_thetas, TrainConfig};
-use crate::source::lidds::Lidds2021;
-use crate::source::{EventSource, ReadOptions};
-use crate::train::{train, TrainOptions};
+use crate::sink::AlertSink;
+use chids_core::features::Settings;
+use chids_core::mode::Mode;
+use chids_core::source::lidds::Lidds2021;
+use chids_core::source::{EventSource, ReadOptions};
+use chids_detect::detect::{ScoredWindow, StreamDetector};
+use chids_detect::model::bundle::Bundle;
+use chids_detect::model::{default_thetas, TrainConfig};
+use chids_detect::train::{train, TrainOptions};
+use chids_live::capture::{Capture, Counters, RawEvent};
+use chids_live::cgroup::{cgroup2_root, CgroupRef};
+use chids_live::format::{write_sc_line, Formatter};
+use chids_live::monitor::Alert;
+use chids_live::{stop_requested, LiveError};
 
 use discovery::{Change, Discovery, Runtime};
 use identity::{Identity, Resolver};
@@ -277,7 +278,7 @@ pub fn agent(
 
     let metrics = Arc::new(Mutex::new(AgentMetrics::default()));
     let server = match opts.metrics {
-        Some(addr) => Some(super::metrics::serve(addr, Arc::clone(&metrics))?),
+        Some(addr) => Some(chids_live::metrics::serve(addr, Arc::clone(&metrics))?),
         None => None,
     };
 
@@ -860,7 +861,7 @@ fn update_metrics(
     let counters = capture.counters();
     let mut m = metrics.lock().unwrap();
     m.counters = counters;
-    m.cpu_seconds = super::self_cpu_time().as_secs_f64();
+    m.cpu_seconds = chids_live::self_cpu_time().as_secs_f64();
     m.rss_bytes = rss_bytes();
     m.watched = containers.len();
     for (&id, c) in containers.iter() {

@@ -1,15 +1,15 @@
 //! Prometheus metrics of `chids agent`: per container (while it runs) and
 //! per workload (for the agent's life), the agent's own cost, kernel
 //! losses and the sinks' delivery state. Served by the same small server
-//! as `monitor`'s ([`crate::live::metrics::serve`]).
+//! as `monitor`'s ([`chids_live::metrics::serve`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::identity::Identity;
-use crate::live::capture::Counters;
-use crate::live::metrics::Exposition;
-use crate::live::sink::SinkStats;
+use crate::identity::Identity;
+use crate::sink::SinkStats;
+use chids_live::capture::Counters;
+use chids_live::metrics::Exposition;
 
 #[derive(Clone, Debug, Default)]
 struct ContainerLine {
@@ -235,7 +235,7 @@ impl Exposition for AgentMetrics {
             "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead), all containers.",
             &mut one(self.late.to_string()),
         );
-        for (metric, help, v) in crate::live::metrics::kernel_counters(&self.counters) {
+        for (metric, help, v) in chids_live::metrics::kernel_counters(&self.counters) {
             family(metric, "counter", help, &mut one(v.to_string()));
         }
         let sink = |f: fn(&SinkStats) -> u64| {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::live::sink::SinkStats;
+use crate::sink::SinkStats;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct WorkloadStatus {
@@ -95,7 +95,7 @@ pub(crate) fn write(state_dir: &Path, status: &AgentStatus) {
         return;
     };
     // A fresh temporary name, then a rename: never through a planted link.
-    let _ = crate::output::write_file(&state_dir.join(FILE), &text, 0o644);
+    let _ = chids_core::output::write_file(&state_dir.join(FILE), &text, 0o644);
 }
 
 /// Reads `<state_dir>/status.json`.

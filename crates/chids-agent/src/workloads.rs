@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::identity::Identity;
-use crate::model::bundle::Bundle;
+use crate::identity::Identity;
+use chids_detect::model::bundle::Bundle;
 
 /// One grouping rule: every field given must match.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]

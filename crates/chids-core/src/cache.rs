@@ -73,7 +73,7 @@ impl<K: Hash + Eq + Weigh, V> BoundedCache<K, V> {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 

@@ -23,9 +23,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{normalize_endpoint, normalize_path, ArgKind, Mode, RawArg};
 use crate::cache::BoundedCache;
 use crate::event::Event;
+use crate::mode::{normalize_endpoint, normalize_path, ArgKind, Mode, RawArg};
 use crate::patterns::{covering, looks_generated, PathPattern, RecordingArgs};
 use crate::ssg::{
     label_by_id, AnomalyVector, EdgeOrder, Labelled, Seen, WindowEvent, WindowGraph, NO_ARG,
@@ -266,7 +266,7 @@ pub struct WindowFeatures {
 
 impl WindowFeatures {
     /// A window (or run) without a vector.
-    pub(crate) fn unscored(index: u64, start_ns: u64, run_length: u64, events: usize) -> Self {
+    pub fn unscored(index: u64, start_ns: u64, run_length: u64, events: usize) -> Self {
         WindowFeatures {
             index,
             start_ns,
@@ -598,7 +598,7 @@ pub fn window_count(features: &[WindowFeatures]) -> u64 {
 }
 
 /// The error for a recording past [`MAX_WINDOWS_PER_RECORDING`].
-pub(crate) fn too_many_windows(
+pub fn too_many_windows(
     source: &dyn crate::source::EventSource,
     window_ns: u64,
     e: TooManyWindows,
@@ -810,13 +810,7 @@ impl EncodedRecording {
 /// written into `out`; false when the event has none. The rule
 /// [`FeatureStream`] applies, for the kernel-aggregated live path, which
 /// sees only the events whose raw argument it could not decide itself.
-#[cfg(feature = "live")]
-pub(crate) fn normalized_arg(
-    mode: Mode,
-    node_name: &str,
-    event: &Event<'_>,
-    out: &mut String,
-) -> bool {
+pub fn normalized_arg(mode: Mode, node_name: &str, event: &Event<'_>, out: &mut String) -> bool {
     out.clear();
     let Some(kind) = mode.arg_kind(node_name) else {
         return false;

@@ -1,26 +1,20 @@
-//! chids: container host intrusion detection from system-call sequence graphs.
-//!
-//! The pipeline is one straight line, one module per stage:
+//! chids-core: the first stages of the pipeline, from system-call sources
+//! to graph features.
 //!
 //! ```text
-//! source ──► event ──► window ──► ssg (features) ──► model ──► detect / eval
+//! source ──► event ──► window ──► ssg (features)
 //! ```
+//!
+//! A library that never prints: readers return typed events and errors
+//! that name the file and position.
 
-pub mod args;
-pub(crate) mod cache;
-pub mod calibrate;
-pub mod detect;
+pub mod cache;
 pub mod escape;
-pub mod eval;
 pub mod event;
 pub mod features;
-#[cfg(feature = "live")]
-pub mod live;
-pub mod model;
-mod output;
+pub mod mode;
+pub mod output;
 pub mod patterns;
 pub mod source;
 pub mod ssg;
-pub mod stide;
-pub mod train;
 pub mod window;

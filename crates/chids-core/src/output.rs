@@ -24,19 +24,19 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 /// Mode of recordings, reports, plots and alert logs.
-pub(crate) const OUTPUT_MODE: u32 = 0o600;
+pub const OUTPUT_MODE: u32 = 0o600;
 /// Mode of model bundle files.
-pub(crate) const MODEL_MODE: u32 = 0o640;
+pub const MODEL_MODE: u32 = 0o640;
 
 /// A file being written under a temporary name beside its destination.
-pub(crate) struct PendingFile {
+pub struct PendingFile {
     tmp: NamedTempFile,
     dest: PathBuf,
 }
 
 impl PendingFile {
     /// Creates `.NAME.XXXXXX.partial` in `dest`'s folder, with `mode`.
-    pub(crate) fn create(dest: &Path, mode: u32) -> io::Result<PendingFile> {
+    pub fn create(dest: &Path, mode: u32) -> io::Result<PendingFile> {
         let tmp = temp_beside(dest, ".partial")?;
         tmp.as_file()
             .set_permissions(Permissions::from_mode(mode))?;
@@ -46,12 +46,12 @@ impl PendingFile {
         })
     }
 
-    pub(crate) fn file(&mut self) -> &mut File {
+    pub fn file(&mut self) -> &mut File {
         self.tmp.as_file_mut()
     }
 
     /// Syncs the data and renames the file over its destination.
-    pub(crate) fn commit(self) -> io::Result<()> {
+    pub fn commit(self) -> io::Result<()> {
         self.tmp.as_file().sync_all()?;
         self.tmp.persist(&self.dest).map_err(|e| e.error)?;
         Ok(())
@@ -60,8 +60,7 @@ impl PendingFile {
     /// Like [`commit`](Self::commit), but never replaces an existing file
     /// (even one that appeared while writing): then the data stays under
     /// the temporary name, which the error names.
-    #[cfg_attr(not(feature = "live"), allow(dead_code))] // used by `record` / `monitor`
-    pub(crate) fn commit_new(self) -> io::Result<()> {
+    pub fn commit_new(self) -> io::Result<()> {
         self.tmp.as_file().sync_all()?;
         let dest = self.dest.clone();
         match self.tmp.persist_noclobber(&dest) {
@@ -86,8 +85,7 @@ impl PendingFile {
 
 /// A scratch file beside `near` (`.NAME.XXXXXX<suffix>`), mode 0600,
 /// removed when dropped unless kept.
-#[cfg_attr(not(feature = "live"), allow(dead_code))] // used by `record` / `monitor`
-pub(crate) fn scratch_beside(near: &Path, suffix: &str) -> io::Result<NamedTempFile> {
+pub fn scratch_beside(near: &Path, suffix: &str) -> io::Result<NamedTempFile> {
     let tmp = temp_beside(near, suffix)?;
     tmp.as_file()
         .set_permissions(Permissions::from_mode(OUTPUT_MODE))?;
@@ -114,7 +112,7 @@ fn folder_of(path: &Path) -> &Path {
 }
 
 /// Writes `bytes` to `dest` through a temporary name (see the module doc).
-pub(crate) fn write_file(dest: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_file(dest: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut f = PendingFile::create(dest, mode)?;
     f.file().write_all(bytes)?;
     f.commit()
@@ -123,10 +121,7 @@ pub(crate) fn write_file(dest: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
 /// Writes several files so that a failure while writing any of them
 /// replaces none: all are written under temporary names first, then
 /// renamed. On error, the path that failed comes with it.
-pub(crate) fn write_files(
-    files: &[(PathBuf, &[u8])],
-    mode: u32,
-) -> Result<(), (PathBuf, io::Error)> {
+pub fn write_files(files: &[(PathBuf, &[u8])], mode: u32) -> Result<(), (PathBuf, io::Error)> {
     let mut pending = Vec::with_capacity(files.len());
     for (dest, bytes) in files {
         let f = PendingFile::create(dest, mode)
@@ -145,8 +140,7 @@ pub(crate) fn write_files(
 /// Checks, before any work, that `dest` can become a new output file: its
 /// folder exists, it is not a folder itself, and it does not exist yet
 /// (unless `overwrite`). The error says what is wrong, without the path.
-#[cfg_attr(not(feature = "live"), allow(dead_code))] // used by `record` / `monitor`
-pub(crate) fn check_new_file(dest: &Path, overwrite: bool) -> Result<(), String> {
+pub fn check_new_file(dest: &Path, overwrite: bool) -> Result<(), String> {
     if dest.file_name().is_none() {
         return Err("not a file name".into());
     }
@@ -169,8 +163,7 @@ pub(crate) fn check_new_file(dest: &Path, overwrite: bool) -> Result<(), String>
 /// `follow_symlink`, a symlink at `path` is refused (`O_NOFOLLOW`), and so
 /// is anything but a regular file with one link (a hard link to another
 /// file, a FIFO that would block, a device).
-#[cfg_attr(not(feature = "live"), allow(dead_code))] // used by `record` / `monitor`
-pub(crate) fn open_append(path: &Path, follow_symlink: bool) -> io::Result<File> {
+pub fn open_append(path: &Path, follow_symlink: bool) -> io::Result<File> {
     let mut flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
     if !follow_symlink {
         flags |= libc::O_NOFOLLOW;
@@ -213,7 +206,6 @@ pub(crate) fn open_append(path: &Path, follow_symlink: bool) -> io::Result<File>
 /// O_NONBLOCK was only there so that opening a FIFO cannot hang; writes
 /// to a regular file ignore it, but a followed FIFO or device must block
 /// as usual rather than fail with EAGAIN.
-#[cfg_attr(not(feature = "live"), allow(dead_code))] // used by `record` / `monitor`
 fn clear_nonblock(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();

@@ -11,7 +11,7 @@
 //! a pattern never covers: running a program (`execve`, `clone`) from it,
 //! and names outside it.
 //!
-//! Patterns work on normalised arguments (see [`crate::args::normalize_path`]),
+//! Patterns work on normalised arguments (see [`crate::mode::normalize_path`]),
 //! which keep at most a short prefix of a path (deeper names are already
 //! cut off there). A pattern replaces one name of the path by `*`: the
 //! last (`/tmp/*`) or one in the middle (`/proc/*/stat` for pids).

@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::args::Mode;
-use crate::event::Event;
-use crate::features::{FeatureStream, WindowFeatures};
 use crate::model::Bundle;
+use chids_core::event::Event;
+use chids_core::features::{FeatureStream, WindowFeatures};
+use chids_core::mode::Mode;
 
 /// Windows with fewer events than this are not evidence (modern mode).
 pub const MIN_EVIDENCE_EVENTS: usize = 10;
@@ -110,7 +110,7 @@ impl<'b> StreamDetector<'b> {
     }
 
     /// Events dropped so far (out of order, time jumps).
-    pub fn window_stats(&self) -> &crate::window::WindowStats {
+    pub fn window_stats(&self) -> &chids_core::window::WindowStats {
         self.stream.window_stats()
     }
 

@@ -25,17 +25,17 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::args::Mode;
-use crate::eval::ScoredRecording;
-use crate::event::{Direction, Event};
-use crate::features::{too_many_windows, WindowFeatures};
 use crate::model::bundle::{
     check_common, read_baseline_json, write_bundle_files, BASELINE_FILE, FORMAT_VERSION, KIND,
 };
 use crate::model::BundleError;
-use crate::source::{EventSource, ReadOptions, SourceError};
+use crate::scored::ScoredRecording;
 use crate::train::{read_warnings, Progress, Step};
-use crate::window::{Bucket, Closed, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING};
+use chids_core::event::{Direction, Event};
+use chids_core::features::{too_many_windows, WindowFeatures};
+use chids_core::mode::Mode;
+use chids_core::source::{EventSource, ReadOptions, SourceError};
+use chids_core::window::{Bucket, Closed, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING};
 
 /// `baseline.json`'s `detector` for STIDE bundles.
 pub const DETECTOR: &str = "stide";
@@ -284,7 +284,7 @@ pub fn train(
 ) -> Result<StideTrained, StideError> {
     if settings.length == 0
         || settings.frame == 0
-        || crate::features::check_window_ns(settings.window_ns).is_err()
+        || chids_core::features::check_window_ns(settings.window_ns).is_err()
     {
         return Err(StideError::BadSettings);
     }
@@ -611,8 +611,8 @@ fn score_refs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Format, Labels, RecordingInfo};
-    use crate::source::{ReadStats, Sink};
+    use chids_core::event::{Format, Labels, RecordingInfo};
+    use chids_core::source::{ReadStats, Sink};
 
     /// A recording held in memory: (time in µs, tid, dir, syscall).
     struct Mem {

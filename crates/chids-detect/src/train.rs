@@ -4,14 +4,14 @@
 
 use rayon::prelude::*;
 
-use crate::features::{
+use crate::model::bundle::TrainingInfo;
+use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
+use chids_core::features::{
     check_window_ns, encode_recording, read_recording, window_count, EncodedRecording, Settings,
     TrainingElements, WindowFeatures,
 };
-use crate::model::bundle::TrainingInfo;
-use crate::model::{thresholds, Autoencoder, Bundle, ModelError, Scoring, TrainConfig};
-use crate::source::{EventSource, ReadOptions, ReadStats, SourceError};
-use crate::window::WindowStats;
+use chids_core::source::{EventSource, ReadOptions, ReadStats, SourceError};
+use chids_core::window::WindowStats;
 
 /// What to train and how.
 #[derive(Clone, Debug)]
@@ -111,7 +111,7 @@ pub fn read_warnings(
         let (pos, why) = read
             .first_malformed
             .clone()
-            .unwrap_or((crate::source::Position::Whole, String::new()));
+            .unwrap_or((chids_core::source::Position::Whole, String::new()));
         out.push(format!(
             "{path}: skipped {} malformed record(s) (first at {pos}: {why})",
             read.malformed
@@ -121,7 +121,7 @@ pub fn read_warnings(
         out.push(format!(
             "{path}: dropped {} event(s) whose time jumps more than {} windows ahead (corrupt timestamps?)",
             windows.out_of_range,
-            crate::window::MAX_JUMP_WINDOWS
+            chids_core::window::MAX_JUMP_WINDOWS
         ));
     }
     if windows.out_of_order() > 0 {
@@ -136,7 +136,7 @@ pub fn read_warnings(
         out.push(format!(
             "{path}: {} window(s) had more than {} distinct unseen names; their USI/UAI are upper estimates",
             windows.capped_windows,
-            crate::ssg::MAX_DISTINCT_PER_WINDOW
+            chids_core::ssg::MAX_DISTINCT_PER_WINDOW
         ));
     }
     if read.events == 0 {
@@ -174,7 +174,7 @@ pub fn train_calibrated(
 ) -> Result<Trained, TrainError> {
     let all: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
     let held = match (validation, options.settings.mode) {
-        (None, crate::args::Mode::Modern) => {
+        (None, chids_core::mode::Mode::Modern) => {
             crate::calibrate::held_out(all.len(), options.model.seed)
         }
         _ => Vec::new(),
@@ -213,7 +213,7 @@ pub fn train_calibrated(
                         progress(Step::Recording {
                             name: &r.info().name,
                         });
-                        crate::eval::scored(
+                        crate::scored::scored(
                             r,
                             &trained.bundle,
                             &scan.read,
@@ -241,9 +241,9 @@ fn score_normal(
     recordings: &[&dyn EventSource],
     read: &ReadOptions,
     progress: &Progress<'_>,
-) -> Result<Vec<crate::eval::ScoredRecording>, SourceError> {
+) -> Result<Vec<crate::scored::ScoredRecording>, SourceError> {
     map_recordings(recordings, "calibration", progress, |r| {
-        crate::eval::score_one(r, bundle, read, false)
+        crate::scored::score_one(r, bundle, read, false)
     })
 }
 
@@ -273,12 +273,12 @@ pub fn set_operating_threshold(
 /// warnings (too few windows).
 fn apply_threshold(
     bundle: &mut Bundle,
-    scored: &[crate::eval::ScoredRecording],
+    scored: &[crate::scored::ScoredRecording],
     source: &str,
     budget_per_hour: f64,
     floor: f64,
 ) -> Vec<String> {
-    let (threshold, calibration) = crate::eval::calibrate_scored(
+    let (threshold, calibration) = crate::scored::calibrate_scored(
         scored,
         source,
         bundle.settings.window_ns,
@@ -336,7 +336,7 @@ fn train_refs(
             if recordings.len() == 1 {
                 return Err(SourceError::new(
                     &source.info().path,
-                    crate::source::Position::Whole,
+                    chids_core::source::Position::Whole,
                     "no usable event",
                 )
                 .into());
@@ -358,12 +358,12 @@ fn train_refs(
     // Modern mode: directories of one-off names become pattern nodes.
     // Their one-off names leave the bundle afterwards (see below).
     let mut one_off: Vec<String> = Vec::new();
-    if settings.mode == crate::args::Mode::Modern {
+    if settings.mode == chids_core::mode::Mode::Modern {
         let evidence: Vec<_> = usable
             .iter()
             .map(|&i| first[i].pattern_evidence())
             .collect();
-        elements.patterns = crate::patterns::learn(&evidence);
+        elements.patterns = chids_core::patterns::learn(&evidence);
         let mut uses: std::collections::BTreeMap<&str, usize> = Default::default();
         for e in &evidence {
             for a in &e.args {
@@ -372,7 +372,9 @@ fn train_refs(
         }
         one_off = uses
             .into_iter()
-            .filter(|&(a, n)| n == 1 && crate::patterns::covering(&elements.patterns, a).is_some())
+            .filter(|&(a, n)| {
+                n == 1 && chids_core::patterns::covering(&elements.patterns, a).is_some()
+            })
             .map(|(a, _)| a.to_string())
             .collect();
     }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::metrics::{RocPoint, Series};
+use crate::metrics::{RocPoint, Series};
 
 /// Where fonts are looked for, after `$CHIDS_FONT`.
 const FONT_CANDIDATES: &[&str] = &[
@@ -45,7 +45,7 @@ pub enum PlotError {
 }
 
 /// Draws into memory and writes the PNG like every other output
-/// (`crate::output`: a temporary name, then a rename; mode 0600), never
+/// (`chids_core::output`: a temporary name, then a rename; mode 0600), never
 /// through whatever is at `path`.
 fn render_png(
     path: &Path,
@@ -67,7 +67,7 @@ fn render_png(
             .and_then(|mut w| w.write_image_data(&rgb));
         encoded.map_err(|e| write_err(std::io::Error::other(e)))?;
     }
-    crate::output::write_file(path, &bytes, crate::output::OUTPUT_MODE).map_err(write_err)
+    chids_core::output::write_file(path, &bytes, chids_core::output::OUTPUT_MODE).map_err(write_err)
 }
 
 /// Loads the font once per process.

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::metrics::{lidds_table, roc, LiddsRow, Roc, RocPoint, Series};
-use super::plot::{roc_png, scores_png, PlotError, RocCurve, ScorePlot};
-use super::{operating_point, recording_table, Detector, OperatingPoint, Row, ScoredRecording};
+use crate::metrics::{lidds_table, roc, LiddsRow, Roc, RocPoint, Series};
+use crate::plot::{roc_png, scores_png, PlotError, RocCurve, ScorePlot};
+use crate::{operating_point, recording_table, OperatingPoint, Row};
+use chids_detect::scored::{Detector, ScoredRecording};
 
 /// ROC points kept in `report.json` per model.
 const ROC_POINTS_IN_REPORT: usize = 200;
@@ -64,8 +65,12 @@ pub fn evaluate_model(
     let series: Vec<Series> = normal
         .iter()
         .filter(|r| r.usable())
-        .map(|r| r.series(window_ns, false))
-        .chain(attack_usable.iter().map(|r| r.series(window_ns, true)))
+        .map(|r| crate::series(r, window_ns, false))
+        .chain(
+            attack_usable
+                .iter()
+                .map(|r| crate::series(r, window_ns, true)),
+        )
         .collect();
     let with_time = attack_usable
         .iter()
@@ -273,11 +278,11 @@ pub fn write_report(
 
     let md = markdown(&report);
     let md_path = dir.join("report.md");
-    let private = crate::output::OUTPUT_MODE;
-    crate::output::write_file(&md_path, md.as_bytes(), private).map_err(io(&md_path))?;
+    let private = chids_core::output::OUTPUT_MODE;
+    chids_core::output::write_file(&md_path, md.as_bytes(), private).map_err(io(&md_path))?;
     let json_path = dir.join("report.json");
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-    crate::output::write_file(&json_path, &json, private).map_err(io(&json_path))?;
+    chids_core::output::write_file(&json_path, &json, private).map_err(io(&json_path))?;
 
     if report.plots.roc.is_some() {
         let curves: Vec<RocCurve<'_>> = evals

@@ -1,6 +1,6 @@
 //! Window features computed in the kernel (`bpf/aggregate.bpf.h`): the
 //! second capture path beside per-event records, producing the same
-//! [`WindowFeatures`] a [`FeatureStream`](crate::features::FeatureStream)
+//! [`WindowFeatures`] a [`FeatureStream`](chids_core::features::FeatureStream)
 //! computes from the events, without one ring-buffer record per syscall.
 //!
 //! ```text
@@ -30,14 +30,14 @@ use super::cgroup::CgroupRef;
 use super::format::parse_sockaddr;
 use super::syscalls;
 use super::LiveError;
-use crate::args::{ArgKind, Mode};
-use crate::cache::BoundedCache;
-use crate::event::{Direction, Event, Params};
-use crate::features::{
+use chids_core::cache::BoundedCache;
+use chids_core::event::{Direction, Event, Params};
+use chids_core::features::{
     normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures, CACHE_BYTES,
     CACHE_ENTRIES,
 };
-use crate::ssg::{EdgeOrder, GraphSummary};
+use chids_core::mode::{ArgKind, Mode};
+use chids_core::ssg::{EdgeOrder, GraphSummary};
 
 // Mirrors of aggregate.bpf.h.
 pub(crate) const AGG_WATCHES: u32 = 32;
@@ -443,7 +443,7 @@ impl KernelWindows {
         }
         let t0 = self.t0.unwrap_or(0);
         let start = (t0 + k * self.settings.window_ns) as i64;
-        let top = crate::ssg::EXPLAIN_TOP;
+        let top = chids_core::ssg::EXPLAIN_TOP;
         let more_unseen_syscalls = unseen_syscalls.len().saturating_sub(top) as u64;
         unseen_syscalls.truncate(top);
         let mut unseen_args = extra.detail;
@@ -645,7 +645,7 @@ impl KernelWindows {
             return node;
         };
         let mut process = String::new();
-        crate::escape::push_escaped(&mut process, comm);
+        chids_core::escape::push_escaped(&mut process, comm);
         let extra = self.extras.entry(window).or_default();
         extra.unseen_arg_calls.insert(node);
         if !extra
@@ -678,11 +678,11 @@ impl KernelWindows {
         let mut path = String::new();
         let mut unix = String::new();
         let mut process = String::new();
-        crate::escape::push_escaped(&mut process, comm);
+        chids_core::escape::push_escaped(&mut process, comm);
         let mut params = Params::default();
         match class {
             ARG_PATH | ARG_COMM => {
-                crate::escape::push_escaped(&mut path, raw);
+                chids_core::escape::push_escaped(&mut path, raw);
                 params.path = Some(&path);
             }
             _ => params.endpoint = parse_sockaddr(raw, &mut unix),
@@ -705,7 +705,7 @@ impl KernelWindows {
         let kind = self.settings.mode.arg_kind(node_name);
         let seen = self.baseline.seen_args.contains(out.as_str())
             || (matches!(kind, Some(ArgKind::Open | ArgKind::Stat))
-                && crate::patterns::covering(&self.baseline.patterns, &out).is_some());
+                && chids_core::patterns::covering(&self.baseline.patterns, &out).is_some());
         let res = (has && !seen).then(|| out.clone());
         self.scratch = out;
         res

@@ -13,7 +13,7 @@ use libbpf_rs::{MapCore, MapFlags, RingBuffer, RingBufferBuilder};
 use super::cgroup::CgroupRef;
 use super::skel::{ChidsSkel, ChidsSkelBuilder};
 use super::LiveError;
-use crate::event::Direction;
+use chids_core::event::Direction;
 
 // Layout of `struct event` in bpf/chids.bpf.c (offsets in bytes); a
 // record is the header and `path_len` bytes of payload.

@@ -22,8 +22,8 @@ use super::syscalls;
 // Names and paths are written in chids' escaped form: the .sc line format
 // has no quoting, and the escaped form is one token that reads back as the
 // same value.
-use crate::escape::push_escaped;
-use crate::event::{Direction, Endpoint, Event, Params};
+use chids_core::escape::push_escaped;
+use chids_core::event::{Direction, Endpoint, Event, Params};
 
 /// Turns [`RawEvent`]s into [`Event`]s, reusing its buffers.
 #[derive(Default)]
@@ -380,7 +380,7 @@ mod tests {
         let mut line = Vec::new();
         write_sc_line(&mut line, &ev, 0);
         let line = String::from_utf8(line).unwrap();
-        let back = crate::source::lidds::parse_sc_line(&line).expect("line reads back");
+        let back = chids_core::source::lidds::parse_sc_line(&line).expect("line reads back");
         assert_eq!(back.process, ev.process);
         assert_eq!(back.params, ev.params);
         assert_eq!(back.info, ev.info);
@@ -388,8 +388,8 @@ mod tests {
 
     #[test]
     fn a_space_in_a_path_cannot_hide_it_from_the_model() {
-        use crate::args::{normalize_path, Mode};
-        use crate::features::{FeatureStream, Settings, TrainingElements};
+        use chids_core::features::{FeatureStream, Settings, TrainingElements};
+        use chids_core::mode::{normalize_path, Mode};
         let mut baseline = TrainingElements::default();
         baseline.seen_syscalls.insert("open".into());
         baseline.seen_args.insert(normalize_path("/tmp/seen/"));
@@ -429,7 +429,7 @@ mod tests {
         let mut line = Vec::new();
         write_sc_line(&mut line, &ev, 0);
         let line = String::from_utf8(line).unwrap();
-        let back = crate::source::lidds::parse_sc_line(&line).unwrap();
+        let back = chids_core::source::lidds::parse_sc_line(&line).unwrap();
         assert_eq!(back.params, ev.params);
         // An abstract Unix socket with a space in its name.
         let sun = b"\x01\x00\x00my sock\x00";
@@ -440,7 +440,7 @@ mod tests {
         let mut line = Vec::new();
         write_sc_line(&mut line, &ev, 0);
         let line = String::from_utf8(line).unwrap();
-        let back = crate::source::lidds::parse_sc_line(&line).unwrap();
+        let back = chids_core::source::lidds::parse_sc_line(&line).unwrap();
         assert_eq!(back.params, ev.params);
     }
 

@@ -12,7 +12,6 @@
 //! `cargo build` without `--features live` compiles none of this module and
 //! pulls in no libbpf. See `README.md` beside this file.
 
-pub mod agent;
 pub mod aggregate;
 pub mod capture;
 pub mod cgroup;
@@ -21,7 +20,6 @@ mod marker;
 pub mod metrics;
 pub mod monitor;
 pub mod record;
-pub mod sink;
 pub mod syscalls;
 
 #[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types)]
@@ -74,7 +72,7 @@ pub enum LiveError {
 }
 
 impl LiveError {
-    pub(crate) fn io(what: impl Into<String>, err: std::io::Error) -> Self {
+    pub fn io(what: impl Into<String>, err: std::io::Error) -> Self {
         LiveError::Io {
             what: what.into(),
             err,

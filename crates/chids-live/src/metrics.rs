@@ -194,7 +194,7 @@ impl Exposition for Metrics {
 
 /// The kernel side's loss counters as Prometheus counters (name, help,
 /// value): `monitor` and the agent export the same set.
-pub(crate) fn kernel_counters(c: &Counters) -> [(&'static str, &'static str, u64); 5] {
+pub fn kernel_counters(c: &Counters) -> [(&'static str, &'static str, u64); 5] {
     [
         (
             "chids_dropped_events_total",

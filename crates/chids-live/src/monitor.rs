@@ -25,9 +25,9 @@ use super::metrics::{self, Metrics};
 use super::record::should_stop;
 use super::record::StopReason;
 use super::LiveError;
-use crate::detect::{self, ScoredWindow, StreamDetector};
-use crate::features::UnseenArg;
-use crate::model::bundle::Bundle;
+use chids_core::features::UnseenArg;
+use chids_detect::detect::{self, ScoredWindow, StreamDetector};
+use chids_detect::model::bundle::Bundle;
 
 /// What `monitor` does.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ pub struct MonitorOptions {
     pub threshold: Option<f64>,
     /// Append one JSON line per alert here (flushed per alert). Created
     /// with mode 0600; a symlink, a hard link or anything but a regular
-    /// file there is refused (see `crate::output::open_append`)...
+    /// file there is refused (see `chids_core::output::open_append`)...
     pub alerts: Option<PathBuf>,
     /// ...unless this is set: then a symlink is followed.
     pub alerts_follow_symlink: bool,
@@ -188,11 +188,11 @@ pub fn monitor(
 ) -> Result<MonitorSummary, LiveError> {
     let bundle =
         Bundle::load(&opts.model_dir).map_err(|e| LiveError::Other(format!("model: {e}")))?;
-    let threshold = crate::detect::choose_threshold(&bundle, opts.theta, opts.threshold)
+    let threshold = chids_detect::detect::choose_threshold(&bundle, opts.theta, opts.threshold)
         .map_err(LiveError::Other)?;
     let mut alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
-            crate::output::open_append(p, opts.alerts_follow_symlink)
+            chids_core::output::open_append(p, opts.alerts_follow_symlink)
                 .map_err(|e| LiveError::io(format!("--alerts {}", p.display()), e))?,
         ),
         None => None,

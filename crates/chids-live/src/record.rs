@@ -4,7 +4,7 @@
 //! recording (memory stays flat however long it runs); at the end the file
 //! is zipped together with the `.json` metadata and removed. Both temporary
 //! files get fresh random names and the zip is renamed into place (see
-//! `crate::output`): nothing planted in the output folder is written
+//! `chids_core::output`): nothing planted in the output folder is written
 //! through, and an existing recording is replaced only with `force`.
 
 use std::cell::{Cell, RefCell};
@@ -17,7 +17,7 @@ use super::cgroup::{CgroupRef, CommandCgroup, Target};
 use super::format::{write_sc_line, Formatter};
 use super::marker::Marker;
 use super::{stop_requested, LiveError};
-use crate::output::{self, PendingFile};
+use chids_core::output::{self, PendingFile};
 
 /// What `record` does.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{AlertSink, SinkStats};
-use crate::live::LiveError;
+use chids_live::LiveError;
 
 pub struct FileSink {
     out: Box<dyn Write + Send>,
@@ -17,7 +17,7 @@ impl FileSink {
     /// Appends to `path` (created 0600 if missing), as `monitor --alerts`
     /// does: never through a symlink, never into a FIFO or device.
     pub fn open(path: &Path) -> Result<FileSink, LiveError> {
-        let f = crate::output::open_append(path, false)
+        let f = chids_core::output::open_append(path, false)
             .map_err(|e| LiveError::io(format!("--alerts {}", path.display()), e))?;
         Ok(FileSink {
             out: Box::new(f),

@@ -12,7 +12,7 @@ pub use nats::{NatsOptions, NatsSink};
 
 use std::time::Duration;
 
-use super::LiveError;
+use chids_live::LiveError;
 
 /// Delivery figures of a sink, for metrics and the status file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -23,7 +23,7 @@ use async_nats::jetstream;
 
 use super::spool::Spool;
 use super::{AlertSink, SinkStats};
-use crate::live::LiveError;
+use chids_live::LiveError;
 
 /// Where and how to publish.
 #[derive(Clone, Debug)]

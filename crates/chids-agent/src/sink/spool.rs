@@ -14,7 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::live::LiveError;
+use chids_live::LiveError;
 
 const SEGMENT_BYTES: u64 = 1 << 20;
 

@@ -232,7 +232,7 @@ fn read_sc(path: &Path, reader: impl Read, sink: &mut Sink<'_>) -> Result<ReadSt
     })
 }
 
-pub(crate) fn parse_sc_line(line: &str) -> Option<Event<'_>> {
+pub fn parse_sc_line(line: &str) -> Option<Event<'_>> {
     let mut t = tokens_with_offsets(line);
     let ts_ns: u64 = t.next()?.1.parse().ok()?;
     let _uid = t.next()?;

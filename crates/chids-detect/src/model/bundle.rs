@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::autoencoder::{Autoencoder, ModelError};
 use super::scoring::Scoring;
-use crate::args::Mode;
-use crate::features::{Settings, TrainingElements};
-use crate::ssg::EdgeOrder;
+use chids_core::features::{Settings, TrainingElements};
+use chids_core::mode::Mode;
+use chids_core::ssg::EdgeOrder;
 
 /// Bumped whenever a field changes meaning; loading refuses other versions.
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,9 +61,9 @@ pub struct BaselineFile {
     pub thetas: Vec<f64>,
     pub thresholds: Vec<f64>,
     pub training: TrainingInfo,
-    /// Directories of one-off names (modern mode; see `crate::patterns`).
+    /// Directories of one-off names (modern mode; see `chids_core::patterns`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub patterns: Vec<crate::patterns::PathPattern>,
+    pub patterns: Vec<chids_core::patterns::PathPattern>,
     /// The threshold `monitor` and `evaluate` use unless told otherwise,
     /// set from normal data for a false-alarm budget. Bundles written
     /// before it existed have none (θ 1.0 is used then).
@@ -109,7 +109,7 @@ pub enum BundleError {
 impl Bundle {
     /// Writes the bundle into `dir` (created if needed). Both files are
     /// written to temporary names first and then renamed (mode 0640, see
-    /// `crate::output`), so a crash or a full disk never leaves a
+    /// `chids_core::output`), so a crash or a full disk never leaves a
     /// half-written model behind a good name, nor replaces a good one.
     pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
         std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
@@ -265,9 +265,9 @@ pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), Bun
 }
 
 /// Writes the files of a bundle: all or none replaced (see
-/// [`crate::output::write_files`]), mode 0640.
+/// [`chids_core::output::write_files`]), mode 0640.
 pub(crate) fn write_bundle_files(files: &[(PathBuf, &[u8])]) -> Result<(), BundleError> {
-    crate::output::write_files(files, crate::output::MODEL_MODE)
+    chids_core::output::write_files(files, chids_core::output::MODEL_MODE)
         .map_err(|(path, source)| BundleError::Io { path, source })
 }
 
@@ -276,7 +276,7 @@ pub(crate) fn write_bundle_files(files: &[(PathBuf, &[u8])]) -> Result<(), Bundl
 /// nothing is ever detected in time. Both ends are refused at training
 /// and at loading.
 pub const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> =
-    crate::features::MIN_WINDOW_NS..=crate::features::MAX_WINDOW_NS;
+    chids_core::features::MIN_WINDOW_NS..=chids_core::features::MAX_WINDOW_NS;
 
 /// The checks every detector's bundle passes on load (and before save):
 /// a sane window, and thresholds a comparison can use.

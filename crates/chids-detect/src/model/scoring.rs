@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Autoencoder;
-use crate::args::Mode;
+use chids_core::mode::Mode;
 
 /// How the per-feature differences are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

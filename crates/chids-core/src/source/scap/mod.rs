@@ -30,8 +30,8 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::args::{compat_token, Mode};
 use crate::event::{Direction, Event, Format, Labels, RecordingInfo};
+use crate::mode::{compat_token, Mode};
 use crate::source::{EventSource, Position, ReadOptions, ReadStats, Sink, SourceError};
 
 use block::{BlockReader, Cur};
