@@ -232,7 +232,7 @@ impl Symbols {
 }
 
 /// An unseen argument, with what used it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnseenArg {
     pub arg: String,
     pub syscall: String,
