@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use chids_core::source::ReadOptions;
-use chids_detect::scored::Detector;
+use chids_detect::detector::{self, Detector};
 use chids_eval::report::{evaluate_model, write_report, Inputs, ModelEvaluation, ReportOptions};
 
 use super::progress::Bar;
@@ -52,11 +52,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.plot_theta.is_finite() || args.plot_theta <= 0.0 {
         anyhow::bail!("--plot-theta must be a positive number");
     }
-    let detectors: Vec<Detector> = args
+    let detectors: Vec<Box<dyn Detector>> = args
         .model
         .iter()
         .map(|dir| {
-            Detector::load(dir).with_context(|| format!("loading the model {}", dir.display()))
+            detector::load(dir).with_context(|| format!("loading the model {}", dir.display()))
         })
         .collect::<Result<_>>()?;
     let optional = |paths: &[PathBuf], flag: &str| {
@@ -84,7 +84,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         let bar = Bar::new();
         let stage = |what: &str| format!("{what} ({})", detector.name());
-        let scored = detector.score_all(&recordings, &read, &stage("scoring"), &|s| bar.step(s));
+        let scored = detector::score_all(
+            detector.as_ref(),
+            &recordings,
+            &read,
+            false,
+            &stage("scoring"),
+            &|s| bar.step(s),
+        );
         bar.finish();
         let mut normal = scored?;
         let attack = normal.split_off(normals);
@@ -121,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         evals.push(evaluate_model(
             &dir.display().to_string(),
-            detector,
+            detector.as_ref(),
             (threshold, &source),
             &normal,
             &attack,

@@ -9,7 +9,11 @@
 pub mod alert;
 pub mod calibrate;
 pub mod detect;
+pub mod detector;
 pub mod model;
+pub mod rising;
 pub mod scored;
 pub mod stide;
 pub mod train;
+
+pub use detector::{Detector, Fit, StreamScorer};
