@@ -301,7 +301,7 @@ mod tests {
         let now = counts(&[0, 1, 0, 1, 0, 1, 0, 1, 2], EdgeOrder::Stream);
         let r = max.rising(&now, |i| NAMES[i as usize]);
         let whats: Vec<&str> = r.iter().map(|r| r.what.as_str()).collect();
-        assert_eq!(whats[..2], ["read->write", "read"]);
+        assert_eq!(whats[..2], ["read", "read->write"]);
         assert_eq!(r[0].count, 4);
         assert_eq!(r[0].training_max, 2);
         assert!(whats.contains(&"open") && whats.contains(&"write->open"));
