@@ -97,6 +97,41 @@ pub struct WindowAlert {
     pub reasons: Reasons,
 }
 
+impl WindowAlert {
+    /// The alert of an anomalous scored window of `window_ns`; its reasons
+    /// are the scorer's (never empty, see [`crate::detector::never_empty`]).
+    pub fn from_scored(scored: crate::detect::ScoredWindow, window_ns: u64) -> WindowAlert {
+        let crate::detect::ScoredWindow {
+            features: w,
+            error,
+            threshold,
+            reasons,
+            ..
+        } = scored;
+        // STIDE windows have no vector.
+        let v = w.vector.map_or([0.0; 3], |v| v.to_array());
+        let error = error.unwrap_or(0.0);
+        let reasons = crate::detector::never_empty(
+            reasons.unwrap_or_else(|| Reasons::unseen(&w)),
+            w.events,
+            0,
+        );
+        WindowAlert {
+            kind: AlertKind::Anomaly,
+            window_start_ns: w.start_ns,
+            window_end_ns: w.start_ns.saturating_add(window_ns),
+            events: w.events,
+            fi: v[0],
+            usi: v[1],
+            uai: v[2],
+            error,
+            threshold,
+            score: score(error, threshold),
+            reasons,
+        }
+    }
+}
+
 /// `error / threshold`, with a zero threshold (every non-zero error alarms)
 /// reading as the error itself.
 pub fn score(error: f64, threshold: f64) -> f64 {
