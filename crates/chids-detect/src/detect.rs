@@ -80,7 +80,7 @@ impl<'d> StreamDetector<'d> {
     /// Alarms above `threshold` (e.g. [`Detector::operating_threshold`]).
     pub fn new(detector: &'d dyn Detector, threshold: f64) -> Self {
         StreamDetector {
-            scorer: detector.stream(threshold),
+            scorer: detector.stream(threshold, crate::detector::Explain::Alarms),
         }
     }
 

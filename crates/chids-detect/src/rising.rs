@@ -14,8 +14,12 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Rising;
+use rayon::prelude::*;
+
 use chids_core::event::Event;
+use chids_core::features::{EncodedRecording, Settings};
 use chids_core::mode::Mode;
+use chids_core::source::{EventSource, ReadOptions, SourceError};
 use chids_core::ssg::EdgeOrder;
 use chids_core::window::{Bucket, Closed, Windower};
 
@@ -117,13 +121,19 @@ pub struct CountMaxima {
 }
 
 impl CountMaxima {
-    /// Raises the maxima to a training window's counts.
-    pub fn observe<'a>(&mut self, counts: &WindowCounts, name: impl Fn(u32) -> &'a str) {
-        for (&k, &n) in &counts.calls {
-            raise(&mut self.calls, name(k), n);
-        }
-        for (&(a, b), &n) in &counts.edges {
-            raise(&mut self.edges, &edge_name(name(a), name(b)), n);
+    /// The maxima of windows counted with the ids `name` resolves.
+    pub fn named<'a>(ids: &IdMaxima, name: impl Fn(u32) -> &'a str) -> CountMaxima {
+        CountMaxima {
+            calls: ids
+                .calls
+                .iter()
+                .map(|(&k, &n)| (name(k).to_string(), n))
+                .collect(),
+            edges: ids
+                .edges
+                .iter()
+                .map(|(&(a, b), &n)| (edge_name(name(a), name(b)), n))
+                .collect(),
         }
     }
 
@@ -139,9 +149,11 @@ impl CountMaxima {
 
     /// The calls and transitions of a window whose counts exceed their
     /// training maximum, largest excess first (ties by name), at most
-    /// [`RISING_TOP`].
+    /// [`RISING_TOP`]. Calls training never saw, and transitions from or to
+    /// them, are left out: the window's unseen syscalls name them.
     pub fn rising<'a>(&self, counts: &WindowCounts, name: impl Fn(u32) -> &'a str) -> Vec<Rising> {
         let mut out: Vec<Rising> = Vec::new();
+        let seen = |id: u32| self.calls.contains_key(name(id));
         let mut consider = |what: String, count: u64, map: &BTreeMap<String, u64>| {
             let training_max = map.get(&what).copied().unwrap_or(0);
             if count > training_max {
@@ -152,11 +164,13 @@ impl CountMaxima {
                 });
             }
         };
-        for (&k, &n) in &counts.calls {
+        for (&k, &n) in counts.calls.iter().filter(|(&k, _)| seen(k)) {
             consider(name(k).to_string(), n, &self.calls);
         }
         for (&(a, b), &n) in &counts.edges {
-            consider(edge_name(name(a), name(b)), n, &self.edges);
+            if seen(a) && seen(b) {
+                consider(edge_name(name(a), name(b)), n, &self.edges);
+            }
         }
         out.sort_by(|x, y| {
             (y.count - y.training_max)
@@ -166,6 +180,96 @@ impl CountMaxima {
         out.truncate(RISING_TOP);
         out
     }
+}
+
+/// Maxima by name id, while one recording is counted.
+#[derive(Default)]
+pub struct IdMaxima {
+    calls: FxHashMap<u32, u64>,
+    edges: FxHashMap<(u32, u32), u64>,
+}
+
+impl IdMaxima {
+    /// Raises the maxima to a window's counts.
+    pub fn observe(&mut self, counts: &WindowCounts) {
+        for (&k, &n) in &counts.calls {
+            let m = self.calls.entry(k).or_default();
+            *m = (*m).max(n);
+        }
+        for (&k, &n) in &counts.edges {
+            let m = self.edges.entry(k).or_default();
+            *m = (*m).max(n);
+        }
+    }
+}
+
+/// A window's counts with the counter that names their ids: what
+/// [`crate::Detector::explain`] reads `rising` from.
+pub struct Counted<'a> {
+    pub counts: &'a WindowCounts,
+    pub counter: &'a CallCounter,
+}
+
+/// The count maxima over the training windows of the usable recordings:
+/// from the events the first training pass kept, or, for a recording too
+/// large to keep, by reading it again.
+pub fn training_maxima(
+    recordings: &[&dyn EventSource],
+    encoded: &[EncodedRecording],
+    usable: &[usize],
+    settings: Settings,
+    read: &ReadOptions,
+) -> Result<CountMaxima, SourceError> {
+    let per: Vec<Result<CountMaxima, SourceError>> = usable
+        .par_iter()
+        .map(|&i| {
+            let enc = &encoded[i];
+            let Some(windows) = enc.kept_windows() else {
+                return maxima_by_reading(recordings[i], settings, read);
+            };
+            let mut ids = IdMaxima::default();
+            for events in windows {
+                let mut c = WindowCounts::default();
+                for e in events {
+                    c.push(e.node, e.thread, settings.edges);
+                }
+                ids.observe(&c);
+            }
+            Ok(CountMaxima::named(&ids, |id| enc.node_name(id)))
+        })
+        .collect();
+    let mut all = CountMaxima::default();
+    for m in per {
+        all.merge(m?);
+    }
+    Ok(all)
+}
+
+/// [`training_maxima`] of one recording, read from its source.
+fn maxima_by_reading(
+    source: &dyn EventSource,
+    settings: Settings,
+    read: &ReadOptions,
+) -> Result<CountMaxima, SourceError> {
+    let mut counter = CallCounter::new(
+        settings.mode,
+        settings.edges,
+        settings.window_ns,
+        Some(chids_core::window::MAX_WINDOWS_PER_RECORDING),
+    );
+    let mut ids = IdMaxima::default();
+    source.read(read, &mut |event| {
+        counter.push(event);
+        for (_, c) in counter.closed.drain(..) {
+            ids.observe(&c);
+        }
+        Ok(())
+    })?;
+    counter.finish();
+    for (_, c) in counter.closed.drain(..) {
+        ids.observe(&c);
+    }
+    Ok(CountMaxima::named(&ids, |id| counter.name(id)))
 }
 
 fn raise(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
@@ -289,11 +393,10 @@ mod tests {
 
     #[test]
     fn rising_names_counts_above_training_maxima() {
-        let mut max = CountMaxima::default();
         // Training: read write read write.
-        max.observe(&counts(&[0, 1, 0, 1], EdgeOrder::Stream), |i| {
-            NAMES[i as usize]
-        });
+        let mut ids = IdMaxima::default();
+        ids.observe(&counts(&[0, 1, 0, 1], EdgeOrder::Stream));
+        let max = CountMaxima::named(&ids, |i| NAMES[i as usize]);
         assert_eq!(max.calls["read"], 2);
         assert_eq!(max.edges["read->write"], 2);
         assert_eq!(max.edges["write->read"], 1);
@@ -304,9 +407,10 @@ mod tests {
         assert_eq!(whats[..2], ["read", "read->write"]);
         assert_eq!(r[0].count, 4);
         assert_eq!(r[0].training_max, 2);
-        // Four excesses of 2, then the first of the excesses of 1 by name.
-        assert_eq!(whats.len(), RISING_TOP);
-        assert_eq!(whats[4], "open");
+        // Four excesses of 2; "open", a call training never saw, is an
+        // unseen syscall, not a rising count.
+        assert_eq!(whats.len(), 4);
+        assert!(!whats.iter().any(|w| w.contains("open")));
         // The training window itself raises nothing.
         let same = counts(&[0, 1, 0, 1], EdgeOrder::Stream);
         assert!(max.rising(&same, |i| NAMES[i as usize]).is_empty());

@@ -355,6 +355,8 @@ fn train_refs(
     if usable.is_empty() || elements.max_freq == 0 {
         return Err(TrainError::NoEvents);
     }
+    let count_maxima =
+        crate::rising::training_maxima(&recordings, &first, &usable, settings, &options.read)?;
     // Modern mode: directories of one-off names become pattern nodes.
     // Their one-off names leave the bundle afterwards (see below).
     let mut one_off: Vec<String> = Vec::new();
@@ -508,6 +510,7 @@ fn train_refs(
         },
         operating_threshold: None,
         calibration: None,
+        count_maxima: Some(count_maxima),
         model,
     };
     Ok((

@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use super::{never_empty, Detector, StreamScorer};
+use super::{never_empty, Detector, Explain, StreamScorer};
 use crate::alert::Reasons;
 use crate::calibrate::Calibration;
 use crate::detect::{score, ScoredWindow};
 use crate::model::{Bundle, BundleError};
-use crate::rising::{CallCounter, WindowCounts};
+use crate::rising::{CallCounter, Counted};
 use crate::scored::ScoredRecording;
 use chids_core::event::Event;
 use chids_core::features::{FeatureStream, WindowFeatures};
@@ -55,16 +55,16 @@ impl Detector for Bundle {
     ) -> Result<ScoredRecording, SourceError> {
         crate::scored::score_one(source, self, read, explain)
     }
-    fn stream(&self, threshold: f64) -> Box<dyn StreamScorer + '_> {
-        Box::new(ChidsStream::new(self, threshold))
+    fn stream(&self, threshold: f64, explain: Explain) -> Box<dyn StreamScorer + '_> {
+        Box::new(ChidsStream::new(self, threshold, explain))
     }
-    fn explain(&self, window: &WindowFeatures, counts: Option<&WindowCounts>) -> Reasons {
-        let _ = counts;
-        never_empty(
-            Reasons::unseen(window),
-            window.events,
-            self.elements.max_freq,
-        )
+    fn explain(&self, window: &WindowFeatures, counts: Option<&Counted<'_>>) -> Reasons {
+        let mut reasons = Reasons::unseen(window);
+        if let (Some(c), Some(max)) = (counts, &self.count_maxima) {
+            reasons.rising = max.rising(c.counts, |id| c.counter.name(id));
+        }
+        // FI compares a window's transitions (events - 1) with `max_freq`.
+        never_empty(reasons, window.events, self.elements.max_freq + 1)
     }
     fn save(&self, dir: &Path) -> Result<(), BundleError> {
         Bundle::save(self, dir)
@@ -81,16 +81,18 @@ pub struct ChidsStream<'b> {
     stream: FeatureStream<'b>,
     counter: CallCounter,
     threshold: f64,
+    explain_every: bool,
 }
 
 impl<'b> ChidsStream<'b> {
-    pub fn new(bundle: &'b Bundle, threshold: f64) -> Self {
+    pub fn new(bundle: &'b Bundle, threshold: f64, explain: Explain) -> Self {
         let s = bundle.settings;
         ChidsStream {
             bundle,
             stream: FeatureStream::live(s, Some(&bundle.elements), true),
             counter: CallCounter::new(s.mode, s.edges, s.window_ns, None),
             threshold,
+            explain_every: explain == Explain::Every,
         }
     }
 
@@ -98,8 +100,12 @@ impl<'b> ChidsStream<'b> {
     fn scored(&mut self, w: WindowFeatures, emit: &mut dyn FnMut(ScoredWindow)) {
         let counts = self.counter.take(w.index);
         let mut s = score(self.bundle, self.threshold, w);
-        if s.anomalous {
-            s.reasons = Some(self.bundle.explain(&s.features, counts.as_ref()));
+        if s.anomalous || (self.explain_every && s.features.events > 0) {
+            let counted = counts.as_ref().map(|counts| Counted {
+                counts,
+                counter: &self.counter,
+            });
+            s.reasons = Some(self.bundle.explain(&s.features, counted.as_ref()));
         }
         emit(s)
     }

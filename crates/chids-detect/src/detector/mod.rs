@@ -14,7 +14,7 @@ use crate::calibrate::Calibration;
 use crate::detect::ScoredWindow;
 use crate::model::bundle::read_baseline_json;
 use crate::model::{Bundle, BundleError};
-use crate::rising::WindowCounts;
+use crate::rising::Counted;
 use crate::scored::ScoredRecording;
 use crate::stide::StideModel;
 use crate::train::{map_recordings, Progress};
@@ -57,13 +57,13 @@ pub trait Detector: Send + Sync {
     ) -> Result<ScoredRecording, SourceError>;
 
     /// A scorer for one live stream of events (one container), alarming
-    /// above `threshold`.
-    fn stream(&self, threshold: f64) -> Box<dyn StreamScorer + '_>;
+    /// above `threshold`, explaining the windows `explain` asks for.
+    fn stream(&self, threshold: f64, explain: Explain) -> Box<dyn StreamScorer + '_>;
 
     /// Why a window scored as it did: its unseen names, and the counts that
     /// rose above their training maximum (`counts`: the window's, when
     /// counted).
-    fn explain(&self, window: &WindowFeatures, counts: Option<&WindowCounts>) -> Reasons;
+    fn explain(&self, window: &WindowFeatures, counts: Option<&Counted<'_>>) -> Reasons;
 
     /// Writes the bundle into `dir` (see [`crate::model::bundle::save_bundle`]).
     fn save(&self, dir: &Path) -> Result<(), BundleError>;
@@ -88,6 +88,15 @@ pub trait Detector: Send + Sync {
             .position(|&t| (t - theta).abs() < 1e-9)
             .map_or(theta * self.training_max(), |i| self.thresholds()[i])
     }
+}
+
+/// Which windows a [`StreamScorer`] explains ([`ScoredWindow::reasons`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Explain {
+    /// Alarms only (live: every other window is only counted).
+    Alarms,
+    /// Every window with events (`vectors --explain`).
+    Every,
 }
 
 /// Training a detector from recordings of normal behaviour.
@@ -184,3 +193,6 @@ pub fn never_empty(mut reasons: Reasons, events: usize, training_max_events: u64
     }
     reasons
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use super::{never_empty, Detector, StreamScorer};
+use super::{never_empty, Detector, Explain, StreamScorer};
 use crate::alert::Reasons;
 use crate::calibrate::Calibration;
 use crate::model::BundleError;
-use crate::rising::WindowCounts;
+use crate::rising::Counted;
 use crate::scored::ScoredRecording;
 use crate::stide::StideModel;
 use chids_core::features::WindowFeatures;
@@ -56,12 +56,12 @@ impl Detector for StideModel {
         // STIDE windows always carry the calls the database lacks.
         self.score(source, read)
     }
-    fn stream(&self, threshold: f64) -> Box<dyn StreamScorer + '_> {
-        Box::new(StideStream::live(self, threshold))
+    fn stream(&self, threshold: f64, explain: Explain) -> Box<dyn StreamScorer + '_> {
+        Box::new(StideStream::live(self, threshold, explain))
     }
     /// The calls the database never saw; the mismatching sequences are
     /// known only while streaming (see [`StideStream`]).
-    fn explain(&self, window: &WindowFeatures, _counts: Option<&WindowCounts>) -> Reasons {
+    fn explain(&self, window: &WindowFeatures, _counts: Option<&Counted<'_>>) -> Reasons {
         never_empty(Reasons::unseen(window), window.events, 0)
     }
     fn save(&self, dir: &Path) -> Result<(), BundleError> {

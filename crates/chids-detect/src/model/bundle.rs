@@ -72,6 +72,11 @@ pub struct BaselineFile {
     /// How `operating_threshold` was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// The largest count of each system call and transition in one
+    /// training window: what an alarm's `rising` reasons compare with.
+    /// Bundles written before it existed have none (no `rising` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_maxima: Option<crate::rising::CountMaxima>,
 }
 
 fn default_detector() -> String {
@@ -90,6 +95,8 @@ pub struct Bundle {
     /// See [`BaselineFile::operating_threshold`].
     pub operating_threshold: Option<f64>,
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// See [`BaselineFile::count_maxima`].
+    pub count_maxima: Option<crate::rising::CountMaxima>,
     pub model: Autoencoder,
 }
 
@@ -130,6 +137,7 @@ impl Bundle {
             patterns: self.elements.patterns.clone(),
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
+            count_maxima: self.count_maxima.clone(),
         };
         save_bundle(
             dir,
@@ -192,6 +200,7 @@ impl Bundle {
             training: file.training,
             operating_threshold: file.operating_threshold,
             calibration: file.calibration,
+            count_maxima: file.count_maxima,
             model,
         })
     }

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use super::{StideModel, UNKNOWN};
 use crate::alert::Rising;
 use crate::detect::{window_is_evidence, ScoredWindow};
-use crate::detector::StreamScorer;
+use crate::detector::{Explain, StreamScorer};
 use crate::rising::RISING_TOP;
 use chids_core::event::{Direction, Event};
 use chids_core::features::WindowFeatures;
@@ -145,10 +145,17 @@ pub struct StideStream<'m> {
     mismatches: usize,
     windower: Windower<StideWindow>,
     threshold: f64,
+    /// Explain every window, not only alarms.
+    explain_every: bool,
 }
 
 impl<'m> StideStream<'m> {
-    fn with_limit(model: &'m StideModel, limit: Option<u64>, threshold: f64) -> Self {
+    fn with_limit(
+        model: &'m StideModel,
+        limit: Option<u64>,
+        threshold: f64,
+        explain: Explain,
+    ) -> Self {
         let s = &model.settings;
         StideStream {
             model,
@@ -167,17 +174,32 @@ impl<'m> StideStream<'m> {
             // Same windows as chids: same time base, same compat clamping.
             windower: Windower::new(s.window_ns, s.mode == Mode::Compat, limit),
             threshold,
+            explain_every: explain == Explain::Every,
         }
     }
 
     /// A recording's stream: capped at [`MAX_WINDOWS_PER_RECORDING`].
     pub(super) fn for_file(model: &'m StideModel) -> Self {
-        Self::with_limit(model, Some(MAX_WINDOWS_PER_RECORDING), f64::INFINITY)
+        Self::with_limit(
+            model,
+            Some(MAX_WINDOWS_PER_RECORDING),
+            f64::INFINITY,
+            Explain::Alarms,
+        )
     }
 
     /// A live stream, alarming above `threshold`.
-    pub fn live(model: &'m StideModel, threshold: f64) -> Self {
-        Self::with_limit(model, None, threshold)
+    pub fn live(model: &'m StideModel, threshold: f64, explain: Explain) -> Self {
+        Self::with_limit(model, None, threshold, explain)
+    }
+
+    /// Below this score a window's mismatches are not named.
+    fn naming_threshold(&self) -> f64 {
+        if self.explain_every {
+            f64::NEG_INFINITY
+        } else {
+            self.threshold
+        }
     }
 
     /// Adds one event; `emit` gets each window it closes with its score.
@@ -217,7 +239,7 @@ impl<'m> StideStream<'m> {
             self.mismatches += usize::from(miss);
             self.mismatches as f64 / settings.frame as f64
         });
-        let (names, threshold) = (&self.names, self.threshold);
+        let (names, threshold) = (&self.names, self.naming_threshold());
         let Some(window) = self
             .windower
             .slot(ts, &mut |c| emit_closed(names, threshold, c, emit))?
@@ -239,7 +261,7 @@ impl<'m> StideStream<'m> {
 
     /// Ends the stream; returns the window statistics.
     pub(super) fn finish_windows(self, emit: &mut Emit<'_>) -> WindowStats {
-        let (names, threshold) = (&self.names, self.threshold);
+        let (names, threshold) = (&self.names, self.naming_threshold());
         self.windower
             .finish(&mut |c| emit_closed(names, threshold, c, emit))
     }
@@ -289,14 +311,14 @@ fn emit_closed(names: &Names, threshold: f64, closed: Closed<StideWindow>, emit:
 /// the calls the database lacks and the sequences that mismatched.
 fn scored_window(
     model: &StideModel,
-    threshold: f64,
+    (threshold, every): (f64, bool),
     features: WindowFeatures,
     error: Option<f64>,
     mismatches: Vec<Rising>,
 ) -> ScoredWindow {
     let evidence = window_is_evidence(model.settings.mode, &features, features.index == 0, false);
     let anomalous = evidence && error.is_some_and(|e| e > threshold);
-    let reasons = anomalous.then(|| {
+    let reasons = (anomalous || (every && features.events > 0)).then(|| {
         let mut r = crate::alert::Reasons::unseen(&features);
         r.rising = mismatches;
         crate::detector::never_empty(r, features.events, 0)
@@ -313,23 +335,23 @@ fn scored_window(
 
 impl StreamScorer for StideStream<'_> {
     fn push(&mut self, event: &Event<'_>, emit: &mut dyn FnMut(ScoredWindow)) {
-        let (model, threshold) = (self.model, self.threshold);
+        let (model, threshold) = (self.model, (self.threshold, self.explain_every));
         // A live stream has no window cap: pushing cannot fail.
         let _uncapped = self.push_window(event, &mut |w, e, m| {
             emit(scored_window(model, threshold, w, e, m))
         });
     }
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow)) {
-        let names = &self.names;
-        let (model, threshold) = (self.model, self.threshold);
+        let (names, naming) = (&self.names, self.naming_threshold());
+        let (model, threshold) = (self.model, (self.threshold, self.explain_every));
         self.windower.advance_to(now_ns, &mut |c| {
-            emit_closed(names, threshold, c, &mut |w, e, m| {
+            emit_closed(names, naming, c, &mut |w, e, m| {
                 emit(scored_window(model, threshold, w, e, m))
             })
         });
     }
     fn finish(self: Box<Self>, emit: &mut dyn FnMut(ScoredWindow)) {
-        let (model, threshold) = (self.model, self.threshold);
+        let (model, threshold) = (self.model, (self.threshold, self.explain_every));
         self.finish_windows(&mut |w, e, m| emit(scored_window(model, threshold, w, e, m)));
     }
     fn window_stats(&self) -> &WindowStats {
