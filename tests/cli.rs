@@ -246,6 +246,120 @@ fn baseline_then_evaluate_and_vectors() {
     }
 }
 
+/// A normal recording whose third second carries a burst of `read` calls:
+/// nothing unseen, only more of what training saw.
+fn burst_recording(path: &Path) {
+    let burst: Vec<String> = (0..1500u64)
+        .flat_map(|i| {
+            let hms = format!("10:00:02.{:09}", 300_000_000 + i * 100_000);
+            [
+                format!("{} {hms} 0 nginx (42) > read fd=3", 200_000 + 2 * i),
+                format!("{} {hms} 0 nginx (42) < read res=0", 200_001 + 2 * i),
+            ]
+        })
+        .collect();
+    let refs: Vec<&str> = burst.iter().map(String::as_str).collect();
+    text_recording(path, 4, 5, &refs);
+}
+
+#[test]
+fn evaluate_alerts_and_vectors_explain_say_why() {
+    let lab = Lab::new();
+    burst_recording(&lab.path("attack/a1.txt"));
+    let o = lab.train("model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alerts = lab.path("alerts.jsonl");
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        &lab.s("normal"),
+        "--ms",
+        &lab.s("attack"),
+        "--alerts",
+        &alerts.display().to_string(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every alarm says why, in the live alert form.
+    assert!(!lines.is_empty(), "no alarm");
+    for a in &lines {
+        assert_eq!(a["kind"], "anomaly", "{a}");
+        assert_eq!(a["detector"], "chids", "{a}");
+        assert!(a["score"].as_f64().unwrap() >= 1.0, "{a}");
+        assert!(a["window"].is_u64() && a["window_start_ns"].is_u64(), "{a}");
+        let reasons: usize = ["unseen_syscalls", "unseen_args", "rising"]
+            .iter()
+            .map(|k| a[k].as_array().unwrap().len())
+            .sum();
+        assert!(reasons > 0, "an alarm without reasons: {a}");
+    }
+    assert!(
+        lines.iter().all(|a| a["recording"] != "n0.txt"),
+        "the normal recording alarmed: {text}"
+    );
+    // The exploit names its unseen path and calls.
+    let exploit = lines
+        .iter()
+        .find(|a| a["recording"] == "a0.txt")
+        .expect("the exploit raised no alarm");
+    assert!(
+        exploit["unseen_args"].to_string().contains("/etc/shadow"),
+        "{exploit}"
+    );
+    assert!(
+        exploit["unseen_syscalls"].to_string().contains("ptrace"),
+        "{exploit}"
+    );
+    // The burst names the call that rose, against its training maximum.
+    let burst = lines
+        .iter()
+        .find(|a| a["recording"] == "a1.txt")
+        .expect("the burst raised no alarm");
+    let first = &burst["rising"][0];
+    assert_eq!(first["what"], "read", "{burst}");
+    assert!(
+        first["count"].as_u64().unwrap() > 10 * first["training_max"].as_u64().unwrap(),
+        "{burst}"
+    );
+
+    // `vectors --explain` lists the same reasons per window.
+    let o = chids(&[
+        "vectors",
+        "--model",
+        &lab.s("model"),
+        &lab.s("attack/a0.txt"),
+        "--json",
+        "--explain",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let windows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let w = &windows[exploit["window"].as_u64().unwrap() as usize];
+    assert_eq!(w["reasons"]["unseen_args"], exploit["unseen_args"], "{w}");
+    let o = chids(&[
+        "vectors",
+        "--model",
+        &lab.s("model"),
+        &lab.s("attack/a0.txt"),
+        "--explain",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("unseen args /etc/shadow"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
 #[test]
 fn same_seed_same_model_whatever_the_threads() {
     let lab = Lab::new();

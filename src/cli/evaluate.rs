@@ -43,6 +43,11 @@ pub struct Args {
     /// Attack recording whose scores are plotted (default: the first).
     #[arg(long, value_name = "NAME", requires = "report")]
     plot_recording: Option<String>,
+    /// Write every alarm window (at the operating point) as one JSON line
+    /// in the live alert form, reasons included, plus `recording`,
+    /// `window` and `detector` (what `chids accept` reads).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
     /// Threshold drawn on the score plots, as a theta.
     #[arg(long, value_name = "THETA", default_value_t = 1.0, requires = "report")]
     plot_theta: f64,
@@ -77,6 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let recordings: Vec<_> = normal.into_iter().chain(attack).collect();
     let mut evals: Vec<ModelEvaluation> = Vec::new();
     let mut inputs = Inputs::default();
+    let mut alert_lines: Vec<u8> = Vec::new();
     for (dir, detector) in args.model.iter().zip(&detectors) {
         let read = ReadOptions {
             compat_line_filter: detector.mode().line_filter(),
@@ -126,6 +132,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 ),
             },
         };
+        if args.alerts.is_some() {
+            let scored: Vec<_> = normal.iter().chain(&attack).collect();
+            write_alarm_lines(
+                detector.as_ref(),
+                &recordings,
+                &scored,
+                &read,
+                threshold,
+                &mut alert_lines,
+            )?;
+        }
         evals.push(evaluate_model(
             &dir.display().to_string(),
             detector.as_ref(),
@@ -133,6 +150,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             &normal,
             &attack,
         ));
+    }
+    if let Some(path) = &args.alerts {
+        chids_core::output::write_file(path, &alert_lines, chids_core::output::OUTPUT_MODE)
+            .with_context(|| format!("--alerts {}", path.display()))?;
     }
 
     if let Some(dir) = &args.report {
@@ -183,6 +204,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Appends the alert lines of every recording's alarm windows: evidence
+/// windows scoring above `threshold`, explained by replaying the recording
+/// through the detector's live scorer (only recordings with alarms are
+/// read again).
+fn write_alarm_lines(
+    detector: &dyn Detector,
+    recordings: &[Box<dyn chids_core::source::EventSource>],
+    scored: &[&chids_detect::scored::ScoredRecording],
+    read: &ReadOptions,
+    threshold: f64,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    for (source, rec) in recordings.iter().zip(scored) {
+        let alarms: std::collections::BTreeSet<u64> = rec
+            .windows
+            .iter()
+            .zip(rec.evidence_errors())
+            .filter(|(_, e)| e.is_some_and(|e| e > threshold))
+            .map(|(w, _)| w.index)
+            .collect();
+        let lines = chids_detect::explain::alarm_lines(
+            detector,
+            source.as_ref(),
+            read,
+            threshold,
+            &alarms,
+        )?;
+        for line in lines {
+            serde_json::to_writer(&mut *out, &line)?;
+            out.push(b'\n');
+        }
+    }
+    Ok(())
 }
 
 /// A recording given as normal and as attack makes both rates meaningless.

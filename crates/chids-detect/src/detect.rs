@@ -118,7 +118,10 @@ pub fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> Score
     let anomalous = evidence && error.is_some_and(|e| e > threshold);
     // Explained here without counts (kernel windows have none); the
     // stream scorer explains its own alarms with them.
-    let reasons = anomalous.then(|| bundle.explain(&features, None));
+    let reasons = anomalous.then(|| {
+        let r = bundle.explain(&features, None);
+        crate::detector::alarm_reasons(bundle, r, features.events)
+    });
     ScoredWindow {
         anomalous,
         features,

@@ -10,6 +10,7 @@ pub mod alert;
 pub mod calibrate;
 pub mod detect;
 pub mod detector;
+pub mod explain;
 pub mod model;
 pub mod rising;
 pub mod scored;

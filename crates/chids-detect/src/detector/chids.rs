@@ -63,8 +63,7 @@ impl Detector for Bundle {
         if let (Some(c), Some(max)) = (counts, &self.count_maxima) {
             reasons.rising = max.rising(c.counts, |id| c.counter.name(id));
         }
-        // FI compares a window's transitions (events - 1) with `max_freq`.
-        never_empty(reasons, window.events, self.elements.max_freq + 1)
+        reasons
     }
     fn save(&self, dir: &Path) -> Result<(), BundleError> {
         Bundle::save(self, dir)
@@ -72,6 +71,13 @@ impl Detector for Bundle {
     fn as_bundle(&self) -> Option<&Bundle> {
         Some(self)
     }
+}
+
+/// An alarm's reasons, never empty: FI compares a window's transitions
+/// (events - 1) with `max_freq`, so the busiest training window had
+/// `max_freq + 1` events.
+pub(crate) fn alarm_reasons(bundle: &Bundle, reasons: Reasons, events: usize) -> Reasons {
+    never_empty(reasons, events, bundle.elements.max_freq + 1)
 }
 
 /// A live stream scored by the autoencoder: the same [`FeatureStream`] as
@@ -105,7 +111,12 @@ impl<'b> ChidsStream<'b> {
                 counts,
                 counter: &self.counter,
             });
-            s.reasons = Some(self.bundle.explain(&s.features, counted.as_ref()));
+            let reasons = self.bundle.explain(&s.features, counted.as_ref());
+            s.reasons = Some(if s.anomalous {
+                alarm_reasons(self.bundle, reasons, s.features.events)
+            } else {
+                reasons
+            });
         }
         emit(s)
     }

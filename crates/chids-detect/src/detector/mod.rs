@@ -24,6 +24,7 @@ use chids_core::mode::Mode;
 use chids_core::source::{EventSource, ReadOptions, SourceError};
 use chids_core::window::WindowStats;
 
+pub(crate) use chids::alarm_reasons;
 pub use chids::ChidsStream;
 pub use stide::StideStream;
 
@@ -62,7 +63,8 @@ pub trait Detector: Send + Sync {
 
     /// Why a window scored as it did: its unseen names, and the counts that
     /// rose above their training maximum (`counts`: the window's, when
-    /// counted).
+    /// counted). May be empty; an alarm's reasons never are
+    /// ([`never_empty`]).
     fn explain(&self, window: &WindowFeatures, counts: Option<&Counted<'_>>) -> Reasons;
 
     /// Writes the bundle into `dir` (see [`crate::model::bundle::save_bundle`]).

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{never_empty, Detector, Explain, StreamScorer};
+use super::{Detector, Explain, StreamScorer};
 use crate::alert::Reasons;
 use crate::calibrate::Calibration;
 use crate::model::BundleError;
@@ -62,7 +62,7 @@ impl Detector for StideModel {
     /// The calls the database never saw; the mismatching sequences are
     /// known only while streaming (see [`StideStream`]).
     fn explain(&self, window: &WindowFeatures, _counts: Option<&Counted<'_>>) -> Reasons {
-        never_empty(Reasons::unseen(window), window.events, 0)
+        Reasons::unseen(window)
     }
     fn save(&self, dir: &Path) -> Result<(), BundleError> {
         StideModel::save(self, dir)

@@ -321,7 +321,10 @@ fn scored_window(
     let reasons = (anomalous || (every && features.events > 0)).then(|| {
         let mut r = crate::alert::Reasons::unseen(&features);
         r.rising = mismatches;
-        crate::detector::never_empty(r, features.events, 0)
+        if anomalous {
+            r = crate::detector::never_empty(r, features.events, 0);
+        }
+        r
     });
     ScoredWindow {
         features,
