@@ -360,6 +360,62 @@ fn evaluate_alerts_and_vectors_explain_say_why() {
     );
 }
 
+/// A thin baseline must not go blind: a validation recording in which a
+/// user ran a command training never saw (`df`) would, scored as unseen,
+/// lift the operating threshold above what an attack scores. Its names are
+/// normal: folded into the model and listed; the attack, which runs other
+/// programs never seen, is still detected at the operating point.
+#[test]
+fn names_in_validation_data_are_folded_and_attacks_still_alarm() {
+    let lab = Lab::new();
+    std::fs::create_dir(lab.path("validation")).unwrap();
+    let df = [
+        "99980 10:00:01.500000000 0 df (70) > execve filename=/usr/bin/df",
+        "99981 10:00:01.500100000 0 df (70) < execve res=0 exe=df",
+        "99982 10:00:01.500200000 0 df (70) > statfs",
+        "99983 10:00:01.500300000 0 df (70) < statfs res=0",
+        "99984 10:00:01.500400000 0 df (70) < open fd=3(<f>/proc/mounts) name=/proc/mounts flags=1(O_RDONLY) mode=0",
+        "99985 10:00:01.500500000 0 df (70) > close fd=3",
+    ];
+    text_recording(&lab.path("validation/v0.txt"), 3, 11, &df);
+    text_recording(&lab.path("validation/v1.txt"), 3, 12, &[]);
+    let o = lab.train("model", &["--vd", &lab.s("validation")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("normal from validation"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("model/baseline.json")).unwrap())
+            .unwrap();
+    let folded = &meta["folded_names"];
+    assert_eq!(folded["source"], "validation", "{folded}");
+    assert!(
+        folded["syscalls"].to_string().contains("statfs"),
+        "{folded}"
+    );
+    assert!(
+        folded["args"].to_string().contains("/proc/mounts"),
+        "{folded}"
+    );
+    assert!(meta["seen_syscalls"].to_string().contains("statfs"));
+
+    // The validation data no longer alarms; the attack still does.
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        &lab.s("validation"),
+        "--ms",
+        &lab.s("attack/a0.txt"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let op = &table["operating_point"];
+    assert_eq!(op["detected"], 1, "{table}");
+    assert_eq!(op["false_alarms"], 0, "{table}");
+}
+
 #[test]
 fn same_seed_same_model_whatever_the_threads() {
     let lab = Lab::new();

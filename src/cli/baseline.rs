@@ -173,6 +173,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("seen syscalls          {}", b.elements.seen_syscalls.len());
     println!("seen arguments         {}", b.elements.seen_args.len());
     println!("max_freq               {}", b.elements.max_freq);
+    if let Some(f) = b.folded.as_ref().filter(|f| !f.is_empty()) {
+        // Said plainly: these would otherwise have lifted the threshold.
+        println!(
+            "normal from {}   {} syscall(s), {} argument(s) training lacked, now seen: {}",
+            f.source,
+            f.syscalls.len(),
+            f.args.len(),
+            f.syscalls
+                .iter()
+                .chain(&f.args)
+                .take(12)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "final loss             {:.6} (validation {})",
         b.training.final_loss,

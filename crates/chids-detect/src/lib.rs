@@ -11,6 +11,7 @@ pub mod calibrate;
 pub mod detect;
 pub mod detector;
 pub mod explain;
+pub mod fold;
 pub mod model;
 pub mod rising;
 pub mod scored;

@@ -186,17 +186,24 @@ pub fn train_calibrated(
     let (mut trained, scans) = train_refs(&fit, options, progress)?;
     // Never alarm on a window like any training window (theta 1.0).
     let floor = trained.bundle.training.max_error;
+    // Modern mode folds the names normal calibration data uses into the
+    // model rather than let them lift the threshold (see `crate::fold`).
+    let modern = options.settings.mode == chids_core::mode::Mode::Modern;
+    let mut calibrate_on = |recs: &[&dyn EventSource], source: &str| {
+        if modern {
+            crate::fold::score_folding(&mut trained.bundle, recs, source, &options.read, progress)
+        } else {
+            score_normal(&trained.bundle, recs, &options.read, progress)
+        }
+    };
     let (source, scored) = match validation {
         Some(v) => {
             let v: Vec<&dyn EventSource> = v.iter().map(|r| r.as_ref()).collect();
-            (
-                "validation",
-                score_normal(&trained.bundle, &v, &options.read, progress)?,
-            )
+            ("validation", calibrate_on(&v, "validation")?)
         }
         None if !kept.is_empty() => (
             "held-out training",
-            score_normal(&trained.bundle, &kept, &options.read, progress)?,
+            calibrate_on(&kept, "held-out training")?,
         ),
         // The training recordings themselves: scored from what the second
         // pass kept, not read a third time.
@@ -511,6 +518,7 @@ fn train_refs(
         operating_threshold: None,
         calibration: None,
         count_maxima: Some(count_maxima),
+        folded: None,
         model,
     };
     Ok((

@@ -77,6 +77,10 @@ pub struct BaselineFile {
     /// Bundles written before it existed have none (no `rising` then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count_maxima: Option<crate::rising::CountMaxima>,
+    /// Names the normal calibration data used that training lacked, now
+    /// in `seen_syscalls` / `seen_args` (see `crate::fold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded_names: Option<crate::fold::FoldedNames>,
 }
 
 fn default_detector() -> String {
@@ -97,6 +101,8 @@ pub struct Bundle {
     pub calibration: Option<crate::calibrate::Calibration>,
     /// See [`BaselineFile::count_maxima`].
     pub count_maxima: Option<crate::rising::CountMaxima>,
+    /// See [`BaselineFile::folded_names`].
+    pub folded: Option<crate::fold::FoldedNames>,
     pub model: Autoencoder,
 }
 
@@ -138,6 +144,7 @@ impl Bundle {
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
             count_maxima: self.count_maxima.clone(),
+            folded_names: self.folded.clone(),
         };
         save_bundle(
             dir,
@@ -201,6 +208,7 @@ impl Bundle {
             operating_threshold: file.operating_threshold,
             calibration: file.calibration,
             count_maxima: file.count_maxima,
+            folded: file.folded_names,
             model,
         })
     }
