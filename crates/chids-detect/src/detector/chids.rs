@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{never_empty, Detector, Explain, StreamScorer};
+use super::{never_empty, Detector, Explain, Fit, StreamScorer};
 use crate::alert::Reasons;
 use crate::calibrate::Calibration;
 use crate::detect::{score, ScoredWindow};
@@ -70,6 +70,20 @@ impl Detector for Bundle {
     }
     fn as_bundle(&self) -> Option<&Bundle> {
         Some(self)
+    }
+}
+
+impl Fit for Bundle {
+    type Options = crate::train::TrainOptions;
+    type Error = crate::train::TrainError;
+    /// Trains on every recording (no operating threshold; see
+    /// [`crate::train::train_calibrated`] for the calibrated path).
+    fn fit(
+        recordings: &[Box<dyn EventSource>],
+        options: &Self::Options,
+        progress: &crate::train::Progress<'_>,
+    ) -> Result<Self, Self::Error> {
+        crate::train::train(recordings, options, progress).map(|t| t.bundle)
     }
 }
 

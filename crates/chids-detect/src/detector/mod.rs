@@ -26,7 +26,7 @@ use chids_core::window::WindowStats;
 
 pub(crate) use chids::alarm_reasons;
 pub use chids::ChidsStream;
-pub use stide::StideStream;
+pub use stide::{StideFitOptions, StideStream};
 
 /// A trained detector.
 pub trait Detector: Send + Sync {

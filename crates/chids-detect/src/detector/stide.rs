@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Detector, Explain, StreamScorer};
+use super::{Detector, Explain, Fit, StreamScorer};
 use crate::alert::Reasons;
 use crate::calibrate::Calibration;
 use crate::model::BundleError;
@@ -66,5 +66,34 @@ impl Detector for StideModel {
     }
     fn save(&self, dir: &Path) -> Result<(), BundleError> {
         StideModel::save(self, dir)
+    }
+}
+
+/// What STIDE trains with.
+#[derive(Clone, Debug)]
+pub struct StideFitOptions {
+    pub settings: crate::stide::StideSettings,
+    pub thetas: Vec<f64>,
+    pub read: ReadOptions,
+}
+
+impl Fit for StideModel {
+    type Options = StideFitOptions;
+    type Error = crate::stide::StideError;
+    /// Builds the database and sets the thresholds from held-out
+    /// recordings (see [`crate::stide::train`]).
+    fn fit(
+        recordings: &[Box<dyn EventSource>],
+        options: &Self::Options,
+        progress: &crate::train::Progress<'_>,
+    ) -> Result<Self, Self::Error> {
+        crate::stide::train(
+            recordings,
+            options.settings,
+            &options.thetas,
+            &options.read,
+            progress,
+        )
+        .map(|t| t.model)
     }
 }

@@ -5,10 +5,11 @@ use chids_core::event::{Direction, Event, Format, Labels, RecordingInfo};
 use chids_core::features::Settings;
 use chids_core::source::{EventSource, ReadOptions, ReadStats, Sink, SourceError};
 
-use super::{load, Explain};
+use super::{load, Detector, Explain, Fit};
 use crate::detect::ScoredWindow;
+use crate::model::Bundle;
 use crate::model::{default_thetas, TrainConfig};
-use crate::train::{train, TrainOptions};
+use crate::train::TrainOptions;
 
 /// Calls per window, per second: `(second, calls)`; the calls alternate
 /// `read`, `write` on one thread.
@@ -76,7 +77,7 @@ fn a_frequency_alarm_names_what_rose_above_its_training_maximum() {
     let normal = |name: &str| -> Box<dyn EventSource> {
         Box::new(Rhythm::new(name, (0..20).map(|s| (s, 20)).collect()))
     };
-    let trained = train(
+    let bundle = <Bundle as Fit>::fit(
         &[normal("a"), normal("b")],
         &TrainOptions {
             settings: Settings::default(),
@@ -88,7 +89,7 @@ fn a_frequency_alarm_names_what_rose_above_its_training_maximum() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    trained.bundle.save(dir.path()).unwrap();
+    Detector::save(&bundle, dir.path()).unwrap();
     let detector = load(dir.path()).unwrap();
     assert_eq!(detector.name(), "chids");
     let maxima = detector.as_bundle().unwrap().count_maxima.clone().unwrap();

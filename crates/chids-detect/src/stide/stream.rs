@@ -96,6 +96,9 @@ impl Names {
     }
 }
 
+/// Threads whose sequences one stream follows at once.
+const MAX_THREADS: usize = 1 << 16;
+
 /// Per-thread sliding sequences over a stream of events.
 pub(super) struct Sequencer {
     mode: Mode,
@@ -122,6 +125,11 @@ impl Sequencer {
             return None;
         }
         let call = id(self.mode.node_name(event.syscall));
+        if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&event.tid) {
+            // Bounded memory on an endless live stream: start the
+            // sequences afresh (they refill within `length` calls).
+            self.threads.clear();
+        }
         let seq = self.threads.entry(event.tid).or_default();
         if seq.len() == self.length {
             seq.remove(0);
