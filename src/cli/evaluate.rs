@@ -106,32 +106,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             super::warn_all(normal.iter().chain(&attack).flat_map(|r| &r.warnings));
             inputs = Inputs::count(&normal, &attack);
         }
-        let (threshold, source) = match (args.theta, args.threshold) {
-            (Some(t), _) if !(t.is_finite() && t > 0.0) => {
-                anyhow::bail!("--theta {t}: must be a positive number")
-            }
-            (Some(t), _) => (detector.threshold(t), format!("--theta {t}")),
-            (_, Some(t)) if !(t.is_finite() && t >= 0.0) => {
-                anyhow::bail!("--threshold {t}: must be a non-negative number")
-            }
-            (_, Some(t)) => (t, "--threshold".to_string()),
-            (None, None) => match detector.calibration() {
-                Some(c) => (
-                    detector.operating_threshold(),
-                    format!(
-                        "calibrated on {} {} recording(s) for at most {} false-alarm window(s)/h",
-                        c.recordings.len(),
-                        c.source,
-                        c.max_false_alarms_per_hour
-                    ),
-                ),
-                None => (
-                    detector.threshold(1.0),
-                    "theta 1.0: this bundle has no operating threshold; retrain to calibrate"
-                        .to_string(),
-                ),
-            },
-        };
+        let (threshold, source) = operating_point(detector.as_ref(), args.theta, args.threshold)?;
         if args.alerts.is_some() {
             let scored: Vec<_> = normal.iter().chain(&attack).collect();
             write_alarm_lines(
@@ -166,32 +141,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 
     if args.json {
-        let models: Vec<serde_json::Value> = evals
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "model": e.model,
-                    "detector": e.detector,
-                    "operating_point": e.operating_point,
-                    "rows": e.table,
-                    "lidds": e.lidds,
-                    "roc_auc": e.roc.auc,
-                })
-            })
-            .collect();
-        // The first model's results stay at the top level, as before.
-        let first = &evals[0];
-        println!(
-            "{}",
-            serde_json::json!({
-                "operating_point": first.operating_point,
-                "rows": first.table,
-                "lidds": first.lidds,
-                "roc_auc": first.roc.auc,
-                "out_of_order_events": inputs.out_of_order_events,
-                "models": models,
-            })
-        );
+        print_json(&evals, &inputs);
         return Ok(ExitCode::SUCCESS);
     }
     for e in &evals {
@@ -204,6 +154,62 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The results as one JSON object on stdout.
+fn print_json(evals: &[ModelEvaluation], inputs: &Inputs) {
+    let models: Vec<serde_json::Value> = evals
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "model": e.model,
+                "detector": e.detector,
+                "operating_point": e.operating_point,
+                "rows": e.table,
+                "lidds": e.lidds,
+                "roc_auc": e.roc.auc,
+            })
+        })
+        .collect();
+    // The first model's results stay at the top level, as before.
+    let first = &evals[0];
+    println!(
+        "{}",
+        serde_json::json!({
+            "operating_point": first.operating_point,
+            "rows": first.table,
+            "lidds": first.lidds,
+            "roc_auc": first.roc.auc,
+            "out_of_order_events": inputs.out_of_order_events,
+            "models": models,
+        })
+    );
+}
+
+/// The threshold to evaluate at, and where it came from: `--theta`,
+/// `--threshold`, else the bundle's operating threshold (the one
+/// [`detector::choose_threshold`] picks too).
+fn operating_point(
+    detector: &dyn Detector,
+    theta: Option<f64>,
+    threshold: Option<f64>,
+) -> Result<(f64, String)> {
+    let chosen =
+        detector::choose_threshold(detector, theta, threshold).map_err(anyhow::Error::msg)?;
+    let source = match (theta, threshold, detector.calibration()) {
+        (Some(t), _, _) => format!("--theta {t}"),
+        (_, Some(_), _) => "--threshold".to_string(),
+        (None, None, Some(c)) => format!(
+            "calibrated on {} {} recording(s) for at most {} false-alarm window(s)/h",
+            c.recordings.len(),
+            c.source,
+            c.max_false_alarms_per_hour
+        ),
+        (None, None, None) => {
+            "theta 1.0: this bundle has no operating threshold; retrain to calibrate".to_string()
+        }
+    };
+    Ok((chosen, source))
 }
 
 /// Appends the alert lines of every recording's alarm windows: evidence
