@@ -3,8 +3,14 @@
 //! and the calibration of an operating threshold.
 //!
 //! ```text
-//! windows (chids-core) ──► train ──► model bundle ──► detect / scored ──► verdicts
+//! windows (chids-core) ──► train / Fit ──► bundle ──► Detector ──► scores, alerts (alert), reasons
+//!                                                  (autoencoder, STIDE)
 //! ```
+//!
+//! Everything downstream (`evaluate`, `monitor`, the agent) sees a model
+//! through the [`Detector`] trait only ([`detector::load`] opens any
+//! bundle); every alarm is an [`alert::WindowAlert`] whose reasons are
+//! never empty.
 
 pub mod alert;
 pub mod calibrate;
