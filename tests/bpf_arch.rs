@@ -1,6 +1,6 @@
 //! The eBPF program builds for every architecture it supports, not only
 //! the one this machine is (the build compiles that one): each with its
-//! committed vmlinux.h (src/live/bpf/vmlinux/<arch>/). Compile only: what
+//! committed vmlinux.h (crates/chids-live/src/bpf/vmlinux/<arch>/). Compile only: what
 //! breaks here is an architecture-specific part (registers, syscall
 //! numbers, kernel types) that the host build does not see.
 //!
@@ -14,7 +14,7 @@ use std::process::Command;
 const ARCHES: &[(&str, &str)] = &[("x86_64", "x86"), ("aarch64", "arm64")];
 
 fn compile(arch: &str, target: &str, out: &Path) -> std::process::Output {
-    let bpf = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/live/bpf");
+    let bpf = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/chids-live/src/bpf");
     Command::new("clang")
         .args(["-g", "-O2", "-target", "bpf", "-Wall", "-Werror"])
         .args(["-Wno-unused-function", "-fno-stack-protector"])
