@@ -859,7 +859,12 @@ mod tests {
     fn training_keeps_a_bounded_number_of_distinct_arguments() {
         let mut sym = Symbols::default();
         // Letters, not digits: normalisation drops digits from names.
-        let name = |i: usize| -> String { i.to_string().bytes().map(|b| (b - b'0' + b'a') as char).collect() };
+        let name = |i: usize| -> String {
+            i.to_string()
+                .bytes()
+                .map(|b| (b - b'0' + b'a') as char)
+                .collect()
+        };
         for i in 0..MAX_TRAINING_ARGS + 50 {
             sym.path_arg(&format!("/tmp/f{}", name(i)), None);
         }

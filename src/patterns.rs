@@ -60,11 +60,12 @@ pub struct RecordingArgs {
 fn positions(arg: &str) -> impl Iterator<Item = (String, &str)> + '_ {
     // Paths only: endpoints (`inet:…`, `unix:…`) and program names are not
     // file accesses.
-    let parts: Vec<&str> = if arg.starts_with('/') && arg.split('/').count() <= MAX_PATTERN_DEPTH + 1 {
-        arg.split('/').collect()
-    } else {
-        Vec::new()
-    };
+    let parts: Vec<&str> =
+        if arg.starts_with('/') && arg.split('/').count() <= MAX_PATTERN_DEPTH + 1 {
+            arg.split('/').collect()
+        } else {
+            Vec::new()
+        };
     let literal = parts.iter().filter(|p| !p.is_empty()).count();
     (0..parts.len()).filter_map(move |i| {
         let name = parts[i];

@@ -343,7 +343,11 @@ fn train_refs(
             }
             continue;
         }
-        if scan.elements.seen_args.contains(crate::features::OVERFLOW_ARG) {
+        if scan
+            .elements
+            .seen_args
+            .contains(crate::features::OVERFLOW_ARG)
+        {
             warnings.push(format!(
                 "{}: more than {} distinct arguments; training kept that many and folded the rest into one node (a flood of names: possible poisoning)",
                 source.info().path.display(),

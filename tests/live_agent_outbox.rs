@@ -29,7 +29,8 @@ use agent_support::*;
 use serde_json::Value;
 
 /// Busy enough that every 1 s window of it is an alert.
-const NOISY: &str = "while true; do cat /etc/passwd > /dev/null; ls /bin > /dev/null; sleep 0.2; done";
+const NOISY: &str =
+    "while true; do cat /etc/passwd > /dev/null; ls /bin > /dev/null; sleep 0.2; done";
 
 fn require_prerequisites() {
     if let Some(why) = skip_reason() {
@@ -88,11 +89,15 @@ fn pending_until_the_stream_exists_and_exactly_once_through_kill_9() {
     let noisy: Vec<Container> = (0..3)
         .map(|i| Container::run(&format!("{p}-k9-{i}"), &img.name, NOISY))
         .collect();
-    wait_for("alerts pending, none delivered", Duration::from_secs(60), || {
-        let s = nats_sink(&agent)?;
-        assert_eq!(s["delivered"], 0, "delivered without a stream: {s}");
-        (s["pending"].as_u64()? >= 20).then_some(())
-    });
+    wait_for(
+        "alerts pending, none delivered",
+        Duration::from_secs(60),
+        || {
+            let s = nats_sink(&agent)?;
+            assert_eq!(s["delivered"], 0, "delivered without a stream: {s}");
+            (s["pending"].as_u64()? >= 20).then_some(())
+        },
+    );
     let log = agent.log_text();
     assert!(
         log.contains("no JetStream stream covers"),
@@ -102,11 +107,24 @@ fn pending_until_the_stream_exists_and_exactly_once_through_kill_9() {
 
     // The stream comes; the agent dies while it delivers the backlog.
     nats.create_stream("CHIDS_K9", &subject);
-    std::thread::sleep(Duration::from_millis(150));
+    let end = Instant::now() + Duration::from_secs(30);
+    while nats.messages("CHIDS_K9").is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     kill_9(&mut agent);
     drop(agent);
+    eprintln!(
+        "killed with {} alert(s) in the stream, {} stored, {} of them not marked delivered",
+        nats.messages("CHIDS_K9").len(),
+        stored_alerts(&state, false).len(),
+        stored_alerts(&state, true).len()
+    );
     let mut agent = Agent::start(&state, &args);
-    wait_for("the restarted agent running", Duration::from_secs(30), || agent.status());
+    wait_for(
+        "the restarted agent running",
+        Duration::from_secs(30),
+        || agent.status(),
+    );
     // More alerts after the restart, then quiet, then everything delivered.
     std::thread::sleep(Duration::from_secs(3));
     drop(noisy);
@@ -161,20 +179,31 @@ fn a_storm_is_folded_and_another_workloads_alert_arrives_within_5s() {
     let storm: Vec<Container> = (0..4)
         .map(|i| Container::run(&format!("{p}-loud-{i}"), &loud.name, NOISY))
         .collect();
-    let suppressed = format!("chids_alerts_suppressed_total{{workload=\"{}\"}}", loud.name);
+    let suppressed = format!(
+        "chids_alerts_suppressed_total{{workload=\"{}\"}}",
+        loud.name
+    );
     wait_for("the storm past its budget", Duration::from_secs(60), || {
         (metric(&scrape(&metrics_addr)?, &suppressed)? >= 10.0).then_some(())
     });
 
     let attacked = Instant::now();
     let out = quiet.exec("cat /etc/shadow > /dev/null; ls / > /dev/null");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let arrived = wait_for("the calm workload's alert on NATS", Duration::from_secs(60), || {
-        nats.messages("CHIDS_STORM")
-            .iter()
-            .any(|a| a["container_name"] == quiet.name.as_str())
-            .then(|| attacked.elapsed())
-    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arrived = wait_for(
+        "the calm workload's alert on NATS",
+        Duration::from_secs(60),
+        || {
+            nats.messages("CHIDS_STORM")
+                .iter()
+                .any(|a| a["container_name"] == quiet.name.as_str())
+                .then(|| attacked.elapsed())
+        },
+    );
     assert!(
         arrived <= Duration::from_secs(5),
         "the calm workload's alert took {arrived:?} behind the storm"
@@ -239,18 +268,27 @@ fn a_full_3mb_state_folder_counts_losses_and_keeps_delivering() {
     ];
     let agent = Agent::start(&state, &args);
     wait_for("agent status", Duration::from_secs(30), || agent.status());
-    // The folder is nearly full before the alerts come (the agent's log
-    // lives in it too: a little room is left).
-    let filler = state.join("filler");
-    let room = 192 << 10;
-    std::fs::write(&filler, vec![0u8; (fs.free().saturating_sub(room)) as usize]).unwrap();
     let noisy: Vec<Container> = (0..3)
         .map(|i| Container::run(&format!("{p}-full-{i}"), &img.name, NOISY))
         .collect();
-    let lost = "chids_alerts_lost_total{reason=\"disk_full\"}";
-    wait_for("alerts lost to the full disk, counted", Duration::from_secs(120), || {
-        (metric(&scrape(&metrics_addr)?, lost)? >= 1.0).then_some(())
+    wait_for("some alerts stored", Duration::from_secs(60), || {
+        (nats_sink(&agent)?["pending"].as_u64()? >= 5).then_some(())
     });
+    // Then the folder is filled (the agent's log lives in it too: a
+    // little room is left).
+    let filler = state.join("filler");
+    let room = 64 << 10;
+    std::fs::write(
+        &filler,
+        vec![0u8; (fs.free().saturating_sub(room)) as usize],
+    )
+    .unwrap();
+    let lost = "chids_alerts_lost_total{reason=\"disk_full\"}";
+    wait_for(
+        "alerts lost to the full disk, counted",
+        Duration::from_secs(120),
+        || (metric(&scrape(&metrics_addr)?, lost)? >= 1.0).then_some(()),
+    );
     // Every stored record is whole (stored_alerts parses each line).
     let stored = stored_alerts(&state, false);
     assert!(!stored.is_empty());
@@ -276,7 +314,8 @@ fn a_full_3mb_state_folder_counts_losses_and_keeps_delivering() {
 
 /// Starts the agent expecting it to refuse: its exit code and log.
 fn refused_start(state: &Path) -> (Option<i32>, String) {
-    let mut agent = Agent::start(state, &["--alerts", "/dev/null"]);
+    let alerts = state.with_extension("alerts.jsonl");
+    let mut agent = Agent::start(state, &["--alerts", alerts.to_str().unwrap()]);
     let code = agent
         .wait_exit(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("the agent kept running:\n{}", agent.log_text()));
@@ -310,7 +349,11 @@ fn planted_links_are_refused_and_everything_written_is_private() {
     let plain = Image::busybox(&format!("localhost/{p}-plain:1"), &[]);
     let victim_dir = tmp.path().join("victim-dir");
     std::fs::create_dir(&victim_dir).unwrap();
-    let mut agent = Agent::start(&state, &["--learn-for", "1h", "--alerts", "/dev/null"]);
+    let alerts = tmp.path().join("alerts.jsonl");
+    let mut agent = Agent::start(
+        &state,
+        &["--learn-for", "1h", "--alerts", alerts.to_str().unwrap()],
+    );
     wait_for("agent status", Duration::from_secs(30), || agent.status());
     // A link where a workload's learning folder will be made.
     let learn = state.join("learn");
@@ -319,16 +362,25 @@ fn planted_links_are_refused_and_everything_written_is_private() {
     let c1 = Container::run(&format!("{p}-linked"), &linked.name, NOISY);
     let c2 = Container::run(&format!("{p}-plain"), &plain.name, NOISY);
     let plain_dir = learn.join(chids::live::agent::workloads::folder_name(&plain.name));
-    let sc = wait_for("the plain workload's learning file", Duration::from_secs(30), || {
-        std::fs::read_dir(&plain_dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "sc") && p.metadata().is_ok_and(|m| m.len() > 0))
-    });
-    wait_for("the linked workload refused", Duration::from_secs(30), || {
-        agent.log_text().contains("not recorded").then_some(())
-    });
+    let sc = wait_for(
+        "the plain workload's learning file",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_dir(&plain_dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.extension().is_some_and(|x| x == "sc")
+                        && p.metadata().is_ok_and(|m| m.len() > 0)
+                })
+        },
+    );
+    wait_for(
+        "the linked workload refused",
+        Duration::from_secs(30),
+        || agent.log_text().contains("not recorded").then_some(()),
+    );
     // Still running, still writing its status.
     let before = agent.status().unwrap()["updated_ns"].as_u64().unwrap();
     wait_for("a fresh status", Duration::from_secs(30), || {

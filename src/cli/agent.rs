@@ -130,7 +130,10 @@ pub struct RunArgs {
 /// `N` (a minute) or `N/DUR`.
 fn parse_alert_rate(s: &str) -> Result<(u32, Duration), String> {
     let (n, period) = match s.split_once('/') {
-        Some((n, d)) => (n, humantime::parse_duration(d.trim()).map_err(|e| format!("{d}: {e}"))?),
+        Some((n, d)) => (
+            n,
+            humantime::parse_duration(d.trim()).map_err(|e| format!("{d}: {e}"))?,
+        ),
         None => (s, Duration::from_secs(60)),
     };
     let n = n
@@ -274,7 +277,8 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         max_bytes: a.outbox_max_mib << 20,
         max_age: a.outbox_max_age,
     };
-    let outbox = Outbox::open(&a.state_dir, retention, a.nats.is_some()).map_err(|e| e.to_string())?;
+    let outbox =
+        Outbox::open(&a.state_dir, retention, a.nats.is_some()).map_err(|e| e.to_string())?;
     if let Some(url) = &a.nats {
         let options = NatsOptions {
             url: url.clone(),

@@ -65,7 +65,6 @@ impl LearnNames {
         self.refused += 1;
         false
     }
-
 }
 
 #[cfg(test)]

@@ -131,17 +131,31 @@ impl AgentMetrics {
 
     fn render_workloads(&self, e: &mut Encoder) {
         let state = "chids_workload_state";
-        e.family(state, Kind::Gauge, "1 for the state the workload is in (learning, training, detecting).");
+        e.family(
+            state,
+            Kind::Gauge,
+            "1 for the state the workload is in (learning, training, detecting).",
+        );
         for (k, w) in &self.workloads {
             for st in STATES {
-                e.sample(state, &[("workload", k.as_str()), ("state", st)], u64::from(w.state == st));
+                e.sample(
+                    state,
+                    &[("workload", k.as_str()), ("state", st)],
+                    u64::from(w.state == st),
+                );
             }
         }
         let gauges: [(&str, &str, fn(&WorkloadLine) -> f64); 2] = [
-            ("chids_workload_containers", "Running containers of the workload.", |w| w.containers as f64),
-            ("chids_workload_learned_seconds", "Time the workload has been learning so far.", |w| {
-                (w.learned_seconds * 10.0).round() / 10.0
-            }),
+            (
+                "chids_workload_containers",
+                "Running containers of the workload.",
+                |w| w.containers as f64,
+            ),
+            (
+                "chids_workload_learned_seconds",
+                "Time the workload has been learning so far.",
+                |w| (w.learned_seconds * 10.0).round() / 10.0,
+            ),
         ];
         for (metric, help, value) in gauges {
             e.family(metric, Kind::Gauge, help);
@@ -150,10 +164,26 @@ impl AgentMetrics {
             }
         }
         let counters: [(&str, &str, fn(&WorkloadLine) -> u64); 4] = [
-            ("chids_workload_events_total", "Events of the workload's containers.", |w| w.events),
-            ("chids_workload_windows_total", "Windows of the workload's containers scored.", |w| w.windows),
-            ("chids_workload_alerts_total", "Alerts raised for the workload.", |w| w.alerts),
-            ("chids_workload_late_events_total", "Events of the workload's containers dropped for their time.", |w| w.late),
+            (
+                "chids_workload_events_total",
+                "Events of the workload's containers.",
+                |w| w.events,
+            ),
+            (
+                "chids_workload_windows_total",
+                "Windows of the workload's containers scored.",
+                |w| w.windows,
+            ),
+            (
+                "chids_workload_alerts_total",
+                "Alerts raised for the workload.",
+                |w| w.alerts,
+            ),
+            (
+                "chids_workload_late_events_total",
+                "Events of the workload's containers dropped for their time.",
+                |w| w.late,
+            ),
         ];
         for (metric, help, value) in counters {
             e.family(metric, Kind::Counter, help);
@@ -179,8 +209,18 @@ impl AgentMetrics {
             "CPU time (user + system) of the agent process.",
             (self.cpu_seconds * 1000.0).round() / 1000.0,
         );
-        e.single("chids_agent_rss_bytes", Kind::Gauge, "Resident memory of the agent process.", self.rss_bytes);
-        e.single("chids_agent_watched_containers", Kind::Gauge, "Container cgroups watched now.", self.watched);
+        e.single(
+            "chids_agent_rss_bytes",
+            Kind::Gauge,
+            "Resident memory of the agent process.",
+            self.rss_bytes,
+        );
+        e.single(
+            "chids_agent_watched_containers",
+            Kind::Gauge,
+            "Container cgroups watched now.",
+            self.watched,
+        );
         e.single(
             "chids_late_events_total",
             Kind::Counter,
@@ -192,9 +232,24 @@ impl AgentMetrics {
 
     fn render_alert_delivery(&self, e: &mut Encoder) {
         let o = &self.outbox;
-        e.single("chids_outbox_committed_total", Kind::Counter, "Alert records committed to the outbox.", o.committed);
-        e.single("chids_outbox_pending_alerts", Kind::Gauge, "Alert records in the outbox not yet delivered.", o.pending);
-        e.single("chids_outbox_pending_bytes", Kind::Gauge, "Bytes of the alert records not yet delivered.", o.pending_bytes);
+        e.single(
+            "chids_outbox_committed_total",
+            Kind::Counter,
+            "Alert records committed to the outbox.",
+            o.committed,
+        );
+        e.single(
+            "chids_outbox_pending_alerts",
+            Kind::Gauge,
+            "Alert records in the outbox not yet delivered.",
+            o.pending,
+        );
+        e.single(
+            "chids_outbox_pending_bytes",
+            Kind::Gauge,
+            "Bytes of the alert records not yet delivered.",
+            o.pending_bytes,
+        );
         let lost = "chids_alerts_lost_total";
         e.family(
             lost,
@@ -205,8 +260,18 @@ impl AgentMetrics {
             e.sample(lost, &[("reason", *reason)], *n);
         }
         let sinks: [(&str, Kind, &str, fn(&SinkStats) -> u64); 2] = [
-            ("chids_sink_delivered_total", Kind::Counter, "Alerts delivered by each sink.", |s| s.delivered),
-            ("chids_sink_connected", Kind::Gauge, "1 when the sink's destination is reachable.", |s| u64::from(s.connected)),
+            (
+                "chids_sink_delivered_total",
+                Kind::Counter,
+                "Alerts delivered by each sink.",
+                |s| s.delivered,
+            ),
+            (
+                "chids_sink_connected",
+                Kind::Gauge,
+                "1 when the sink's destination is reachable.",
+                |s| u64::from(s.connected),
+            ),
         ];
         for (metric, kind, help, value) in sinks {
             e.family(metric, kind, help);

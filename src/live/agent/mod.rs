@@ -352,7 +352,9 @@ pub fn agent(
                     let stream = ctx
                         .stream_for(&key, &found.container.id, found.cgroup_id, w)
                         .unwrap_or_else(|e| {
-                            on_update(AgentUpdate::Log(format!("workload {key}: not recorded: {e}")));
+                            on_update(AgentUpdate::Log(format!(
+                                "workload {key}: not recorded: {e}"
+                            )));
                             Stream::Learning(None)
                         });
                     if let Err(e) = capture.watch(&cgroup) {
@@ -451,7 +453,10 @@ pub fn agent(
                 Stream::Learning(Some(wr)) => {
                     let ev = c.fmt.format(raw);
                     // Past the workload's bound on distinct names: not recorded.
-                    if !workloads.get_mut(&c.workload).is_none_or(|w| w.names.admit(&ev)) {
+                    if !workloads
+                        .get_mut(&c.workload)
+                        .is_none_or(|w| w.names.admit(&ev))
+                    {
                         return;
                     }
                     line.clear();
@@ -562,10 +567,14 @@ pub fn agent(
                     w.state = WorkloadState::Learning;
                     w.learned = Duration::ZERO;
                     for (&id, c) in containers.iter_mut().filter(|(_, c)| c.workload == key) {
-                        c.stream = ctx.stream_for(&key, &c.ident.id, id, w).unwrap_or_else(|e| {
-                            on_update(AgentUpdate::Log(format!("workload {key}: not recorded: {e}")));
-                            Stream::Learning(None)
-                        });
+                        c.stream = ctx
+                            .stream_for(&key, &c.ident.id, id, w)
+                            .unwrap_or_else(|e| {
+                                on_update(AgentUpdate::Log(format!(
+                                    "workload {key}: not recorded: {e}"
+                                )));
+                                Stream::Learning(None)
+                            });
                         c.learn_budget = LEARN_MAX_BYTES.saturating_sub(w.learn_bytes);
                     }
                 }
@@ -718,7 +727,8 @@ impl Ctx<'_> {
                 // One file per cgroup (a restarted container gets a new one).
                 let short = &container_id[..container_id.len().min(12)];
                 let path = dir.join(format!("{short}-{cgroup_id}.sc"));
-                let f = private_fs::append_file(&path).map_err(|e| LiveError::Other(e.to_string()))?;
+                let f =
+                    private_fs::append_file(&path).map_err(|e| LiveError::Other(e.to_string()))?;
                 Stream::Learning(Some(BufWriter::with_capacity(64 << 10, f)))
             }
         })

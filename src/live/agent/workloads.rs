@@ -278,8 +278,12 @@ impl ModelStore {
             workload: key.to_string(),
         })
         .expect("tag serialises");
-        crate::output::write_file(&tmp.join(WORKLOAD_FILE), tag.as_bytes(), crate::output::OUTPUT_MODE)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        crate::output::write_file(
+            &tmp.join(WORKLOAD_FILE),
+            tag.as_bytes(),
+            crate::output::OUTPUT_MODE,
+        )
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
         if let Ok(m) = fs::symlink_metadata(&dest) {
             if m.file_type().is_dir() {
                 let old = self.dir.join(format!(".{name}.old-{}", std::process::id()));

@@ -108,7 +108,12 @@ pub trait Exposition: Send + 'static {
 impl Exposition for Metrics {
     fn render(&self) -> String {
         let mut e = Encoder::new();
-        let labels = |name: &str, c: &PerContainer| [("container", name.to_string()), ("cgroup", c.cgroup.clone())];
+        let labels = |name: &str, c: &PerContainer| {
+            [
+                ("container", name.to_string()),
+                ("cgroup", c.cgroup.clone()),
+            ]
+        };
         let families: [(&str, &str, fn(&PerContainer) -> u64); 5] = [
             ("chids_events_total", "System call events captured (enter and exit).", |c| c.events),
             ("chids_windows_total", "Windows closed and scored, empty ones included.", |c| c.windows),
@@ -127,7 +132,11 @@ impl Exposition for Metrics {
             }
         }
         let h = "chids_window_error";
-        e.family(h, Kind::Histogram, "Reconstruction error of non-empty windows.");
+        e.family(
+            h,
+            Kind::Histogram,
+            "Reconstruction error of non-empty windows.",
+        );
         for (name, c) in &self.containers {
             let [l0, l1] = labels(name, c);
             for (i, le) in ERROR_BUCKETS.iter().enumerate() {
@@ -136,7 +145,11 @@ impl Exposition for Metrics {
             }
             let inf = [l0.clone(), l1.clone(), ("le", "+Inf".to_string())];
             e.sample("chids_window_error_bucket", &inf, c.error_count);
-            e.sample("chids_window_error_sum", &[l0.clone(), l1.clone()], c.error_sum);
+            e.sample(
+                "chids_window_error_sum",
+                &[l0.clone(), l1.clone()],
+                c.error_sum,
+            );
             e.sample("chids_window_error_count", &[l0, l1], c.error_count);
         }
         e.single(

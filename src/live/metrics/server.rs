@@ -148,12 +148,17 @@ mod tests {
 
     #[test]
     fn a_slow_client_does_not_hold_up_another_scrape_and_is_cut_off() {
-        let server = serve("127.0.0.1:0".parse().unwrap(), Arc::new(Mutex::new(Metrics::new(0.5)))).unwrap();
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Mutex::new(Metrics::new(0.5))),
+        )
+        .unwrap();
         let addr = server.addr;
         // One byte of its request every 1.5 s.
         let slow = std::thread::spawn(move || {
             let mut c = TcpStream::connect(addr).unwrap();
-            c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(1500)))
+                .unwrap();
             let started = Instant::now();
             for b in b"GET /metrics HTTP/1.1\r\nHost: slow\r\n\r\n" {
                 if c.write_all(&[*b]).is_err() {
@@ -175,8 +180,14 @@ mod tests {
             assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
             assert!(answer.contains("chids_threshold 0.5\n"), "{answer}");
         }
-        assert!(!slow.is_finished(), "the slow client was answered or cut off too early");
-        let cut = slow.join().unwrap().expect("the slow client was never cut off");
+        assert!(
+            !slow.is_finished(),
+            "the slow client was answered or cut off too early"
+        );
+        let cut = slow
+            .join()
+            .unwrap()
+            .expect("the slow client was never cut off");
         assert!(cut < HEADER_TIMEOUT * 3, "cut off after {cut:?}");
     }
 }

@@ -37,7 +37,11 @@ pub struct AlertDispatch {
 const UNSTORED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl AlertDispatch {
-    pub fn new(outbox: Outbox, budget: AlertBudget, sinks: Vec<Box<dyn AlertSink>>) -> AlertDispatch {
+    pub fn new(
+        outbox: Outbox,
+        budget: AlertBudget,
+        sinks: Vec<Box<dyn AlertSink>>,
+    ) -> AlertDispatch {
         AlertDispatch {
             counters: outbox.counters(),
             outbox,

@@ -71,7 +71,11 @@ pub struct NatsSink {
 impl NatsSink {
     /// Starts delivering what `reader`'s outbox holds (the broker may be
     /// down now; alerts wait in the outbox until it is up).
-    pub fn start(opts: NatsOptions, reader: OutboxReader, counters: Arc<OutboxCounters>) -> Result<NatsSink, LiveError> {
+    pub fn start(
+        opts: NatsOptions,
+        reader: OutboxReader,
+        counters: Arc<OutboxCounters>,
+    ) -> Result<NatsSink, LiveError> {
         if opts.subject.is_empty() || opts.subject.contains(char::is_whitespace) {
             return Err(LiveError::Other(format!(
                 "--subject {:?}: not a NATS subject",
@@ -192,7 +196,11 @@ async fn deliver(s: Arc<Shared>, mut reader: OutboxReader, opts: NatsOptions) {
     loop {
         let stopping = s.stop.load(Ordering::SeqCst);
         if stopping {
-            let past = s.deadline.lock().unwrap().is_none_or(|d| Instant::now() >= d);
+            let past = s
+                .deadline
+                .lock()
+                .unwrap()
+                .is_none_or(|d| Instant::now() >= d);
             if past || s.pending() == 0 {
                 break;
             }
@@ -224,6 +232,9 @@ async fn deliver(s: Arc<Shared>, mut reader: OutboxReader, opts: NatsOptions) {
                 break;
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), s.wake.notified()).await;
+            // Acknowledged records whose mark failed (a full disk) are
+            // marked once there is room again.
+            let _ = reader.retry_marks();
             let _ = reader.refresh_pending();
             continue;
         }
@@ -260,7 +271,9 @@ async fn deliver(s: Arc<Shared>, mut reader: OutboxReader, opts: NatsOptions) {
             ));
         }
         if let Some(e) = round.failed {
-            s.log(format!("nats: publish failed (retried with the same ids): {e}"));
+            s.log(format!(
+                "nats: publish failed (retried with the same ids): {e}"
+            ));
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -105,7 +105,10 @@ fn checked_regular(path: &Path, file: File) -> io::Result<File> {
         return Err(refused(path, "is not a regular file"));
     }
     if m.nlink() > 1 {
-        return Err(refused(path, "has other hard links; refusing to write to it"));
+        return Err(refused(
+            path,
+            "has other hard links; refusing to write to it",
+        ));
     }
     file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
     Ok(file)
@@ -143,10 +146,16 @@ mod tests {
         assert!(ensure_file(&link).is_err());
         let dir_link = tmp.path().join("dirlink");
         std::os::unix::fs::symlink(tmp.path(), &dir_link).unwrap();
-        assert!(private_dir(&dir_link).unwrap_err().to_string().contains("symbolic link"));
+        assert!(private_dir(&dir_link)
+            .unwrap_err()
+            .to_string()
+            .contains("symbolic link"));
         let hard = tmp.path().join("hard");
         fs::hard_link(&victim, &hard).unwrap();
-        assert!(append_file(&hard).unwrap_err().to_string().contains("hard links"));
+        assert!(append_file(&hard)
+            .unwrap_err()
+            .to_string()
+            .contains("hard links"));
         let fifo = tmp.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);

@@ -218,7 +218,11 @@ impl Outbox {
                 Ok(())
             }
             Err(e) => {
-                let reason = if is_disk_full(&e) { "disk_full" } else { "outbox_full" };
+                let reason = if is_disk_full(&e) {
+                    "disk_full"
+                } else {
+                    "outbox_full"
+                };
                 self.counters.add_lost(reason, 1);
                 Err(db_error(&format!("alert {alert_id} not stored"), e))
             }

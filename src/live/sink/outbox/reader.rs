@@ -35,7 +35,10 @@ pub struct OutboxReader {
 pub(super) const PER_WORKLOAD: i64 = 8;
 
 impl OutboxReader {
-    pub(super) fn open(path: &Path, counters: Arc<OutboxCounters>) -> Result<OutboxReader, LiveError> {
+    pub(super) fn open(
+        path: &Path,
+        counters: Arc<OutboxCounters>,
+    ) -> Result<OutboxReader, LiveError> {
         let reader = OutboxReader {
             conn: connect(path, false)?,
             counters,
@@ -86,6 +89,15 @@ impl OutboxReader {
         self.mark(&all)?;
         self.acked_unmarked.clear();
         self.refresh_pending()
+    }
+
+    /// Retries marking what was acknowledged but could not be marked (a
+    /// full disk); nothing to do otherwise.
+    pub fn retry_marks(&mut self) -> Result<(), LiveError> {
+        if self.acked_unmarked.is_empty() {
+            return Ok(());
+        }
+        self.mark_delivered(&[])
     }
 
     /// Marks records delivered before they are sent (`--no-jetstream`, at
