@@ -357,11 +357,11 @@ fn planted_links_are_refused_and_everything_written_is_private() {
     wait_for("agent status", Duration::from_secs(30), || agent.status());
     // A link where a workload's learning folder will be made.
     let learn = state.join("learn");
-    let linked_dir = learn.join(chids::live::agent::workloads::folder_name(&linked.name));
+    let linked_dir = learn.join(chids_agent::workloads::folder_name(&linked.name));
     std::os::unix::fs::symlink(&victim_dir, &linked_dir).unwrap();
     let c1 = Container::run(&format!("{p}-linked"), &linked.name, NOISY);
     let c2 = Container::run(&format!("{p}-plain"), &plain.name, NOISY);
-    let plain_dir = learn.join(chids::live::agent::workloads::folder_name(&plain.name));
+    let plain_dir = learn.join(chids_agent::workloads::folder_name(&plain.name));
     let sc = wait_for(
         "the plain workload's learning file",
         Duration::from_secs(30),

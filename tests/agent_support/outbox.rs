@@ -58,7 +58,7 @@ pub fn train_sleepy_model(dir: &Path) -> PathBuf {
 /// Puts `model` into the agent's model store `models` as the bundle of
 /// `workload`, as the agent itself stores what it trained.
 pub fn preload_model(models: &Path, workload: &str, model: &Path) {
-    let dest = models.join(chids::live::agent::workloads::folder_name(workload));
+    let dest = models.join(chids_agent::workloads::folder_name(workload));
     std::fs::create_dir_all(&dest).unwrap();
     for f in std::fs::read_dir(model).unwrap().flatten() {
         std::fs::copy(f.path(), dest.join(f.file_name())).unwrap();
