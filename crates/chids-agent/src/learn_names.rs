@@ -23,6 +23,7 @@ use chids_core::event::{Endpoint, Event};
 pub const LEARN_MAX_NAMES: usize = 20_000;
 
 /// The names one workload used while learning (hashes only: 8 bytes each).
+#[derive(Default)]
 pub(crate) struct LearnNames {
     seen: FxHashSet<u64>,
     /// Keyed per agent run, so that no name can be made to collide on purpose.
@@ -31,17 +32,6 @@ pub(crate) struct LearnNames {
     pub refused: u64,
     /// Whether the warning for this workload was given.
     pub warned: bool,
-}
-
-impl Default for LearnNames {
-    fn default() -> Self {
-        LearnNames {
-            seen: FxHashSet::default(),
-            hasher: Default::default(),
-            refused: 0,
-            warned: false,
-        }
-    }
 }
 
 impl LearnNames {

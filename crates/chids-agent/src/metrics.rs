@@ -10,7 +10,7 @@ use crate::identity::Identity;
 use crate::sink::dispatch::OutboxFigures;
 use crate::sink::SinkStats;
 use chids_live::capture::Counters;
-use chids_live::metrics::encoder::{Encoder, Kind};
+use chids_live::metrics::encoder::{Column, Encoder, Kind};
 use chids_live::metrics::Exposition;
 
 #[derive(Clone, Debug, Default)]
@@ -111,7 +111,7 @@ impl Exposition for AgentMetrics {
 
 impl AgentMetrics {
     fn render_containers(&self, e: &mut Encoder) {
-        let families: [(&str, &str, fn(&ContainerLine) -> u64); 4] = [
+        let families: [Column<ContainerLine, u64>; 4] = [
             ("chids_container_events_total", "System call events captured per running container.", |c| c.events),
             ("chids_container_windows_total", "Windows scored per running container.", |c| c.windows),
             ("chids_container_alerts_total", "Alerts per running container.", |c| c.alerts),
@@ -145,7 +145,7 @@ impl AgentMetrics {
                 );
             }
         }
-        let gauges: [(&str, &str, fn(&WorkloadLine) -> f64); 2] = [
+        let gauges: [Column<WorkloadLine, f64>; 2] = [
             (
                 "chids_workload_containers",
                 "Running containers of the workload.",
@@ -163,7 +163,7 @@ impl AgentMetrics {
                 e.sample(metric, &[("workload", k.as_str())], value(w));
             }
         }
-        let counters: [(&str, &str, fn(&WorkloadLine) -> u64); 4] = [
+        let counters: [Column<WorkloadLine, u64>; 4] = [
             (
                 "chids_workload_events_total",
                 "Events of the workload's containers.",
@@ -259,21 +259,25 @@ impl AgentMetrics {
         for (reason, n) in &o.lost {
             e.sample(lost, &[("reason", *reason)], *n);
         }
-        let sinks: [(&str, Kind, &str, fn(&SinkStats) -> u64); 2] = [
+        let sinks: [(Kind, Column<SinkStats, u64>); 2] = [
             (
-                "chids_sink_delivered_total",
                 Kind::Counter,
-                "Alerts delivered by each sink.",
-                |s| s.delivered,
+                (
+                    "chids_sink_delivered_total",
+                    "Alerts delivered by each sink.",
+                    |s| s.delivered,
+                ),
             ),
             (
-                "chids_sink_connected",
                 Kind::Gauge,
-                "1 when the sink's destination is reachable.",
-                |s| u64::from(s.connected),
+                (
+                    "chids_sink_connected",
+                    "1 when the sink's destination is reachable.",
+                    |s| u64::from(s.connected),
+                ),
             ),
         ];
-        for (metric, kind, help, value) in sinks {
+        for (kind, (metric, help, value)) in sinks {
             e.family(metric, kind, help);
             for (k, st) in &self.sinks {
                 e.sample(metric, &[("sink", *k)], value(st));

@@ -22,6 +22,10 @@ impl Kind {
     }
 }
 
+/// A family whose samples are one per row of `T`: its name, its help,
+/// and a row's value.
+pub type Column<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
 /// A sample's value, as Prometheus writes numbers.
 pub trait SampleValue {
     fn write_to(&self, out: &mut String);

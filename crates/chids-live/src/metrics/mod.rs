@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::capture::Counters;
 use crate::cgroup::CgroupRef;
-use encoder::{Encoder, Kind};
+use encoder::{Column, Encoder, Kind};
 pub use server::{serve, Server};
 
 /// Upper bounds of the reconstruction-error histogram. Normal windows sit
@@ -114,7 +114,7 @@ impl Exposition for Metrics {
                 ("cgroup", c.cgroup.clone()),
             ]
         };
-        let families: [(&str, &str, fn(&PerContainer) -> u64); 5] = [
+        let families: [Column<PerContainer, u64>; 5] = [
             ("chids_events_total", "System call events captured (enter and exit).", |c| c.events),
             ("chids_windows_total", "Windows closed and scored, empty ones included.", |c| c.windows),
             ("chids_empty_windows_total", "Windows without events (no vector).", |c| c.empty_windows),
