@@ -101,3 +101,52 @@ fn a_planted_link_at_the_database_is_refused() {
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
 }
+
+#[test]
+fn past_the_age_limit_undelivered_alerts_are_dropped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = open(tmp.path(), 1 << 20);
+    for _ in 0..3 {
+        commit(&mut o, "w");
+    }
+    drop(o);
+    let r = Retention {
+        max_bytes: 1 << 20,
+        max_age: Duration::ZERO,
+    };
+    let o = Outbox::open(tmp.path(), r, true).unwrap();
+    assert_eq!(o.counters().lost("expired"), 3);
+    let mut n = 0;
+    list(tmp.path(), None, false, &mut |_| {
+        n += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn listing_filters_undelivered_and_prints_whole_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = open(tmp.path(), 1 << 20);
+    let first = commit(&mut o, "w");
+    commit(&mut o, "w");
+    let mut r = o.reader().unwrap();
+    let batch = r.next_batch(1).unwrap();
+    assert_eq!(batch[0].alert_id, first);
+    r.mark_delivered(&[batch[0].seq]).unwrap();
+    let mut lines = Vec::new();
+    list(
+        tmp.path(),
+        Some(Duration::from_secs(3600)),
+        true,
+        &mut |b| {
+            lines.push(String::from_utf8(b.to_vec()).unwrap());
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(lines.len(), 1);
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_ne!(v["alert_id"], first.as_str());
+}
