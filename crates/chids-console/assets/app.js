@@ -26,6 +26,12 @@ function svg(tag, attrs) {
   return e;
 }
 
+function label(x, y, text, anchor) {
+  const t = svg("text", { x, y, "text-anchor": anchor });
+  t.textContent = text;
+  return t;
+}
+
 function fmtTime(ns) {
   if (!ns) return "-";
   return new Date(ns / 1e6).toISOString().replace("T", " ").slice(0, 19);
@@ -142,6 +148,7 @@ function timelineChart(alerts) {
   const t0 = Math.min(...ts), t1 = Math.max(...ts), span = Math.max(t1 - t0, 1000);
   const y = (sc) => H - P - (Math.min(typeof sc === "number" ? sc : 1, 5) / 5) * (H - 2 * P);
   s.append(svg("line", { x1: P, x2: W - P, y1: y(1), y2: y(1), class: "threshold" }));
+  s.append(label(W - P, y(1) - 4, "threshold (score 1); dots: alerts, score up (capped at 5)", "end"));
   for (const a of alerts) {
     const x = P + ((a.time_ns / 1e6 - t0) / span) * (W - 2 * P);
     const c = svg("circle", { cx: x, cy: y(a.score), r: 5, class: "dot kind-" + a.kind });
@@ -151,10 +158,7 @@ function timelineChart(alerts) {
     c.addEventListener("click", () => { location.hash = "#/alert/" + a.seq; });
     s.append(c);
   }
-  const l0 = svg("text", { x: P, y: H - 4 }), l1 = svg("text", { x: W - P, y: H - 4, "text-anchor": "end" });
-  l0.textContent = fmtTime(t0 * 1e6);
-  l1.textContent = fmtTime(t1 * 1e6);
-  s.append(l0, l1);
+  s.append(label(P, H - 4, fmtTime(t0 * 1e6), "start"), label(W - P, H - 4, fmtTime(t1 * 1e6), "end"));
   return s;
 }
 
@@ -240,6 +244,8 @@ function windowChart(chart) {
     const x = (t) => P + ((t / 1e6 - t0) / span) * (W - 2 * P);
     const y = (sc) => H - P - (Math.min(sc, 20) / top) * (H - 2 * P);
     s.append(svg("line", { x1: P, x2: W - P, y1: y(1), y2: y(1), class: "threshold" }));
+    s.append(label(W - P, y(1) - 4, "threshold (score 1)", "end"));
+    s.append(label(P, H - 6, fmtTime(t0 * 1e6), "start"), label(W - P, H - 6, fmtTime((t0 + span) * 1e6), "end"));
     s.append(svg("polyline", { points: pts.map((p) => `${x(p.t)},${y(p.score)}`).join(" "), class: "series" }));
     for (const p of pts) {
       const c = svg("circle", { cx: x(p.t), cy: y(p.score), r: p.current ? 6 : 4, class: p.current ? "dot current" : "dot" });

@@ -135,7 +135,7 @@ impl Alert {
 /// its unseen arguments.
 fn processes(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let own = text(v, &["process", "comm", "command"]);
+    let own = text(v, &["process", "comm"]);
     let from_args = v["unseen_args"]
         .as_array()
         .into_iter()

@@ -23,6 +23,15 @@ const PATH: f64 = 70.0;
 /// Rising reasons rank in [RISING, RISING + 39], always below the unseen.
 const RISING: f64 = 10.0;
 
+/// A runtime's own name ranks this much lower (still above rising counts).
+const RUNTIME_OWN: f64 = 15.0;
+/// Process names of container runtimes at work inside a container's cgroup.
+const RUNTIME_PROCESSES: &[&str] = &["runc", "crun", "conmon", "containerd-shim", "youki"];
+
+fn runtime_process(p: &str) -> bool {
+    RUNTIME_PROCESSES.iter().any(|r| p.starts_with(r))
+}
+
 const NETWORK_SYSCALLS: &[&str] = &[
     "connect", "bind", "accept", "accept4", "listen", "sendto", "sendmsg", "recvfrom",
 ];
@@ -47,17 +56,21 @@ fn used_by(syscall: &str, process: &str) -> String {
 fn unseen_arg(a: &Value) -> Option<Reason> {
     let arg = a["arg"].as_str().or(a.as_str())?;
     let syscall = str_of(a, &["syscall"]);
-    let (kind, weight) = if syscall.starts_with("exec") {
+    let process = str_of(a, &["process"]);
+    let (kind, mut weight) = if syscall.starts_with("exec") {
         ("exec", EXEC)
     } else if NETWORK_SYSCALLS.contains(&syscall) || arg.starts_with("unix:") {
         ("endpoint", ENDPOINT)
     } else {
         ("path", PATH)
     };
+    if runtime_process(process) {
+        weight -= RUNTIME_OWN;
+    }
     Some(Reason {
         kind,
         what: arg.to_string(),
-        detail: used_by(syscall, str_of(a, &["process"])),
+        detail: used_by(syscall, process),
         weight,
     })
 }
@@ -160,6 +173,19 @@ mod tests {
         assert_eq!(r[2].kind, "endpoint");
         assert_eq!(r[4].kind, "path");
         assert_eq!(r[5].kind, "rising");
+    }
+
+    #[test]
+    fn the_runtime_s_own_names_rank_below_the_workload_s() {
+        let v = json!({"unseen_args": [
+            {"arg": "/proc/self/fd", "syscall": "openat", "process": "runc:[2:INIT]"},
+            {"arg": "/etc/passwd", "syscall": "openat", "process": "crun"},
+            {"arg": "/etc/shadow", "syscall": "openat", "process": "cat"}],
+            "rising": [{"what": "x", "count": 1, "training_max": 0}]});
+        assert_eq!(
+            whats(&v),
+            ["/etc/shadow", "/proc/self/fd", "/etc/passwd", "x"]
+        );
     }
 
     #[test]
