@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the `live` feature (eBPF capture) needs at build time:
-# clang compiles src/live/bpf/chids.bpf.c, libbpf-dev provides bpf_helpers.h,
+# clang compiles crates/chids-live/src/bpf/chids.bpf.c, libbpf-dev provides bpf_helpers.h,
 # bpftool generates vmlinux.h from the kernel's BTF, libelf/zlib/pkg-config
 # are for libbpf-sys building the vendored libbpf that libbpf-rs links.
 # `unshare` (util-linux) is used at run time by `chids record -- CMD`.

@@ -10,11 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chids::args::Mode;
-use chids::features::{read_recording, Settings, TrainingElements};
-use chids::model::{default_thetas, TrainConfig};
-use chids::source::{discover, EventSource, ReadOptions};
-use chids::train::{train, TrainOptions};
+use chids_core::features::{read_recording, Settings, TrainingElements};
+use chids_core::mode::Mode;
+use chids_core::source::{discover, EventSource, ReadOptions};
+use chids_detect::model::{default_thetas, TrainConfig};
+use chids_detect::train::{train, TrainOptions};
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     let mut best = Duration::MAX;
@@ -40,7 +40,7 @@ fn main() {
         return;
     }
     let largest = text.join("troubleshooting-docker-kubernetes-sysdig__capture.txt");
-    let source = chids::source::discover::open(&largest).expect("open");
+    let source = chids_core::source::discover::open(&largest).expect("open");
     let compat = Settings::for_mode(Mode::Compat, 1_000_000_000);
     let opts = ReadOptions {
         compat_line_filter: true,
@@ -130,13 +130,25 @@ fn split_a(shared: &Path, text: &Path) {
             },
         };
         let trained = train(&train_rec, &opts, &|_| {}).unwrap();
-        let normal =
-            chids::eval::score_all(&train_rec, &trained.bundle, &opts.read, false, "", &|_| {})
-                .unwrap();
-        let attack =
-            chids::eval::score_all(&eval_rec, &trained.bundle, &opts.read, false, "", &|_| {})
-                .unwrap();
-        let rows = chids::eval::table(&trained.bundle, &normal, &attack);
+        let normal = chids_detect::scored::score_all(
+            &train_rec,
+            &trained.bundle,
+            &opts.read,
+            false,
+            "",
+            &|_| {},
+        )
+        .unwrap();
+        let attack = chids_detect::scored::score_all(
+            &eval_rec,
+            &trained.bundle,
+            &opts.read,
+            false,
+            "",
+            &|_| {},
+        )
+        .unwrap();
+        let rows = chids_eval::table(&trained.bundle, &normal, &attack);
         assert_eq!(rows.len(), 10);
     });
     println!(

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chids::args::Mode;
-use chids::features::{read_recording, Settings};
-use chids::source::scap::ScapSource;
-use chids::source::ReadOptions;
+use chids_core::features::{read_recording, Settings};
+use chids_core::mode::Mode;
+use chids_core::source::scap::ScapSource;
+use chids_core::source::ReadOptions;
 
 fn main() {
     let shared = std::env::var("CHIDS_SHARED").unwrap_or_else(|_| "../shared".into());

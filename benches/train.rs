@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use chids::model::{Autoencoder, TrainConfig};
+use chids_detect::model::{Autoencoder, TrainConfig};
 
 /// Deterministic vectors shaped like real AVs: FI in [0, 0.2), USI/UAI
 /// mostly 0 with occasional spikes (splitmix64, no RNG crate state needed).

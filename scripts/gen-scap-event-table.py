@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes src/source/scap/events_gen.rs: the scap event table the native
+"""Writes crates/chids-core/src/source/scap/events_gen.rs: the scap event table the native
 reader decodes captures with, generated from the facts of a
 falcosecurity/libs checkout.
 
@@ -278,7 +278,7 @@ def main():
         die("usage: gen-scap-event-table.py LIBS_DRIVER_DIR [OUT.rs]")
     driver = Path(sys.argv[1])
     out = Path(sys.argv[2]) if len(sys.argv) == 3 else (
-        Path(__file__).resolve().parent.parent / "src/source/scap/events_gen.rs"
+        Path(__file__).resolve().parent.parent / "crates/chids-core/src/source/scap/events_gen.rs"
     )
     for name in ("ppm_events_public.h", "event_table.c", "flags_table.c"):
         if not (driver / name).is_file():

@@ -6,10 +6,12 @@
 # Live-capture tests need clang and libbpf to build (scripts/install-test-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features=()
+# Every crate of the workspace; the live ones (chids-live, chids-agent)
+# only where they can be built.
+packages=()
 if command -v clang >/dev/null 2>&1 && [ -e /usr/include/bpf/libbpf.h ]; then
-  features=(--features live)
+  packages=(--workspace --features chids/live)
 else
   echo "test.sh: clang/libbpf-dev not found: live-capture tests not built (scripts/install-test-deps.sh installs them)" >&2
 fi
-cargo test --release "${features[@]}" -- --test-threads=2 "$@"
+cargo test --release "${packages[@]}" -- --test-threads=2 "$@"

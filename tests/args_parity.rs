@@ -1,7 +1,7 @@
 //! Path normalisation against every case the reference was run on.
 mod common;
 
-use chids::args::normalize_path;
+use chids_core::mode::normalize_path;
 
 #[test]
 #[ignore = "needs CHIDS_SHARED (shared data)"]

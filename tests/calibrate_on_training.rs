@@ -6,11 +6,11 @@
 
 mod common;
 
-use chids::args::Mode;
-use chids::features::Settings;
-use chids::model::{default_thetas, TrainConfig};
-use chids::source::{discover::open, EventSource, ReadOptions};
-use chids::train::{set_operating_threshold, train_calibrated, TrainOptions};
+use chids_core::features::Settings;
+use chids_core::mode::Mode;
+use chids_core::source::{discover::open, EventSource, ReadOptions};
+use chids_detect::model::{default_thetas, TrainConfig};
+use chids_detect::train::{set_operating_threshold, train_calibrated, TrainOptions};
 
 fn check(mode: Mode, files: &[&str]) {
     let shared = common::shared();

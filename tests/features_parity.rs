@@ -5,12 +5,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use chids::args::Mode;
-use chids::event::Event;
-use chids::features::{
+use chids_core::event::Event;
+use chids_core::features::{
     read_recording, FeatureStream, RecordingFeatures, Settings, TrainingElements, WindowFeatures,
 };
-use chids::source::{discover::open, EventSource, ReadOptions, ReadStats, SourceError};
+use chids_core::mode::Mode;
+use chids_core::source::{discover::open, EventSource, ReadOptions, ReadStats, SourceError};
 use serde_json::Value;
 
 const COMPAT: Settings = Settings::for_mode(Mode::Compat, 1_000_000_000);

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use chids::source::discover;
+use chids_core::source::discover;
 
 fn chids(args: &[&str]) -> Output {
     chids_cmd(args).output().expect("run chids")

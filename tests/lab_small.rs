@@ -20,7 +20,7 @@ fn unmet_requirement() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root (the lab records with eBPF in a cgroup sandbox)".into());
     }
-    if let Err(e) = chids::live::capture::check_environment() {
+    if let Err(e) = chids_live::capture::check_environment() {
         return Some(e.to_string());
     }
     for bin in ["/usr/sbin/nginx", "/usr/bin/python3", "/usr/bin/curl"] {

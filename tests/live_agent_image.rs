@@ -34,7 +34,7 @@ fn agent_in_a_container_watches_a_sibling() {
     let app_image = Image::busybox(&format!("localhost/{p}-app:1"), &[]);
 
     let state = tempfile::tempdir().unwrap();
-    let cgroup_root = chids::live::cgroup::cgroup2_root().unwrap();
+    let cgroup_root = chids_live::cgroup::cgroup2_root().unwrap();
     let agent_name = format!("{p}-agent");
     let _ = podman(&["rm", "-f", "-t", "0", &agent_name]);
     let mounts = [

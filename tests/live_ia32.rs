@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use chids::live::{self, RecordOptions, Target};
+use chids_live::{self as live, RecordOptions, Target};
 
 const PROBE_C: &str = r#"
 #include <fcntl.h>
@@ -81,13 +81,13 @@ fn ia32_open_is_named_open_with_its_path() {
     .unwrap();
     assert_eq!(summary.command_status, Some(0), "probe failed: {summary:?}");
 
-    let source = chids::source::discover::open(&out).unwrap();
+    let source = chids_core::source::discover::open(&out).unwrap();
     let want = target_file.display().to_string();
     let mut opens_of_target = 0;
     let mut misnamed = Vec::new();
     source
         .read(&Default::default(), &mut |ev| {
-            if ev.dir == chids::event::Direction::Exit && ev.params.path == Some(&want) {
+            if ev.dir == chids_core::event::Direction::Exit && ev.params.path == Some(&want) {
                 if ev.syscall == "open" || ev.syscall == "openat" {
                     opens_of_target += 1;
                 } else {

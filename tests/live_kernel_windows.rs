@@ -15,14 +15,14 @@
 
 use std::time::{Duration, Instant};
 
-use chids::args::Mode;
-use chids::features::{read_recording, Settings, TrainingElements, WindowFeatures};
-use chids::live::capture::ExecGate;
-use chids::live::cgroup::CommandCgroup;
-use chids::live::format::write_sc_line;
-use chids::live::{self, Capture, Formatter, KernelWindows};
-use chids::source::ReadOptions;
-use chids::ssg::EdgeOrder;
+use chids_core::features::{read_recording, Settings, TrainingElements, WindowFeatures};
+use chids_core::mode::Mode;
+use chids_core::source::ReadOptions;
+use chids_core::ssg::EdgeOrder;
+use chids_live::capture::ExecGate;
+use chids_live::cgroup::CommandCgroup;
+use chids_live::format::write_sc_line;
+use chids_live::{self as live, Capture, Formatter, KernelWindows};
 
 const WORKLOAD: &str = r#"
 work() {
@@ -177,7 +177,7 @@ fn kernel_windows_equal_the_recordings_windows() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = run(settings, &elements, dir.path());
 
-    let source = chids::source::discover::open(&dir.path().join("run.sc")).unwrap();
+    let source = chids_core::source::discover::open(&dir.path().join("run.sc")).unwrap();
     let offline = read_recording(
         source.as_ref(),
         settings,

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chids::features::Settings;
-use chids::live::{self, Alert, MonitorOptions, MonitorUpdate, RecordOptions, Target};
-use chids::model::TrainConfig;
-use chids::train::{train_calibrated, TrainOptions};
+use chids_core::features::Settings;
+use chids_detect::model::TrainConfig;
+use chids_detect::train::{train_calibrated, TrainOptions};
+use chids_live::{self as live, Alert, MonitorOptions, MonitorUpdate, RecordOptions, Target};
 
 /// Both tests start captures of their own; run them one at a time so the
 /// workloads' timing does not depend on each other.
@@ -142,7 +142,7 @@ fn monitor_alerts_only_after_the_attack() {
     // 2. Baseline, with the library the CLI's `baseline` uses.
     let mut sources: Vec<_> = recs
         .iter()
-        .map(|p| chids::source::discover::open(p).unwrap())
+        .map(|p| chids_core::source::discover::open(p).unwrap())
         .collect();
     let validation = sources.split_off(3);
     let trained = train_calibrated(
@@ -151,10 +151,10 @@ fn monitor_alerts_only_after_the_attack() {
         &TrainOptions {
             settings: Settings::default(),
             model: TrainConfig::default(),
-            thetas: chids::model::default_thetas(),
+            thetas: chids_detect::model::default_thetas(),
             read: Default::default(),
         },
-        chids::calibrate::DEFAULT_BUDGET_PER_HOUR,
+        chids_detect::calibrate::DEFAULT_BUDGET_PER_HOUR,
         &|_| {},
     )
     .unwrap();

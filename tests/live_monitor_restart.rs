@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agent_support::*;
-use chids::features::Settings;
-use chids::live::{self, MonitorOptions, MonitorUpdate, RecordOptions, Target};
-use chids::model::TrainConfig;
-use chids::train::{train, TrainOptions};
+use chids_core::features::Settings;
+use chids_detect::model::TrainConfig;
+use chids_detect::train::{train, TrainOptions};
+use chids_live::{self as live, MonitorOptions, MonitorUpdate, RecordOptions, Target};
 
 const LOOP: &str = "while true; do cat /etc/passwd > /dev/null; sleep 0.1; done";
 
@@ -63,14 +63,14 @@ fn monitor_follows_a_restarted_container() {
             c.cgroups()
         )
     });
-    let sources = chids::source::discover(&[rec]).unwrap().recordings;
+    let sources = chids_core::source::discover(&[rec]).unwrap().recordings;
     let options = TrainOptions {
         settings: Settings::default(),
         model: TrainConfig {
             epochs: 20,
             ..TrainConfig::default()
         },
-        thetas: chids::model::default_thetas(),
+        thetas: chids_detect::model::default_thetas(),
         read: Default::default(),
     };
     let model = tmp.path().join("model");

@@ -14,8 +14,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chids::features::{read_recording, Settings};
-use chids::live::{self, RecordOptions, Target};
+use chids_core::features::{read_recording, Settings};
+use chids_live::{self as live, RecordOptions, Target};
 
 /// A listener on a port below the ephemeral range (so the model keeps the
 /// port), answering every connection with `reply` and closing it.
@@ -83,8 +83,8 @@ fn record(dir: &Path, name: &str, service: u16, shell: Option<u16>) -> PathBuf {
     out
 }
 
-fn unseen_args(rec: &Path, baseline: &chids::features::TrainingElements) -> Vec<String> {
-    let source = chids::source::discover::open(rec).unwrap();
+fn unseen_args(rec: &Path, baseline: &chids_core::features::TrainingElements) -> Vec<String> {
+    let source = chids_core::source::discover::open(rec).unwrap();
     let features = read_recording(
         source.as_ref(),
         Settings::default(),
@@ -113,7 +113,7 @@ fn a_reverse_shell_is_an_unseen_endpoint() {
     let attack = record(tmp.path(), "attack", service, Some(shell));
 
     // The training elements of the first normal run.
-    let source = chids::source::discover::open(&normal).unwrap();
+    let source = chids_core::source::discover::open(&normal).unwrap();
     let trained = read_recording(
         source.as_ref(),
         Settings::default(),

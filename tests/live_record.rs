@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chids::live::{self, RecordOptions, Target};
+use chids_live::{self as live, RecordOptions, Target};
 
 /// Fails the test, saying why, when live capture cannot run here.
 macro_rules! require_live {

@@ -39,8 +39,8 @@ fn wait_until(deadline: Duration, mut ok: impl FnMut() -> bool) -> bool {
 #[test]
 #[ignore = "needs root and eBPF (run with --include-ignored)"]
 fn a_task_that_leaves_its_cgroup_is_followed() {
-    chids::live::capture::check_environment().expect("live capture environment");
-    let root = chids::live::cgroup::cgroup2_root().unwrap();
+    chids_live::capture::check_environment().expect("live capture environment");
+    let root = chids_live::cgroup::cgroup2_root().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("escape.zip");
     // Try to join the root cgroup (and a sibling's), then do something.
@@ -72,7 +72,7 @@ fn a_task_that_leaves_its_cgroup_is_followed() {
 #[test]
 #[ignore = "needs root and eBPF (run with --include-ignored)"]
 fn the_sandbox_dies_with_chids_and_is_swept() {
-    chids::live::capture::check_environment().expect("live capture environment");
+    chids_live::capture::check_environment().expect("live capture environment");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("killed.zip");
     let pidfile = tmp.path().join("pid");
@@ -111,7 +111,7 @@ fn the_sandbox_dies_with_chids_and_is_swept() {
         "the sandboxed command died with chids"
     );
     // The next run sweeps the dead run's cgroup.
-    let stale = chids::live::cgroup::cgroup2_root()
+    let stale = chids_live::cgroup::cgroup2_root()
         .unwrap()
         .join("chids")
         .join(&cgroup_name);
@@ -130,7 +130,7 @@ fn the_sandbox_dies_with_chids_and_is_swept() {
 #[test]
 #[ignore = "needs root and eBPF (run with --include-ignored)"]
 fn exit_codes_are_chids_own() {
-    chids::live::capture::check_environment().expect("live capture environment");
+    chids_live::capture::check_environment().expect("live capture environment");
     let tmp = tempfile::tempdir().unwrap();
     // Stopped at --duration: a good recording, exit 0 (not 137).
     let out = chids()

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::Command;
 use std::time::Duration;
 
-use chids::live::{self, record::StopReason, RecordOptions, Target};
+use chids_live::{self as live, record::StopReason, RecordOptions, Target};
 
 #[test]
 #[ignore = "needs root + eBPF"]

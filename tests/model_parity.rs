@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chids::model::{default_thetas, thresholds, Autoencoder};
+use chids_detect::model::{default_thetas, thresholds, Autoencoder};
 use serde_json::Value;
 
 const RUNS: [&str; 4] = ["A", "B", "py311_A", "py311_B"];

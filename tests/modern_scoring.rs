@@ -5,12 +5,12 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use chids::args::Mode;
-use chids::eval::score_all;
-use chids::features::Settings;
-use chids::model::{default_thetas, TrainConfig};
-use chids::source::{discover, ReadOptions};
-use chids::train::{train, TrainOptions};
+use chids_core::features::Settings;
+use chids_core::mode::Mode;
+use chids_core::source::{discover, ReadOptions};
+use chids_detect::model::{default_thetas, TrainConfig};
+use chids_detect::scored::score_all;
+use chids_detect::train::{train, TrainOptions};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use chids::source::{discover, EventSource, ReadOptions};
+use chids_core::source::{discover, EventSource, ReadOptions};
 
 fn events(source: &dyn EventSource) -> Vec<(u64, String, String)> {
     let mut out = Vec::new();

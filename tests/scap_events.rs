@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chids::source::scap::{dump, DumpFormat, DumpOptions, ScapSource};
-use chids::source::{EventSource, ReadOptions};
+use chids_core::source::scap::{dump, DumpFormat, DumpOptions, ScapSource};
+use chids_core::source::{EventSource, ReadOptions};
 use common::scap_writer::{ty, Proc, ScapWriter, AT_FDCWD, O_CLOEXEC, O_RDONLY, P};
 
 const WEB: &str = "abc1d6f0e2b1c3a4958766aa00112233445566778899aabbccddeeff00112233";

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use chids::source::scap::{dump, read_stream, DumpOptions, ScapSource};
-use chids::source::{EventSource, Position, ReadOptions};
+use chids_core::source::scap::{dump, read_stream, DumpOptions, ScapSource};
+use chids_core::source::{EventSource, Position, ReadOptions};
 
 fn shared() -> PathBuf {
     PathBuf::from(
@@ -211,14 +211,14 @@ fn noise_words_from_fields_match_the_rendered_line() {
                 info.clear();
                 line.clear();
                 ev.format_info(&mut info);
-                chids::source::scap::format::sysdig_line(ev, &info, &mut line);
+                chids_core::source::scap::format::sysdig_line(ev, &info, &mut line);
                 let want = WORDS.iter().any(|w| line.contains(w));
                 assert_eq!(ev.has_noise_word(), want, "{cap}: {line}");
                 // Compat renders only the tokens it reads: they are the
                 // whole text's first tokens.
                 for n in 1..=3 {
                     head.clear();
-                    chids::source::scap::format::info_tokens(ev, &mut head, n);
+                    chids_core::source::scap::format::info_tokens(ev, &mut head, n);
                     let got: Vec<&str> = head.split_ascii_whitespace().take(n).collect();
                     let full: Vec<&str> = info.split_ascii_whitespace().take(n).collect();
                     assert_eq!(got, full, "{cap}: {line}");
@@ -305,7 +305,7 @@ fn small_capture() -> Vec<u8> {
     decompressed(&shared().join("data/scap/libs/test_ipv6_client.scap"))
 }
 
-fn run(bytes: &[u8]) -> Result<u64, chids::source::SourceError> {
+fn run(bytes: &[u8]) -> Result<u64, chids_core::source::SourceError> {
     let mut n = 0;
     read_stream(Path::new("t.scap"), bytes, &mut |ev| {
         let mut s = String::new();

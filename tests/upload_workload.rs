@@ -245,9 +245,10 @@ fn uploads_do_not_alarm_a_dropped_executable_does() {
 
     // ... by its argument alone (execve is a normal call here), and the
     // explanation names the concrete path, not the pattern.
-    let bundle = chids::model::Bundle::load(&dir("model")).unwrap();
-    let src = chids::source::discover::open(&dir("attack/a0.txt")).unwrap();
-    let scored = chids::eval::score_one(src.as_ref(), &bundle, &Default::default(), true).unwrap();
+    let bundle = chids_detect::model::Bundle::load(&dir("model")).unwrap();
+    let src = chids_core::source::discover::open(&dir("attack/a0.txt")).unwrap();
+    let scored =
+        chids_detect::scored::score_one(src.as_ref(), &bundle, &Default::default(), true).unwrap();
     let threshold = bundle.operating_threshold();
     let alarms: Vec<_> = scored
         .windows

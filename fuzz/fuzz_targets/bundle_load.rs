@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use chids::model::Bundle;
-use chids::stide::StideModel;
+use chids_detect::model::Bundle;
+use chids_detect::stide::StideModel;
 use libfuzzer_sys::fuzz_target;
 
 /// One scratch directory per fuzzing process (the loaders take a dir).
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(dir.join("baseline.json"), json).unwrap();
     // The second part is the autoencoder's weights and STIDE's sequences.
     std::fs::write(dir.join("model.safetensors"), weights).unwrap();
-    std::fs::write(dir.join(chids::stide::SEQUENCES_FILE), weights).unwrap();
+    std::fs::write(dir.join(chids_detect::stide::SEQUENCES_FILE), weights).unwrap();
     if let Ok(bundle) = Bundle::load(dir) {
         let _ = bundle.error(&[0.5, 1.0, 0.0]);
         let _ = bundle.operating_threshold();

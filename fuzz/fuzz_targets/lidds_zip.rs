@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use chids::args::Mode;
-use chids::features::{FeatureStream, Settings};
-use chids::source::lidds::{parse_labels, Lidds2021};
-use chids::source::{EventSource, ReadOptions};
+use chids_core::mode::Mode;
+use chids_core::features::{FeatureStream, Settings};
+use chids_core::source::lidds::{parse_labels, Lidds2021};
+use chids_core::source::{EventSource, ReadOptions};
 use libfuzzer_sys::fuzz_target;
 
 /// One scratch directory per fuzzing process (the reader takes a path).

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use chids::args::Mode;
-use chids::features::{FeatureStream, Settings};
-use chids::source::lidds::Lidds2021;
-use chids::source::sysdig_text::SysdigText;
-use chids::source::{EventSource, ReadOptions};
+use chids_core::mode::Mode;
+use chids_core::features::{FeatureStream, Settings};
+use chids_core::source::lidds::Lidds2021;
+use chids_core::source::sysdig_text::SysdigText;
+use chids_core::source::{EventSource, ReadOptions};
 use libfuzzer_sys::fuzz_target;
 
 /// One scratch directory per fuzzing process, reused by every iteration:

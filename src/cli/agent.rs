@@ -1,5 +1,5 @@
 //! `chids agent` (feature `live`): flags, and printing what the agent
-//! reports. The work is done by `chids::live::agent`.
+//! reports. The work is done by `chids_agent`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use chids::live::agent::{self, AgentOptions, AgentUpdate};
-use chids::live::sink::{AlertSink, FileSink, NatsOptions, NatsSink};
+use chids_agent::sink::{AlertSink, FileSink, NatsOptions, NatsSink};
+use chids_agent::{self as agent, AgentOptions, AgentUpdate};
 
 use super::live::parse_duration;
 
@@ -183,7 +183,7 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
 }
 
 fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
-    chids::live::stop_on_signals();
+    chids_live::stop_on_signals();
     let workloads = match &a.workloads {
         Some(p) => agent::workloads::WorkloadConfig::load(p)?,
         None => Default::default(),

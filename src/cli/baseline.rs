@@ -5,15 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use chids::args::Mode;
-use chids::calibrate::Calibration;
-use chids::features::Settings;
-use chids::model::{default_thetas, TrainConfig};
-use chids::source::EventSource;
-use chids::source::ReadOptions;
-use chids::ssg::EdgeOrder;
-use chids::stide::{self, StideSettings};
-use chids::train::{train_calibrated, TrainOptions};
+use chids_core::features::Settings;
+use chids_core::mode::Mode;
+use chids_core::source::EventSource;
+use chids_core::source::ReadOptions;
+use chids_core::ssg::EdgeOrder;
+use chids_detect::calibrate::Calibration;
+use chids_detect::model::{default_thetas, TrainConfig};
+use chids_detect::stide::{self, StideSettings};
+use chids_detect::train::{train_calibrated, TrainOptions};
 
 use super::progress::Bar;
 
@@ -34,7 +34,7 @@ pub struct Args {
     validation: Vec<PathBuf>,
     /// False-alarm budget of the operating threshold: alarm windows per
     /// hour of normal activity (e.g. 1/h, 10/d).
-    #[arg(long, value_name = "RATE", default_value = "1/h", value_parser = chids::calibrate::parse_budget)]
+    #[arg(long, value_name = "RATE", default_value = "1/h", value_parser = chids_detect::calibrate::parse_budget)]
     max_false_alarms: f64,
     /// Reproduce the reference implementation exactly (see README).
     #[arg(long)]
@@ -222,7 +222,7 @@ fn print_operating_point(threshold: f64, c: &Calibration, theta_one: f64) {
         c.recordings.len(),
         c.source,
         c.windows,
-        chids::eval::report::duration(c.hours),
+        chids_eval::report::duration(c.hours),
         c.method,
         c.largest_score,
         c.largest_at
@@ -283,14 +283,14 @@ fn run_stide(
             "held-out training",
         ),
     };
-    let (threshold, calibration) = chids::eval::calibrate_scored(
+    let (threshold, calibration) = chids_detect::scored::calibrate_scored(
         &scored,
         source,
         settings.window_ns,
         args.max_false_alarms,
         0.0,
     );
-    if (calibration.windows as usize) < chids::calibrate::MIN_WINDOWS {
+    if (calibration.windows as usize) < chids_detect::calibrate::MIN_WINDOWS {
         eprintln!(
             "chids: warning: only {} window(s) to calibrate on; too few to fit a tail, so the operating threshold is their largest score: give more normal data (--vd)",
             calibration.windows

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use chids::source::scap::{dump, DumpFormat, DumpOptions};
+use chids_core::source::scap::{dump, DumpFormat, DumpOptions};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use chids::eval::report::{evaluate_model, write_report, Inputs, ModelEvaluation, ReportOptions};
-use chids::eval::Detector;
-use chids::source::ReadOptions;
+use chids_core::source::ReadOptions;
+use chids_detect::scored::Detector;
+use chids_eval::report::{evaluate_model, write_report, Inputs, ModelEvaluation, ReportOptions};
 
 use super::progress::Bar;
 
@@ -180,10 +180,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// A recording given as normal and as attack makes both rates meaningless.
 fn warn_in_both(
-    normal: &[Box<dyn chids::source::EventSource>],
-    attack: &[Box<dyn chids::source::EventSource>],
+    normal: &[Box<dyn chids_core::source::EventSource>],
+    attack: &[Box<dyn chids_core::source::EventSource>],
 ) {
-    let key = |r: &dyn chids::source::EventSource| {
+    let key = |r: &dyn chids_core::source::EventSource| {
         let p = &r.info().path;
         std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())
     };
@@ -201,7 +201,7 @@ fn warn_in_both(
 
 fn print_tables(e: &ModelEvaluation) {
     let op = &e.operating_point;
-    println!("{}", chids::eval::report::operating_sentence(op));
+    println!("{}", chids_eval::report::operating_sentence(op));
     println!();
     println!("------------ Evaluation Summary ----------");
     println!("Per threshold: an attack recording is detected, a normal one a false alarm, when any window that is evidence scores above it.");

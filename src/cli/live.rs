@@ -1,8 +1,8 @@
 //! Command-line arguments of `chids record` and `chids monitor` (clap).
 //!
 //! Mounted by `src/cli/mod.rs` when the `live` feature is on. Parsing and
-//! printing only: the work is done by `chids::live::record` /
-//! `chids::live::monitor`.
+//! printing only: the work is done by `chids_live::record` /
+//! `chids_live::monitor`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -127,7 +127,7 @@ pub use convert::{run_monitor, run_record};
 #[cfg(feature = "live")]
 mod convert {
     use super::*;
-    use chids::live::{MonitorOptions, RecordOptions, Target};
+    use chids_live::{MonitorOptions, RecordOptions, Target};
     use std::io::IsTerminal;
     use std::process::ExitCode;
 
@@ -170,9 +170,9 @@ mod convert {
                 metrics: self.metrics,
                 duration: self.duration,
                 windows: match self.windows {
-                    WindowsArg::Auto => chids::live::WindowPath::Auto,
-                    WindowsArg::Kernel => chids::live::WindowPath::Kernel,
-                    WindowsArg::Events => chids::live::WindowPath::Events,
+                    WindowsArg::Auto => chids_live::WindowPath::Auto,
+                    WindowsArg::Kernel => chids_live::WindowPath::Kernel,
+                    WindowsArg::Events => chids_live::WindowPath::Events,
                 },
             })
         }
@@ -180,10 +180,10 @@ mod convert {
 
     /// `chids record`: runs the capture and prints its summary (stderr).
     pub fn run_record(args: &RecordArgs) -> Result<ExitCode, String> {
-        chids::live::stop_on_signals();
+        chids_live::stop_on_signals();
         let opts = args.to_options()?;
         let tty = std::io::stderr().is_terminal();
-        let summary = chids::live::record(opts, &mut |p| {
+        let summary = chids_live::record(opts, &mut |p| {
             if tty {
                 eprint!(
                     "\rrecording: {:>6.1}s {:>10} events {:>6} dropped",
@@ -231,12 +231,12 @@ mod convert {
     /// `chids monitor`: alerts to stdout (a human line on a terminal, else one
     /// JSON line each), status to stderr.
     pub fn run_monitor(args: &MonitorArgs) -> Result<ExitCode, String> {
-        chids::live::stop_on_signals();
-        use chids::live::MonitorUpdate;
+        chids_live::stop_on_signals();
+        use chids_live::MonitorUpdate;
         use std::io::Write;
         let opts = args.to_options()?;
         let tty = std::io::stdout().is_terminal();
-        let summary = chids::live::monitor(opts, &mut |u| match u {
+        let summary = chids_live::monitor(opts, &mut |u| match u {
             MonitorUpdate::Started {
                 cgroup,
                 metrics,
@@ -317,7 +317,7 @@ mod convert {
 }
 
 /// Says what the capture could not see as it should, when anything.
-pub(super) fn report_losses(c: &chids::live::Counters) {
+pub(super) fn report_losses(c: &chids_live::Counters) {
     if c.migrated > 0 {
         eprintln!(
             "chids: warning: {} watched task(s) moved out of the watched cgroup; they were followed",
@@ -339,8 +339,8 @@ pub(super) fn report_losses(c: &chids::live::Counters) {
 }
 
 /// Says how a sandboxed command ended, when that is news.
-fn report_command(stopped_by: chids::live::StopReason, status: Option<i32>) {
-    use chids::live::StopReason;
+fn report_command(stopped_by: chids_live::StopReason, status: Option<i32>) {
+    use chids_live::StopReason;
     match (stopped_by, status) {
         (StopReason::CommandExited, Some(0)) | (_, None) => {}
         (StopReason::CommandExited, Some(code)) if code > 128 => {

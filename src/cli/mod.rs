@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use chids::source::{discover, EventSource};
+use chids_core::source::{discover, EventSource};
 
 #[derive(Parser)]
 #[command(
@@ -135,7 +135,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 /// Parses `--window`: a duration from 1 ms to one hour.
 pub fn parse_window(s: &str) -> Result<u64, String> {
     let ns = parse_duration(s)?;
-    chids::features::check_window_ns(ns).map_err(|e| format!("{s:?}: {e}"))?;
+    chids_core::features::check_window_ns(ns).map_err(|e| format!("{s:?}: {e}"))?;
     Ok(ns)
 }
 
@@ -144,7 +144,7 @@ pub fn parse_window(s: &str) -> Result<u64, String> {
 fn warn_container_unused(recordings: &[Box<dyn EventSource>], container: Option<&str>) {
     let Some(id) = container else { return };
     for r in recordings {
-        if r.info().format != chids::event::Format::Scap {
+        if r.info().format != chids_core::event::Format::Scap {
             eprintln!(
                 "chids: warning: {}: --container {id} applies to .scap captures only; all of this recording's events are used",
                 r.info().path.display()

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use chids::train::Step;
+use chids_detect::train::Step;
 
 pub struct Bar {
     bar: ProgressBar,

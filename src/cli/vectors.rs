@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use chids::eval::score_all;
-use chids::model::Bundle;
-use chids::source::ReadOptions;
+use chids_core::source::ReadOptions;
+use chids_detect::model::Bundle;
+use chids_detect::scored::score_all;
 
 use super::progress::Bar;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chids::live::agent::cri::CriClient;
+use chids_agent::cri::CriClient;
 
 use super::wait_for;
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// Why the test cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
-    if let Err(e) = chids::live::capture::check_environment() {
+    if let Err(e) = chids_live::capture::check_environment() {
         return Some(e.to_string());
     }
     for tool in ["podman", "runc", "nats-server", "busybox", "ldd"] {

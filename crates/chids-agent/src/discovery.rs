@@ -1,0 +1,436 @@
+//! Finding container cgroups and following them as they come and go.
+//!
+//! Container runtimes make one cgroup directory per container, named after
+//! the container id. [`parse_container_dir`] knows their layouts; the
+//! [`Discovery`] watcher scans the cgroup v2 tree once, then learns about
+//! every new or removed directory from inotify (mkdir and rmdir on
+//! cgroupfs raise `IN_CREATE`/`IN_DELETE` on the parent), so a container is
+//! seen as soon as its runtime creates the cgroup, without rescanning.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+use chids_live::LiveError;
+
+/// Which runtime a cgroup layout belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Podman,
+    Docker,
+    Containerd,
+    #[serde(rename = "cri-o")]
+    Crio,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Podman => "podman",
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::Crio => "cri-o",
+        }
+    }
+}
+
+/// A container's cgroup directory, as found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerDir {
+    pub runtime: Runtime,
+    /// The full 64-hex-digit container id, lower case.
+    pub id: String,
+}
+
+fn is_full_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container a cgroup directory stands for, from its path relative to
+/// the cgroup v2 root:
+///
+/// | runtime    | cgroupfs driver                      | systemd driver                                  |
+/// |------------|--------------------------------------|-------------------------------------------------|
+/// | podman     | `libpod_parent/libpod-<id>`          | `machine.slice/libpod-<id>.scope`               |
+/// | docker     | `docker/<id>`                        | `system.slice/docker-<id>.scope`                |
+/// | containerd | `kubepods/burstable/pod<uid>/<id>`   | `kubepods.slice/…/cri-containerd-<id>.scope`    |
+/// | CRI-O      | `kubepods/…/pod<uid>/crio-<id>`      | `kubepods.slice/…/crio-<id>.scope`              |
+///
+/// Monitor processes (`libpod-conmon-<id>`, `crio-conmon-<id>`) are not
+/// containers.
+pub fn parse_container_dir(rel: &Path) -> Option<ContainerDir> {
+    let name = rel.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".scope").unwrap_or(name);
+    let prefixed = [
+        ("libpod-", Runtime::Podman),
+        ("docker-", Runtime::Docker),
+        ("cri-containerd-", Runtime::Containerd),
+        ("crio-", Runtime::Crio),
+    ];
+    for (prefix, runtime) in prefixed {
+        if let Some(id) = stem.strip_prefix(prefix) {
+            return is_full_id(id).then(|| ContainerDir {
+                runtime,
+                id: id.to_ascii_lowercase(),
+            });
+        }
+    }
+    if !is_full_id(stem) || stem != name {
+        return None;
+    }
+    // A bare id: its runtime is told by where it sits.
+    let parent = rel.parent()?;
+    let first = parent.components().next()?.as_os_str().to_str()?;
+    let runtime = if first == "docker" {
+        Runtime::Docker
+    } else if first.starts_with("kubepods") {
+        // The cgroupfs driver of the kubelet with containerd (CRI-O prefixes
+        // its directories with `crio-`).
+        Runtime::Containerd
+    } else {
+        return None;
+    };
+    Some(ContainerDir {
+        runtime,
+        id: stem.to_ascii_lowercase(),
+    })
+}
+
+/// A container cgroup that appeared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    /// The cgroup id (the directory's inode on cgroup2).
+    pub cgroup_id: u64,
+    /// Depth below the cgroup2 root.
+    pub level: u32,
+    pub container: ContainerDir,
+}
+
+/// What changed in the cgroup tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Started(Found),
+    /// The container's cgroup directory is gone.
+    Stopped {
+        path: PathBuf,
+        cgroup_id: u64,
+    },
+}
+
+/// How deep below the root a container cgroup can sit (kubepods.slice /
+/// qos / pod / container is 4; runtimes nested in slices add a few).
+const MAX_DEPTH: usize = 12;
+
+/// Follows the container cgroups under a cgroup v2 root.
+pub struct Discovery {
+    root: PathBuf,
+    inotify: Inotify,
+    /// Watched directories (never container directories themselves: what
+    /// happens inside a container's cgroup belongs to that container).
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    /// Containers present now, by path, with their cgroup id.
+    containers: HashMap<PathBuf, u64>,
+    buf: Vec<u8>,
+}
+
+impl Discovery {
+    /// Starts watching `root`; the containers already there come back as
+    /// `Started` changes from the first [`poll`](Discovery::poll).
+    pub fn new(root: &Path) -> Result<(Discovery, Vec<Change>), LiveError> {
+        let inotify = Inotify::init().map_err(|e| LiveError::io("inotify_init", e))?;
+        let mut d = Discovery {
+            root: root.to_path_buf(),
+            inotify,
+            dirs: HashMap::new(),
+            containers: HashMap::new(),
+            buf: vec![0; 64 * 1024],
+        };
+        let mut changes = Vec::new();
+        d.scan(root, &mut changes)?;
+        Ok((d, changes))
+    }
+
+    /// The cgroup v2 root being watched.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directories under inotify watch (for tests: bounded by the tree).
+    pub fn watched_dirs(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// Watches `dir` and everything below it that is not a container, and
+    /// reports the containers found. Watch first, list second: a directory
+    /// created between the two shows up in both, and `start` ignores the
+    /// second sighting.
+    fn scan(&mut self, dir: &Path, out: &mut Vec<Change>) -> Result<(), LiveError> {
+        let rel = dir.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        if rel.components().count() > MAX_DEPTH {
+            return Ok(());
+        }
+        let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::ONLYDIR;
+        match self.inotify.watches().add(dir, mask) {
+            Ok(wd) => {
+                self.dirs.insert(wd, dir.to_path_buf());
+            }
+            // Removed before we got to it: nothing to follow.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(LiveError::io(format!("inotify watch {}", dir.display()), e)),
+        }
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                self.found_dir(&e.path(), out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn found_dir(&mut self, path: &Path, out: &mut Vec<Change>) -> Result<(), LiveError> {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        match parse_container_dir(rel) {
+            Some(container) => {
+                let Ok(meta) = fs::metadata(path) else {
+                    return Ok(()); // gone already
+                };
+                let id = meta.ino();
+                match self.containers.insert(path.to_path_buf(), id) {
+                    Some(old) if old == id => {}
+                    Some(old) => {
+                        // Removed and made again before we looked: a restart.
+                        out.push(Change::Stopped {
+                            path: path.to_path_buf(),
+                            cgroup_id: old,
+                        });
+                        out.push(self.started(path, rel, id, container));
+                    }
+                    None => out.push(self.started(path, rel, id, container)),
+                }
+                Ok(())
+            }
+            None => self.scan(path, out),
+        }
+    }
+
+    fn started(&self, path: &Path, rel: &Path, cgroup_id: u64, container: ContainerDir) -> Change {
+        Change::Started(Found {
+            path: path.to_path_buf(),
+            cgroup_id,
+            level: rel.components().count() as u32,
+            container,
+        })
+    }
+
+    /// What changed since the last call, without waiting.
+    pub fn poll(&mut self) -> Result<Vec<Change>, LiveError> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = std::mem::take(&mut self.buf);
+            let events = match self.inotify.read_events(&mut buf) {
+                Ok(evs) => evs
+                    .map(|e| (e.wd, e.mask, e.name.map(|n| n.to_owned())))
+                    .collect::<Vec<_>>(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Vec::new(),
+                Err(e) => {
+                    self.buf = buf;
+                    return Err(LiveError::io("read inotify events", e));
+                }
+            };
+            self.buf = buf;
+            if events.is_empty() {
+                return Ok(out);
+            }
+            for (wd, mask, name) in events {
+                if mask.contains(EventMask::Q_OVERFLOW) {
+                    self.rescan(&mut out)?;
+                    continue;
+                }
+                if mask.contains(EventMask::IGNORED) {
+                    self.dirs.remove(&wd);
+                    continue;
+                }
+                let (Some(parent), Some(name)) = (self.dirs.get(&wd), name) else {
+                    continue;
+                };
+                let path = parent.join(name);
+                if mask.contains(EventMask::CREATE) && mask.contains(EventMask::ISDIR) {
+                    self.found_dir(&path, &mut out)?;
+                } else if mask.contains(EventMask::DELETE) {
+                    if let Some(id) = self.containers.remove(&path) {
+                        out.push(Change::Stopped {
+                            path,
+                            cgroup_id: id,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// After an event queue overflow: what is there now against what we
+    /// knew, as changes.
+    fn rescan(&mut self, out: &mut Vec<Change>) -> Result<(), LiveError> {
+        let known: Vec<(PathBuf, u64)> = self.containers.drain().collect();
+        for wd in std::mem::take(&mut self.dirs).into_keys() {
+            let _ = self.inotify.watches().remove(wd);
+        }
+        let mut fresh = Vec::new();
+        let root = self.root.clone();
+        self.scan(&root, &mut fresh)?;
+        for (path, id) in known {
+            if self.containers.get(&path) != Some(&id) {
+                out.push(Change::Stopped {
+                    path,
+                    cgroup_id: id,
+                });
+            }
+        }
+        // Containers we knew and still see are not new.
+        out.extend(fresh);
+        Ok(())
+    }
+
+    /// The inotify descriptor, to wait on beside other descriptors.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.inotify.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f811e68bbd5b3ef3ac2e1e36d1e3f950f6df1e7e00330773cdfb16f9984aa16";
+
+    fn parse(p: &str) -> Option<(Runtime, String)> {
+        parse_container_dir(Path::new(p)).map(|c| (c.runtime, c.id))
+    }
+
+    #[test]
+    fn every_runtime_layout() {
+        let cases = [
+            (format!("libpod_parent/libpod-{ID}"), Runtime::Podman),
+            (format!("machine.slice/libpod-{ID}.scope"), Runtime::Podman),
+            (
+                format!("user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"),
+                Runtime::Podman,
+            ),
+            (format!("docker/{ID}"), Runtime::Docker),
+            (format!("system.slice/docker-{ID}.scope"), Runtime::Docker),
+            (
+                format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0a1b_2c3d.slice/cri-containerd-{ID}.scope"),
+                Runtime::Containerd,
+            ),
+            (
+                format!("kubepods/burstable/pod0a1b2c3d-0000-1111-2222-333344445555/{ID}"),
+                Runtime::Containerd,
+            ),
+            (
+                format!("kubepods/pod0a1b2c3d-0000-1111-2222-333344445555/{ID}"),
+                Runtime::Containerd,
+            ),
+            (
+                format!("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0a1b.slice/crio-{ID}.scope"),
+                Runtime::Crio,
+            ),
+            (
+                format!("kubepods/besteffort/pod0a1b2c3d/crio-{ID}"),
+                Runtime::Crio,
+            ),
+        ];
+        for (path, runtime) in cases {
+            assert_eq!(parse(&path), Some((runtime, ID.to_string())), "{path}");
+        }
+    }
+
+    #[test]
+    fn not_containers() {
+        for p in [
+            "libpod_parent".to_string(),
+            "machine.slice".to_string(),
+            format!("machine.slice/libpod-conmon-{ID}.scope"),
+            format!("kubepods.slice/kubepods-pod1.slice/crio-conmon-{ID}.scope"),
+            "kubepods/burstable/pod0a1b2c3d".to_string(),
+            "system.slice/docker.service".to_string(),
+            "init.scope".to_string(),
+            // A bare id outside the runtimes' folders says nothing.
+            format!("system.slice/{ID}"),
+            ID.to_string(),
+            // Too short, or not hex.
+            "docker/4f811e68bbd5".to_string(),
+            format!("libpod_parent/libpod-{}", ID.replace('4', "g")),
+        ] {
+            assert_eq!(parse(&p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn ids_are_lower_case() {
+        let upper = ID.to_ascii_uppercase();
+        assert_eq!(
+            parse(&format!("docker/{upper}")),
+            Some((Runtime::Docker, ID.to_string()))
+        );
+    }
+
+    /// The watcher on a plain directory tree (inotify reports mkdir/rmdir
+    /// the same way on cgroupfs): containers already there, new ones in
+    /// new parent folders, removals and a remove-and-recreate.
+    #[test]
+    fn follows_a_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let other = "ab".repeat(32);
+        fs::create_dir_all(root.join(format!("docker/{other}"))).unwrap();
+        let (mut d, initial) = Discovery::new(root).unwrap();
+        assert!(matches!(&initial[..], [Change::Started(f)] if f.container.id == other));
+
+        // A parent made after the start, then a container inside it.
+        fs::create_dir(root.join("libpod_parent")).unwrap();
+        fs::create_dir(root.join(format!("libpod_parent/libpod-{ID}"))).unwrap();
+        // Inside a container: not watched, not a container.
+        fs::create_dir(root.join(format!("libpod_parent/libpod-{ID}/init"))).unwrap();
+        let changes = d.poll().unwrap();
+        let started: Vec<&Found> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Started(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started.len(), 1, "{changes:?}");
+        assert_eq!(started[0].container.runtime, Runtime::Podman);
+        assert_eq!(started[0].level, 2);
+        let first_id = started[0].cgroup_id;
+
+        fs::remove_dir(root.join(format!("libpod_parent/libpod-{ID}/init"))).unwrap();
+        fs::remove_dir(root.join(format!("libpod_parent/libpod-{ID}"))).unwrap();
+        // A file of the same name keeps a new inode from reusing the old one.
+        let _keep = fs::File::create(root.join("pin")).unwrap();
+        fs::create_dir(root.join(format!("libpod_parent/libpod-{ID}"))).unwrap();
+        let changes = d.poll().unwrap();
+        assert!(
+            matches!(&changes[..], [Change::Stopped { cgroup_id, .. }, Change::Started(f)]
+                if *cgroup_id == first_id && f.container.id == ID),
+            "{changes:?}"
+        );
+        fs::remove_dir(root.join(format!("docker/{other}"))).unwrap();
+        let changes = d.poll().unwrap();
+        assert!(
+            matches!(&changes[..], [Change::Stopped { .. }]),
+            "{changes:?}"
+        );
+        assert!(d.poll().unwrap().is_empty());
+        // root, docker, libpod_parent: never the containers themselves.
+        assert_eq!(d.watched_dirs(), 3);
+    }
+}

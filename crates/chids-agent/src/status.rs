@@ -1,0 +1,144 @@
+//! The agent's status file, `<state-dir>/status.json`: which workloads are
+//! learning or detecting, which containers are watched, how the sinks are
+//! doing. Rewritten about once a second (write, then rename, so a reader
+//! never sees half a file); `chids agent status` prints it.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sink::SinkStats;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadStatus {
+    pub workload: String,
+    /// `learning`, `training` or `detecting`.
+    pub state: String,
+    pub containers: usize,
+    pub learned_seconds: f64,
+    pub windows: u64,
+    pub alerts: u64,
+    /// Events dropped for their time (see `AgentStatus::late_events`).
+    #[serde(default)]
+    pub late_events: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerStatus {
+    pub id: String,
+    pub name: String,
+    pub image: Option<String>,
+    pub runtime: String,
+    pub workload: String,
+    pub cgroup: String,
+    pub cgroup_id: u64,
+    pub events: u64,
+    pub windows: u64,
+    pub alerts: u64,
+    #[serde(default)]
+    pub late_events: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SinkStatus {
+    pub kind: String,
+    pub delivered: u64,
+    pub spooled: u64,
+    pub spooled_bytes: u64,
+    pub lost: u64,
+    pub connected: bool,
+}
+
+impl SinkStatus {
+    pub(crate) fn new(kind: &str, s: SinkStats) -> SinkStatus {
+        SinkStatus {
+            kind: kind.to_string(),
+            delivered: s.delivered,
+            spooled: s.spooled,
+            spooled_bytes: s.spooled_bytes,
+            lost: s.lost,
+            connected: s.connected,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AgentStatus {
+    /// When this was written, ns since the epoch.
+    pub updated_ns: u64,
+    /// The agent's pid; 0 once it has stopped.
+    pub pid: u32,
+    pub running: bool,
+    pub learn_for_seconds: f64,
+    pub rss_bytes: u64,
+    /// Entries in the kernel's map of watched cgroups.
+    pub kernel_watched: usize,
+    pub events: u64,
+    pub dropped_events: u64,
+    /// Events the windowers dropped for their time: more than two windows
+    /// late, before a stream's first window, or absurdly far ahead.
+    #[serde(default)]
+    pub late_events: u64,
+    pub alerts: u64,
+    pub workloads: Vec<WorkloadStatus>,
+    pub containers: Vec<ContainerStatus>,
+    pub sinks: Vec<SinkStatus>,
+}
+
+const FILE: &str = "status.json";
+
+/// Writes the status file; failures are ignored (status is advisory and
+/// must never stop detection).
+pub(crate) fn write(state_dir: &Path, status: &AgentStatus) {
+    let Ok(text) = serde_json::to_vec_pretty(status) else {
+        return;
+    };
+    // A fresh temporary name, then a rename: never through a planted link.
+    let _ = chids_core::output::write_file(&state_dir.join(FILE), &text, 0o644);
+}
+
+/// Reads `<state_dir>/status.json`.
+pub fn read_status(state_dir: &Path) -> Result<AgentStatus, String> {
+    let path = state_dir.join(FILE);
+    let text = fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (is `chids agent --state-dir {}` running?)",
+            path.display(),
+            state_dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: line {} column {}: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_status(dir.path()).unwrap_err().contains("status.json"));
+        let st = AgentStatus {
+            pid: 42,
+            running: true,
+            workloads: vec![WorkloadStatus {
+                workload: "w".into(),
+                state: "learning".into(),
+                ..WorkloadStatus::default()
+            }],
+            ..AgentStatus::default()
+        };
+        write(dir.path(), &st);
+        assert_eq!(read_status(dir.path()).unwrap(), st);
+        fs::write(dir.path().join(FILE), "{\n\"pid\": \"x\"}").unwrap();
+        assert!(read_status(dir.path()).unwrap_err().contains("line 2"));
+    }
+}

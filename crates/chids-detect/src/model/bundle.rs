@@ -1,0 +1,332 @@
+//! The model bundle: one folder with `model.safetensors` (the weights) and
+//! `baseline.json` (everything else a scorer needs). Neither format can run
+//! code when loaded, unlike the reference's pickles and HDF5.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::autoencoder::{Autoencoder, ModelError};
+use super::scoring::Scoring;
+use chids_core::features::{Settings, TrainingElements};
+use chids_core::mode::Mode;
+use chids_core::ssg::EdgeOrder;
+
+/// Bumped whenever a field changes meaning; loading refuses other versions.
+pub const FORMAT_VERSION: u32 = 1;
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const BASELINE_FILE: &str = "baseline.json";
+/// Identifies our `baseline.json` among other JSON files.
+pub const KIND: &str = "chids-baseline";
+/// `baseline.json`'s `detector` for the autoencoder; bundles written before
+/// the field existed have none and are autoencoder bundles.
+pub const DETECTOR: &str = "chids";
+
+/// How the model was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    pub recordings: Vec<String>,
+    pub windows: u64,
+    /// Non-empty windows = rows the autoencoder saw (training + validation).
+    pub vectors: u64,
+    pub epochs: usize,
+    pub seed: u64,
+    pub final_loss: f64,
+    pub final_val_loss: Option<f64>,
+    /// Largest reconstruction error over the training vectors; thresholds
+    /// are multiples of it.
+    pub max_error: f64,
+}
+
+/// `baseline.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineFile {
+    pub kind: String,
+    pub format_version: u32,
+    /// Which detector the bundle holds (`chids`, `stide`).
+    #[serde(default = "default_detector")]
+    pub detector: String,
+    pub chids_version: String,
+    pub mode: Mode,
+    pub window_ns: u64,
+    /// Feature version: which consecutive events form graph edges. Bundles
+    /// written before the field existed linked the whole stream.
+    #[serde(default)]
+    pub edges: EdgeOrder,
+    pub seen_syscalls: Vec<String>,
+    pub seen_args: Vec<String>,
+    pub max_freq: u64,
+    /// Feature scaling and error rule (compat: none, mean).
+    pub scoring: Scoring,
+    pub thetas: Vec<f64>,
+    pub thresholds: Vec<f64>,
+    pub training: TrainingInfo,
+    /// Directories of one-off names (modern mode; see `chids_core::patterns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<chids_core::patterns::PathPattern>,
+    /// The threshold `monitor` and `evaluate` use unless told otherwise,
+    /// set from normal data for a false-alarm budget. Bundles written
+    /// before it existed have none (θ 1.0 is used then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_threshold: Option<f64>,
+    /// How `operating_threshold` was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibrate::Calibration>,
+}
+
+fn default_detector() -> String {
+    DETECTOR.into()
+}
+
+/// A loaded model: what scoring needs.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    pub settings: Settings,
+    pub elements: TrainingElements,
+    pub scoring: Scoring,
+    pub thetas: Vec<f64>,
+    pub thresholds: Vec<f64>,
+    pub training: TrainingInfo,
+    /// See [`BaselineFile::operating_threshold`].
+    pub operating_threshold: Option<f64>,
+    pub calibration: Option<crate::calibrate::Calibration>,
+    pub model: Autoencoder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Model { path: PathBuf, source: ModelError },
+}
+
+impl Bundle {
+    /// Writes the bundle into `dir` (created if needed). Both files are
+    /// written to temporary names first and then renamed (mode 0640, see
+    /// `chids_core::output`), so a crash or a full disk never leaves a
+    /// half-written model behind a good name, nor replaces a good one.
+    pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
+        std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let file = BaselineFile {
+            kind: KIND.into(),
+            format_version: FORMAT_VERSION,
+            detector: DETECTOR.into(),
+            chids_version: env!("CARGO_PKG_VERSION").into(),
+            mode: self.settings.mode,
+            window_ns: self.settings.window_ns,
+            edges: self.settings.edges,
+            seen_syscalls: self.elements.seen_syscalls.iter().cloned().collect(),
+            seen_args: self.elements.seen_args.iter().cloned().collect(),
+            max_freq: self.elements.max_freq,
+            scoring: self.scoring,
+            thetas: self.thetas.clone(),
+            thresholds: self.thresholds.clone(),
+            training: self.training.clone(),
+            patterns: self.elements.patterns.clone(),
+            operating_threshold: self.operating_threshold,
+            calibration: self.calibration.clone(),
+        };
+        let json_path = dir.join(BASELINE_FILE);
+        let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
+        // What cannot be loaded is not written: the same checks as `load`,
+        // on what `load` would read (a NaN loss is written as `null`).
+        serde_json::from_slice::<BaselineFile>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check())
+            .map_err(|m| BundleError::Invalid {
+                path: json_path.clone(),
+                message: format!("refusing to write a model that could not be loaded: {m}"),
+            })?;
+        let weights = self.model.to_safetensors();
+        write_bundle_files(&[(json_path, &json), (dir.join(WEIGHTS_FILE), &weights)])
+    }
+
+    /// Loads and checks a bundle.
+    pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        let json_path = dir.join(BASELINE_FILE);
+        let invalid = |message: String| BundleError::Invalid {
+            path: json_path.clone(),
+            message,
+        };
+        let (value, detector) = read_baseline_json(dir)?;
+        if detector != DETECTOR {
+            return Err(invalid(format!(
+                "this is a {detector:?} baseline, not a chids autoencoder bundle"
+            )));
+        }
+        let file: BaselineFile = serde_json::from_value(value)
+            .map_err(|e| invalid(format!("damaged baseline ({e})")))?;
+        file.check().map_err(invalid)?;
+        if file
+            .operating_threshold
+            .is_some_and(|t| !t.is_finite() || t < 0.0)
+        {
+            return Err(invalid(
+                "operating_threshold must be a finite, non-negative number".into(),
+            ));
+        }
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
+            path: weights_path.clone(),
+            source,
+        })?;
+        let model =
+            Autoencoder::from_safetensors(&weights).map_err(|source| BundleError::Model {
+                path: weights_path,
+                source,
+            })?;
+        Ok(Bundle {
+            settings: Settings {
+                mode: file.mode,
+                window_ns: file.window_ns,
+                edges: file.edges,
+            },
+            elements: TrainingElements {
+                seen_syscalls: file.seen_syscalls.into_iter().collect(),
+                seen_args: file.seen_args.into_iter().collect(),
+                max_freq: file.max_freq,
+                patterns: file.patterns,
+            },
+            scoring: file.scoring,
+            thetas: file.thetas,
+            thresholds: file.thresholds,
+            training: file.training,
+            operating_threshold: file.operating_threshold,
+            calibration: file.calibration,
+            model,
+        })
+    }
+
+    /// The error of a window vector: what thresholds are compared with.
+    pub fn error(&self, v: &[f64; 3]) -> f64 {
+        self.scoring.error(&self.model, v)
+    }
+
+    /// The threshold alarms use by default: the calibrated operating
+    /// threshold, or θ 1.0 for bundles without one.
+    pub fn operating_threshold(&self) -> f64 {
+        self.operating_threshold
+            .unwrap_or_else(|| self.threshold(1.0))
+    }
+
+    /// The threshold for `theta`: the stored one when theta is in the grid,
+    /// else theta × the largest training error.
+    pub fn threshold(&self, theta: f64) -> f64 {
+        self.thetas
+            .iter()
+            .position(|&t| (t - theta).abs() < 1e-9)
+            .map_or(theta * self.training.max_error, |i| self.thresholds[i])
+    }
+}
+
+/// Reads `dir/baseline.json`, checks that it is ours and of this format
+/// version, and returns it with the detector it names. Every detector's
+/// loader starts here, so a bundle of one detector loaded as another is a
+/// clear error rather than a missing-field one.
+pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), BundleError> {
+    let json_path = dir.join(BASELINE_FILE);
+    let invalid = |message: String| BundleError::Invalid {
+        path: json_path.clone(),
+        message,
+    };
+    let bytes = std::fs::read(&json_path).map_err(|source| BundleError::Io {
+        path: json_path.clone(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
+        return Err(invalid(
+            "not a chids baseline (no \"kind\": \"chids-baseline\")".into(),
+        ));
+    }
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(FORMAT_VERSION)) {
+        return Err(invalid(format!(
+            "bundle format version {} is not the one this chids reads ({FORMAT_VERSION}); retrain with `chids baseline`",
+            version.map_or("?".into(), |v| v.to_string())
+        )));
+    }
+    let detector = match value.get("detector") {
+        None => DETECTOR.to_string(),
+        Some(serde_json::Value::String(d)) => d.clone(),
+        Some(other) => return Err(invalid(format!("\"detector\" is not a name: {other}"))),
+    };
+    Ok((value, detector))
+}
+
+/// Writes the files of a bundle: all or none replaced (see
+/// [`chids_core::output::write_files`]), mode 0640.
+pub(crate) fn write_bundle_files(files: &[(PathBuf, &[u8])]) -> Result<(), BundleError> {
+    chids_core::output::write_files(files, chids_core::output::MODEL_MODE)
+        .map_err(|(path, source)| BundleError::Io { path, source })
+}
+
+/// Window lengths a bundle may have: below 1 ms a second of activity is
+/// thousands of windows (memory and time grow with them), above an hour
+/// nothing is ever detected in time. Both ends are refused at training
+/// and at loading.
+pub const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> =
+    chids_core::features::MIN_WINDOW_NS..=chids_core::features::MAX_WINDOW_NS;
+
+/// The checks every detector's bundle passes on load (and before save):
+/// a sane window, and thresholds a comparison can use.
+pub(crate) fn check_common(
+    window_ns: u64,
+    thetas: &[f64],
+    thresholds: &[f64],
+) -> Result<(), String> {
+    if !WINDOW_NS_RANGE.contains(&window_ns) {
+        return Err(format!(
+            "window_ns {window_ns} is outside {}..={} (1 ms to 1 h)",
+            WINDOW_NS_RANGE.start(),
+            WINDOW_NS_RANGE.end()
+        ));
+    }
+    if thetas.len() != thresholds.len() || thetas.is_empty() {
+        return Err("thetas and thresholds differ in length".into());
+    }
+    if let Some(t) = thetas.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
+        return Err(format!("theta {t} is not a positive number"));
+    }
+    if let Some(t) = thresholds.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        // A negative threshold flags every window, NaN none.
+        return Err(format!("threshold {t} is not a finite number >= 0"));
+    }
+    Ok(())
+}
+
+impl BaselineFile {
+    /// What must hold for scoring to mean anything.
+    fn check(&self) -> Result<(), String> {
+        check_common(self.window_ns, &self.thetas, &self.thresholds)?;
+        if self.max_freq == 0 {
+            return Err("max_freq must be positive".into());
+        }
+        if let Some(s) = self
+            .scoring
+            .scale
+            .iter()
+            .find(|s| !(s.is_finite() && **s > 0.0))
+        {
+            // 0 or negative silently disables detection; NaN scores nothing.
+            return Err(format!("scoring.scale {s} is not a positive number"));
+        }
+        let e = self.training.max_error;
+        if !(e.is_finite() && e >= 0.0) {
+            return Err(format!(
+                "training.max_error {e} is not a finite number >= 0"
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,530 @@
+//! Loading the eBPF program, choosing what to watch, and reading its ring
+//! buffer.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBuffer, RingBufferBuilder};
+
+use super::cgroup::CgroupRef;
+use super::skel::{ChidsSkel, ChidsSkelBuilder};
+use super::LiveError;
+use chids_core::event::Direction;
+
+// Layout of `struct event` in bpf/chids.bpf.c (offsets in bytes); a
+// record is the header and `path_len` bytes of payload.
+const OFF_TS: usize = 0;
+const OFF_WATCH: usize = 8;
+const OFF_RET: usize = 16;
+const OFF_PID: usize = 24;
+const OFF_TID: usize = 28;
+const OFF_UID: usize = 32;
+const OFF_NR: usize = 36;
+const OFF_DIR: usize = 40;
+const OFF_EVFLAGS: usize = 41;
+const OFF_PATH_LEN: usize = 42;
+const OFF_COMM: usize = 44;
+const OFF_FLAGS: usize = 60;
+const HEADER_LEN: usize = 64;
+const PATH_LEN: usize = 256;
+
+const F_HAS_PATH: u8 = 1;
+const F_PATH_FAULT: u8 = 2;
+const F_HAS_SOCKADDR: u8 = 4;
+
+/// Longest a final [`Capture::drain`] may take.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Kernel-side counters (summed over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Path arguments that could not be read (emitted with an empty path).
+    pub path_faults: u64,
+    /// Kernel-window records (unresolved arguments) or events lost, because
+    /// the ring buffer was full or the window's slot was still unread: the
+    /// windows they belonged to are inexact.
+    pub agg_lost: u64,
+    /// Watched tasks that moved themselves (or were moved) out of every
+    /// watched cgroup; they are followed, and their events still captured.
+    pub migrated: u64,
+    /// Successful execs whose enter was not seen (it came before the
+    /// capture started): the exec's enter event with its path is lost.
+    pub exec_unmatched: u64,
+    /// Ring-buffer records too short to decode (lost).
+    pub undecodable: u64,
+}
+
+/// One event as the kernel sent it, with its time already on the epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct RawEvent<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The watched cgroup (the task's own or an ancestor) it matched.
+    pub watch: u64,
+    /// Return value (exit events).
+    pub ret: i64,
+    /// Open flags (open family exit), else 0.
+    pub flags: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub nr: i32,
+    pub dir: Direction,
+    /// `comm`, the kernel's 16-byte task name (up to its NUL).
+    pub comm: &'a [u8],
+    /// The path argument, for the families that carry one.
+    pub path: Option<&'a [u8]>,
+    /// The path could not be read from user memory (`path` is empty).
+    pub path_fault: bool,
+    /// The `struct sockaddr` a socket call named (its first bytes, up to
+    /// 128), for `connect`, `bind`, `sendto`, `accept`, `recvfrom`.
+    pub sockaddr: Option<&'a [u8]>,
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
+}
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+impl<'a> RawEvent<'a> {
+    /// Decodes one ring-buffer record; `None` if it is too short.
+    pub fn decode(b: &'a [u8], epoch_offset_ns: i64) -> Option<RawEvent<'a>> {
+        if b.len() < HEADER_LEN {
+            return None;
+        }
+        let comm = &b[OFF_COMM..OFF_COMM + 16];
+        let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
+        let evflags = b[OFF_EVFLAGS];
+        let payload_len =
+            (u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize).min(PATH_LEN);
+        // A record shorter than the payload it claims has no payload.
+        let payload = b.get(HEADER_LEN..HEADER_LEN + payload_len);
+        let path = match payload {
+            // path_len counts the NUL.
+            Some(p) if evflags & F_HAS_PATH != 0 => Some(&p[..payload_len.saturating_sub(1)]),
+            _ => None,
+        };
+        let sockaddr = match payload {
+            Some(p) if evflags & F_HAS_SOCKADDR != 0 && payload_len >= 2 => Some(p),
+            _ => None,
+        };
+        Some(RawEvent {
+            ts_ns: (u64_at(b, OFF_TS) as i64).wrapping_add(epoch_offset_ns) as u64,
+            watch: u64_at(b, OFF_WATCH),
+            ret: u64_at(b, OFF_RET) as i64,
+            flags: u64::from(u32_at(b, OFF_FLAGS)),
+            pid: u32_at(b, OFF_PID),
+            tid: u32_at(b, OFF_TID),
+            uid: u32_at(b, OFF_UID),
+            nr: u32_at(b, OFF_NR) as i32,
+            dir: if b[OFF_DIR] == 0 {
+                Direction::Enter
+            } else {
+                Direction::Exit
+            },
+            comm,
+            path,
+            path_fault: evflags & F_PATH_FAULT != 0,
+            sockaddr,
+        })
+    }
+}
+
+/// The ring records copied into an arena: each is a u32 length, then
+/// that many bytes (see the ring-buffer callbacks in [`Capture::open`]).
+pub(crate) fn records(arena: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = u32::from_ne_bytes(arena.get(at..at + 4)?.try_into().ok()?) as usize;
+        let rec = arena.get(at + 4..at + 4 + len)?;
+        at += 4 + len;
+        Some(rec)
+    })
+}
+
+/// What the kernel does with a watched cgroup's events (`struct watch`'s flags and slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WatchFlags {
+    /// One ring-buffer record per event.
+    pub emit: bool,
+    /// Window aggregation in aggregation slot `slot` (see `aggregate`).
+    pub aggregate: Option<u32>,
+}
+
+/// A loaded, attached capture. Not `Send`: poll it from the thread that made it.
+pub struct Capture {
+    // Declared before `skel` so it is dropped first.
+    ring: RingBuffer<'static>,
+    skel: ChidsSkel<'static>,
+    /// Records copied out of the ring buffer by the callback, each prefixed
+    /// by its length (u32), consumed after every poll.
+    arena: Rc<RefCell<Vec<u8>>>,
+    /// The same for the aggregation's records (`agg_ring`).
+    agg_arena: Rc<RefCell<Vec<u8>>>,
+    epoch_offset_ns: i64,
+    level_mask: u32,
+    /// Records that failed to decode.
+    undecodable: u64,
+    /// Aggregation slots in use (bit per slot).
+    agg_slots: u64,
+}
+
+/// Nanoseconds on `clock`.
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
+/// `bpf_ktime_get_ns` into epoch time. Taken as the tightest of a few
+/// monotonic/realtime/monotonic sandwiches.
+pub fn epoch_offset_ns() -> i64 {
+    let now = clock_ns;
+    let mut best = (i64::MAX, 0);
+    for _ in 0..16 {
+        let m1 = now(libc::CLOCK_MONOTONIC);
+        let r = now(libc::CLOCK_REALTIME);
+        let m2 = now(libc::CLOCK_MONOTONIC);
+        if m2 - m1 < best.0 {
+            best = (m2 - m1, r - (m1 + (m2 - m1) / 2));
+        }
+    }
+    best.1
+}
+
+/// Fails early, with what to do, when this process cannot load eBPF.
+pub fn check_environment() -> Result<(), LiveError> {
+    let btf = Path::new("/sys/kernel/btf/vmlinux");
+    if !btf.exists() {
+        return Err(LiveError::NoBtf(btf.to_path_buf()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root: enough capabilities will do.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        const CAP_SYS_ADMIN: u64 = 21;
+        const CAP_PERFMON: u64 = 38;
+        const CAP_BPF: u64 = 39;
+        let has = |c: u64| eff & (1 << c) != 0;
+        if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+            return Err(LiveError::NotPrivileged);
+        }
+    }
+    Ok(())
+}
+
+fn bpf_err(what: &str, e: libbpf_rs::Error) -> LiveError {
+    LiveError::Bpf(format!("{what}: {e}"))
+}
+
+impl Capture {
+    /// Loads and attaches the program. Nothing is captured until a cgroup
+    /// is [`watch`](Capture::watch)ed.
+    pub fn open() -> Result<Capture, LiveError> {
+        check_environment()?;
+        // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+        let unlimited = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: valid rlimit pointer; failure is harmless on newer kernels.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+
+        // The skeleton borrows its object storage for its whole life; a
+        // capture lives as long as the command using it, so leaking this
+        // small allocation (once per capture) is the simple, safe choice.
+        let storage: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = ChidsSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| bpf_err("open", e))?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = std::process::id();
+            // The secret key of the kernel's argument hash (aggregate.bpf.h,
+            // arg_hash): a workload must not be able to aim a path at the
+            // hash of a seen one.
+            let mut key = [0u8; 16];
+            rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut key)
+                .map_err(|e| LiveError::Other(format!("no random key from the OS: {e}")))?;
+            ro.arg_key0 = u64::from_ne_bytes(key[..8].try_into().expect("8 bytes"));
+            ro.arg_key1 = u64::from_ne_bytes(key[8..].try_into().expect("8 bytes"));
+        }
+        let mut skel = open.load().map_err(|e| {
+            let e = bpf_err("load (verifier)", e);
+            if let LiveError::Bpf(m) = &e {
+                if m.contains("Operation not permitted") || m.contains("EPERM") {
+                    return LiveError::NotPrivileged;
+                }
+            }
+            e
+        })?;
+        skel.attach()
+            .map_err(|e| bpf_err("attach tracepoints", e))?;
+
+        let arena = Rc::new(RefCell::new(Vec::with_capacity(1 << 20)));
+        let agg_arena = Rc::new(RefCell::new(Vec::new()));
+        let mut builder = RingBufferBuilder::new();
+        for (map, arena) in [
+            (&skel.maps.events, &arena),
+            (&skel.maps.agg_ring, &agg_arena),
+        ] {
+            let sink = Rc::clone(arena);
+            builder
+                .add(map, move |data: &[u8]| {
+                    let mut a = sink.borrow_mut();
+                    a.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+                    a.extend_from_slice(data);
+                    0
+                })
+                .map_err(|e| bpf_err("ring buffer", e))?;
+        }
+        let ring = builder.build().map_err(|e| bpf_err("ring buffer", e))?;
+        Ok(Capture {
+            ring,
+            skel,
+            arena,
+            agg_arena,
+            epoch_offset_ns: epoch_offset_ns(),
+            level_mask: 0,
+            undecodable: 0,
+            agg_slots: 0,
+        })
+    }
+
+    /// Starts capturing the cgroup and everything below it (also cgroups
+    /// created below it later: the kernel side checks ancestors).
+    pub fn watch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
+        self.watch_with(
+            cg,
+            WatchFlags {
+                emit: true,
+                aggregate: None,
+            },
+        )
+    }
+
+    /// [`watch`](Capture::watch), choosing per-event records and/or window
+    /// aggregation.
+    pub(crate) fn watch_with(&mut self, cg: &CgroupRef, how: WatchFlags) -> Result<(), LiveError> {
+        if cg.level >= 32 {
+            return Err(LiveError::Other(format!(
+                "cgroup {} is nested {} deep; at most 31 levels are supported",
+                cg.path.display(),
+                cg.level
+            )));
+        }
+        let key = cg.id.to_ne_bytes();
+        // struct watch { u64 id; u32 flags; u32 slot; }
+        let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&key);
+        value[8..12].copy_from_slice(&flags.to_ne_bytes());
+        value[12..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
+        self.skel
+            .maps
+            .watched
+            .update(&key, &value, MapFlags::ANY)
+            .map_err(|e| bpf_err("watch cgroup", e))?;
+        self.level_mask |= 1 << cg.level;
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.level_mask = self.level_mask;
+        }
+        self.watch_changed();
+        Ok(())
+    }
+
+    /// Stops capturing a cgroup watched before.
+    pub fn unwatch(&mut self, cg: &CgroupRef) -> Result<(), LiveError> {
+        let _ = self.skel.maps.watched.delete(&cg.id.to_ne_bytes());
+        self.watch_changed();
+        Ok(())
+    }
+
+    /// Makes the kernel side drop its per-CPU answers to "is this cgroup
+    /// watched" (`verdicts` in the BPF program): call after every change
+    /// to the `watched` map.
+    fn watch_changed(&mut self) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // The BPF side reads it once per call; a stale read there only
+            // delays the change by a call on that CPU.
+            bss.watch_gen = bss.watch_gen.wrapping_add(1);
+        }
+    }
+
+    /// How many cgroups the kernel side watches now (entries of its map).
+    pub fn watched_count(&self) -> usize {
+        self.skel.maps.watched.keys().count()
+    }
+
+    /// Waits up to `timeout` for events and hands each to `f`, in ring
+    /// buffer order. Returns how many were delivered.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        f: &mut dyn FnMut(&RawEvent<'_>),
+    ) -> Result<u64, LiveError> {
+        match self.ring.poll(timeout) {
+            Ok(()) => {}
+            // A signal interrupting epoll_wait is how SIGINT reaches us.
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bpf_err("ring buffer poll", e)),
+        }
+        // The kernel side wakes us only when a lot is pending
+        // (BPF_RB_NO_WAKEUP otherwise), and a poll that timed out consumes
+        // nothing: take whatever is there now.
+        let _ = self.ring.consume();
+        Ok(self.deliver(f))
+    }
+
+    /// Hands out what was in the ring buffer when called, without waiting.
+    ///
+    /// Bounded even when the watched tasks produce faster than we read:
+    /// it stops at the first round that delivers an event stamped after
+    /// the call (the ring has caught up with the stop), at an empty round,
+    /// or after [`DRAIN_LIMIT`] at the latest.
+    pub fn drain(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> Result<u64, LiveError> {
+        let stop_ns = self.now_ns();
+        let started = std::time::Instant::now();
+        let mut total = 0;
+        loop {
+            let _ = self.ring.consume();
+            let mut caught_up = false;
+            let n = self.deliver(&mut |ev| {
+                caught_up |= ev.ts_ns > stop_ns;
+                f(ev)
+            });
+            total += n;
+            if n == 0 || caught_up || started.elapsed() >= DRAIN_LIMIT {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Now, on the events' clock: CLOCK_MONOTONIC (what the kernel stamps
+    /// events with) plus the epoch offset taken at open. Windows are closed
+    /// by this clock, never by the wall clock, so a wall-clock step cannot
+    /// make every later event "late".
+    pub fn now_ns(&self) -> u64 {
+        clock_ns(libc::CLOCK_MONOTONIC).wrapping_add(self.epoch_offset_ns) as u64
+    }
+
+    /// Moves the aggregation records received so far (see [`records`])
+    /// into `into` (dropping what it held); `into`'s allocation becomes
+    /// the arena for the next records.
+    pub(crate) fn take_agg_records(&mut self, into: &mut Vec<u8>) {
+        into.clear();
+        std::mem::swap(&mut *self.agg_arena.borrow_mut(), into);
+    }
+
+    /// Consumes what both ring buffers hold now, without waiting or delivering.
+    pub(crate) fn consume(&mut self) {
+        let _ = self.ring.consume();
+    }
+
+    /// A free aggregation slot (see `aggregate`), now taken.
+    pub(crate) fn take_agg_slot(&mut self) -> Option<u32> {
+        let free = (!self.agg_slots).trailing_zeros();
+        if free >= super::aggregate::AGG_WATCHES {
+            return None;
+        }
+        self.agg_slots |= 1 << free;
+        Some(free)
+    }
+
+    pub(crate) fn release_agg_slot(&mut self, slot: u32) {
+        self.agg_slots &= !(1u64 << (slot & 63));
+    }
+
+    /// The loaded skeleton, for the aggregation's maps.
+    pub(crate) fn skel(&mut self) -> &mut ChidsSkel<'static> {
+        &mut self.skel
+    }
+
+    fn deliver(&mut self, f: &mut dyn FnMut(&RawEvent<'_>)) -> u64 {
+        let mut arena = self.arena.borrow_mut();
+        let mut n = 0;
+        for rec in records(&arena) {
+            match RawEvent::decode(rec, self.epoch_offset_ns) {
+                Some(ev) => {
+                    f(&ev);
+                    n += 1;
+                }
+                None => self.undecodable += 1,
+            }
+        }
+        arena.clear();
+        n
+    }
+
+    /// The kernel-side counters now.
+    pub fn counters(&self) -> Counters {
+        let read = |slot: u32| -> u64 {
+            self.skel
+                .maps
+                .counters
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|per_cpu| per_cpu.iter().map(|v| u64_at(v, 0)).sum())
+                .unwrap_or(0)
+        };
+        Counters {
+            dropped: read(0),
+            path_faults: read(1),
+            migrated: read(3),
+            exec_unmatched: read(4),
+            agg_lost: read(5),
+            undecodable: self.undecodable,
+        }
+    }
+
+    /// REALTIME − MONOTONIC as measured when the capture opened.
+    pub fn epoch_offset(&self) -> i64 {
+        self.epoch_offset_ns
+    }
+}
+
+/// For `-- CMD` targets: admits events from the command's first `execve`
+/// on. What the child did before (joining the cgroup, unsharing
+/// namespaces, mounting /proc) is chids' doing, not the workload's, and
+/// must not end up in recordings or be scored (`record` and `monitor`
+/// apply the same gate, so training and monitoring see the same stream).
+#[derive(Clone, Copy, Debug)]
+pub struct ExecGate {
+    open: bool,
+}
+
+impl ExecGate {
+    /// `for_command`: gate closed until the first execve; otherwise open.
+    pub fn new(for_command: bool) -> ExecGate {
+        ExecGate { open: !for_command }
+    }
+
+    pub fn admit(&mut self, raw: &RawEvent<'_>) -> bool {
+        if !self.open
+            && raw.dir == Direction::Enter
+            && super::syscalls::name(raw.nr) == Some("execve")
+        {
+            self.open = true;
+        }
+        self.open
+    }
+}
