@@ -32,13 +32,25 @@ function label(x, y, text, anchor) {
   return t;
 }
 
+// Scores run from below 1 to tens of thousands: a log scale from 0.1 to
+// at least 10 keeps the threshold (1) and the largest score both in view.
+function logScale(scores, H, P) {
+  const known = scores.filter((x) => typeof x === "number" && x > 0);
+  const lo = -1, hi = Math.max(1, ...known.map((x) => Math.log10(x)));
+  return (sc) => {
+    const v = Math.min(Math.max(Math.log10(typeof sc === "number" && sc > 0 ? sc : 1), lo), hi);
+    return H - P - ((v - lo) / (hi - lo)) * (H - 2 * P);
+  };
+}
+
 function fmtTime(ns) {
   if (!ns) return "-";
   return new Date(ns / 1e6).toISOString().replace("T", " ").slice(0, 19);
 }
 
 function fmtNum(x, digits) {
-  return typeof x === "number" ? x.toPrecision(digits || 3) : "-";
+  if (typeof x !== "number") return "-";
+  return Math.abs(x) >= 1000 ? x.toFixed(0) : x.toPrecision(digits || 3);
 }
 
 async function getJson(url) {
@@ -146,9 +158,9 @@ function timelineChart(alerts) {
   if (!alerts.length) return s;
   const ts = alerts.map((a) => a.time_ns / 1e6);
   const t0 = Math.min(...ts), t1 = Math.max(...ts), span = Math.max(t1 - t0, 1000);
-  const y = (sc) => H - P - (Math.min(typeof sc === "number" ? sc : 1, 5) / 5) * (H - 2 * P);
+  const y = logScale(alerts.map((a) => a.score), H, P);
   s.append(svg("line", { x1: P, x2: W - P, y1: y(1), y2: y(1), class: "threshold" }));
-  s.append(label(W - P, y(1) - 4, "threshold (score 1); dots: alerts, score up (capped at 5)", "end"));
+  s.append(label(W - P, y(1) - 4, "threshold (score 1); dots: alerts, score up (log scale)", "end"));
   for (const a of alerts) {
     const x = P + ((a.time_ns / 1e6 - t0) / span) * (W - 2 * P);
     const c = svg("circle", { cx: x, cy: y(a.score), r: 5, class: "dot kind-" + a.kind });
@@ -240,11 +252,10 @@ function windowChart(chart) {
   if (pts.length) {
     const ts = pts.map((p) => p.t / 1e6);
     const t0 = Math.min(...ts), span = Math.max(Math.max(...ts) - t0, 1000);
-    const top = Math.max(2, ...pts.map((p) => Math.min(p.score, 20)));
     const x = (t) => P + ((t / 1e6 - t0) / span) * (W - 2 * P);
-    const y = (sc) => H - P - (Math.min(sc, 20) / top) * (H - 2 * P);
+    const y = logScale(pts.map((p) => p.score), H, P);
     s.append(svg("line", { x1: P, x2: W - P, y1: y(1), y2: y(1), class: "threshold" }));
-    s.append(label(W - P, y(1) - 4, "threshold (score 1)", "end"));
+    s.append(label(W - P, y(1) - 4, "threshold (score 1); score up, log scale", "end"));
     s.append(label(P, H - 6, fmtTime(t0 * 1e6), "start"), label(W - P, H - 6, fmtTime((t0 + span) * 1e6), "end"));
     s.append(svg("polyline", { points: pts.map((p) => `${x(p.t)},${y(p.score)}`).join(" "), class: "series" }));
     for (const p of pts) {
