@@ -51,7 +51,7 @@ enum Command {
     Monitor(live::MonitorArgs),
     /// Watch every container on the host: learn each workload, then alert (NATS, files).
     #[cfg(feature = "live")]
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Serve the alert console in the browser (alerts from NATS JetStream, workloads).
     #[cfg(feature = "console")]
     Ui(ui::Args),
@@ -76,7 +76,7 @@ pub fn run() -> Result<ExitCode> {
         #[cfg(feature = "live")]
         Command::Monitor(args) => live::run_monitor(&args).map_err(anyhow::Error::msg),
         #[cfg(feature = "live")]
-        Command::Agent(args) => agent::run(args).map_err(anyhow::Error::msg),
+        Command::Agent(args) => agent::run(*args).map_err(anyhow::Error::msg),
         #[cfg(feature = "console")]
         Command::Ui(args) => ui::run(args),
         #[cfg(not(feature = "live"))]
