@@ -152,8 +152,9 @@ function alertRow(a) {
 }
 
 // A strip of dots, one per alert, time across, score up (capped at 5x).
-function timelineChart(alerts) {
+function timelineChart(all) {
   const W = 900, H = 120, P = 24;
+  const alerts = all.filter((a) => a.time_ns > 0);
   const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "timeline-chart", role: "img" });
   if (!alerts.length) return s;
   const ts = alerts.map((a) => a.time_ns / 1e6);

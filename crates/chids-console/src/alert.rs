@@ -112,7 +112,12 @@ impl Alert {
             seq,
             id,
             kind,
-            time_ns: v["time_ns"].as_u64().unwrap_or(0),
+            // A `suppressed` summary has the times of the first and last
+            // alert it folded, not one of its own.
+            time_ns: ["time_ns", "last_time_ns", "first_time_ns"]
+                .iter()
+                .find_map(|k| v[*k].as_u64())
+                .unwrap_or(0),
             node: node_of(v),
             workload: text(v, &["workload"]),
             container,
@@ -160,10 +165,13 @@ fn summary(a: &Alert, v: &Value) -> String {
                 _ => "exec session".to_string(),
             }
         }
-        "suppressed" => format!(
-            "{} alert(s) folded (over the rate budget)",
-            text(v, &["count", "suppressed"])
-        ),
+        "suppressed" => {
+            let budget = match (text(v, &["budget"]), text(v, &["period_seconds"])) {
+                (b, p) if !b.is_empty() && !p.is_empty() => format!(" (budget {b} per {p} s)"),
+                _ => " (over the alert budget)".to_string(),
+            };
+            format!("{} alert(s) folded{budget}", text(v, &["count"]))
+        }
         _ if a.reasons.is_empty() => "no reason given".to_string(),
         _ => a
             .reasons
@@ -211,6 +219,17 @@ mod tests {
         assert_eq!(empty.id, "#2");
         assert_eq!(empty.kind, "anomaly");
         assert_eq!(empty.summary, "no reason given");
+    }
+
+    #[test]
+    fn suppressed_summary_as_the_agent_sends_it() {
+        let v = json!({"alert_id": "n-9", "kind": "suppressed", "workload": "w", "count": 12,
+            "first_alert_id": "n-1", "last_alert_id": "n-8", "first_time_ns": 10, "last_time_ns": 20,
+            "budget": 10, "period_seconds": 60});
+        let a = Alert::from_json(3, &v);
+        assert_eq!(a.time_ns, 20);
+        assert_eq!(a.kind, "suppressed");
+        assert_eq!(a.summary, "12 alert(s) folded (budget 10 per 60 s)");
     }
 
     #[test]
