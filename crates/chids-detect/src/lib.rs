@@ -7,6 +7,7 @@
 //! ```
 
 pub mod calibrate;
+pub mod completeness;
 pub mod detect;
 pub mod model;
 pub mod scored;
