@@ -296,6 +296,13 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         AgentUpdate::Log(line) => eprintln!("chids agent: {line}"),
         // Alerts reach stdout only through a sink.
         AgentUpdate::Alert(_) => {}
+        AgentUpdate::Exec(x) => eprintln!(
+            "chids agent: exec in {} ({}): {} as uid {}",
+            x.container_name,
+            &x.container_id[..x.container_id.len().min(12)],
+            x.command,
+            x.uid
+        ),
     })
     .map_err(|e| e.to_string())?;
     eprintln!(

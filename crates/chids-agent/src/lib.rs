@@ -22,6 +22,7 @@ pub mod identity;
 mod learning;
 pub mod metrics;
 mod run;
+mod runtime;
 pub mod sink;
 mod state;
 mod status;
@@ -44,6 +45,7 @@ use chids_live::{LiveError, Session, StopToken};
 
 use discovery::Discovery;
 use run::AgentRun;
+pub use runtime::ExecRecord;
 pub use status::{
     read_status, AgentStatus, ContainerStatus, ExcludedStatus, SinkStatus, WorkloadStatus,
 };
@@ -95,6 +97,8 @@ pub struct AgentOptions {
 /// An alert of the agent: `monitor`'s keys plus who the container is.
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentAlert {
+    /// Always `anomaly` (exec sessions are `exec` records, [`ExecRecord`]).
+    pub kind: &'static str,
     /// Unique per alert (agent start time and a sequence number).
     pub id: String,
     #[serde(flatten)]
@@ -126,6 +130,8 @@ pub enum AgentUpdate<'a> {
     /// A line for the log (container and workload changes, sink state).
     Log(String),
     Alert(&'a AgentAlert),
+    /// An exec session started in a container (also sent to the sinks).
+    Exec(&'a ExecRecord),
 }
 
 #[derive(Clone, Debug, Default)]

@@ -25,6 +25,7 @@ use crate::discovery::{Change, Found, Runtime};
 use crate::identity::{Identity, Resolver};
 use crate::learning::{segment_length, Learner, Outcome, TrainJob, Trained, Trainer};
 use crate::metrics::AgentMetrics;
+use crate::runtime::{self, ExecRecord};
 use crate::sink::AlertSink;
 use crate::state::{threshold_source, Container, Stream, Workload, WorkloadState};
 use crate::status::ExcludedStatus;
@@ -69,6 +70,9 @@ pub(crate) struct AgentRun {
     /// One .sc line buffer for every learning container's events.
     sc_line: Vec<u8>,
     bare_warned: HashSet<String>,
+    /// Exec sessions seen during a poll (cgroup, program, uid, time),
+    /// reported after it.
+    execs: Vec<(u64, String, u32, u64)>,
     /// Running containers not watched (--include / --exclude), by cgroup id.
     excluded: HashMap<u64, ExcludedStatus>,
     alert_seq: u64,
@@ -129,6 +133,7 @@ impl AgentRun {
             closed: Vec::new(),
             sc_line: Vec::with_capacity(512),
             bare_warned: HashSet::new(),
+            execs: Vec::new(),
             excluded: HashMap::new(),
             alert_seq: 0,
             agent_start_ns: session.now_ns(),
@@ -158,6 +163,7 @@ impl AgentRun {
     /// status.
     pub(crate) fn step(&mut self, session: &mut Session, up: Update<'_>) -> Result<(), LiveError> {
         session.poll(Duration::from_millis(100), &mut |raw| self.on_event(raw))?;
+        self.report_execs(up);
         // Silent containers' windows close on the events' clock.
         let now = Mode::Modern.timestamp(session.now_ns());
         for (&id, c) in self.containers.iter_mut() {
@@ -274,6 +280,8 @@ impl AgentRun {
             events: 0,
             windows: 0,
             alerts: 0,
+            runtime_events: 0,
+            exec_limit: Default::default(),
             late_done: 0,
         };
         if let Some(old) = self.containers.insert(found.cgroup_id, container) {
@@ -352,6 +360,17 @@ impl AgentRun {
         let Some(c) = self.containers.get_mut(&raw.watch) else {
             return;
         };
+        if runtime::is_runtime_task(raw.comm) {
+            c.runtime_events += 1;
+            // A runtime task starting a program in a container that already
+            // ran: an exec session (a container's own start is not one).
+            if c.events > 0 {
+                if let Some(command) = runtime::exec_start(raw) {
+                    self.execs.push((raw.watch, command, raw.uid, raw.ts_ns));
+                }
+            }
+            return;
+        }
         c.events += 1;
         self.summary.events += 1;
         match &mut c.stream {
@@ -577,6 +596,41 @@ impl AgentRun {
         Ok(())
     }
 
+    /// Exec sessions as records of their own, rate-limited per container.
+    fn report_execs(&mut self, up: Update<'_>) {
+        for (id, command, uid, ts_ns) in std::mem::take(&mut self.execs) {
+            let Some(c) = self.containers.get_mut(&id) else {
+                continue;
+            };
+            if !c.exec_limit.admit() {
+                continue;
+            }
+            self.alert_seq += 1;
+            let record = ExecRecord {
+                kind: "exec",
+                id: format!("{:x}-{}", self.agent_start_ns, self.alert_seq),
+                time_ns: ts_ns,
+                command,
+                uid,
+                container_id: c.ident.id.clone(),
+                container_name: c.ident.display_name().to_string(),
+                image: c.ident.image.clone(),
+                runtime: c.ident.runtime.clone(),
+                workload: c.workload.clone(),
+                namespace: c.ident.namespace.clone(),
+                pod: c.ident.pod.clone(),
+                suppressed_before: std::mem::take(&mut c.exec_limit.suppressed),
+            };
+            let json = serde_json::to_vec(&record).expect("exec record serialises");
+            for s in self.sinks.iter_mut() {
+                if let Err(e) = s.send(&json) {
+                    up(AgentUpdate::Log(format!("{} sink: {e}", s.kind())));
+                }
+            }
+            up(AgentUpdate::Exec(&record));
+        }
+    }
+
     /// Counts the windows closed so far; turns anomalous ones into alerts
     /// for every sink.
     fn process_closed(&mut self, now_ns: u64, up: Update<'_>) {
@@ -637,6 +691,7 @@ fn agent_alert(
     } = scored;
     let v = win.vector.expect("anomalous windows have a vector");
     AgentAlert {
+        kind: "anomaly",
         id,
         alert: Alert {
             // The events' clock, as the window times (see Alert::time_ns).

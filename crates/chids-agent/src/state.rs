@@ -12,6 +12,7 @@ use chids_live::format::Formatter;
 use crate::detector::LiveDetector;
 use crate::identity::Identity;
 use crate::learning::Learner;
+use crate::runtime::ExecLimit;
 
 pub(crate) enum WorkloadState {
     Learning,
@@ -89,6 +90,10 @@ pub(crate) struct Container {
     pub events: u64,
     pub windows: u64,
     pub alerts: u64,
+    /// Events of the container runtime's own tasks (runc init, conmon):
+    /// counted, not fed to the model (see `runtime.rs`).
+    pub runtime_events: u64,
+    pub exec_limit: ExecLimit,
     /// Late events of the container's earlier detectors (see [`Container::late`]).
     pub late_done: u64,
 }

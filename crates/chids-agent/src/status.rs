@@ -57,6 +57,10 @@ pub struct ContainerStatus {
     pub alerts: u64,
     #[serde(default)]
     pub late_events: u64,
+    /// Events of the container runtime's own tasks (runc init, conmon):
+    /// counted, not fed to the model.
+    #[serde(default)]
+    pub runtime_events: u64,
 }
 
 /// A running container the agent does not watch, and why.

@@ -90,6 +90,7 @@ fn containers_view(containers: &HashMap<u64, Container>) -> Vec<ContainerStatus>
             windows: c.windows,
             alerts: c.alerts,
             late_events: c.late(),
+            runtime_events: c.runtime_events,
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
