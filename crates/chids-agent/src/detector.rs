@@ -34,7 +34,7 @@ impl LiveDetector {
     pub(crate) fn new(bundle: Arc<Bundle>, threshold: f64) -> LiveDetector {
         let window_ns = bundle.settings.window_ns;
         LiveDetector {
-            cell: Cell::new(bundle, |b| Some(StreamDetector::new(b, threshold))),
+            cell: Cell::new(bundle, |b| Some(StreamDetector::new(b.as_ref(), threshold))),
             window_ns,
             dropped_at_finish: 0,
         }

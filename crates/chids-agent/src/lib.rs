@@ -94,11 +94,10 @@ pub struct AgentOptions {
     pub stop: StopToken,
 }
 
-/// An alert of the agent: `monitor`'s keys plus who the container is.
+/// An alert of the agent: `monitor`'s keys (`"kind": "anomaly"` among
+/// them; exec sessions are [`ExecRecord`]s) plus who the container is.
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentAlert {
-    /// Always `anomaly` (exec sessions are `exec` records, [`ExecRecord`]).
-    pub kind: &'static str,
     /// Unique per alert (agent start time and a sequence number).
     pub id: String,
     #[serde(flatten)]

@@ -24,8 +24,9 @@ use super::format::Formatter;
 use super::metrics::{self, Metrics};
 use super::session::{Session, StopReason, StopToken};
 use super::LiveError;
-use chids_core::features::UnseenArg;
+use chids_detect::alert::WindowAlert;
 use chids_detect::detect::{self, ScoredWindow, StreamDetector};
+use chids_detect::detector::Detector;
 use chids_detect::model::bundle::Bundle;
 
 /// What `monitor` does.
@@ -80,27 +81,12 @@ pub struct Alert {
     pub cgroup: String,
     /// Container id (first 12 digits) or the cgroup's name.
     pub container: String,
-    pub window_start_ns: u64,
-    pub window_end_ns: u64,
-    pub events: usize,
-    pub fi: f64,
-    pub usi: f64,
-    pub uai: f64,
-    /// Reconstruction error of the window's vector.
-    pub error: f64,
-    pub threshold: f64,
     /// The theta the threshold came from; `None` when it is the model's
     /// operating threshold or was given directly.
     pub theta: Option<f64>,
-    /// Syscalls in the window that training never saw: the first 32.
-    pub unseen_syscalls: Vec<String>,
-    /// Distinct unseen syscalls beyond `unseen_syscalls`.
-    pub more_unseen_syscalls: u64,
-    /// Arguments (normalised paths) training never saw, with who used
-    /// them: the first 32 (argument, syscall) pairs.
-    pub unseen_args: Vec<UnseenArg>,
-    /// Distinct unseen (argument, syscall) pairs beyond `unseen_args`.
-    pub more_unseen_args: u64,
+    /// The window: kind, times, features, error, threshold, score, reasons.
+    #[serde(flatten)]
+    pub window: WindowAlert,
 }
 
 /// A closed window, anomalous or not.
@@ -166,9 +152,10 @@ pub fn monitor(
     opts: MonitorOptions,
     on_update: &mut dyn FnMut(MonitorUpdate<'_>),
 ) -> Result<MonitorSummary, LiveError> {
-    let bundle =
-        Bundle::load(&opts.model_dir).map_err(|e| LiveError::Other(format!("model: {e}")))?;
-    let threshold = chids_detect::detect::choose_threshold(&bundle, opts.theta, opts.threshold)
+    let detector = chids_detect::detector::load(&opts.model_dir)
+        .map_err(|e| LiveError::Other(format!("model: {e}")))?;
+    let detector = detector.as_ref();
+    let threshold = chids_detect::detector::choose_threshold(detector, opts.theta, opts.threshold)
         .map_err(LiveError::Other)?;
     let alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
@@ -187,12 +174,8 @@ pub fn monitor(
         Some(addr) => Some(metrics::serve(addr, Arc::clone(&metrics))?),
         None => None,
     };
-    let kernel_windows = match opts.windows {
-        WindowPath::Events => false,
-        WindowPath::Auto => aggregate::supported(&bundle.settings),
-        WindowPath::Kernel => true,
-    };
-    let mut run = MonitorRun::new(&bundle, threshold, opts.theta, alerts_file, metrics);
+    let kernel_windows = kernel_bundle(detector, opts.windows)?.is_some();
+    let mut run = MonitorRun::new(detector, threshold, opts.theta, alerts_file, metrics);
     run.watch(&mut session, &target.cgroup, kernel_windows)?;
     on_update(MonitorUpdate::Started {
         cgroup: &target.cgroup,
@@ -232,10 +215,26 @@ pub fn monitor(
     })
 }
 
+/// The bundle whose windows the kernel computes, if it does: kernel
+/// windows are the chids autoencoder's features, so only its bundles.
+fn kernel_bundle(detector: &dyn Detector, path: WindowPath) -> Result<Option<&Bundle>, LiveError> {
+    Ok(match (path, detector.as_bundle()) {
+        (WindowPath::Events, _) => None,
+        (WindowPath::Auto, b) => b.filter(|b| aggregate::supported(&b.settings)),
+        (WindowPath::Kernel, Some(b)) => Some(b),
+        (WindowPath::Kernel, None) => {
+            return Err(LiveError::Other(format!(
+                "kernel windows compute the chids autoencoder's features; a {} model scores per-event records (--windows events)",
+                detector.name()
+            )))
+        }
+    })
+}
+
 /// `monitor` as a consumer of a [`Session`]: the watched cgroups' window
 /// streams, their scoring, alerts and metrics.
 struct MonitorRun<'b> {
-    bundle: &'b Bundle,
+    detector: &'b dyn Detector,
     threshold: f64,
     theta: Option<f64>,
     alerts_file: Option<File>,
@@ -260,14 +259,14 @@ struct MonitorRun<'b> {
 
 impl<'b> MonitorRun<'b> {
     fn new(
-        bundle: &'b Bundle,
+        detector: &'b dyn Detector,
         threshold: f64,
         theta: Option<f64>,
         alerts_file: Option<File>,
         metrics: Arc<Mutex<Metrics>>,
     ) -> Self {
         MonitorRun {
-            bundle,
+            detector,
             threshold,
             theta,
             alerts_file,
@@ -293,13 +292,17 @@ impl<'b> MonitorRun<'b> {
         cgroup: &CgroupRef,
         kernel_windows: bool,
     ) -> Result<(), LiveError> {
-        if kernel_windows {
+        let kernel = match kernel_windows {
+            true => kernel_bundle(self.detector, WindowPath::Kernel)?,
+            false => None,
+        };
+        if let Some(bundle) = kernel {
             let gated = session.gated();
             let windows = KernelWindows::attach(
                 session.capture(),
                 cgroup,
-                self.bundle.settings,
-                &self.bundle.elements,
+                bundle.settings,
+                &bundle.elements,
                 gated,
                 false,
             )?;
@@ -314,7 +317,7 @@ impl<'b> MonitorRun<'b> {
             cgroup.id,
             Stream {
                 cgroup: cgroup.clone(),
-                detector: StreamDetector::new(self.bundle, self.threshold),
+                detector: StreamDetector::new(self.detector, self.threshold),
             },
         );
         self.cgroups.insert(cgroup.id, cgroup.clone());
@@ -336,10 +339,10 @@ impl<'b> MonitorRun<'b> {
 
     /// Windows the kernel finished (two windows old), scored.
     fn pump_kernel(&mut self, session: &mut Session) -> Result<(), LiveError> {
-        let Some(k) = self.kernel.as_mut() else {
+        let (Some(k), Some(bundle)) = (self.kernel.as_mut(), self.detector.as_bundle()) else {
             return Ok(());
         };
-        let (bundle, threshold, watch) = (self.bundle, self.threshold, k.watch);
+        let (threshold, watch) = (self.threshold, k.watch);
         let (events, counts, closed) = (
             &mut self.events,
             &mut self.per_stream_events,
@@ -362,7 +365,7 @@ impl<'b> MonitorRun<'b> {
         self.pump_kernel(session)?;
         // The timer: close windows of silent containers too, on the
         // events' clock (see Capture::now_ns).
-        let now = self.bundle.settings.mode.timestamp(session.now_ns());
+        let now = self.detector.mode().timestamp(session.now_ns());
         for (&watch, s) in self.streams.iter_mut() {
             let closed = &mut self.closed;
             s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
@@ -409,8 +412,8 @@ impl<'b> MonitorRun<'b> {
         // What the old cgroup sent is in flight or read already.
         session.drain(&mut |raw| self.on_event(raw))?;
         let kernel_windows = self.kernel.is_some();
-        if let Some(k) = self.kernel.take() {
-            let (bundle, threshold, watch) = (self.bundle, self.threshold, k.watch);
+        if let (Some(k), Some(bundle)) = (self.kernel.take(), self.detector.as_bundle()) {
+            let (threshold, watch) = (self.threshold, k.watch);
             let closed = &mut self.closed;
             let mut events = 0u64;
             self.late_done += k.windows.finish(session.capture(), &mut |w| {
@@ -439,8 +442,8 @@ impl<'b> MonitorRun<'b> {
     ) -> Result<(u64, Counters), LiveError> {
         session.drain(&mut |raw| self.on_event(raw))?;
         let mut kernel_late = (0, 0);
-        if let Some(k) = self.kernel.take() {
-            let (bundle, threshold, watch) = (self.bundle, self.threshold, k.watch);
+        if let (Some(k), Some(bundle)) = (self.kernel.take(), self.detector.as_bundle()) {
+            let (threshold, watch) = (self.threshold, k.watch);
             let (events, counts, closed) = (
                 &mut self.events,
                 &mut self.per_stream_events,
@@ -486,12 +489,7 @@ impl<'b> MonitorRun<'b> {
                 continue;
             };
             self.windows += scored.features.run_length;
-            let ScoredWindow {
-                features: w,
-                error,
-                anomalous,
-                ..
-            } = scored;
+            let (w, error, anomalous) = (&scored.features, scored.error, scored.anomalous);
             self.metrics
                 .lock()
                 .unwrap()
@@ -507,24 +505,12 @@ impl<'b> MonitorRun<'b> {
             if !anomalous {
                 continue;
             }
-            let v = w.vector.expect("anomalous windows have a vector");
             let alert = Alert {
                 time_ns: now_ns,
                 cgroup: cgroup.path.display().to_string(),
                 container: cgroup.name.clone(),
-                window_start_ns: w.start_ns,
-                window_end_ns: w.start_ns + self.bundle.settings.window_ns,
-                events: w.events,
-                fi: v.fi,
-                usi: v.usi,
-                uai: v.uai,
-                error: error.unwrap_or(0.0),
-                threshold: self.threshold,
                 theta: self.theta,
-                unseen_syscalls: w.unseen_syscalls,
-                more_unseen_syscalls: w.more_unseen_syscalls,
-                unseen_args: w.unseen_args,
-                more_unseen_args: w.more_unseen_args,
+                window: WindowAlert::from_scored(scored, self.detector.window_ns()),
             };
             self.alerts += 1;
             if let Some(f) = self.alerts_file.as_mut() {
