@@ -73,43 +73,7 @@ fn follow_a_restart(windows: live::WindowPath) {
         edges: EdgeOrder::Thread,
         ..Settings::default()
     };
-    let rec = tmp.path().join("normal.zip");
-    live::record(
-        RecordOptions {
-            target: Target::Container(c.id.clone()),
-            out: rec.clone(),
-            duration: Some(Duration::from_secs(4)),
-            exploit_at: None,
-            marker_file: None,
-            force: false,
-            stop: Default::default(),
-        },
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| {
-        panic!(
-            "record {}: {e}\n{}\ncgroups: {:?}",
-            c.id,
-            podman_ok(&["ps", "-a"]),
-            c.cgroups()
-        )
-    });
-    let sources = chids_core::source::discover(&[rec]).unwrap().recordings;
-    let options = TrainOptions {
-        settings,
-        model: TrainConfig {
-            epochs: 20,
-            ..TrainConfig::default()
-        },
-        thetas: chids_detect::model::default_thetas(),
-        read: Default::default(),
-    };
-    let model = tmp.path().join("model");
-    train(&sources, &options, &|_| {})
-        .unwrap()
-        .bundle
-        .save(&model)
-        .unwrap();
+    let model = train_model(&c, settings, tmp.path());
 
     // Monitor in a thread; restart the container meanwhile.
     let restarted_at = Arc::new(AtomicU64::new(u64::MAX));
@@ -172,13 +136,16 @@ fn follow_a_restart(windows: live::WindowPath) {
     );
     assert!(summary.windows > 3);
 
-    // Each stretch of time is one window: sorted by start, a window may
-    // overlap the one before it only where the old cgroup's last window
-    // meets the new cgroup's first (the two streams start on their own
-    // grids). Counted twice, every window after the restart would overlap.
-    let mut seen = seen.lock().unwrap().clone();
+    let seen = seen.lock().unwrap().clone();
+    assert_each_stretch_counted_once(seen, settings.window_ns);
+}
+
+/// Each stretch of time is one window: sorted by start, a window may
+/// overlap the one before it only where the old cgroup's last window meets
+/// the new cgroup's first (the two streams start on their own grids).
+/// Counted twice, every window after the restart would overlap.
+fn assert_each_stretch_counted_once(mut seen: Vec<Seen>, window_ns: u64) {
     seen.sort_by_key(|w| w.start_ns);
-    let window_ns = settings.window_ns;
     let overlaps: Vec<(Seen, Seen)> = seen
         .windows(2)
         .filter(|p| p[1].start_ns < p[0].start_ns + p[0].run_length * window_ns)
@@ -192,4 +159,46 @@ fn follow_a_restart(windows: live::WindowPath) {
     );
     let with_events = seen.iter().filter(|w| w.events > 0).count() as u64;
     assert!(with_events >= 3, "{seen:?}");
+}
+
+/// Records the running container for 4 s and trains a model on it.
+fn train_model(c: &Container, settings: Settings, dir: &std::path::Path) -> std::path::PathBuf {
+    let rec = dir.join("normal.zip");
+    live::record(
+        RecordOptions {
+            target: Target::Container(c.id.clone()),
+            out: rec.clone(),
+            duration: Some(Duration::from_secs(4)),
+            exploit_at: None,
+            marker_file: None,
+            force: false,
+            stop: Default::default(),
+        },
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "record {}: {e}\n{}\ncgroups: {:?}",
+            c.id,
+            podman_ok(&["ps", "-a"]),
+            c.cgroups()
+        )
+    });
+    let sources = chids_core::source::discover(&[rec]).unwrap().recordings;
+    let options = TrainOptions {
+        settings,
+        model: TrainConfig {
+            epochs: 20,
+            ..TrainConfig::default()
+        },
+        thetas: chids_detect::model::default_thetas(),
+        read: Default::default(),
+    };
+    let model = dir.join("model");
+    train(&sources, &options, &|_| {})
+        .unwrap()
+        .bundle
+        .save(&model)
+        .unwrap();
+    model
 }

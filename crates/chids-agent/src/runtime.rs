@@ -37,7 +37,14 @@ pub(crate) fn exec_start(raw: &RawEvent<'_>) -> Option<String> {
         Some("execve") | Some("execveat") => {}
         _ => return None,
     }
-    Some(String::from_utf8_lossy(raw.path.unwrap_or_default()).into_owned())
+    let path = String::from_utf8_lossy(raw.path.unwrap_or_default()).into_owned();
+    // The runtime re-executing itself (`runc init` from /proc/self/exe)
+    // is its own setup, not a session's program.
+    let own = path == "/proc/self/exe"
+        || path.ends_with("/runc")
+        || path.ends_with("/crun")
+        || path.starts_with("/proc/self/fd/");
+    (!own).then_some(path)
 }
 
 /// An exec session in a container (`podman exec`, `kubectl exec`, exec
