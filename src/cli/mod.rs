@@ -51,6 +51,7 @@ enum Command {
     Monitor(live::MonitorArgs),
     /// Watch every container on the host: learn each workload, then alert (NATS, files).
     #[cfg(feature = "live")]
+    // Boxed: the agent has many flags, the other commands fewer.
     Agent(Box<agent::AgentArgs>),
     /// Serve the alert console in the browser (alerts from NATS JetStream, workloads).
     #[cfg(feature = "console")]
