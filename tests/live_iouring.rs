@@ -183,6 +183,7 @@ fn record(dir: &Path, name: &str, target: Target) -> PathBuf {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {},
     )
@@ -229,6 +230,7 @@ fn monitor(model: &Path, target: Target, windows: live::WindowPath) -> Vec<Alert
             metrics: None,
             duration: Some(Duration::from_secs(60)),
             windows,
+            stop: Default::default(),
         },
         &mut |u| match u {
             MonitorUpdate::Alert(a) => alerts.push(a.clone()),
@@ -297,11 +299,11 @@ fn io_uring_open_read_and_connect_are_seen_and_named() {
         let alerts = monitor(&model, target(&bin, port, Some(unused)), path);
         let args: Vec<&str> = alerts
             .iter()
-            .flat_map(|a| a.unseen_args.iter().map(|u| u.arg.as_str()))
+            .flat_map(|a| a.window.reasons.unseen_args.iter().map(|u| u.arg.as_str()))
             .collect();
         let syscalls: Vec<&str> = alerts
             .iter()
-            .flat_map(|a| a.unseen_syscalls.iter().map(String::as_str))
+            .flat_map(|a| a.window.reasons.unseen_syscalls.iter().map(String::as_str))
             .collect();
         eprintln!("{path:?}: unseen args {args:?}, unseen syscalls {syscalls:?}");
         assert!(args.contains(&shadow.as_str()), "{path:?}: {args:?}");
