@@ -64,6 +64,23 @@ pub struct RunArgs {
     /// is trained (time with at least one of its containers running).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub learn_for: Duration,
+    /// Watch only containers matching this selector (repeatable: any of
+    /// them): name=GLOB, image=GLOB, namespace=GLOB, pod=GLOB or
+    /// label=KEY=GLOB (`*` is any run of characters). Also `include` in
+    /// --workloads.
+    #[arg(long, value_name = "SELECTOR", value_parser = agent::workloads::Selector::parse)]
+    pub include: Vec<agent::workloads::Selector>,
+    /// Never watch containers matching this selector (repeatable), as
+    /// --include. Also `exclude` in --workloads.
+    #[arg(long, value_name = "SELECTOR", value_parser = agent::workloads::Selector::parse)]
+    pub exclude: Vec<agent::workloads::Selector>,
+    /// How long at most: past --learn-for a workload learns on while the
+    /// estimated rate of names it never saw (system calls, paths,
+    /// endpoints) does not fit the alarm budget (--max-false-alarms), up
+    /// to this; then it detects, with a warning naming its expected
+    /// false-alarm rate. Default: three times --learn-for.
+    #[arg(long, value_parser = parse_duration)]
+    pub learn_max: Option<Duration>,
     /// Threshold multiplier: alert when a window's error exceeds theta ×
     /// the largest training error (default: each model's operating
     /// threshold, set from normal data when it was trained).
@@ -125,6 +142,11 @@ pub struct RunArgs {
     /// Training epochs of the baselines the agent trains (as `baseline --epochs`).
     #[arg(long, default_value_t = 120)]
     pub epochs: usize,
+    /// False-alarm budget of the operating thresholds the agent calibrates
+    /// when a workload's learning ends (as `baseline --max-false-alarms`):
+    /// alarm windows per hour of normal activity (e.g. 1/h, 10/d).
+    #[arg(long = "max-false-alarms", value_name = "RATE", default_value = "1/h", value_parser = chids_detect::calibrate::parse_budget)]
+    pub alarm_budget: f64,
 }
 
 /// `N` (a minute) or `N/DUR`.
@@ -219,6 +241,31 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
             "{:<40} {:<10} {:>10} {:>12} {:>8} {:>8}",
             w.workload, w.state, w.containers, learned, w.alerts, w.late_events
         );
+        if let (Some(t), Some(source)) = (w.threshold, &w.threshold_source) {
+            println!(
+                "  threshold {t:.6}: {source}; trained on {} windows",
+                w.training_windows
+            );
+        }
+        if let Some(rate) = w.new_names_per_hour {
+            println!("  new names still expected: about {rate:.1} per hour");
+        }
+        if w.errors > 0 {
+            println!("  {} errors (see the agent's log)", w.errors);
+        }
+    }
+    if !st.excluded.is_empty() {
+        println!();
+        println!("{:<24} {:<14} {:<32} WHY", "NOT WATCHED", "ID", "IMAGE");
+        for x in &st.excluded {
+            println!(
+                "{:<24} {:<14} {:<32} {}",
+                x.name,
+                &x.id[..x.id.len().min(12)],
+                x.image.as_deref().unwrap_or("?"),
+                x.why
+            );
+        }
     }
     println!();
     println!(
@@ -255,11 +302,13 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
 }
 
 fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
-    chids_live::stop_on_signals();
-    let workloads = match &a.workloads {
+    let stop = chids_live::StopToken::on_signals().map_err(|e| e.to_string())?;
+    let mut workloads = match &a.workloads {
         Some(p) => agent::workloads::WorkloadConfig::load(p)?,
-        None => Default::default(),
+        None => agent::workloads::WorkloadConfig::default(),
     };
+    workloads.include.extend(a.include.iter().cloned());
+    workloads.exclude.extend(a.exclude.iter().cloned());
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
     let mut to_stdout = a.alerts.is_none() && a.nats.is_none();
     match &a.alerts {
@@ -301,6 +350,7 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
             .unwrap_or_else(|| a.state_dir.join("models")),
         state_dir: a.state_dir.clone(),
         learn_for: a.learn_for,
+        learn_max: a.learn_max.unwrap_or(a.learn_for * 3),
         theta: a.theta,
         workloads,
         alerts: AlertDispatch::new(outbox, budget, sinks),
@@ -308,6 +358,8 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         duration: a.duration,
         window_ns: a.window.as_nanos() as u64,
         epochs: a.epochs,
+        budget_per_hour: a.alarm_budget,
+        stop,
     };
     let summary = agent::agent(opts, &mut |u| match u {
         AgentUpdate::Started {
@@ -323,6 +375,13 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         AgentUpdate::Log(line) => eprintln!("chids agent: {line}"),
         // Alerts reach stdout only through a sink.
         AgentUpdate::Alert(_) => {}
+        AgentUpdate::Exec(x) => eprintln!(
+            "chids agent: exec in {} ({}): {} as uid {}",
+            x.container_name,
+            &x.container_id[..x.container_id.len().min(12)],
+            x.command,
+            x.uid
+        ),
     })
     .map_err(|e| e.to_string())?;
     eprintln!(

@@ -14,6 +14,7 @@
 
 pub mod alert;
 pub mod calibrate;
+pub mod completeness;
 pub mod detect;
 pub mod detector;
 pub mod explain;

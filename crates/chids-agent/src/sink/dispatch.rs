@@ -67,6 +67,12 @@ impl AlertDispatch {
         }
     }
 
+    /// An id for a record that is not under the alert budget (an exec
+    /// session's, which has a rate limit of its own).
+    pub fn record_id(&mut self) -> String {
+        self.outbox.next_alert_id()
+    }
+
     /// Commits `json` (carrying `alert_id`) to the outbox, then hands it
     /// to every sink. An alert the outbox could not store (full disk) is
     /// counted there and still goes to the file sinks.
