@@ -648,72 +648,7 @@ fn read_fdlist(body: &[u8], v2: bool, st: &mut State) -> Result<(), String> {
         let fd = c.u64().ok_or_else(short)? as i64;
         c.u64().ok_or_else(short)?; // inode
         let ty = c.u8().ok_or_else(short)?;
-        let l4 = |p: u8| match p {
-            2 => "t",
-            3 => "u",
-            4 => "i",
-            5 => "r",
-            _ => "",
-        };
-        let mut cloexec = false;
-        let (tag, name) = match ty {
-            3 => {
-                let sip = c.bytes(4).ok_or_else(short)?;
-                let dip = c.bytes(4).ok_or_else(short)?;
-                let sp = c.u16().ok_or_else(short)?;
-                let dp = c.u16().ok_or_else(short)?;
-                let p = c.u8().ok_or_else(short)?;
-                // The proc scan stores the local end first; sysdig prints
-                // the tuple the other way round (observed on every capture).
-                (
-                    format!("4{}", l4(p)),
-                    format!("{}:{}->{}:{}", format::ipv4(dip), dp, format::ipv4(sip), sp),
-                )
-            }
-            5 => {
-                let ip = c.bytes(4).ok_or_else(short)?;
-                let port = c.u16().ok_or_else(short)?;
-                let p = c.u8().ok_or_else(short)?;
-                (
-                    format!("4{}", l4(p)),
-                    format!("{}:{}", format::ipv4(ip), port),
-                )
-            }
-            4 => {
-                let sip = c.bytes(16).ok_or_else(short)?;
-                let dip = c.bytes(16).ok_or_else(short)?;
-                let sp = c.u16().ok_or_else(short)?;
-                let dp = c.u16().ok_or_else(short)?;
-                let p = c.u8().ok_or_else(short)?;
-                (
-                    format!("6{}", l4(p)),
-                    format!("{}:{}->{}:{}", format::ipv6(dip), dp, format::ipv6(sip), sp),
-                )
-            }
-            6 => {
-                let ip = c.bytes(16).ok_or_else(short)?;
-                let port = c.u16().ok_or_else(short)?;
-                let p = c.u8().ok_or_else(short)?;
-                (
-                    format!("6{}", l4(p)),
-                    format!("{}:{}", format::ipv6(ip), port),
-                )
-            }
-            8 => {
-                c.bytes(16).ok_or_else(short)?;
-                ("u".to_string(), lossy(c.str16().ok_or_else(short)?))
-            }
-            16 => {
-                let flags = c.u32().ok_or_else(short)?;
-                cloexec = flags & (1 << 12) != 0;
-                let n = lossy(c.str16().ok_or_else(short)?);
-                ("f".to_string(), n)
-            }
-            _ => {
-                let n = lossy(c.str16().ok_or_else(short)?);
-                (format::fd_type_char(ty).to_string(), n)
-            }
-        };
+        let (tag, name, cloexec) = fd_entry(&mut c, ty).ok_or_else(short)?;
         if let Some(sl) = sub_len {
             let end = start
                 .checked_add(sl)
@@ -735,6 +670,71 @@ fn read_fdlist(body: &[u8], v2: bool, st: &mut State) -> Result<(), String> {
         table.insert(fd, info);
     }
     Ok(())
+}
+
+/// One fd-list entry's type tag, name and close-on-exec flag, read by its
+/// scap fd type.
+fn fd_entry(c: &mut Cur<'_>, ty: u8) -> Option<(String, String, bool)> {
+    let l4 = |p: u8| match p {
+        2 => "t",
+        3 => "u",
+        4 => "i",
+        5 => "r",
+        _ => "",
+    };
+    let ip = |b: &[u8]| {
+        if b.len() == 4 {
+            format::ipv4(b)
+        } else {
+            format::ipv6(b)
+        }
+    };
+    // IPv4 and IPv6 entries differ only in the address width.
+    let (family, width) = if matches!(ty, 3 | 5) {
+        ('4', 4)
+    } else {
+        ('6', 16)
+    };
+    let entry = match ty {
+        3 | 4 => {
+            let sip = c.bytes(width)?;
+            let dip = c.bytes(width)?;
+            let sp = c.u16()?;
+            let dp = c.u16()?;
+            let p = c.u8()?;
+            // The proc scan stores the local end first; sysdig prints
+            // the tuple the other way round (observed on every capture).
+            (
+                format!("{family}{}", l4(p)),
+                format!("{}:{}->{}:{}", ip(dip), dp, ip(sip), sp),
+                false,
+            )
+        }
+        5 | 6 => {
+            let addr = c.bytes(width)?;
+            let port = c.u16()?;
+            let p = c.u8()?;
+            (
+                format!("{family}{}", l4(p)),
+                format!("{}:{}", ip(addr), port),
+                false,
+            )
+        }
+        8 => {
+            c.bytes(16)?;
+            ("u".to_string(), lossy(c.str16()?), false)
+        }
+        16 => {
+            let flags = c.u32()?;
+            let n = lossy(c.str16()?);
+            ("f".to_string(), n, flags & (1 << 12) != 0)
+        }
+        _ => {
+            let n = lossy(c.str16()?);
+            (format::fd_type_char(ty).to_string(), n, false)
+        }
+    };
+    Some(entry)
 }
 
 impl EventSource for ScapSource {
