@@ -232,7 +232,7 @@ impl Symbols {
 }
 
 /// An unseen argument, with what used it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnseenArg {
     pub arg: String,
     pub syscall: String,
@@ -767,6 +767,21 @@ impl EncodedRecording {
                 .map(|&id| sym.args.name(id).to_string())
                 .collect(),
         }
+    }
+
+    /// The kept windows' events, in order (`None`: not kept); their node
+    /// ids are names by [`EncodedRecording::node_name`].
+    pub fn kept_windows(&self) -> Option<impl Iterator<Item = &[WindowEvent]>> {
+        let kept = self.kept.as_ref()?;
+        Some(kept.iter().filter_map(|c| match c {
+            Closed::Window(w) => Some(&w.items[..]),
+            Closed::Empty(_) => None,
+        }))
+    }
+
+    /// The node name of a kept event's id.
+    pub fn node_name(&self, node: u32) -> &str {
+        self.symbols.nodes.name(node)
     }
 
     /// Scores the kept windows against `baseline`; `None` if they were not kept.

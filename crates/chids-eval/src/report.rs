@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::metrics::{lidds_table, roc, LiddsRow, Roc, RocPoint, Series};
 use crate::plot::{roc_png, scores_png, PlotError, RocCurve, ScorePlot};
 use crate::{operating_point, recording_table, OperatingPoint, Row};
-use chids_detect::scored::{Detector, ScoredRecording};
+use chids_detect::scored::ScoredRecording;
+use chids_detect::Detector;
 
 /// ROC points kept in `report.json` per model.
 const ROC_POINTS_IN_REPORT: usize = 200;
@@ -53,7 +54,7 @@ impl ModelEvaluation {
 /// operating point (see [`OperatingPoint`]).
 pub fn evaluate_model(
     model: &str,
-    detector: &Detector,
+    detector: &dyn Detector,
     (threshold, source): (f64, &str),
     normal: &[ScoredRecording],
     attack: &[ScoredRecording],
