@@ -49,7 +49,7 @@ enum Command {
     Monitor(live::MonitorArgs),
     /// Watch every container on the host: learn each workload, then alert (NATS, files).
     #[cfg(feature = "live")]
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Live capture (record, monitor, agent) is not in this build.
     #[cfg(not(feature = "live"))]
     #[command(name = "record", aliases = ["monitor", "agent"], hide = true, disable_help_flag = true)]
@@ -71,7 +71,7 @@ pub fn run() -> Result<ExitCode> {
         #[cfg(feature = "live")]
         Command::Monitor(args) => live::run_monitor(&args).map_err(anyhow::Error::msg),
         #[cfg(feature = "live")]
-        Command::Agent(args) => agent::run(args).map_err(anyhow::Error::msg),
+        Command::Agent(args) => agent::run(*args).map_err(anyhow::Error::msg),
         #[cfg(not(feature = "live"))]
         Command::LiveMissing { .. } => {
             let which = std::env::args().nth(1).unwrap_or_default();

@@ -5,7 +5,7 @@
 //! discovery (inotify on the cgroup tree) ─► identity (runtime state) ─► workload key
 //!   └► capture.watch(container cgroup) ─► per-container stream
 //!        learning:  .sc lines under <state>/learn/<workload>/  ─► train (thread) ─► --models
-//!        detecting: StreamDetector(workload bundle) ─► alerts ─► sinks (file, NATS + spool)
+//!        detecting: StreamDetector(workload bundle) ─► alerts ─► outbox (SQLite) ─► sinks (file, NATS)
 //! ```
 //!
 //! The loop runs on one thread (the capture is not `Send`); training runs
@@ -16,6 +16,7 @@
 pub mod cri;
 pub mod discovery;
 pub mod identity;
+mod learn_names;
 pub mod metrics;
 pub mod sink;
 mod status;
@@ -32,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::sink::AlertSink;
+use crate::sink::private_fs;
+use crate::sink::AlertDispatch;
 use chids_core::features::Settings;
 use chids_core::mode::Mode;
 use chids_core::source::lidds::Lidds2021;
@@ -66,7 +68,7 @@ pub struct AgentOptions {
     pub cri_socket: Option<PathBuf>,
     /// One model bundle folder per workload.
     pub models: PathBuf,
-    /// Learning data, the status file, the alert spool.
+    /// Learning data, the status file, the alert outbox.
     pub state_dir: PathBuf,
     /// How long a workload without a model is recorded before training.
     pub learn_for: Duration,
@@ -75,7 +77,8 @@ pub struct AgentOptions {
     pub theta: Option<f64>,
     /// Workload grouping rules (default: one workload per image).
     pub workloads: WorkloadConfig,
-    pub sinks: Vec<Box<dyn AlertSink>>,
+    /// The outbox, the per-workload budget and the sinks.
+    pub alerts: AlertDispatch,
     pub metrics: Option<SocketAddr>,
     /// Stop after this long (default: until SIGINT/SIGTERM).
     pub duration: Option<Duration>,
@@ -88,8 +91,11 @@ pub struct AgentOptions {
 /// An alert of the agent: `monitor`'s keys plus who the container is.
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentAlert {
-    /// Unique per alert (agent start time and a sequence number).
-    pub id: String,
+    /// Unique per node, stable across retries and restarts (see
+    /// [`crate::sink::outbox`]); NATS's `Nats-Msg-Id`.
+    pub alert_id: String,
+    /// The window's alert, `kind` included (`anomaly`; a summary of
+    /// folded alerts is a `suppressed` record of its own).
     #[serde(flatten)]
     pub alert: Alert,
     pub container_id: String,
@@ -167,6 +173,8 @@ struct Workload<'a> {
     alerts: u64,
     /// Late events of the workload's containers that have stopped.
     late: u64,
+    /// Distinct names its learning data holds (bounded).
+    names: learn_names::LearnNames,
 }
 
 enum Stream<'a> {
@@ -230,14 +238,9 @@ pub fn agent(
         )));
     }
     let state_dir = opts.state_dir.clone();
+    // 0700, never through a planted link (the outbox made the first).
     for d in [&state_dir, &state_dir.join("learn")] {
-        if fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(LiveError::Other(format!(
-                "--state-dir: {} is a symbolic link",
-                d.display()
-            )));
-        }
-        fs::create_dir_all(d).map_err(|e| LiveError::io(format!("create {}", d.display()), e))?;
+        private_fs::private_dir(d).map_err(|e| LiveError::Other(format!("--state-dir: {e}")))?;
     }
     let store = ModelStore::open(&opts.models).map_err(LiveError::Other)?;
     let mut capture = Capture::open()?;
@@ -290,8 +293,6 @@ pub fn agent(
     });
 
     let start = Instant::now();
-    let agent_start_ns = capture.now_ns();
-    let mut alert_seq = 0u64;
     let mut containers: HashMap<u64, Container<'_>> = HashMap::new();
     let mut summary = AgentSummary::default();
     let mut bare_warned: HashSet<String> = HashSet::new();
@@ -348,7 +349,16 @@ pub fn agent(
                         level: found.level,
                         name: ident.short_id().to_string(),
                     };
-                    let stream = ctx.stream_for(&key, &found.container.id, found.cgroup_id, w)?;
+                    // A learning file that cannot be made (a planted link, a full
+                    // disk) costs this container's recording, not the agent.
+                    let stream = ctx
+                        .stream_for(&key, &found.container.id, found.cgroup_id, w)
+                        .unwrap_or_else(|e| {
+                            on_update(AgentUpdate::Log(format!(
+                                "workload {key}: not recorded: {e}"
+                            )));
+                            Stream::Learning(None)
+                        });
                     if let Err(e) = capture.watch(&cgroup) {
                         on_update(AgentUpdate::Log(format!(
                             "container {}: cannot watch: {e}",
@@ -403,10 +413,8 @@ pub fn agent(
                         &mut closed,
                         &mut containers,
                         &mut workloads,
-                        &mut opts.sinks,
+                        &mut opts.alerts,
                         &mut summary,
-                        &mut alert_seq,
-                        agent_start_ns,
                         capture.now_ns(),
                         opts.theta,
                         on_update,
@@ -446,6 +454,13 @@ pub fn agent(
             match &mut c.stream {
                 Stream::Learning(Some(wr)) => {
                     let ev = c.fmt.format(raw);
+                    // Past the workload's bound on distinct names: not recorded.
+                    if !workloads
+                        .get_mut(&c.workload)
+                        .is_none_or(|w| w.names.admit(&ev))
+                    {
+                        return;
+                    }
                     line.clear();
                     write_sc_line(line, &ev, raw.uid);
                     let n = line.len() as u64;
@@ -476,10 +491,8 @@ pub fn agent(
             &mut closed,
             &mut containers,
             &mut workloads,
-            &mut opts.sinks,
+            &mut opts.alerts,
             &mut summary,
-            &mut alert_seq,
-            agent_start_ns,
             capture.now_ns(),
             opts.theta,
             on_update,
@@ -556,7 +569,14 @@ pub fn agent(
                     w.state = WorkloadState::Learning;
                     w.learned = Duration::ZERO;
                     for (&id, c) in containers.iter_mut().filter(|(_, c)| c.workload == key) {
-                        c.stream = ctx.stream_for(&key, &c.ident.id, id, w)?;
+                        c.stream = ctx
+                            .stream_for(&key, &c.ident.id, id, w)
+                            .unwrap_or_else(|e| {
+                                on_update(AgentUpdate::Log(format!(
+                                    "workload {key}: not recorded: {e}"
+                                )));
+                                Stream::Learning(None)
+                            });
                         c.learn_budget = LEARN_MAX_BYTES.saturating_sub(w.learn_bytes);
                     }
                 }
@@ -564,20 +584,28 @@ pub fn agent(
         }
         trainers.retain(|t| !t.is_finished());
 
-        // 4. Status, metrics, sink logs.
-        for s in opts.sinks.iter_mut() {
-            for line in s.take_log() {
-                on_update(AgentUpdate::Log(line));
+        // 4. Status, metrics, alert summaries, sink logs, warnings.
+        for (key, w) in workloads.iter_mut() {
+            if w.names.refused > 0 && !w.names.warned {
+                w.names.warned = true;
+                on_update(AgentUpdate::Log(format!(
+                    "workload {key}: warning: more than {} distinct names (files, addresses) while learning: possible poisoning; events naming further new names are not recorded",
+                    learn_names::LEARN_MAX_NAMES
+                )));
             }
+        }
+        opts.alerts.tick(false);
+        for line in opts.alerts.take_log() {
+            on_update(AgentUpdate::Log(line));
         }
         if last_status.elapsed() >= STATUS_EVERY {
             last_status = Instant::now();
-            update_metrics(&metrics, &capture, &containers, &workloads, &opts.sinks);
+            update_metrics(&metrics, &capture, &containers, &workloads, &opts.alerts);
             let st = status_now(
                 &capture,
                 &containers,
                 &workloads,
-                &opts.sinks,
+                &opts.alerts,
                 &summary,
                 opts.learn_for,
                 true,
@@ -612,26 +640,22 @@ pub fn agent(
         &mut closed,
         &mut containers,
         &mut workloads,
-        &mut opts.sinks,
+        &mut opts.alerts,
         &mut summary,
-        &mut alert_seq,
-        agent_start_ns,
         capture.now_ns(),
         opts.theta,
         on_update,
     )?;
-    for s in opts.sinks.iter_mut() {
-        s.close(SINK_GRACE);
-        for line in s.take_log() {
-            on_update(AgentUpdate::Log(line));
-        }
+    opts.alerts.close(SINK_GRACE);
+    for line in opts.alerts.take_log() {
+        on_update(AgentUpdate::Log(line));
     }
-    update_metrics(&metrics, &capture, &containers, &workloads, &opts.sinks);
+    update_metrics(&metrics, &capture, &containers, &workloads, &opts.alerts);
     let st = status_now(
         &capture,
         &containers,
         &workloads,
-        &opts.sinks,
+        &opts.alerts,
         &summary,
         opts.learn_for,
         false,
@@ -664,6 +688,7 @@ fn new_workload<'a>(state: WorkloadState<'a>) -> Workload<'a> {
         windows: 0,
         alerts: 0,
         late: 0,
+        names: Default::default(),
     }
 }
 
@@ -695,15 +720,8 @@ impl Ctx<'_> {
             WorkloadState::Training => Stream::Waiting,
             WorkloadState::Learning => {
                 let dir = self.learn_root.join(folder_name(key));
-                fs::create_dir_all(&dir)
-                    .map_err(|e| LiveError::io(format!("create {}", dir.display()), e))?;
                 // Never write learning data through a link planted in the state dir.
-                if !fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_dir()) {
-                    return Err(LiveError::Other(format!(
-                        "{}: not a real folder (a symbolic link?)",
-                        dir.display()
-                    )));
-                }
+                private_fs::private_dir(&dir).map_err(|e| LiveError::Other(e.to_string()))?;
                 w.learn_bytes = dir_bytes(&dir);
                 if w.learn_bytes >= LEARN_MAX_BYTES {
                     return Ok(Stream::Learning(None));
@@ -711,13 +729,8 @@ impl Ctx<'_> {
                 // One file per cgroup (a restarted container gets a new one).
                 let short = &container_id[..container_id.len().min(12)];
                 let path = dir.join(format!("{short}-{cgroup_id}.sc"));
-                use std::os::unix::fs::OpenOptionsExt;
-                let f = fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(|e| LiveError::io(format!("create {}", path.display()), e))?;
+                let f =
+                    private_fs::append_file(&path).map_err(|e| LiveError::Other(e.to_string()))?;
                 Stream::Learning(Some(BufWriter::with_capacity(64 << 10, f)))
             }
         })
@@ -773,10 +786,8 @@ fn process_closed(
     closed: &mut Vec<(u64, ScoredWindow)>,
     containers: &mut HashMap<u64, Container<'_>>,
     workloads: &mut HashMap<String, Workload<'_>>,
-    sinks: &mut [Box<dyn AlertSink>],
+    alerts: &mut AlertDispatch,
     summary: &mut AgentSummary,
-    alert_seq: &mut u64,
-    agent_start_ns: u64,
     now_ns: u64,
     theta: Option<f64>,
     on_update: &mut dyn FnMut(AgentUpdate<'_>),
@@ -803,9 +814,12 @@ fn process_closed(
         }
         c.alerts += 1;
         summary.alerts += 1;
-        *alert_seq += 1;
+        // Past the workload's budget: folded into the period's summary.
+        let Some(alert_id) = alerts.admit(&c.workload) else {
+            continue;
+        };
         let alert = AgentAlert {
-            id: format!("{agent_start_ns:x}-{alert_seq}"),
+            alert_id,
             alert: Alert {
                 // The events' clock, as the window times (see Alert::time_ns).
                 time_ns: now_ns,
@@ -824,11 +838,7 @@ fn process_closed(
             k8s_container: c.ident.k8s_container.clone(),
         };
         let json = serde_json::to_vec(&alert).expect("alert serialises");
-        for s in sinks.iter_mut() {
-            if let Err(e) = s.send(&json) {
-                on_update(AgentUpdate::Log(format!("{} sink: {e}", s.kind())));
-            }
-        }
+        alerts.deliver(&alert.alert_id, &alert.workload, &json);
         on_update(AgentUpdate::Alert(&alert));
     }
     Ok(())
@@ -839,7 +849,7 @@ fn update_metrics(
     capture: &Capture,
     containers: &HashMap<u64, Container<'_>>,
     workloads: &HashMap<String, Workload<'_>>,
-    sinks: &[Box<dyn AlertSink>],
+    alerts: &AlertDispatch,
 ) {
     let counters = capture.counters();
     let mut m = metrics.lock().unwrap();
@@ -879,7 +889,8 @@ fn update_metrics(
         })
         .collect();
     m.late = m.workloads.values().map(|w| w.late).sum();
-    m.sinks = sinks.iter().map(|s| (s.kind(), s.stats())).collect();
+    m.sinks = alerts.sink_stats();
+    m.outbox = alerts.outbox_figures();
 }
 
 /// Resident set size of this process, from /proc/self/statm.
@@ -943,7 +954,7 @@ fn status_now(
     capture: &Capture,
     containers: &HashMap<u64, Container<'_>>,
     workloads: &HashMap<String, Workload<'_>>,
-    sinks: &[Box<dyn AlertSink>],
+    alerts: &AlertDispatch,
     summary: &AgentSummary,
     learn_for: Duration,
     running: bool,
@@ -965,9 +976,10 @@ fn status_now(
         alerts: summary.alerts,
         workloads,
         containers: containers_view(containers),
-        sinks: sinks
-            .iter()
-            .map(|s| SinkStatus::new(s.kind(), s.stats()))
+        sinks: alerts
+            .sink_stats()
+            .into_iter()
+            .map(|(kind, st)| SinkStatus::new(kind, st))
             .collect(),
     }
 }

@@ -44,8 +44,11 @@ pub struct ContainerStatus {
 pub struct SinkStatus {
     pub kind: String,
     pub delivered: u64,
-    pub spooled: u64,
-    pub spooled_bytes: u64,
+    /// Alerts waiting in the outbox for this sink.
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default)]
+    pub pending_bytes: u64,
     pub lost: u64,
     pub connected: bool,
 }
@@ -55,8 +58,8 @@ impl SinkStatus {
         SinkStatus {
             kind: kind.to_string(),
             delivered: s.delivered,
-            spooled: s.spooled,
-            spooled_bytes: s.spooled_bytes,
+            pending: s.pending,
+            pending_bytes: s.pending_bytes,
             lost: s.lost,
             connected: s.connected,
         }
@@ -95,7 +98,11 @@ pub(crate) fn write(state_dir: &Path, status: &AgentStatus) {
         return;
     };
     // A fresh temporary name, then a rename: never through a planted link.
-    let _ = chids_core::output::write_file(&state_dir.join(FILE), &text, 0o644);
+    let _ = chids_core::output::write_file(
+        &state_dir.join(FILE),
+        &text,
+        chids_core::output::OUTPUT_MODE,
+    );
 }
 
 /// Reads `<state_dir>/status.json`.

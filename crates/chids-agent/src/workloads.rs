@@ -192,7 +192,9 @@ impl ModelStore {
                 dir.display()
             ));
         }
-        fs::create_dir_all(dir).map_err(|e| format!("--models {}: {e}", dir.display()))?;
+        // 0700 (the bundles in it are 0640: a service group may read a
+        // model where the folder lets it).
+        crate::sink::private_fs::private_dir(dir).map_err(|e| format!("--models {e}"))?;
         Ok(ModelStore {
             dir: dir.to_path_buf(),
         })
@@ -266,7 +268,9 @@ impl ModelStore {
             let _ = fs::remove_dir_all(&tmp).or_else(|_| fs::remove_file(&tmp));
         }
         // create_dir fails on anything already there, symlinks included.
-        fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+            .create(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
         bundle
             .save(&tmp)
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -274,7 +278,12 @@ impl ModelStore {
             workload: key.to_string(),
         })
         .expect("tag serialises");
-        fs::write(tmp.join(WORKLOAD_FILE), tag).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        chids_core::output::write_file(
+            &tmp.join(WORKLOAD_FILE),
+            tag.as_bytes(),
+            chids_core::output::OUTPUT_MODE,
+        )
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
         if let Ok(m) = fs::symlink_metadata(&dest) {
             if m.file_type().is_dir() {
                 let old = self.dir.join(format!(".{name}.old-{}", std::process::id()));

@@ -40,6 +40,19 @@ pub const CACHE_ENTRIES: usize = 1 << 16;
 /// Bytes of keys in each name cache: 16 MiB.
 pub const CACHE_BYTES: usize = 16 << 20;
 
+/// Distinct arguments one training recording may teach. Training keeps a
+/// few KB per distinct argument (its interned text, graph node, the
+/// training elements, pattern statistics), so a recording flooded with
+/// distinct names (files made by the thousand while a workload is being
+/// learnt) could otherwise grow training without bound. Past this, every
+/// further new argument becomes the one node [`OVERFLOW_ARG`] and training
+/// warns. Real recordings stay far below (LID-DS: a few thousand).
+pub const MAX_TRAINING_ARGS: usize = 100_000;
+
+/// The argument node of every argument past [`MAX_TRAINING_ARGS`]; with
+/// spaces, so no real (escaped) argument can be it.
+pub const OVERFLOW_ARG: &str = "(more distinct arguments than training keeps)";
+
 /// Everything that decides how events become vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -202,11 +215,16 @@ impl Symbols {
     }
 
     /// What a raw path argument normalises to, through the cache.
-    fn path_arg(&mut self, raw: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+    fn path_arg(
+        &mut self,
+        raw: &str,
+        kind: ArgKind,
+        baseline: Option<&TrainingElements>,
+    ) -> ArgRef {
         if let Some(found) = self.raw_args.get(raw) {
             return found.clone();
         }
-        let found = self.normalized_arg(&normalize_path(raw), baseline);
+        let found = self.normalized_arg(&normalize_path(raw), kind, baseline);
         if let (None, ArgRef::Known(id)) = (baseline, &found) {
             if looks_generated(raw) {
                 self.generated.insert(*id);
@@ -216,11 +234,24 @@ impl Symbols {
         found
     }
 
-    /// The id of a seen normalised argument, or its key and text.
-    fn normalized_arg(&mut self, normalized: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+    /// The id of a seen normalised argument, or its key and text. (An
+    /// argument under a learned pattern is `Unseen` here, a result that
+    /// does not depend on `kind`, so [`Symbols::path_arg`] caches it by the
+    /// raw path alone; `encode` then finds its pattern.)
+    fn normalized_arg(
+        &mut self,
+        normalized: &str,
+        kind: ArgKind,
+        baseline: Option<&TrainingElements>,
+    ) -> ArgRef {
         match self.args.get(normalized) {
             Some(id) => ArgRef::Known(id),
-            None if baseline.is_none_or(|b| b.seen_args.contains(normalized)) => {
+            None if baseline.is_none() && self.args.names.len() >= MAX_TRAINING_ARGS => {
+                ArgRef::Known(self.args.intern(OVERFLOW_ARG))
+            }
+            None if baseline
+                .is_none_or(|b| matches!(label_arg(b, kind, normalized), ArgLabel::Seen)) =>
+            {
                 ArgRef::Known(self.args.intern(normalized))
             }
             None => ArgRef::Unseen {
@@ -468,22 +499,21 @@ impl<'b> FeatureStream<'b> {
         let mut arg = NO_ARG;
         if let Some(kind) = mode.arg_kind(node_name) {
             let found = match mode.raw_arg(kind, event) {
-                Some(RawArg::Path(raw)) => Some(sym.path_arg(raw, baseline)),
+                Some(RawArg::Path(raw)) => Some(sym.path_arg(raw, kind, baseline)),
                 Some(RawArg::Endpoint(endpoint)) => {
                     normalize_endpoint(&endpoint, &mut self.scratch);
-                    Some(sym.normalized_arg(&self.scratch, baseline))
+                    Some(sym.normalized_arg(&self.scratch, kind, baseline))
                 }
                 None => None,
             };
-            // A file access under a learned pattern is seen, as the
-            // pattern's node; running a program from there is not.
+            // Under a learned pattern: seen, as the pattern's node.
             let found = match found {
-                Some(ArgRef::Unseen { ref name, .. })
-                    if matches!(kind, ArgKind::Open | ArgKind::Stat) =>
-                {
-                    match baseline.and_then(|b| covering(&b.patterns, name)) {
-                        Some(p) => Some(ArgRef::Known(sym.args.intern(&p.pattern))),
-                        None => found,
+                Some(ArgRef::Unseen { ref name, .. }) => {
+                    match baseline.map(|b| label_arg(b, kind, name)) {
+                        Some(ArgLabel::Covered(p)) => {
+                            Some(ArgRef::Known(sym.args.intern(&p.pattern)))
+                        }
+                        _ => found,
                     }
                 }
                 other => other,
@@ -821,6 +851,34 @@ impl EncodedRecording {
     }
 }
 
+/// How a normalised argument of a node of kind `kind` is labelled against
+/// a baseline. The one rule both window paths apply: [`FeatureStream`]
+/// and the kernel-window reader (`live::aggregate`).
+pub enum ArgLabel<'b> {
+    /// Seen in training.
+    Seen,
+    /// Under a learned path pattern: seen, as the pattern. Only file
+    /// accesses (open, stat): running a program from there is not.
+    Covered(&'b PathPattern),
+    Unseen,
+}
+
+pub fn label_arg<'b>(
+    baseline: &'b TrainingElements,
+    kind: ArgKind,
+    normalized: &str,
+) -> ArgLabel<'b> {
+    if baseline.seen_args.contains(normalized) {
+        return ArgLabel::Seen;
+    }
+    match kind {
+        ArgKind::Open | ArgKind::Stat => {
+            covering(&baseline.patterns, normalized).map_or(ArgLabel::Unseen, ArgLabel::Covered)
+        }
+        _ => ArgLabel::Unseen,
+    }
+}
+
 /// The normalised argument of an event whose node `node_name` carries one,
 /// written into `out`; false when the event has none. The rule
 /// [`FeatureStream`] applies, for the kernel-aggregated live path, which
@@ -847,6 +905,27 @@ pub fn normalized_arg(mode: Mode, node_name: &str, event: &Event<'_>, out: &mut 
 mod tests {
     use super::*;
     use crate::event::{Direction, Params};
+
+    #[test]
+    fn training_keeps_a_bounded_number_of_distinct_arguments() {
+        let mut sym = Symbols::default();
+        // Letters, not digits: normalisation drops digits from names.
+        let name = |i: usize| -> String {
+            i.to_string()
+                .bytes()
+                .map(|b| (b - b'0' + b'a') as char)
+                .collect()
+        };
+        for i in 0..MAX_TRAINING_ARGS + 50 {
+            sym.path_arg(&format!("/tmp/f{}", name(i)), None);
+        }
+        // The cap, plus the one node the rest became.
+        assert_eq!(sym.args.names.len(), MAX_TRAINING_ARGS + 1);
+        assert!(sym.args.get(OVERFLOW_ARG).is_some());
+        // Arguments met before the cap keep their own node.
+        let early = sym.path_arg(&format!("/tmp/f{}", name(7)), None);
+        assert!(matches!(early, ArgRef::Known(id) if sym.args.name(id) != OVERFLOW_ARG));
+    }
 
     /// A name of lower-case letters only, so that normalising keeps it
     /// whole (digits would be deleted).
