@@ -8,6 +8,8 @@ mod evaluate;
 #[cfg(feature = "live")]
 mod live;
 mod progress;
+#[cfg(feature = "console")]
+mod ui;
 mod vectors;
 
 use std::path::PathBuf;
@@ -50,6 +52,9 @@ enum Command {
     /// Watch every container on the host: learn each workload, then alert (NATS, files).
     #[cfg(feature = "live")]
     Agent(Box<agent::AgentArgs>),
+    /// Serve the alert console in the browser (alerts from NATS JetStream, workloads).
+    #[cfg(feature = "console")]
+    Ui(ui::Args),
     /// Live capture (record, monitor, agent) is not in this build.
     #[cfg(not(feature = "live"))]
     #[command(name = "record", aliases = ["monitor", "agent"], hide = true, disable_help_flag = true)]
@@ -72,6 +77,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Monitor(args) => live::run_monitor(&args).map_err(anyhow::Error::msg),
         #[cfg(feature = "live")]
         Command::Agent(args) => agent::run(*args).map_err(anyhow::Error::msg),
+        #[cfg(feature = "console")]
+        Command::Ui(args) => ui::run(args),
         #[cfg(not(feature = "live"))]
         Command::LiveMissing { .. } => {
             let which = std::env::args().nth(1).unwrap_or_default();
