@@ -814,13 +814,6 @@ fn process_closed(
         }
         c.alerts += 1;
         summary.alerts += 1;
-        let ScoredWindow {
-            features: win,
-            error,
-            threshold,
-            ..
-        } = scored;
-        let v = win.vector.expect("anomalous windows have a vector");
         // Past the workload's budget: folded into the period's summary.
         let Some(alert_id) = alerts.admit(&c.workload) else {
             continue;
