@@ -6,6 +6,7 @@
 //! windows (chids-core) ──► train ──► model bundle ──► detect / scored ──► verdicts
 //! ```
 
+pub mod accept;
 pub mod calibrate;
 pub mod detect;
 pub mod model;

@@ -507,6 +507,7 @@ fn train_refs(
             max_error,
         },
         operating_threshold: None,
+        accepted: Vec::new(),
         calibration: None,
         model,
     };

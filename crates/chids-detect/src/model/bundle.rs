@@ -72,6 +72,10 @@ pub struct BaselineFile {
     /// How `operating_threshold` was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// Alerts accepted as normal since training, oldest first (see
+    /// [`crate::accept`]): the bundle's audit trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<crate::accept::Acceptance>,
 }
 
 fn default_detector() -> String {
@@ -90,6 +94,8 @@ pub struct Bundle {
     /// See [`BaselineFile::operating_threshold`].
     pub operating_threshold: Option<f64>,
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// See [`BaselineFile::accepted`].
+    pub accepted: Vec<crate::accept::Acceptance>,
     pub model: Autoencoder,
 }
 
@@ -116,6 +122,17 @@ impl Bundle {
             path: dir.into(),
             source,
         })?;
+        let json_path = dir.join(BASELINE_FILE);
+        let (json, weights) = self.to_bytes().map_err(|message| BundleError::Invalid {
+            path: json_path.clone(),
+            message,
+        })?;
+        write_bundle_files(&[(json_path, &json), (dir.join(WEIGHTS_FILE), &weights)])
+    }
+
+    /// The bundle's two files as bytes (`baseline.json`, `model.safetensors`):
+    /// what [`Bundle::save`] writes and the fleet store publishes.
+    pub fn to_bytes(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
         let file = BaselineFile {
             kind: KIND.into(),
             format_version: FORMAT_VERSION,
@@ -134,30 +151,42 @@ impl Bundle {
             patterns: self.elements.patterns.clone(),
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
+            accepted: self.accepted.clone(),
         };
-        let json_path = dir.join(BASELINE_FILE);
         let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
         // What cannot be loaded is not written: the same checks as `load`,
         // on what `load` would read (a NaN loss is written as `null`).
         serde_json::from_slice::<BaselineFile>(&json)
             .map_err(|e| e.to_string())
             .and_then(|f| f.check())
-            .map_err(|m| BundleError::Invalid {
-                path: json_path.clone(),
-                message: format!("refusing to write a model that could not be loaded: {m}"),
-            })?;
-        let weights = self.model.to_safetensors();
-        write_bundle_files(&[(json_path, &json), (dir.join(WEIGHTS_FILE), &weights)])
+            .map_err(|m| format!("refusing to write a model that could not be loaded: {m}"))?;
+        Ok((json, self.model.to_safetensors()))
     }
 
     /// Loads and checks a bundle.
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
         let json_path = dir.join(BASELINE_FILE);
+        let json = std::fs::read(&json_path).map_err(|source| BundleError::Io {
+            path: json_path.clone(),
+            source,
+        })?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
+            path: weights_path.clone(),
+            source,
+        })?;
+        Bundle::from_bytes(&json, &weights, dir)
+    }
+
+    /// Checks and builds a bundle from its two files' bytes; `dir` names
+    /// where they came from in errors (a folder, or a broker object).
+    pub fn from_bytes(json: &[u8], weights: &[u8], dir: &Path) -> Result<Bundle, BundleError> {
+        let json_path = dir.join(BASELINE_FILE);
         let invalid = |message: String| BundleError::Invalid {
             path: json_path.clone(),
             message,
         };
-        let (value, detector) = read_baseline_json(dir)?;
+        let (value, detector) = parse_baseline_json(json, &json_path)?;
         if detector != DETECTOR {
             return Err(invalid(format!(
                 "this is a {detector:?} baseline, not a chids autoencoder bundle"
@@ -174,14 +203,9 @@ impl Bundle {
                 "operating_threshold must be a finite, non-negative number".into(),
             ));
         }
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
-            path: weights_path.clone(),
-            source,
-        })?;
         let model =
-            Autoencoder::from_safetensors(&weights).map_err(|source| BundleError::Model {
-                path: weights_path,
+            Autoencoder::from_safetensors(weights).map_err(|source| BundleError::Model {
+                path: dir.join(WEIGHTS_FILE),
                 source,
             })?;
         Ok(Bundle {
@@ -202,6 +226,7 @@ impl Bundle {
             training: file.training,
             operating_threshold: file.operating_threshold,
             calibration: file.calibration,
+            accepted: file.accepted,
             model,
         })
     }
@@ -234,16 +259,24 @@ impl Bundle {
 /// clear error rather than a missing-field one.
 pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), BundleError> {
     let json_path = dir.join(BASELINE_FILE);
-    let invalid = |message: String| BundleError::Invalid {
-        path: json_path.clone(),
-        message,
-    };
     let bytes = std::fs::read(&json_path).map_err(|source| BundleError::Io {
         path: json_path.clone(),
         source,
     })?;
+    parse_baseline_json(&bytes, &json_path)
+}
+
+/// [`read_baseline_json`] on bytes already read; `json_path` names them in errors.
+fn parse_baseline_json(
+    bytes: &[u8],
+    json_path: &Path,
+) -> Result<(serde_json::Value, String), BundleError> {
+    let invalid = |message: String| BundleError::Invalid {
+        path: json_path.into(),
+        message,
+    };
     let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
     if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
         return Err(invalid(
             "not a chids baseline (no \"kind\": \"chids-baseline\")".into(),
