@@ -15,6 +15,7 @@
 
 pub mod cri;
 pub mod discovery;
+pub mod fleet;
 pub mod identity;
 pub mod metrics;
 pub mod sink;
