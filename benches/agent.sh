@@ -10,6 +10,8 @@
 #   delivery = arrival at the subscriber - alert time_ns (raised by the agent)
 #   end-to-end = arrival - window_end_ns (the anomalous window's end; the
 #                window can only close after it ends)
+# CHIDS_PROFILE=profiling builds and runs target/profiling/chids (line tables
+# for perf and flamegraphs; the release profile has no debug info).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEASURE=${MEASURE:-60}          # seconds of steady-state CPU/RSS measurement
@@ -30,8 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --features live --bin chids >/dev/null
-bin=target/release/chids
+PROFILE=${CHIDS_PROFILE:-release}
+cargo build --profile "$PROFILE" --features live --bin chids >/dev/null
+bin=target/$PROFILE/chids
 
 # An image from busybox-static, no registry needed.
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"

@@ -18,6 +18,8 @@
 # The workload and chids run at real-time priority (chrt -f 50) so that a
 # busy machine's other processes do not preempt them (a preempted program's
 # run time includes the wait); set CHIDS_BENCH_RT=0 to run them normally.
+# CHIDS_PROFILE=profiling builds and runs target/profiling/chids (line tables
+# for perf and flamegraphs; the release profile has no debug info).
 set -euo pipefail
 die() { echo "bpf_cost: $*" >&2; exit 1; }
 REPS=${1:-3}
@@ -25,8 +27,9 @@ REPS=${1:-3}
 [ "$(id -u)" = 0 ] || die "needs root (BPF, cgroups)"
 command -v bpftool >/dev/null || die "bpftool missing (apt-get install bpftool)"
 cd "$(dirname "$0")/.."
-cargo build --release --features live --bins >/dev/null 2>&1 || cargo build --release --features live --bins
-LIVE=target/release/chids
+PROFILE=${CHIDS_PROFILE:-release}
+cargo build --profile "$PROFILE" --features live --bins >/dev/null 2>&1 || cargo build --profile "$PROFILE" --features live --bins
+LIVE=target/$PROFILE/chids
 RT=()
 if [ "${CHIDS_BENCH_RT:-1}" != 0 ] && command -v chrt >/dev/null; then RT=(chrt -f 50); fi
 TMP=$(mktemp -d)

@@ -29,6 +29,8 @@
 # benchmark (workloads, chids, nginx, the load generator) at real-time
 # priority (chrt -f 50), so the other work's processes do not preempt it:
 # the ratios then measure chids, not the scheduler.
+# CHIDS_PROFILE=profiling builds and runs target/profiling/chids (line tables
+# for perf and flamegraphs; the release profile has no debug info).
 set -euo pipefail
 if [ "${CHIDS_BENCH_RT:-0}" = 1 ] && [ -z "${CHIDS_BENCH_RT_ON:-}" ]; then
   command -v chrt >/dev/null || { echo "live_overhead: CHIDS_BENCH_RT=1 needs chrt (util-linux)" >&2; exit 1; }
@@ -38,8 +40,9 @@ die() { echo "live_overhead: $*" >&2; exit 1; }
 REPS=${1:-5}
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive integer, got '$REPS'"
 cd "$(dirname "$0")/.."
-cargo build --release --features live --bins >/dev/null 2>&1 || cargo build --release --features live --bins
-BIN=target/release
+PROFILE=${CHIDS_PROFILE:-release}
+cargo build --profile "$PROFILE" --features live --bins >/dev/null 2>&1 || cargo build --profile "$PROFILE" --features live --bins
+BIN=target/$PROFILE
 LIVE=$BIN/chids
 TMP=$(mktemp -d)
 CG_ROOT=$(awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo)

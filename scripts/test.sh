@@ -14,4 +14,10 @@ if command -v clang >/dev/null 2>&1 && [ -e /usr/include/bpf/libbpf.h ]; then
 else
   echo "test.sh: clang/libbpf-dev not found: live-capture tests not built (scripts/install-test-deps.sh installs them)" >&2
 fi
-cargo test --release "${packages[@]}" -- --test-threads=2 "$@"
+# Asked for everything without the shared captures: say so before the long
+# build, not only in the failures at the end (README, "Testing").
+if [[ " $* " == *" --include-ignored "* || " $* " == *" --ignored "* ]] && [ -z "${CHIDS_SHARED:-}" ]; then
+  echo "test.sh: CHIDS_SHARED is not set: the tests that read the shared captures will fail (CHIDS_SHARED=/path/to/shared, see the README's Testing section)" >&2
+fi
+# --no-fail-fast: one missing prerequisite must not hide the other tests' results.
+cargo test --release --no-fail-fast "${packages[@]}" -- --test-threads=2 "$@"

@@ -1,5 +1,5 @@
-//! `chids accept` offline: a false alarm on normal recordings is accepted
-//! from alert lines, after which the same recordings raise no alarm while
+//! `chids accept` offline: a false alarm on normal recordings, written by
+//! `evaluate --alerts`, is accepted, after which the same recordings raise no alarm while
 //! the attack is still detected; the bundle keeps an audit record.
 
 use std::path::{Path, PathBuf};
@@ -114,32 +114,35 @@ fn accepting_a_false_alarm_silences_it_and_keeps_detecting_attacks() {
         "the new page must alarm first: {before}"
     );
 
-    // The alarm windows, as alert lines in the offline form (recording,
-    // window, events, reasons): the windows `vectors` scores with UAI > 0.
-    let vectors = ok(chids(&[
-        "vectors",
+    // The alarm windows as alert lines; the triager keeps the normal
+    // recording's (the false alarms) and accepts them.
+    let all = p("all-alerts.jsonl");
+    ok(chids(&[
+        "evaluate",
         "--model",
         &s("model"),
-        &s("normal/n0.txt"),
-        "--json",
+        "--ns",
+        &s("normal"),
+        "--ms",
+        &s("attack"),
+        "--alerts",
+        &all.display().to_string(),
     ]));
-    let alerts: Vec<String> = vectors
+    let alerts: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["uai"].as_f64().unwrap_or(0.0) > 0.0)
-        .map(|v| {
-            serde_json::json!({
-                "recording": v["recording"], "window": v["window"], "events": v["events"],
-                "unseen_syscalls": [], "more_unseen_syscalls": 0,
-                "unseen_args": [{"arg": "/var/www/about.html", "syscall": "open", "process": "nginx"}],
-                "more_unseen_args": 0,
-            })
-            .to_string()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["recording"] == "n0.txt"
         })
+        .map(str::to_string)
         .collect();
-    // (A recording's first window may hold too few events to score.)
     let n = alerts.len();
-    assert!(n >= 2, "{vectors}");
+    assert!(n >= 1, "no false alarm line written");
+    assert!(
+        alerts.iter().all(|l| l.contains("/var/www/about.html")),
+        "{alerts:?}"
+    );
     std::fs::write(p("alerts.jsonl"), alerts.join("\n") + "\n").unwrap();
 
     let out = ok(chids(&[
@@ -168,10 +171,12 @@ fn accepting_a_false_alarm_silences_it_and_keeps_detecting_attacks() {
         .as_str()
         .unwrap()
         .starts_with("n0.txt#"));
-    assert!(
-        audit[1]["args_added"].is_null(),
-        "only the first adds the name: {meta}"
-    );
+    if n > 1 {
+        assert!(
+            audit[1]["args_added"].is_null(),
+            "only the first adds the name: {meta}"
+        );
+    }
 
     let after = operating_point(&s("model"), &s("normal"), &s("attack"));
     assert_eq!(after["false_alarms"], 0, "{after}");

@@ -246,6 +246,176 @@ fn baseline_then_evaluate_and_vectors() {
     }
 }
 
+/// A normal recording whose third second carries a burst of `read` calls:
+/// nothing unseen, only more of what training saw.
+fn burst_recording(path: &Path) {
+    let burst: Vec<String> = (0..1500u64)
+        .flat_map(|i| {
+            let hms = format!("10:00:02.{:09}", 300_000_000 + i * 100_000);
+            [
+                format!("{} {hms} 0 nginx (42) > read fd=3", 200_000 + 2 * i),
+                format!("{} {hms} 0 nginx (42) < read res=0", 200_001 + 2 * i),
+            ]
+        })
+        .collect();
+    let refs: Vec<&str> = burst.iter().map(String::as_str).collect();
+    text_recording(path, 4, 5, &refs);
+}
+
+#[test]
+fn evaluate_alerts_and_vectors_explain_say_why() {
+    let lab = Lab::new();
+    burst_recording(&lab.path("attack/a1.txt"));
+    let o = lab.train("model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alerts = lab.path("alerts.jsonl");
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        &lab.s("normal"),
+        "--ms",
+        &lab.s("attack"),
+        "--alerts",
+        &alerts.display().to_string(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every alarm says why, in the live alert form.
+    assert!(!lines.is_empty(), "no alarm");
+    for a in &lines {
+        assert_eq!(a["kind"], "anomaly", "{a}");
+        assert_eq!(a["detector"], "chids", "{a}");
+        assert!(a["score"].as_f64().unwrap() >= 1.0, "{a}");
+        assert!(a["window"].is_u64() && a["window_start_ns"].is_u64(), "{a}");
+        let reasons: usize = ["unseen_syscalls", "unseen_args", "rising"]
+            .iter()
+            .map(|k| a[k].as_array().unwrap().len())
+            .sum();
+        assert!(reasons > 0, "an alarm without reasons: {a}");
+    }
+    assert!(
+        lines.iter().all(|a| a["recording"] != "n0.txt"),
+        "the normal recording alarmed: {text}"
+    );
+    // The exploit names its unseen path and calls.
+    let exploit = lines
+        .iter()
+        .find(|a| a["recording"] == "a0.txt")
+        .expect("the exploit raised no alarm");
+    assert!(
+        exploit["unseen_args"].to_string().contains("/etc/shadow"),
+        "{exploit}"
+    );
+    assert!(
+        exploit["unseen_syscalls"].to_string().contains("ptrace"),
+        "{exploit}"
+    );
+    // The burst names the call that rose, against its training maximum.
+    let burst = lines
+        .iter()
+        .find(|a| a["recording"] == "a1.txt")
+        .expect("the burst raised no alarm");
+    let first = &burst["rising"][0];
+    assert_eq!(first["what"], "read", "{burst}");
+    assert!(
+        first["count"].as_u64().unwrap() > 10 * first["training_max"].as_u64().unwrap(),
+        "{burst}"
+    );
+
+    // `vectors --explain` lists the same reasons per window.
+    let o = chids(&[
+        "vectors",
+        "--model",
+        &lab.s("model"),
+        &lab.s("attack/a0.txt"),
+        "--json",
+        "--explain",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let windows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let w = &windows[exploit["window"].as_u64().unwrap() as usize];
+    assert_eq!(w["reasons"]["unseen_args"], exploit["unseen_args"], "{w}");
+    let o = chids(&[
+        "vectors",
+        "--model",
+        &lab.s("model"),
+        &lab.s("attack/a0.txt"),
+        "--explain",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("unseen args /etc/shadow"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// A thin baseline must not go blind: a validation recording in which a
+/// user ran a command training never saw (`df`) would, scored as unseen,
+/// lift the operating threshold above what an attack scores. Its names are
+/// normal: folded into the model and listed; the attack, which runs other
+/// programs never seen, is still detected at the operating point.
+#[test]
+fn names_in_validation_data_are_folded_and_attacks_still_alarm() {
+    let lab = Lab::new();
+    std::fs::create_dir(lab.path("validation")).unwrap();
+    let df = [
+        "99980 10:00:01.500000000 0 df (70) > execve filename=/usr/bin/df",
+        "99981 10:00:01.500100000 0 df (70) < execve res=0 exe=df",
+        "99982 10:00:01.500200000 0 df (70) > statfs",
+        "99983 10:00:01.500300000 0 df (70) < statfs res=0",
+        "99984 10:00:01.500400000 0 df (70) < open fd=3(<f>/proc/mounts) name=/proc/mounts flags=1(O_RDONLY) mode=0",
+        "99985 10:00:01.500500000 0 df (70) > close fd=3",
+    ];
+    text_recording(&lab.path("validation/v0.txt"), 3, 11, &df);
+    text_recording(&lab.path("validation/v1.txt"), 3, 12, &[]);
+    let o = lab.train("model", &["--vd", &lab.s("validation")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("normal from validation"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("model/baseline.json")).unwrap())
+            .unwrap();
+    let folded = &meta["folded_names"];
+    assert_eq!(folded["source"], "validation", "{folded}");
+    assert!(
+        folded["syscalls"].to_string().contains("statfs"),
+        "{folded}"
+    );
+    assert!(
+        folded["args"].to_string().contains("/proc/mounts"),
+        "{folded}"
+    );
+    assert!(meta["seen_syscalls"].to_string().contains("statfs"));
+
+    // The validation data no longer alarms; the attack still does.
+    let o = chids(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        &lab.s("validation"),
+        "--ms",
+        &lab.s("attack/a0.txt"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let op = &table["operating_point"];
+    assert_eq!(op["detected"], 1, "{table}");
+    assert_eq!(op["false_alarms"], 0, "{table}");
+}
+
 #[test]
 fn same_seed_same_model_whatever_the_threads() {
     let lab = Lab::new();

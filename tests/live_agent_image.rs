@@ -1,16 +1,17 @@
 //! The agent as it is deployed: in a container image, with only the
 //! capabilities and mounts the DaemonSet gives it, watching a sibling
-//! container. No registry is reachable here, so the image is assembled
-//! with `podman import` from a folder holding the host-built binary and
-//! its shared libraries (the Containerfile is for real builders).
+//! container. The image is the one `scripts/build-image.sh` builds (what
+//! the README tells adopters to run): the test binary's `chids` and its
+//! shared libraries, `FROM scratch`, no registry needed.
 //!
 //! Needs root, kernel BTF, podman + runc and busybox-static; run with
-//! `--include-ignored`.
+//! `--include-ignored`, and then a missing prerequisite fails it.
 #![cfg(feature = "live")]
 
 mod agent_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use agent_support::*;
@@ -20,17 +21,10 @@ use serde_json::Value;
 #[ignore = "needs root, podman, nats-server"]
 fn agent_in_a_container_watches_a_sibling() {
     if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
+        panic!("cannot run: {why}");
     }
     let p = prefix();
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_chids"));
-    let libs = shared_libs(&bin);
-    let mut files: Vec<(&Path, &str)> = vec![(bin.as_path(), "/usr/local/bin/chids")];
-    for l in &libs {
-        files.push((l.as_path(), l.to_str().unwrap()));
-    }
-    let agent_image = Image::busybox(&format!("localhost/{p}-agent:test"), &files);
+    let agent_image = image_from_script(&format!("localhost/{p}-agent:test"));
     let app_image = Image::busybox(&format!("localhost/{p}-app:1"), &[]);
 
     let state = tempfile::tempdir().unwrap();
@@ -75,9 +69,9 @@ fn agent_in_a_container_watches_a_sibling() {
         args.push(m);
     }
     args.extend([
+        // The image's entrypoint is `chids agent`: arguments only, as the
+        // DaemonSet gives them.
         agent_image.name.as_str(),
-        "/usr/local/bin/chids",
-        "agent",
         "--state-dir",
         "/var/lib/chids",
         "--host-root",
@@ -146,4 +140,28 @@ fn agent_in_a_container_watches_a_sibling() {
     podman_ok(&["stop", "-t", "20", &agent_name]);
     let st = status().unwrap();
     assert_eq!(st["running"], false, "{}", logs());
+}
+
+/// `scripts/build-image.sh` run on the `chids` cargo built for this test.
+fn image_from_script(tag: &str) -> Image {
+    let stage = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-image.sh");
+    let out = Command::new(&script)
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_chids"))
+        .arg("--tag")
+        .arg(tag)
+        .arg("--stage")
+        .arg(stage.path().join("image"))
+        .output()
+        .expect("run scripts/build-image.sh");
+    assert!(
+        out.status.success(),
+        "scripts/build-image.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Image {
+        name: tag.to_string(),
+    }
 }

@@ -226,33 +226,46 @@ fn monitor_alerts_only_after_the_attack() {
     for a in &alerts {
         eprintln!(
             "  window {}..{} error {:.5} > {:.5} unseen {:?} {:?}",
-            a.window_start_ns,
-            a.window_end_ns,
-            a.error,
-            a.threshold,
-            a.unseen_syscalls,
-            a.unseen_args
+            a.window.window_start_ns,
+            a.window.window_end_ns,
+            a.window.error,
+            a.window.threshold,
+            a.window.reasons.unseen_syscalls,
+            a.window.reasons.unseen_args
         );
     }
     assert!(!alerts.is_empty(), "the attack raised no alert");
-    assert!(alerts.iter().all(|a| a.threshold == operating));
+    assert!(alerts.iter().all(|a| a.window.threshold == operating));
+    // Every alert says why, and its score is error / threshold (>= 1).
     for a in &alerts {
         assert!(
-            a.window_end_ns > attack_ns,
+            !a.window.reasons.is_empty(),
+            "an alert without reasons: {a:?}"
+        );
+        assert!(a.window.score >= 1.0, "an alert scoring below 1: {a:?}");
+    }
+    for a in &alerts {
+        assert!(
+            a.window.window_end_ns > attack_ns,
             "false alarm before the attack: {a:?}"
         );
     }
-    let first = alerts.iter().map(|a| a.window_start_ns).min().unwrap();
+    let first = alerts
+        .iter()
+        .map(|a| a.window.window_start_ns)
+        .min()
+        .unwrap();
     assert!(
         first <= attack_ns + 2 * window_ns,
         "first alert more than two windows after the attack"
     );
     assert!(alerts
         .iter()
-        .any(|a| !a.unseen_syscalls.is_empty() || !a.unseen_args.is_empty()));
+        .any(|a| !a.window.reasons.unseen_syscalls.is_empty()
+            || !a.window.reasons.unseen_args.is_empty()));
     let named: Vec<&str> = alerts
         .iter()
-        .flat_map(|a| a.unseen_args.iter().map(|u| u.arg.as_str()))
+        .flat_map(|a| a.window.reasons.unseen_args.iter().map(|u| u.arg.as_str()))
         .collect();
     assert!(
         named

@@ -245,10 +245,14 @@ fn cgroup_target_includes_child_cgroups_created_later() {
     let tmp = tempfile::tempdir().unwrap();
     let out = out_path(tmp.path(), "by_cgroup");
 
-    // A process in a child cgroup made after recording has started.
+    // A process in a child cgroup made after recording has started: the
+    // worker waits for record's first progress report (the capture is
+    // running), so a loaded machine only makes it later, never early; the
+    // duration leaves it seconds to run after that.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
     let child_cg2 = child_cg.clone();
     let worker = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(400));
+        let _ = started_rx.recv();
         std::fs::create_dir_all(&child_cg2).unwrap();
         let script = format!(
             "echo $$ > {}/cgroup.procs; for i in 1 2 3 4 5; do cat /etc/hostname > /dev/null; done",
@@ -260,13 +264,16 @@ fn cgroup_target_includes_child_cgroups_created_later() {
         RecordOptions {
             target: Target::Cgroup(parent.clone()),
             out: out.clone(),
-            duration: Some(Duration::from_millis(1500)),
+            duration: Some(Duration::from_secs(8)),
             exploit_at: None,
             marker_file: None,
             force: false,
         },
-        &mut |_| {},
+        &mut |_| {
+            let _ = started_tx.send(());
+        },
     );
+    drop(started_tx);
     let status = worker.join().unwrap();
     let _ = std::fs::remove_dir(&child_cg);
     let _ = std::fs::remove_dir(&parent);

@@ -3,11 +3,13 @@
 //! BTF.
 //!
 //! It compiles the eBPF program `src/bpf/chids.bpf.c` with
-//! clang and generates its Rust skeleton (libbpf-cargo). The program is CO-RE:
-//! it includes a `vmlinux.h` generated here from the build machine's kernel
-//! BTF with bpftool (into OUT_DIR, not committed: it is ~3 MB and regenerating
-//! it is one fast command). `CHIDS_VMLINUX_H=/path/to/vmlinux.h` overrides it
-//! (for builders without /sys/kernel/btf/vmlinux).
+//! clang and generates its Rust skeleton (libbpf-cargo), whose `types`
+//! module is how the Rust side sees the kernel interface
+//! (`src/bpf/chids_abi.h`). The program is CO-RE and includes the
+//! `vmlinux.h` committed for the target architecture
+//! (`src/bpf/vmlinux/<arch>/`, see the README there; libbpf-cargo
+//! defines `__TARGET_ARCH_<arch>` from CARGO_CFG_TARGET_ARCH).
+//! `CHIDS_VMLINUX_H=/path/to/vmlinux.h` overrides it.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -16,26 +18,37 @@ fn main() {
 
 mod live {
     use std::path::PathBuf;
-    use std::process::Command;
 
     const SRC: &str = "src/bpf/chids.bpf.c";
+    /// Everything the program includes besides vmlinux.h and libbpf's headers.
+    const HEADERS: &[&str] = &[
+        "src/bpf/chids_abi.h",
+        "src/bpf/arch.bpf.h",
+        "src/bpf/aggregate.bpf.h",
+    ];
 
     pub fn build() {
         println!("cargo:rerun-if-changed={SRC}");
-        println!("cargo:rerun-if-changed=src/bpf/aggregate.bpf.h");
+        for h in HEADERS {
+            println!("cargo:rerun-if-changed={h}");
+        }
         println!("cargo:rerun-if-env-changed=CHIDS_VMLINUX_H");
         let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-        let include = out.join("bpf-include");
-        std::fs::create_dir_all(&include).expect("create OUT_DIR/bpf-include");
-        let vmlinux = include.join("vmlinux.h");
-
-        if let Some(given) = std::env::var_os("CHIDS_VMLINUX_H") {
-            std::fs::copy(&given, &vmlinux).unwrap_or_else(|e| {
-                panic!("CHIDS_VMLINUX_H={}: {e}", PathBuf::from(&given).display())
-            });
-        } else if !vmlinux.exists() {
-            generate_vmlinux(&vmlinux);
-        }
+        let include = match std::env::var_os("CHIDS_VMLINUX_H") {
+            Some(given) => {
+                let dir = out.join("bpf-include");
+                std::fs::create_dir_all(&dir).expect("create OUT_DIR/bpf-include");
+                std::fs::copy(&given, dir.join("vmlinux.h")).unwrap_or_else(|e| {
+                    panic!("CHIDS_VMLINUX_H={}: {e}", PathBuf::from(&given).display())
+                });
+                dir
+            }
+            None => committed_vmlinux(),
+        };
+        println!(
+            "cargo:rerun-if-changed={}",
+            include.join("vmlinux.h").display()
+        );
 
         libbpf_cargo::SkeletonBuilder::new()
             .source(SRC)
@@ -54,30 +67,17 @@ mod live {
             });
     }
 
-    fn generate_vmlinux(dst: &std::path::Path) {
-        const BTF: &str = "/sys/kernel/btf/vmlinux";
-        if !std::path::Path::new(BTF).exists() {
+    /// The folder of the committed vmlinux.h for the target architecture.
+    fn committed_vmlinux() -> PathBuf {
+        let arch = std::env::var("CARGO_CFG_TARGET_ARCH").expect("CARGO_CFG_TARGET_ARCH");
+        let dir = PathBuf::from("src/bpf/vmlinux").join(&arch);
+        if !dir.join("vmlinux.h").exists() {
             panic!(
-                "feature `live`: {BTF} not found (kernel without BTF?); \
-                 set CHIDS_VMLINUX_H to a vmlinux.h generated elsewhere"
+                "feature `live`: no vmlinux.h for target architecture {arch} \
+                 (supported: x86_64, aarch64); set CHIDS_VMLINUX_H to one generated \
+                 with `bpftool btf dump file /sys/kernel/btf/vmlinux format c`"
             );
         }
-        let bpftool = ["bpftool", "/usr/sbin/bpftool", "/usr/local/sbin/bpftool"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("version").output().is_ok())
-            .unwrap_or_else(|| {
-                panic!("feature `live`: bpftool not found (apt-get install bpftool; see .ci/live-deps.sh)")
-            });
-        let output = Command::new(bpftool)
-            .args(["btf", "dump", "file", BTF, "format", "c"])
-            .output()
-            .expect("run bpftool");
-        if !output.status.success() {
-            panic!(
-                "bpftool btf dump failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::fs::write(dst, output.stdout).expect("write vmlinux.h");
+        dir
     }
 }

@@ -147,13 +147,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .save(&args.output)
         .with_context(|| format!("writing the model bundle to {}", args.output.display()))?;
 
-    let b = &trained.bundle;
+    print_summary(&trained.bundle, trained.used, args.compat);
+    println!("model written to {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `baseline` prints about the model it wrote.
+fn print_summary(b: &chids_detect::model::Bundle, used: usize, compat: bool) {
     println!("------------ Training Summary ----------");
     println!(
         "mode                   {}",
-        if args.compat { "compat" } else { "modern" }
+        if compat { "compat" } else { "modern" }
     );
-    println!("training recordings    {}", trained.used);
+    println!("training recordings    {}", used);
     if !b.elements.patterns.is_empty() {
         println!(
             "one-off name patterns  {} ({})",
@@ -173,6 +179,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("seen syscalls          {}", b.elements.seen_syscalls.len());
     println!("seen arguments         {}", b.elements.seen_args.len());
     println!("max_freq               {}", b.elements.max_freq);
+    if let Some(f) = b.folded.as_ref().filter(|f| !f.is_empty()) {
+        // Said plainly: these would otherwise have lifted the threshold.
+        println!(
+            "normal from {}   {} syscall(s), {} argument(s) training lacked, now seen: {}",
+            f.source,
+            f.syscalls.len(),
+            f.args.len(),
+            f.syscalls
+                .iter()
+                .chain(&f.args)
+                .take(12)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "final loss             {:.6} (validation {})",
         b.training.final_loss,
@@ -188,8 +210,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let (Some(t), Some(c)) = (b.operating_threshold, &b.calibration) {
         print_operating_point(t, c, b.training.max_error);
     }
-    println!("model written to {}", args.output.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Training data should be normal: say so when a recording is labelled

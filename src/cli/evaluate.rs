@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use chids_core::source::ReadOptions;
-use chids_detect::scored::Detector;
+use chids_detect::detector::{self, Detector};
 use chids_eval::report::{evaluate_model, write_report, Inputs, ModelEvaluation, ReportOptions};
 
 use super::progress::Bar;
@@ -43,6 +43,11 @@ pub struct Args {
     /// Attack recording whose scores are plotted (default: the first).
     #[arg(long, value_name = "NAME", requires = "report")]
     plot_recording: Option<String>,
+    /// Write every alarm window (at the operating point) as one JSON line
+    /// in the live alert form, reasons included, plus `recording`,
+    /// `window` and `detector` (what `chids accept` reads).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
     /// Threshold drawn on the score plots, as a theta.
     #[arg(long, value_name = "THETA", default_value_t = 1.0, requires = "report")]
     plot_theta: f64,
@@ -52,11 +57,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.plot_theta.is_finite() || args.plot_theta <= 0.0 {
         anyhow::bail!("--plot-theta must be a positive number");
     }
-    let detectors: Vec<Detector> = args
+    let detectors: Vec<Box<dyn Detector>> = args
         .model
         .iter()
         .map(|dir| {
-            Detector::load(dir).with_context(|| format!("loading the model {}", dir.display()))
+            detector::load(dir).with_context(|| format!("loading the model {}", dir.display()))
         })
         .collect::<Result<_>>()?;
     let optional = |paths: &[PathBuf], flag: &str| {
@@ -77,6 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let recordings: Vec<_> = normal.into_iter().chain(attack).collect();
     let mut evals: Vec<ModelEvaluation> = Vec::new();
     let mut inputs = Inputs::default();
+    let mut alert_lines: Vec<u8> = Vec::new();
     for (dir, detector) in args.model.iter().zip(&detectors) {
         let read = ReadOptions {
             compat_line_filter: detector.mode().line_filter(),
@@ -84,7 +90,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         let bar = Bar::new();
         let stage = |what: &str| format!("{what} ({})", detector.name());
-        let scored = detector.score_all(&recordings, &read, &stage("scoring"), &|s| bar.step(s));
+        let scored = detector::score_all(
+            detector.as_ref(),
+            &recordings,
+            &read,
+            false,
+            &stage("scoring"),
+            &|s| bar.step(s),
+        );
         bar.finish();
         let mut normal = scored?;
         let attack = normal.split_off(normals);
@@ -93,39 +106,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
             super::warn_all(normal.iter().chain(&attack).flat_map(|r| &r.warnings));
             inputs = Inputs::count(&normal, &attack);
         }
-        let (threshold, source) = match (args.theta, args.threshold) {
-            (Some(t), _) if !(t.is_finite() && t > 0.0) => {
-                anyhow::bail!("--theta {t}: must be a positive number")
-            }
-            (Some(t), _) => (detector.threshold(t), format!("--theta {t}")),
-            (_, Some(t)) if !(t.is_finite() && t >= 0.0) => {
-                anyhow::bail!("--threshold {t}: must be a non-negative number")
-            }
-            (_, Some(t)) => (t, "--threshold".to_string()),
-            (None, None) => match detector.calibration() {
-                Some(c) => (
-                    detector.operating_threshold(),
-                    format!(
-                        "calibrated on {} {} recording(s) for at most {} false-alarm window(s)/h",
-                        c.recordings.len(),
-                        c.source,
-                        c.max_false_alarms_per_hour
-                    ),
-                ),
-                None => (
-                    detector.threshold(1.0),
-                    "theta 1.0: this bundle has no operating threshold; retrain to calibrate"
-                        .to_string(),
-                ),
-            },
-        };
+        let (threshold, source) = operating_point(detector.as_ref(), args.theta, args.threshold)?;
+        if args.alerts.is_some() {
+            let scored: Vec<_> = normal.iter().chain(&attack).collect();
+            write_alarm_lines(
+                detector.as_ref(),
+                &recordings,
+                &scored,
+                &read,
+                threshold,
+                &mut alert_lines,
+            )?;
+        }
         evals.push(evaluate_model(
             &dir.display().to_string(),
-            detector,
+            detector.as_ref(),
             (threshold, &source),
             &normal,
             &attack,
         ));
+    }
+    if let Some(path) = &args.alerts {
+        chids_core::output::write_file(path, &alert_lines, chids_core::output::OUTPUT_MODE)
+            .with_context(|| format!("--alerts {}", path.display()))?;
     }
 
     if let Some(dir) = &args.report {
@@ -138,32 +141,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 
     if args.json {
-        let models: Vec<serde_json::Value> = evals
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "model": e.model,
-                    "detector": e.detector,
-                    "operating_point": e.operating_point,
-                    "rows": e.table,
-                    "lidds": e.lidds,
-                    "roc_auc": e.roc.auc,
-                })
-            })
-            .collect();
-        // The first model's results stay at the top level, as before.
-        let first = &evals[0];
-        println!(
-            "{}",
-            serde_json::json!({
-                "operating_point": first.operating_point,
-                "rows": first.table,
-                "lidds": first.lidds,
-                "roc_auc": first.roc.auc,
-                "out_of_order_events": inputs.out_of_order_events,
-                "models": models,
-            })
-        );
+        print_json(&evals, &inputs);
         return Ok(ExitCode::SUCCESS);
     }
     for e in &evals {
@@ -176,6 +154,97 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("report written to {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The results as one JSON object on stdout.
+fn print_json(evals: &[ModelEvaluation], inputs: &Inputs) {
+    let models: Vec<serde_json::Value> = evals
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "model": e.model,
+                "detector": e.detector,
+                "operating_point": e.operating_point,
+                "rows": e.table,
+                "lidds": e.lidds,
+                "roc_auc": e.roc.auc,
+            })
+        })
+        .collect();
+    // The first model's results stay at the top level, as before.
+    let first = &evals[0];
+    println!(
+        "{}",
+        serde_json::json!({
+            "operating_point": first.operating_point,
+            "rows": first.table,
+            "lidds": first.lidds,
+            "roc_auc": first.roc.auc,
+            "out_of_order_events": inputs.out_of_order_events,
+            "models": models,
+        })
+    );
+}
+
+/// The threshold to evaluate at, and where it came from: `--theta`,
+/// `--threshold`, else the bundle's operating threshold (the one
+/// [`detector::choose_threshold`] picks too).
+fn operating_point(
+    detector: &dyn Detector,
+    theta: Option<f64>,
+    threshold: Option<f64>,
+) -> Result<(f64, String)> {
+    let chosen =
+        detector::choose_threshold(detector, theta, threshold).map_err(anyhow::Error::msg)?;
+    let source = match (theta, threshold, detector.calibration()) {
+        (Some(t), _, _) => format!("--theta {t}"),
+        (_, Some(_), _) => "--threshold".to_string(),
+        (None, None, Some(c)) => format!(
+            "calibrated on {} {} recording(s) for at most {} false-alarm window(s)/h",
+            c.recordings.len(),
+            c.source,
+            c.max_false_alarms_per_hour
+        ),
+        (None, None, None) => {
+            "theta 1.0: this bundle has no operating threshold; retrain to calibrate".to_string()
+        }
+    };
+    Ok((chosen, source))
+}
+
+/// Appends the alert lines of every recording's alarm windows: evidence
+/// windows scoring above `threshold`, explained by replaying the recording
+/// through the detector's live scorer (only recordings with alarms are
+/// read again).
+fn write_alarm_lines(
+    detector: &dyn Detector,
+    recordings: &[Box<dyn chids_core::source::EventSource>],
+    scored: &[&chids_detect::scored::ScoredRecording],
+    read: &ReadOptions,
+    threshold: f64,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    for (source, rec) in recordings.iter().zip(scored) {
+        let alarms: std::collections::BTreeSet<u64> = rec
+            .windows
+            .iter()
+            .zip(rec.evidence_errors())
+            .filter(|(_, e)| e.is_some_and(|e| e > threshold))
+            .map(|(w, _)| w.index)
+            .collect();
+        let lines = chids_detect::explain::alarm_lines(
+            detector,
+            source.as_ref(),
+            read,
+            threshold,
+            &alarms,
+        )?;
+        for line in lines {
+            serde_json::to_writer(&mut *out, &line)?;
+            out.push(b'\n');
+        }
+    }
+    Ok(())
 }
 
 /// A recording given as normal and as attack makes both rates meaningless.

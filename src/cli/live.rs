@@ -255,29 +255,36 @@ mod convert {
             MonitorUpdate::Alert(a) => {
                 let mut out = std::io::stdout().lock();
                 if tty {
-                    let args: Vec<String> = a
+                    let w = &a.window;
+                    let args: Vec<String> = w
+                        .reasons
                         .unseen_args
                         .iter()
                         .map(|u| format!("{} ({} by {})", u.arg, u.syscall, u.process))
                         .collect();
                     let _ = writeln!(
                         out,
-                        "ALERT {} window at {:.3}: error {:.5} > {:.5} ({} events){}{}",
+                        "ALERT {} window at {:.3}: score {:.2} (error {:.5} / threshold {:.5}, {} events){}{}{}",
                         a.container,
-                        a.window_start_ns as f64 / 1e9,
-                        a.error,
-                        a.threshold,
-                        a.events,
-                        if a.unseen_syscalls.is_empty() {
+                        w.window_start_ns as f64 / 1e9,
+                        w.score,
+                        w.error,
+                        w.threshold,
+                        w.events,
+                        if w.reasons.unseen_syscalls.is_empty() {
                             String::new()
                         } else {
-                            format!("; unseen syscalls: {}", a.unseen_syscalls.join(", "))
+                            format!(
+                                "; unseen syscalls: {}",
+                                w.reasons.unseen_syscalls.join(", ")
+                            )
                         },
                         if args.is_empty() {
                             String::new()
                         } else {
                             format!("; unseen args: {}", args.join(", "))
-                        }
+                        },
+                        rising_text(&w.reasons.rising)
                     );
                 } else {
                     let _ = serde_json::to_writer(&mut out, a);
@@ -356,6 +363,18 @@ fn report_command(stopped_by: chids_live::StopReason, status: Option<i32>) {
             eprintln!("chids: the command was stopped (chids received a stop signal)")
         }
     }
+}
+
+/// `; rising: openat 40 (training max 10), ...`, or nothing.
+fn rising_text(rising: &[chids_detect::alert::Rising]) -> String {
+    if rising.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = rising
+        .iter()
+        .map(|r| format!("{} {} (training max {})", r.what, r.count, r.training_max))
+        .collect();
+    format!("; rising: {}", items.join(", "))
 }
 
 #[cfg(test)]

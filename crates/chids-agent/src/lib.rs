@@ -38,6 +38,7 @@ use chids_core::features::Settings;
 use chids_core::mode::Mode;
 use chids_core::source::lidds::Lidds2021;
 use chids_core::source::{EventSource, ReadOptions};
+use chids_detect::alert::WindowAlert;
 use chids_detect::detect::{ScoredWindow, StreamDetector};
 use chids_detect::model::bundle::Bundle;
 use chids_detect::model::{default_thetas, TrainConfig};
@@ -804,13 +805,6 @@ fn process_closed(
         c.alerts += 1;
         summary.alerts += 1;
         *alert_seq += 1;
-        let ScoredWindow {
-            features: win,
-            error,
-            threshold,
-            ..
-        } = scored;
-        let v = win.vector.expect("anomalous windows have a vector");
         let alert = AgentAlert {
             id: format!("{agent_start_ns:x}-{alert_seq}"),
             alert: Alert {
@@ -818,19 +812,8 @@ fn process_closed(
                 time_ns: now_ns,
                 cgroup: c.cgroup.path.display().to_string(),
                 container: c.ident.short_id().to_string(),
-                window_start_ns: win.start_ns,
-                window_end_ns: win.start_ns + window_ns,
-                events: win.events,
-                fi: v.fi,
-                usi: v.usi,
-                uai: v.uai,
-                error: error.unwrap_or(0.0),
-                threshold,
                 theta,
-                unseen_syscalls: win.unseen_syscalls,
-                more_unseen_syscalls: win.more_unseen_syscalls,
-                unseen_args: win.unseen_args,
-                more_unseen_args: win.more_unseen_args,
+                window: WindowAlert::from_scored(scored, window_ns),
             },
             container_id: c.ident.id.clone(),
             container_name: c.ident.display_name().to_string(),

@@ -202,11 +202,16 @@ impl Symbols {
     }
 
     /// What a raw path argument normalises to, through the cache.
-    fn path_arg(&mut self, raw: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+    fn path_arg(
+        &mut self,
+        raw: &str,
+        kind: ArgKind,
+        baseline: Option<&TrainingElements>,
+    ) -> ArgRef {
         if let Some(found) = self.raw_args.get(raw) {
             return found.clone();
         }
-        let found = self.normalized_arg(&normalize_path(raw), baseline);
+        let found = self.normalized_arg(&normalize_path(raw), kind, baseline);
         if let (None, ArgRef::Known(id)) = (baseline, &found) {
             if looks_generated(raw) {
                 self.generated.insert(*id);
@@ -216,11 +221,21 @@ impl Symbols {
         found
     }
 
-    /// The id of a seen normalised argument, or its key and text.
-    fn normalized_arg(&mut self, normalized: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+    /// The id of a seen normalised argument, or its key and text. (An
+    /// argument under a learned pattern is `Unseen` here, a result that
+    /// does not depend on `kind`, so [`Symbols::path_arg`] caches it by the
+    /// raw path alone; `encode` then finds its pattern.)
+    fn normalized_arg(
+        &mut self,
+        normalized: &str,
+        kind: ArgKind,
+        baseline: Option<&TrainingElements>,
+    ) -> ArgRef {
         match self.args.get(normalized) {
             Some(id) => ArgRef::Known(id),
-            None if baseline.is_none_or(|b| b.seen_args.contains(normalized)) => {
+            None if baseline
+                .is_none_or(|b| matches!(label_arg(b, kind, normalized), ArgLabel::Seen)) =>
+            {
                 ArgRef::Known(self.args.intern(normalized))
             }
             None => ArgRef::Unseen {
@@ -232,7 +247,7 @@ impl Symbols {
 }
 
 /// An unseen argument, with what used it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnseenArg {
     pub arg: String,
     pub syscall: String,
@@ -468,22 +483,21 @@ impl<'b> FeatureStream<'b> {
         let mut arg = NO_ARG;
         if let Some(kind) = mode.arg_kind(node_name) {
             let found = match mode.raw_arg(kind, event) {
-                Some(RawArg::Path(raw)) => Some(sym.path_arg(raw, baseline)),
+                Some(RawArg::Path(raw)) => Some(sym.path_arg(raw, kind, baseline)),
                 Some(RawArg::Endpoint(endpoint)) => {
                     normalize_endpoint(&endpoint, &mut self.scratch);
-                    Some(sym.normalized_arg(&self.scratch, baseline))
+                    Some(sym.normalized_arg(&self.scratch, kind, baseline))
                 }
                 None => None,
             };
-            // A file access under a learned pattern is seen, as the
-            // pattern's node; running a program from there is not.
+            // Under a learned pattern: seen, as the pattern's node.
             let found = match found {
-                Some(ArgRef::Unseen { ref name, .. })
-                    if matches!(kind, ArgKind::Open | ArgKind::Stat) =>
-                {
-                    match baseline.and_then(|b| covering(&b.patterns, name)) {
-                        Some(p) => Some(ArgRef::Known(sym.args.intern(&p.pattern))),
-                        None => found,
+                Some(ArgRef::Unseen { ref name, .. }) => {
+                    match baseline.map(|b| label_arg(b, kind, name)) {
+                        Some(ArgLabel::Covered(p)) => {
+                            Some(ArgRef::Known(sym.args.intern(&p.pattern)))
+                        }
+                        _ => found,
                     }
                 }
                 other => other,
@@ -769,6 +783,21 @@ impl EncodedRecording {
         }
     }
 
+    /// The kept windows' events, in order (`None`: not kept); their node
+    /// ids are names by [`EncodedRecording::node_name`].
+    pub fn kept_windows(&self) -> Option<impl Iterator<Item = &[WindowEvent]>> {
+        let kept = self.kept.as_ref()?;
+        Some(kept.iter().filter_map(|c| match c {
+            Closed::Window(w) => Some(&w.items[..]),
+            Closed::Empty(_) => None,
+        }))
+    }
+
+    /// The node name of a kept event's id.
+    pub fn node_name(&self, node: u32) -> &str {
+        self.symbols.nodes.name(node)
+    }
+
     /// Scores the kept windows against `baseline`; `None` if they were not kept.
     pub fn features(&mut self, baseline: &TrainingElements) -> Option<Vec<WindowFeatures>> {
         let kept = self.kept.as_ref()?;
@@ -803,6 +832,34 @@ impl EncodedRecording {
                 })
                 .collect(),
         )
+    }
+}
+
+/// How a normalised argument of a node of kind `kind` is labelled against
+/// a baseline. The one rule both window paths apply: [`FeatureStream`]
+/// and the kernel-window reader (`live::aggregate`).
+pub enum ArgLabel<'b> {
+    /// Seen in training.
+    Seen,
+    /// Under a learned path pattern: seen, as the pattern. Only file
+    /// accesses (open, stat): running a program from there is not.
+    Covered(&'b PathPattern),
+    Unseen,
+}
+
+pub fn label_arg<'b>(
+    baseline: &'b TrainingElements,
+    kind: ArgKind,
+    normalized: &str,
+) -> ArgLabel<'b> {
+    if baseline.seen_args.contains(normalized) {
+        return ArgLabel::Seen;
+    }
+    match kind {
+        ArgKind::Open | ArgKind::Stat => {
+            covering(&baseline.patterns, normalized).map_or(ArgLabel::Unseen, ArgLabel::Covered)
+        }
+        _ => ArgLabel::Unseen,
     }
 }
 

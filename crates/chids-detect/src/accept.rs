@@ -7,11 +7,12 @@
 //! appends an [`Acceptance`] to the bundle's audit list: who, when, which
 //! alert, what changed.
 //!
-//! A frequency-driven alert (no unseen names, or more events than the
-//! busiest training window) raises the bundle's `max_freq` to the window's
-//! event count: FI is events over `max_freq`, so the accepted window's FI
-//! becomes at most the largest one training saw, and every quieter window's
-//! FI shrinks with it. That is a per-model allowance, not a per-window one:
+//! A frequency-driven alert (more events than the busiest training
+//! window, counts `rising` above their training maxima) raises the
+//! bundle's `max_freq` so that the window's FI is at most the largest one
+//! training saw (every quieter window's FI shrinks with it), and raises the
+//! training maxima of the calls and transitions it lists to their counts
+//! (so they are no longer `rising` reasons). That is a per-model allowance, not a per-window one:
 //! a later flood up to the accepted count scores as the busiest normal
 //! window did. The autoencoder is not retrained; its weights and
 //! thresholds stay as calibrated.
@@ -24,6 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::Rising;
 use crate::model::Bundle;
 
 /// What accept reads of an alert line: the agent's alert form or
@@ -55,6 +57,9 @@ pub struct AlertReasons {
     /// Unseen endpoints, where an alert lists them apart from paths.
     #[serde(default)]
     pub unseen_endpoints: Vec<NamedArg>,
+    /// Counts that rose above their training maximum.
+    #[serde(default)]
+    pub rising: Vec<Rising>,
 }
 
 /// An argument as an alert lists it: `{"arg": ..., ...}` or a plain string.
@@ -89,7 +94,10 @@ impl AlertReasons {
         }
         let a: AlertReasons =
             serde_json::from_str(line).map_err(|e| format!("{at}: not an alert ({e})"))?;
-        let names = a.unseen_syscalls.len() + a.unseen_args.len() + a.unseen_endpoints.len();
+        let names = a.unseen_syscalls.len()
+            + a.unseen_args.len()
+            + a.unseen_endpoints.len()
+            + a.rising.len();
         if names > MAX_NAMES {
             return Err(format!(
                 "{at}: {names} unseen names (an alert lists at most {MAX_NAMES})"
@@ -134,6 +142,10 @@ pub struct Acceptance {
     /// `max_freq` before and after, when the window's count raised it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_freq_raised: Option<[u64; 2]>,
+    /// Training maxima of calls and transitions raised to the alert's
+    /// `rising` counts (`training_max` is the value before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maxima_raised: Vec<Rising>,
     /// Unseen names the alert did not list (so could not be folded).
     #[serde(default)]
     pub names_not_listed: u64,
@@ -182,6 +194,7 @@ pub fn accept(bundle: &mut Bundle, alert: &AlertReasons, by: &str, now_ns: u64) 
         elements.max_freq = needed;
         [before, needed]
     });
+    let maxima_raised = raise_maxima(bundle.count_maxima.as_mut(), &alert.rising);
     let names_not_listed = alert.more_unseen_syscalls + alert.more_unseen_args;
     let score_after = (alert.events > 0 && names_not_listed == 0).then(|| {
         // Every name of the window is seen now: USI and UAI are 0.
@@ -198,11 +211,38 @@ pub fn accept(bundle: &mut Bundle, alert: &AlertReasons, by: &str, now_ns: u64) 
         syscalls_added,
         args_added,
         max_freq_raised,
+        maxima_raised,
         names_not_listed,
         score_after,
     };
     bundle.accepted.push(acceptance.clone());
     Accepted::Added(acceptance)
+}
+
+/// Raises the training maxima of what rose to the alert's counts (a
+/// transition is named `a->b`); returns what changed, with the old maxima.
+fn raise_maxima(maxima: Option<&mut crate::rising::CountMaxima>, rising: &[Rising]) -> Vec<Rising> {
+    let Some(maxima) = maxima else {
+        return Vec::new();
+    };
+    let mut raised = Vec::new();
+    for r in rising {
+        let table = if r.what.contains("->") {
+            &mut maxima.edges
+        } else {
+            &mut maxima.calls
+        };
+        let max = table.entry(r.what.clone()).or_insert(0);
+        if r.count > *max {
+            raised.push(Rising {
+                what: r.what.clone(),
+                count: r.count,
+                training_max: *max,
+            });
+            *max = r.count;
+        }
+    }
+    raised
 }
 
 /// The smallest `max_freq` at which a window of `events` events has an FI

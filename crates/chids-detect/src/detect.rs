@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
+use crate::detector::{Detector, StreamScorer};
 use crate::model::Bundle;
 use chids_core::event::Event;
-use chids_core::features::{FeatureStream, WindowFeatures};
+use chids_core::features::WindowFeatures;
 use chids_core::mode::Mode;
 
 /// Windows with fewer events than this are not evidence (modern mode).
@@ -47,28 +48,6 @@ pub fn window_is_evidence(mode: Mode, w: &WindowFeatures, first: bool, partial_l
     }
 }
 
-/// The threshold alarms use: `threshold` when given, else `theta` × the
-/// largest training error, else the bundle's operating threshold (θ 1.0
-/// for bundles without one). Errors name the flag.
-pub fn choose_threshold(
-    bundle: &Bundle,
-    theta: Option<f64>,
-    threshold: Option<f64>,
-) -> Result<f64, String> {
-    match (theta, threshold) {
-        (Some(_), Some(_)) => Err("give --theta or --threshold, not both".into()),
-        (_, Some(t)) if !(t.is_finite() && t >= 0.0) => {
-            Err(format!("--threshold {t}: must be a non-negative number"))
-        }
-        (_, Some(t)) => Ok(t),
-        (Some(t), _) if !(t.is_finite() && t > 0.0) => {
-            Err(format!("--theta {t}: must be a positive number"))
-        }
-        (Some(t), _) => Ok(bundle.threshold(t)),
-        (None, None) => Ok(bundle.operating_threshold()),
-    }
-}
-
 /// A scored window.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoredWindow {
@@ -81,6 +60,9 @@ pub struct ScoredWindow {
     /// that is not is never anomalous.
     pub evidence: bool,
     pub anomalous: bool,
+    /// Why the window alarmed; set on anomalous windows only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<crate::alert::Reasons>,
 }
 
 /// The reconstruction error of a window's vector under the bundle's model.
@@ -88,56 +70,43 @@ pub fn window_error(bundle: &Bundle, features: &WindowFeatures) -> Option<f64> {
     features.vector.map(|v| bundle.error(&v.to_array()))
 }
 
-/// Scores a live event stream window by window, with explanations.
-pub struct StreamDetector<'b> {
-    bundle: &'b Bundle,
-    stream: FeatureStream<'b>,
-    threshold: f64,
+/// Scores a live event stream window by window, with explanations, by
+/// any [`Detector`]'s [`StreamScorer`].
+pub struct StreamDetector<'d> {
+    scorer: Box<dyn StreamScorer + 'd>,
 }
 
-impl<'b> StreamDetector<'b> {
-    /// Alarms above `threshold` (e.g. [`Bundle::operating_threshold`]).
-    pub fn new(bundle: &'b Bundle, threshold: f64) -> Self {
+impl<'d> StreamDetector<'d> {
+    /// Alarms above `threshold` (e.g. [`Detector::operating_threshold`]).
+    pub fn new(detector: &'d dyn Detector, threshold: f64) -> Self {
         StreamDetector {
-            bundle,
-            stream: FeatureStream::live(bundle.settings, Some(&bundle.elements), true),
-            threshold,
+            scorer: detector.stream(threshold, crate::detector::Explain::Alarms),
         }
     }
 
     pub fn threshold(&self) -> f64 {
-        self.threshold
+        self.scorer.threshold()
     }
 
     /// Events dropped so far (out of order, time jumps).
     pub fn window_stats(&self) -> &chids_core::window::WindowStats {
-        self.stream.window_stats()
+        self.scorer.window_stats()
     }
 
     /// Adds one event; `emit` gets every window this closes, scored.
     pub fn push(&mut self, event: &Event<'_>, emit: &mut impl FnMut(ScoredWindow)) {
-        let (bundle, threshold) = (self.bundle, self.threshold);
-        // A live stream has no window cap (`FeatureStream::live`): pushing
-        // cannot fail.
-        let _uncapped = self
-            .stream
-            .push(event, &mut |w| emit(score(bundle, threshold, w)));
+        self.scorer.push(event, emit)
     }
 
     /// Closes windows that ended before `now_ns` (a silent container).
     pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(ScoredWindow)) {
-        let (bundle, threshold) = (self.bundle, self.threshold);
-        self.stream
-            .advance_to(now_ns, &mut |w| emit(score(bundle, threshold, w)));
+        self.scorer.advance_to(now_ns, emit)
     }
 
     /// Ends the stream, flushing the open windows. A live stream has no
     /// median to call a window partial by: the minimum-events rule decides.
     pub fn finish(self, emit: &mut impl FnMut(ScoredWindow)) {
-        let (bundle, threshold) = (self.bundle, self.threshold);
-        let _ = self
-            .stream
-            .finish(&mut |w| emit(score(bundle, threshold, w)));
+        self.scorer.finish(emit)
     }
 }
 
@@ -146,11 +115,19 @@ impl<'b> StreamDetector<'b> {
 pub fn score(bundle: &Bundle, threshold: f64, features: WindowFeatures) -> ScoredWindow {
     let error = window_error(bundle, &features);
     let evidence = window_is_evidence(bundle.settings.mode, &features, features.index == 0, false);
+    let anomalous = evidence && error.is_some_and(|e| e > threshold);
+    // Explained here without counts (kernel windows have none); the
+    // stream scorer explains its own alarms with them.
+    let reasons = anomalous.then(|| {
+        let r = bundle.explain(&features, None);
+        crate::detector::alarm_reasons(bundle, r, features.events)
+    });
     ScoredWindow {
-        anomalous: evidence && error.is_some_and(|e| e > threshold),
+        anomalous,
         features,
         error,
         threshold,
         evidence,
+        reasons,
     }
 }

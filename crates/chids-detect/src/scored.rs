@@ -2,13 +2,10 @@
 //! evaluation and calibration read.
 
 use crate::detect::window_error;
-use crate::model::bundle::read_baseline_json;
-use crate::model::{Bundle, BundleError};
-use crate::stide::StideModel;
+use crate::model::Bundle;
 use crate::train::{map_recordings, read_warnings, Progress};
 use chids_core::event::RecordingInfo;
 use chids_core::features::{read_recording, WindowFeatures};
-use chids_core::mode::Mode;
 use chids_core::source::{EventSource, ReadOptions, SourceError};
 
 /// One recording, scored.
@@ -83,116 +80,6 @@ impl ScoredRecording {
                 "no window counts as attack"
             }
         ))
-    }
-}
-
-/// A trained detector of any kind, as `chids evaluate` loads it.
-pub enum Detector {
-    /// The chids autoencoder.
-    Chids(Box<Bundle>),
-    /// The STIDE baseline.
-    Stide(Box<StideModel>),
-}
-
-impl Detector {
-    /// Loads the bundle in `dir`, whichever detector it holds.
-    pub fn load(dir: &std::path::Path) -> Result<Detector, BundleError> {
-        let (_, detector) = read_baseline_json(dir)?;
-        match detector.as_str() {
-            crate::stide::DETECTOR => Ok(Detector::Stide(Box::new(StideModel::load(dir)?))),
-            crate::model::bundle::DETECTOR => Ok(Detector::Chids(Box::new(Bundle::load(dir)?))),
-            other => Err(BundleError::Invalid {
-                path: dir.join(crate::model::bundle::BASELINE_FILE),
-                message: format!("unknown detector {other:?} (this chids knows chids and stide)"),
-            }),
-        }
-    }
-
-    /// `chids` or `stide`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Detector::Chids(_) => crate::model::bundle::DETECTOR,
-            Detector::Stide(_) => crate::stide::DETECTOR,
-        }
-    }
-
-    pub fn mode(&self) -> Mode {
-        match self {
-            Detector::Chids(b) => b.settings.mode,
-            Detector::Stide(s) => s.settings.mode,
-        }
-    }
-
-    pub fn window_ns(&self) -> u64 {
-        match self {
-            Detector::Chids(b) => b.settings.window_ns,
-            Detector::Stide(s) => s.settings.window_ns,
-        }
-    }
-
-    pub fn thetas(&self) -> &[f64] {
-        match self {
-            Detector::Chids(b) => &b.thetas,
-            Detector::Stide(s) => &s.thetas,
-        }
-    }
-
-    pub fn thresholds(&self) -> &[f64] {
-        match self {
-            Detector::Chids(b) => &b.thresholds,
-            Detector::Stide(s) => &s.thresholds,
-        }
-    }
-
-    /// The threshold alarms use by default (see [`Bundle::operating_threshold`]).
-    pub fn operating_threshold(&self) -> f64 {
-        match self {
-            Detector::Chids(b) => b.operating_threshold(),
-            Detector::Stide(s) => s.operating_threshold(),
-        }
-    }
-
-    /// How the operating threshold was set; `None`: an older bundle (θ 1.0).
-    pub fn calibration(&self) -> Option<&crate::calibrate::Calibration> {
-        match self {
-            Detector::Chids(b) => b.calibration.as_ref(),
-            Detector::Stide(s) => s.calibration.as_ref(),
-        }
-    }
-
-    /// The threshold for any theta (see [`Bundle::threshold`]).
-    pub fn threshold(&self, theta: f64) -> f64 {
-        match self {
-            Detector::Chids(b) => b.threshold(theta),
-            Detector::Stide(s) => s.threshold(theta),
-        }
-    }
-
-    /// What scores mean, for tables and plot axes.
-    pub fn score_name(&self) -> &'static str {
-        match self {
-            Detector::Chids(_) => "reconstruction error",
-            Detector::Stide(_) => "STIDE mismatch share",
-        }
-    }
-
-    /// Scores every recording (parallel, results in input order).
-    pub fn score_all(
-        &self,
-        recordings: &[Box<dyn EventSource>],
-        read: &ReadOptions,
-        stage: &str,
-        progress: &Progress<'_>,
-    ) -> Result<Vec<ScoredRecording>, SourceError> {
-        let mut scored = match self {
-            Detector::Chids(b) => score_all(recordings, b, read, false, stage, progress),
-            Detector::Stide(s) => s.score_all(recordings, read, stage, progress),
-        }?;
-        for r in &mut scored {
-            let outside = r.exploit_outside(self.window_ns());
-            r.warnings.extend(outside);
-        }
-        Ok(scored)
     }
 }
 

@@ -186,17 +186,24 @@ pub fn train_calibrated(
     let (mut trained, scans) = train_refs(&fit, options, progress)?;
     // Never alarm on a window like any training window (theta 1.0).
     let floor = trained.bundle.training.max_error;
+    // Modern mode folds the names normal calibration data uses into the
+    // model rather than let them lift the threshold (see `crate::fold`).
+    let modern = options.settings.mode == chids_core::mode::Mode::Modern;
+    let mut calibrate_on = |recs: &[&dyn EventSource], source: &str| {
+        if modern {
+            crate::fold::score_folding(&mut trained.bundle, recs, source, &options.read, progress)
+        } else {
+            score_normal(&trained.bundle, recs, &options.read, progress)
+        }
+    };
     let (source, scored) = match validation {
         Some(v) => {
             let v: Vec<&dyn EventSource> = v.iter().map(|r| r.as_ref()).collect();
-            (
-                "validation",
-                score_normal(&trained.bundle, &v, &options.read, progress)?,
-            )
+            ("validation", calibrate_on(&v, "validation")?)
         }
         None if !kept.is_empty() => (
             "held-out training",
-            score_normal(&trained.bundle, &kept, &options.read, progress)?,
+            calibrate_on(&kept, "held-out training")?,
         ),
         // The training recordings themselves: scored from what the second
         // pass kept, not read a third time.
@@ -308,24 +315,16 @@ struct FitScan {
     features: Vec<WindowFeatures>,
 }
 
-/// Trains on `recordings`; also returns, per recording, what scoring it
-/// with the bundle needs (`None` when the bundle's elements differ from
-/// those the windows were scored with).
-fn train_refs(
+/// The first pass's training elements over every recording with events,
+/// the indexes of those recordings, and the read warnings.
+fn merge_first_pass(
     recordings: &[&dyn EventSource],
-    options: &TrainOptions,
-    progress: &Progress<'_>,
-) -> Result<(Trained, Option<Vec<FitScan>>), TrainError> {
-    let settings = options.settings;
-    check_window_ns(settings.window_ns).map_err(TrainError::BadWindow)?;
-    let recordings = recordings.to_vec();
-    let first = map_recordings(&recordings, "reading (pass 1 of 2)", progress, |r| {
-        encode_recording(r, settings, &options.read)
-    })?;
+    first: &[EncodedRecording],
+) -> Result<(TrainingElements, Vec<usize>, Vec<String>), TrainError> {
     let mut warnings = Vec::new();
     let mut elements = TrainingElements::default();
     let mut usable = Vec::new();
-    for (i, (&source, scan)) in recordings.iter().zip(&first).enumerate() {
+    for (i, (&source, scan)) in recordings.iter().zip(first).enumerate() {
         warnings.extend(read_warnings(
             source,
             &scan.read,
@@ -355,31 +354,45 @@ fn train_refs(
     if usable.is_empty() || elements.max_freq == 0 {
         return Err(TrainError::NoEvents);
     }
-    // Modern mode: directories of one-off names become pattern nodes.
-    // Their one-off names leave the bundle afterwards (see below).
-    let mut one_off: Vec<String> = Vec::new();
-    if settings.mode == chids_core::mode::Mode::Modern {
-        let evidence: Vec<_> = usable
-            .iter()
-            .map(|&i| first[i].pattern_evidence())
-            .collect();
-        elements.patterns = chids_core::patterns::learn(&evidence);
-        let mut uses: std::collections::BTreeMap<&str, usize> = Default::default();
-        for e in &evidence {
-            for a in &e.args {
-                *uses.entry(a.as_str()).or_default() += 1;
-            }
-        }
-        one_off = uses
-            .into_iter()
-            .filter(|&(a, n)| {
-                n == 1 && chids_core::patterns::covering(&elements.patterns, a).is_some()
-            })
-            .map(|(a, _)| a.to_string())
-            .collect();
-    }
+    Ok((elements, usable, warnings))
+}
 
-    // Second pass: from memory where the first pass kept the recording.
+/// Learns the path patterns of one-off names into `elements`; returns
+/// the one-off names they cover (which leave the bundle).
+fn learn_patterns(
+    elements: &mut TrainingElements,
+    first: &[EncodedRecording],
+    usable: &[usize],
+) -> Vec<String> {
+    let evidence: Vec<_> = usable
+        .iter()
+        .map(|&i| first[i].pattern_evidence())
+        .collect();
+    elements.patterns = chids_core::patterns::learn(&evidence);
+    let mut uses: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in &evidence {
+        for a in &e.args {
+            *uses.entry(a.as_str()).or_default() += 1;
+        }
+    }
+    uses.into_iter()
+        .filter(|&(a, n)| n == 1 && chids_core::patterns::covering(&elements.patterns, a).is_some())
+        .map(|(a, _)| a.to_string())
+        .collect()
+}
+
+/// Second pass: each usable recording's windows scored against the
+/// elements, from memory where the first pass kept the recording; every
+/// recording with events, in input order.
+fn second_pass(
+    recordings: &[&dyn EventSource],
+    first: Vec<EncodedRecording>,
+    usable: &[usize],
+    elements: &TrainingElements,
+    options: &TrainOptions,
+    progress: &Progress<'_>,
+) -> Result<Vec<FitScan>, TrainError> {
+    let settings = options.settings;
     progress(Step::Stage {
         name: "features (pass 2 of 2)",
         total: usable.len(),
@@ -392,7 +405,7 @@ fn train_refs(
     let second: Vec<Result<(usize, FitScan), SourceError>> = todo
         .into_par_iter()
         .map(|(i, mut enc)| {
-            let out = match enc.features(&elements) {
+            let out = match enc.features(elements) {
                 Some(features) => {
                     // As `read_recording` with the baseline counts them.
                     let mut windows = enc.windows;
@@ -406,7 +419,7 @@ fn train_refs(
                 None => read_recording(
                     recordings[i],
                     settings,
-                    Some(&elements),
+                    Some(elements),
                     false,
                     &options.read,
                 )
@@ -438,6 +451,36 @@ fn train_refs(
         scans[i] = Some(scan);
     }
     let scans: Vec<FitScan> = scans.into_iter().flatten().collect();
+    Ok(scans)
+}
+
+/// Trains on `recordings`; also returns, per recording, what scoring it
+/// with the bundle needs (`None` when the bundle's elements differ from
+/// those the windows were scored with).
+fn train_refs(
+    recordings: &[&dyn EventSource],
+    options: &TrainOptions,
+    progress: &Progress<'_>,
+) -> Result<(Trained, Option<Vec<FitScan>>), TrainError> {
+    let settings = options.settings;
+    check_window_ns(settings.window_ns).map_err(TrainError::BadWindow)?;
+    let recordings = recordings.to_vec();
+    let first = map_recordings(&recordings, "reading (pass 1 of 2)", progress, |r| {
+        encode_recording(r, settings, &options.read)
+    })?;
+    let (elements, usable, warnings) = merge_first_pass(&recordings, &first)?;
+    let mut elements = elements;
+    let count_maxima =
+        crate::rising::training_maxima(&recordings, &first, &usable, settings, &options.read)?;
+    // Modern mode: directories of one-off names become pattern nodes.
+    // Their one-off names leave the bundle afterwards (see below).
+    let one_off = if settings.mode == chids_core::mode::Mode::Modern {
+        learn_patterns(&mut elements, &first, &usable)
+    } else {
+        Vec::new()
+    };
+
+    let scans = second_pass(&recordings, first, &usable, &elements, options, progress)?;
     let windows: u64 = scans.iter().map(|r| window_count(&r.features)).sum();
     let vectors: Vec<[f64; 3]> = scans
         .iter()
@@ -509,6 +552,8 @@ fn train_refs(
         operating_threshold: None,
         accepted: Vec::new(),
         calibration: None,
+        count_maxima: Some(count_maxima),
+        folded: None,
         model,
     };
     Ok((

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -128,14 +129,12 @@ pub fn roc_png(path: &Path, curves: &[RocCurve<'_>]) -> Result<(), PlotError> {
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(|e| draw_err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("false-positive rate (normal-phase windows)")
-            .y_desc("true-positive rate (attack-phase windows)")
-            .label_style((FONT_FAMILY, 16))
-            .axis_desc_style((FONT_FAMILY, 18))
-            .draw()
-            .map_err(|e| draw_err(&e))?;
+        draw_mesh(
+            &mut chart,
+            "false-positive rate (normal-phase windows)",
+            "true-positive rate (attack-phase windows)",
+        )
+        .map_err(|e| draw_err(&e))?;
         chart
             .draw_series(LineSeries::new(
                 [(0.0, 0.0), (1.0, 1.0)],
@@ -151,18 +150,9 @@ pub fn roc_png(path: &Path, curves: &[RocCurve<'_>]) -> Result<(), PlotError> {
                 ))
                 .map_err(|e| draw_err(&e))?
                 .label(curve.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 25, y)], colour.stroke_width(3))
-                });
+                .legend(legend_line(colour, 3));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT_FAMILY, 18))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| draw_err(&e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 18).map_err(|e| draw_err(&e))?;
         root.present().map_err(|e| draw_err(&e))
     })
 }
@@ -187,53 +177,7 @@ pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let s = plot.series;
-    let t0 = s.starts.first().copied().unwrap_or(0);
-    let secs = |ns: u64| ns.saturating_sub(t0) as f64 / 1e9;
-    let points: Vec<(f64, f64)> = s
-        .starts
-        .iter()
-        .zip(&s.scores)
-        .filter_map(|(&start, score)| score.map(|y| (secs(start), y)))
-        .filter(|(_, y)| y.is_finite())
-        .collect();
-    let positive: Vec<f64> = points
-        .iter()
-        .map(|p| p.1)
-        .chain([plot.threshold])
-        .filter(|&y| y > 0.0)
-        .collect();
-    let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = positive.iter().copied().fold(0.0f64, f64::max);
-    let log = lo.is_finite() && hi / lo > 20.0;
-    // A floor for zero scores on the log axis: a decade below the smallest.
-    let floor = if log { lo / 10.0 } else { 0.0 };
-    let tr = |y: f64| if log { y.max(floor).log10() } else { y };
-    let ys: Vec<f64> = points
-        .iter()
-        .map(|p| tr(p.1))
-        .chain([tr(plot.threshold)])
-        .collect();
-    let (mut y_min, mut y_max) = ys
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
-            (a.min(y), b.max(y))
-        });
-    if !log {
-        y_min = y_min.min(0.0);
-    }
-    let span = y_max - y_min;
-    if span.is_nan() || span <= 0.0 {
-        // One value only (or nothing to draw): any visible range will do.
-        y_max = y_min + 1.0;
-    }
-    let pad = (y_max - y_min) * 0.05;
-    let x_end = s
-        .starts
-        .last()
-        .map_or(1.0, |&last| secs(last) + s.window_ns as f64 / 1e9);
-    let exploit = s.exploit_ns.map(secs);
-
+    let scale = ScoreScale::of(plot);
     render_png(path, |root| {
         root.fill(&WHITE).map_err(|e| draw_err(&e))?;
         let mut chart = ChartBuilder::on(&root)
@@ -241,94 +185,229 @@ pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d(0f64..x_end.max(1e-9), (y_min - pad)..(y_max + pad))
+            .build_cartesian_2d(0f64..scale.x_end.max(1e-9), scale.y_lo..scale.y_hi)
             .map_err(|e| draw_err(&e))?;
-        let y_desc = if log {
+        let y_desc = if scale.log {
             format!("log10 {}", plot.score_name)
         } else {
             plot.score_name.to_string()
         };
-        chart
-            .configure_mesh()
-            .x_desc("seconds since the recording's first window")
-            .y_desc(y_desc)
-            .label_style((FONT_FAMILY, 16))
-            .axis_desc_style((FONT_FAMILY, 18))
-            .draw()
-            .map_err(|e| draw_err(&e))?;
+        draw_mesh(
+            &mut chart,
+            "seconds since the recording's first window",
+            &y_desc,
+        )
+        .map_err(|e| draw_err(&e))?;
         // Threshold and exploit first, so the scores are drawn over them.
-        let th = tr(plot.threshold);
-        let orange = RGBColor(255, 127, 14);
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, th), (x_end, th)],
-                orange.stroke_width(2),
-            ))
-            .map_err(|e| draw_err(&e))?
-            .label(format!(
-                "threshold, theta {} ({:.3e})",
-                plot.theta, plot.threshold
-            ))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 25, y)], orange.stroke_width(2)));
-        if let Some(e) = exploit {
-            let black = BLACK;
-            chart
-                .draw_series(LineSeries::new(
-                    [(e, y_min - pad), (e, y_max + pad)],
-                    black.stroke_width(2),
-                ))
-                .map_err(|e| draw_err(&e))?
-                .label(format!("exploit start ({e:.2} s)"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 25, y)], black.stroke_width(2))
-                });
-        }
-        // Each window's score as a step over the window's span; a window
-        // without a score breaks the line.
-        let width = s.window_ns as f64 / 1e9;
-        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        for (&start, score) in s.starts.iter().zip(&s.scores) {
-            match score.filter(|y| y.is_finite()) {
-                Some(y) => {
-                    let x = secs(start);
-                    let run = runs.last_mut().expect("one run");
-                    run.push((x, tr(y)));
-                    run.push((x + width, tr(y)));
-                }
-                None => runs.push(Vec::new()),
-            }
-        }
-        let blue = COLOURS[0];
-        for (i, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
-            let drawn = chart
-                .draw_series(LineSeries::new(run, blue.stroke_width(2)))
-                .map_err(|e| draw_err(&e))?;
-            if i == 0 {
-                drawn
-                    .label(format!("{} per window", plot.score_name))
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 25, y)], blue.stroke_width(2))
-                    });
-            }
-        }
-        chart
-            .draw_series(
-                points
-                    .iter()
-                    .filter(|p| p.1 > plot.threshold)
-                    .map(|&(x, y)| Circle::new((x + width / 2.0, tr(y)), 5, COLOURS[1].filled())),
-            )
-            .map_err(|e| draw_err(&e))?
-            .label("alarm (score > threshold)")
-            .legend(|(x, y)| Circle::new((x + 12, y), 5, COLOURS[1].filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT_FAMILY, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| draw_err(&e))?;
+        draw_threshold_and_exploit(&mut chart, plot, &scale).map_err(|e| draw_err(&e))?;
+        draw_score_steps(&mut chart, plot, &scale).map_err(|e| draw_err(&e))?;
+        draw_alarms(&mut chart, plot, &scale).map_err(|e| draw_err(&e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 16).map_err(|e| draw_err(&e))?;
         root.present().map_err(|e| draw_err(&e))
     })
+}
+
+/// A chart of seconds against scores, drawn into memory.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A drawing error, as text (the caller names the file).
+type Drawn = Result<(), String>;
+
+fn draw_mesh(chart: &mut Chart<'_, '_>, x_desc: &str, y_desc: &str) -> Drawn {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT_FAMILY, 16))
+        .axis_desc_style((FONT_FAMILY, 18))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+fn draw_legend<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT_FAMILY, font_size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// A legend entry's short line in `colour`.
+fn legend_line(colour: RGBColor, width: u32) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new([(x, y), (x + 25, y)], colour.stroke_width(width))
+}
+
+/// Where a recording's scores land on the chart: seconds from its first
+/// window across, the score (or its log10) up.
+struct ScoreScale {
+    /// The first window's start (ns), time zero.
+    t0: u64,
+    /// (seconds, score) of the windows with a finite score.
+    points: Vec<(f64, f64)>,
+    log: bool,
+    /// A floor for zero scores on the log axis: a decade below the smallest.
+    floor: f64,
+    /// The axis range, padded.
+    y_lo: f64,
+    y_hi: f64,
+    /// The end of the last window (s).
+    x_end: f64,
+}
+
+impl ScoreScale {
+    fn of(plot: &ScorePlot<'_>) -> Self {
+        let s = plot.series;
+        let t0 = s.starts.first().copied().unwrap_or(0);
+        let secs = |ns: u64| ns.saturating_sub(t0) as f64 / 1e9;
+        let points: Vec<(f64, f64)> = s
+            .starts
+            .iter()
+            .zip(&s.scores)
+            .filter_map(|(&start, score)| score.map(|y| (secs(start), y)))
+            .filter(|(_, y)| y.is_finite())
+            .collect();
+        let positive: Vec<f64> = points
+            .iter()
+            .map(|p| p.1)
+            .chain([plot.threshold])
+            .filter(|&y| y > 0.0)
+            .collect();
+        let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = positive.iter().copied().fold(0.0f64, f64::max);
+        let log = lo.is_finite() && hi / lo > 20.0;
+        let mut scale = ScoreScale {
+            t0,
+            points,
+            log,
+            floor: if log { lo / 10.0 } else { 0.0 },
+            y_lo: 0.0,
+            y_hi: 0.0,
+            x_end: s
+                .starts
+                .last()
+                .map_or(1.0, |&last| secs(last) + s.window_ns as f64 / 1e9),
+        };
+        let ys: Vec<f64> = scale
+            .points
+            .iter()
+            .map(|p| scale.y(p.1))
+            .chain([scale.y(plot.threshold)])
+            .collect();
+        let (mut y_min, mut y_max) = ys
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+                (a.min(y), b.max(y))
+            });
+        if !log {
+            y_min = y_min.min(0.0);
+        }
+        let span = y_max - y_min;
+        if span.is_nan() || span <= 0.0 {
+            // One value only (or nothing to draw): any visible range will do.
+            y_max = y_min + 1.0;
+        }
+        let pad = (y_max - y_min) * 0.05;
+        (scale.y_lo, scale.y_hi) = (y_min - pad, y_max + pad);
+        scale
+    }
+
+    fn secs(&self, ns: u64) -> f64 {
+        ns.saturating_sub(self.t0) as f64 / 1e9
+    }
+
+    /// A score's height on the axis.
+    fn y(&self, score: f64) -> f64 {
+        if self.log {
+            score.max(self.floor).log10()
+        } else {
+            score
+        }
+    }
+}
+
+fn draw_threshold_and_exploit(
+    chart: &mut Chart<'_, '_>,
+    plot: &ScorePlot<'_>,
+    scale: &ScoreScale,
+) -> Drawn {
+    let th = scale.y(plot.threshold);
+    let orange = RGBColor(255, 127, 14);
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, th), (scale.x_end, th)],
+            orange.stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(format!(
+            "threshold, theta {} ({:.3e})",
+            plot.theta, plot.threshold
+        ))
+        .legend(legend_line(orange, 2));
+    if let Some(e) = plot.series.exploit_ns.map(|ns| scale.secs(ns)) {
+        chart
+            .draw_series(LineSeries::new(
+                [(e, scale.y_lo), (e, scale.y_hi)],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(format!("exploit start ({e:.2} s)"))
+            .legend(legend_line(BLACK, 2));
+    }
+    Ok(())
+}
+
+/// Each window's score as a step over the window's span; a window without
+/// a score breaks the line.
+fn draw_score_steps(chart: &mut Chart<'_, '_>, plot: &ScorePlot<'_>, scale: &ScoreScale) -> Drawn {
+    let s = plot.series;
+    let width = s.window_ns as f64 / 1e9;
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (&start, score) in s.starts.iter().zip(&s.scores) {
+        match score.filter(|y| y.is_finite()) {
+            Some(y) => {
+                let x = scale.secs(start);
+                let run = runs.last_mut().expect("one run");
+                run.push((x, scale.y(y)));
+                run.push((x + width, scale.y(y)));
+            }
+            None => runs.push(Vec::new()),
+        }
+    }
+    let blue = COLOURS[0];
+    for (i, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
+        let drawn = chart
+            .draw_series(LineSeries::new(run, blue.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        if i == 0 {
+            drawn
+                .label(format!("{} per window", plot.score_name))
+                .legend(legend_line(blue, 2));
+        }
+    }
+    Ok(())
+}
+
+/// A dot on each window that scored over the threshold.
+fn draw_alarms(chart: &mut Chart<'_, '_>, plot: &ScorePlot<'_>, scale: &ScoreScale) -> Drawn {
+    let width = plot.series.window_ns as f64 / 1e9;
+    chart
+        .draw_series(
+            scale
+                .points
+                .iter()
+                .filter(|p| p.1 > plot.threshold)
+                .map(|&(x, y)| Circle::new((x + width / 2.0, scale.y(y)), 5, COLOURS[1].filled())),
+        )
+        .map_err(|e| e.to_string())?
+        .label("alarm (score > threshold)")
+        .legend(|(x, y)| Circle::new((x + 12, y), 5, COLOURS[1].filled()));
+    Ok(())
 }

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::metrics::{lidds_table, roc, LiddsRow, Roc, RocPoint, Series};
 use crate::plot::{roc_png, scores_png, PlotError, RocCurve, ScorePlot};
 use crate::{operating_point, recording_table, OperatingPoint, Row};
-use chids_detect::scored::{Detector, ScoredRecording};
+use chids_detect::scored::ScoredRecording;
+use chids_detect::Detector;
 
 /// ROC points kept in `report.json` per model.
 const ROC_POINTS_IN_REPORT: usize = 200;
@@ -53,7 +54,7 @@ impl ModelEvaluation {
 /// operating point (see [`OperatingPoint`]).
 pub fn evaluate_model(
     model: &str,
-    detector: &Detector,
+    detector: &dyn Detector,
     (threshold, source): (f64, &str),
     normal: &[ScoredRecording],
     attack: &[ScoredRecording],
@@ -383,120 +384,142 @@ pub fn markdown(report: &Report) -> String {
         report.chids_version
     );
     if report.models.len() > 1 {
-        let _ = writeln!(s, "## Side by side\n");
-        let _ = writeln!(
-            s,
-            "| Model | Detector | ROC AUC | Best F1 | at theta | DR | CFA | Precision |"
-        );
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
-        for m in &report.models {
-            let best = m.lidds.as_ref().and_then(|rows| {
-                rows.iter()
-                    .max_by(|a, b| a.f1.total_cmp(&b.f1).then(b.theta.total_cmp(&a.theta)))
-            });
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                m.model,
-                m.detector,
-                opt(m.roc.auc, 4),
-                opt(best.map(|r| r.f1), 3),
-                opt(best.map(|r| r.theta), 1),
-                opt(best.map(|r| r.detection_rate), 3),
-                best.map_or("–".into(), |r| r.consecutive_false_alarms.to_string()),
-                opt(best.map(|r| r.precision), 3),
-            );
-        }
-        let _ = writeln!(s);
+        push_side_by_side(&mut s, &report.models);
     }
     for m in &report.models {
-        let _ = writeln!(s, "## {} ({})\n", m.model, m.detector);
-        let _ = writeln!(
-            s,
-            "Score: {}; windows of {} s.\n",
-            m.score,
-            m.window_ns as f64 / 1e9
-        );
-        let _ = writeln!(s, "{}\n", operating_sentence(&m.operating_point));
-        let _ = writeln!(s, "### Recording level (the reference's table)\n");
-        let _ = writeln!(
-            s,
-            "| Theta | Threshold | Detection rate | False-alarm rate | Detected | False alarms |"
-        );
-        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
-        for r in &m.rows {
-            let _ = writeln!(
-                s,
-                "| {:.1} | {:.4e} | {:.3} | {:.3} | {}/{} | {}/{} |",
-                r.theta,
-                r.threshold,
-                r.detection_rate,
-                r.false_alarm_rate,
-                r.detected,
-                r.attacks,
-                r.false_alarms,
-                r.normals
-            );
-        }
-        let _ = writeln!(s);
-        let _ = writeln!(s, "### LID-DS metrics\n");
-        match &m.lidds {
-            None => {
-                let _ = writeln!(
-                    s,
-                    "No attack recording carries an exploit time: LID-DS metrics need one.\n"
-                );
-            }
-            Some(rows) => {
-                let _ = writeln!(
-                    s,
-                    "| Theta | Threshold | DR | Detected | FA windows | Normal windows | CFA | Precision | F1 | Latency mean (s) | Latency max (s) |"
-                );
-                let _ = writeln!(
-                    s,
-                    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-                );
-                for r in rows {
-                    let _ = writeln!(
-                        s,
-                        "| {:.1} | {:.4e} | {:.3} | {}/{} | {} | {} | {} | {:.3} | {:.3} | {} | {} |",
-                        r.theta,
-                        r.threshold,
-                        r.detection_rate,
-                        r.detected,
-                        r.attacks,
-                        r.false_alarm_windows,
-                        r.normal_windows,
-                        r.consecutive_false_alarms,
-                        r.precision,
-                        r.f1,
-                        opt(r.latency_mean_s, 3),
-                        opt(r.latency_max_s, 3)
-                    );
-                }
-                let _ = writeln!(s);
-            }
-        }
-        let _ = writeln!(
-            s,
-            "Window-level ROC AUC: {} ({} attack-phase windows, {} normal-phase windows).\n",
-            opt(m.roc.auc, 4),
-            m.roc.positives,
-            m.roc.negatives
-        );
+        push_model(&mut s, m);
     }
     if report.plots.roc.is_some() || !report.plots.scores.is_empty() {
-        let _ = writeln!(s, "## Plots\n");
-        if let Some(f) = &report.plots.roc {
-            let _ = writeln!(s, "![Window-level ROC]({f})\n");
-        }
-        for p in &report.plots.scores {
-            let _ = writeln!(
-                s,
-                "![{} scores of {} (threshold at theta {})]({})\n",
-                p.model, p.recording, p.theta, p.file
-            );
-        }
+        push_plots(&mut s, &report.plots);
     }
     s
+}
+
+/// One row per model: its best F1 and the numbers at that theta.
+fn push_side_by_side(s: &mut String, models: &[ModelReport]) {
+    let _ = writeln!(s, "## Side by side\n");
+    let _ = writeln!(
+        s,
+        "| Model | Detector | ROC AUC | Best F1 | at theta | DR | CFA | Precision |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for m in models {
+        let best = m.lidds.as_ref().and_then(|rows| {
+            rows.iter()
+                .max_by(|a, b| a.f1.total_cmp(&b.f1).then(b.theta.total_cmp(&a.theta)))
+        });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.model,
+            m.detector,
+            opt(m.roc.auc, 4),
+            opt(best.map(|r| r.f1), 3),
+            opt(best.map(|r| r.theta), 1),
+            opt(best.map(|r| r.detection_rate), 3),
+            best.map_or("–".into(), |r| r.consecutive_false_alarms.to_string()),
+            opt(best.map(|r| r.precision), 3),
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// A model's section: the operating point, both tables and the ROC AUC.
+fn push_model(s: &mut String, m: &ModelReport) {
+    let _ = writeln!(s, "## {} ({})\n", m.model, m.detector);
+    let _ = writeln!(
+        s,
+        "Score: {}; windows of {} s.\n",
+        m.score,
+        m.window_ns as f64 / 1e9
+    );
+    let _ = writeln!(s, "{}\n", operating_sentence(&m.operating_point));
+    push_recording_table(s, m);
+    push_lidds_table(s, m);
+    let _ = writeln!(
+        s,
+        "Window-level ROC AUC: {} ({} attack-phase windows, {} normal-phase windows).\n",
+        opt(m.roc.auc, 4),
+        m.roc.positives,
+        m.roc.negatives
+    );
+}
+
+fn push_recording_table(s: &mut String, m: &ModelReport) {
+    let _ = writeln!(s, "### Recording level (the reference's table)\n");
+    let _ = writeln!(
+        s,
+        "| Theta | Threshold | Detection rate | False-alarm rate | Detected | False alarms |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    for r in &m.rows {
+        let _ = writeln!(
+            s,
+            "| {:.1} | {:.4e} | {:.3} | {:.3} | {}/{} | {}/{} |",
+            r.theta,
+            r.threshold,
+            r.detection_rate,
+            r.false_alarm_rate,
+            r.detected,
+            r.attacks,
+            r.false_alarms,
+            r.normals
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn push_lidds_table(s: &mut String, m: &ModelReport) {
+    let _ = writeln!(s, "### LID-DS metrics\n");
+    match &m.lidds {
+        None => {
+            let _ = writeln!(
+                s,
+                "No attack recording carries an exploit time: LID-DS metrics need one.\n"
+            );
+        }
+        Some(rows) => {
+            let _ = writeln!(
+                s,
+                "| Theta | Threshold | DR | Detected | FA windows | Normal windows | CFA | Precision | F1 | Latency mean (s) | Latency max (s) |"
+            );
+            let _ = writeln!(
+                s,
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for r in rows {
+                let _ = writeln!(
+                    s,
+                    "| {:.1} | {:.4e} | {:.3} | {}/{} | {} | {} | {} | {:.3} | {:.3} | {} | {} |",
+                    r.theta,
+                    r.threshold,
+                    r.detection_rate,
+                    r.detected,
+                    r.attacks,
+                    r.false_alarm_windows,
+                    r.normal_windows,
+                    r.consecutive_false_alarms,
+                    r.precision,
+                    r.f1,
+                    opt(r.latency_mean_s, 3),
+                    opt(r.latency_max_s, 3)
+                );
+            }
+            let _ = writeln!(s);
+        }
+    }
+}
+
+fn push_plots(s: &mut String, plots: &Plots) {
+    let _ = writeln!(s, "## Plots\n");
+    if let Some(f) = &plots.roc {
+        let _ = writeln!(s, "![Window-level ROC]({f})\n");
+    }
+    for p in &plots.scores {
+        let _ = writeln!(
+            s,
+            "![{} scores of {} (threshold at theta {})]({})\n",
+            p.model, p.recording, p.theta, p.file
+        );
+    }
 }

@@ -30,54 +30,32 @@ use super::cgroup::CgroupRef;
 use super::format::parse_sockaddr;
 use super::syscalls;
 use super::LiveError;
+
 use chids_core::cache::BoundedCache;
-use chids_core::event::{Direction, Event, Params};
+use chids_core::event::{Event, Params};
 use chids_core::features::{
-    normalized_arg, Settings, TrainingElements, UnseenArg, WindowFeatures, CACHE_BYTES,
-    CACHE_ENTRIES,
+    label_arg, normalized_arg, ArgLabel, Settings, TrainingElements, UnseenArg, WindowFeatures,
+    CACHE_BYTES, CACHE_ENTRIES,
 };
-use chids_core::mode::{ArgKind, Mode};
+use chids_core::mode::Mode;
 use chids_core::ssg::{EdgeOrder, GraphSummary};
 
-// Mirrors of aggregate.bpf.h.
-pub(crate) const AGG_WATCHES: u32 = 32;
-const AGG_SLOTS: u64 = 8;
-const NR_TABLE: usize = 512;
-const LBL_USN: u32 = NR_TABLE as u32;
-const LBL_WORDS: usize = 9;
-const LBL_NONE: u32 = u32::MAX;
-const LBL_PENDING: u32 = 0x8000_0000;
-const SEQ_MASK: u32 = 0x3fff_ffff;
-const AGG_MISS: u32 = 1;
-const AGG_SUCC: u32 = 2;
-const ARG_PATH: u16 = 1;
-const ARG_SOCK: u16 = 2;
-const ARG_COMM: u16 = 3;
-const ARG_NR: u16 = 4;
-const ARG_LEN: usize = 256;
-/// `struct agg_cfg`: t0, window_ns, gated, pad, done, seen[9].
-const CFG_OFF_DONE: usize = 24;
-const CFG_LEN: usize = 32 + 8 * LBL_WORDS;
-/// `struct agg_window`: window, events, late, then four bitmaps.
-const WIN_OFF_BITS: usize = 24;
-const WIN_LEN: usize = WIN_OFF_BITS + 4 * 8 * LBL_WORDS;
-/// `struct agg_rec` offsets.
-// struct agg_rec: the header, arg_hash (u64), then struct arg_key.
-const REC_HASH: usize = 72;
-const REC_KEY: usize = 80;
+use super::abi::{
+    self, chids_agg_cfg, chids_agg_flight, chids_agg_thread, chids_agg_window, chids_arg_class,
+    chids_label, AGG_SLOTS, AGG_WATCHES, LBL_WORDS, NR_TABLE,
+};
+use super::agg_record::{self, AggRecord, Miss};
+
+const LBL_USN: u32 = chids_label::LBL_USN.0;
+const LBL_NONE: u32 = chids_label::LBL_NONE.0;
+const LBL_PENDING: u32 = chids_label::LBL_PENDING.0;
+const SEQ_MASK: u32 = chids_label::SEQ_MASK.0;
 /// The special nodes, in the kernel's label space (UAN only exists here).
 const USN: u32 = LBL_USN;
 const UAN: u32 = LBL_USN + 1;
 /// Labels user space gives nodes the kernel's table cannot name
 /// (syscall numbers outside it): above every kernel label.
 const EXTRA_LABELS: u32 = 1 << 16;
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
-}
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
-}
 
 /// Whether the kernel can compute a bundle's windows (else: per-event path).
 pub fn supported(settings: &Settings) -> bool {
@@ -92,6 +70,9 @@ struct Extra {
     usn_succs: BTreeSet<u32>,
     uan_preds: BTreeSet<u32>,
     uan_succs: BTreeSet<u32>,
+    /// Unseen nodes of the kernel's table found here (events outside the
+    /// table named as a table node: io_uring operations).
+    unseen_nodes: BTreeSet<u32>,
     /// Unseen nodes the kernel could not name (outside its table).
     unseen_extra: BTreeSet<u32>,
     unseen_arg_calls: BTreeSet<u32>,
@@ -202,12 +183,10 @@ impl KernelWindows {
                 seen[label / 64] |= 1 << (label % 64);
             }
         }
-        let mut cfg = vec![0u8; CFG_LEN];
-        cfg[8..16].copy_from_slice(&settings.window_ns.to_ne_bytes());
-        cfg[16..20].copy_from_slice(&u32::from(gated).to_ne_bytes());
-        for (i, w) in seen.iter().enumerate() {
-            cfg[32 + 8 * i..40 + 8 * i].copy_from_slice(&w.to_ne_bytes());
-        }
+        let mut cfg: chids_agg_cfg = abi::zeroed();
+        cfg.window_ns = settings.window_ns;
+        cfg.gated = u32::from(gated);
+        cfg.seen = seen;
         let bpf = |what: &str, e: libbpf_rs::Error| LiveError::Bpf(format!("{what}: {e}"));
         {
             let maps = &capture.skel().maps;
@@ -221,16 +200,16 @@ impl KernelWindows {
                     .map_err(|e| bpf("family table", e))?;
             }
             // A slot used before starts clean.
-            for i in 0..AGG_SLOTS as u32 {
-                let key = (slot * AGG_SLOTS as u32 + i).to_ne_bytes();
+            for i in 0..AGG_SLOTS {
+                let key = (slot * AGG_SLOTS + i).to_ne_bytes();
                 let ncpu = libbpf_rs::num_possible_cpus().map_err(|e| bpf("cpus", e))?;
-                let zero = vec![vec![0u8; WIN_LEN]; ncpu];
+                let zero = vec![abi::bytes(&abi::zeroed::<chids_agg_window>()).to_vec(); ncpu];
                 maps.agg_windows
                     .update_percpu(&key, &zero, MapFlags::ANY)
                     .map_err(|e| bpf("window slots", e))?;
             }
             maps.agg_cfgs
-                .update(&slot.to_ne_bytes(), &cfg, MapFlags::ANY)
+                .update(&slot.to_ne_bytes(), abi::bytes(&cfg), MapFlags::ANY)
                 .map_err(|e| bpf("window settings", e))?;
         }
         capture.watch_with(
@@ -326,38 +305,48 @@ impl KernelWindows {
 
     fn start(&mut self, capture: &mut Capture) -> Option<u64> {
         if self.t0.is_none() {
-            let cfg = capture
-                .skel()
-                .maps
-                .agg_cfgs
-                .lookup(&self.slot.to_ne_bytes(), MapFlags::ANY)
-                .ok()
-                .flatten()?;
-            let t0 = u64_at(&cfg, 0);
+            let t0 = self.cfg(capture)?.t0;
             self.t0 = (t0 != 0).then_some(t0);
         }
         self.t0
     }
 
-    /// The per-CPU slots of window `k`'s slot.
-    fn slot_values(&self, capture: &mut Capture, k: u64) -> Result<Vec<Vec<u8>>, LiveError> {
-        let key = (self.slot * AGG_SLOTS as u32 + (k % AGG_SLOTS) as u32).to_ne_bytes();
-        capture
+    /// This watch's `struct chids_agg_cfg` as the kernel has it now.
+    fn cfg(&self, capture: &mut Capture) -> Option<chids_agg_cfg> {
+        let cfg = capture
+            .skel()
+            .maps
+            .agg_cfgs
+            .lookup(&self.slot.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()?;
+        abi::read(&cfg)
+    }
+
+    /// The per-CPU windows in window `k`'s slot.
+    fn slot_values(
+        &self,
+        capture: &mut Capture,
+        k: u64,
+    ) -> Result<Vec<chids_agg_window>, LiveError> {
+        let key = (self.slot * AGG_SLOTS + (k % u64::from(AGG_SLOTS)) as u32).to_ne_bytes();
+        let per_cpu = capture
             .skel()
             .maps
             .agg_windows
             .lookup_percpu(&key, MapFlags::ANY)
-            .map_err(|e| LiveError::Bpf(format!("read window slot: {e}")))
-            .map(Option::unwrap_or_default)
+            .map_err(|e| LiveError::Bpf(format!("read window slot: {e}")))?
+            .unwrap_or_default();
+        Ok(per_cpu.iter().filter_map(|v| abi::read(v)).collect())
     }
 
     /// The newest window any CPU holds events of.
     fn last_window(&self, capture: &mut Capture) -> Result<Option<u64>, LiveError> {
         let mut last = self.extras.keys().copied().max();
-        for i in 0..AGG_SLOTS {
+        for i in 0..u64::from(AGG_SLOTS) {
             for v in self.slot_values(capture, i)? {
-                if v.len() >= WIN_LEN && u64_at(&v, 8) > 0 {
-                    last = last.max(Some(u64_at(&v, 0)));
+                if v.events > 0 {
+                    last = last.max(Some(v.window));
                 }
             }
         }
@@ -374,37 +363,32 @@ impl KernelWindows {
         let mut events = 0u64;
         let mut bits = [[0u64; LBL_WORDS]; 4];
         for v in self.slot_values(capture, k)? {
-            if v.len() < WIN_LEN || u64_at(&v, 0) != k {
+            if v.window != k {
                 continue;
             }
-            events += u64_at(&v, 8);
+            events += v.events;
             // Events the kernel could not count in their window (its slot
             // already held this newer one).
-            self.late += u64_at(&v, 16);
-            for (m, map) in bits.iter_mut().enumerate() {
-                for (w, word) in map.iter_mut().enumerate() {
-                    *word |= u64_at(&v, WIN_OFF_BITS + (m * LBL_WORDS + w) * 8);
+            self.late += v.late;
+            for (map, words) in bits
+                .iter_mut()
+                .zip([&v.nodes, &v.unseen, &v.usn_pred, &v.usn_succ])
+            {
+                for (word, w) in map.iter_mut().zip(words) {
+                    *word |= w;
                 }
             }
         }
         // The kernel may now reuse the slot of window k.
         if let Some(t0) = self.t0 {
-            let mut cfg = capture
-                .skel()
-                .maps
-                .agg_cfgs
-                .lookup(&self.slot.to_ne_bytes(), MapFlags::ANY)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| vec![0u8; CFG_LEN]);
-            cfg[..8].copy_from_slice(&t0.to_ne_bytes());
-            cfg[CFG_OFF_DONE..CFG_OFF_DONE + 8].copy_from_slice(&(k + 1).to_ne_bytes());
-            let _ =
-                capture
-                    .skel()
-                    .maps
-                    .agg_cfgs
-                    .update(&self.slot.to_ne_bytes(), &cfg, MapFlags::ANY);
+            let mut cfg = self.cfg(capture).unwrap_or_else(abi::zeroed);
+            cfg.t0 = t0;
+            cfg.done = k + 1;
+            let _ = capture.skel().maps.agg_cfgs.update(
+                &self.slot.to_ne_bytes(),
+                abi::bytes(&cfg),
+                MapFlags::ANY,
+            );
         }
         let extra = self.extras.remove(&k).unwrap_or_default();
         self.pending.retain(|_, (w, _)| *w > k);
@@ -420,7 +404,7 @@ impl KernelWindows {
             }
             s
         };
-        let unseen_nodes = set(&unseen, &BTreeSet::new());
+        let unseen_nodes = set(&unseen, &extra.unseen_nodes);
         let summary = GraphSummary {
             events,
             nodes: set(&nodes, &extra.nodes).len() as u64,
@@ -485,7 +469,8 @@ impl KernelWindows {
                 map.lookup(key, MapFlags::ANY)
                     .ok()
                     .flatten()
-                    .is_some_and(|v| u32_at(&v, 12) == self.slot && u64_at(&v, 0) <= done)
+                    .and_then(|v| abi::read::<chids_agg_thread>(&v))
+                    .is_some_and(|t| t.slot == self.slot && t.window <= done)
             })
             .collect();
         for key in stale {
@@ -497,7 +482,7 @@ impl KernelWindows {
         let mut batch = std::mem::take(&mut self.batch);
         capture.take_agg_records(&mut batch);
         for r in super::capture::records(&batch) {
-            self.record(r);
+            self.record(capture, r);
         }
         self.batch = batch;
         self.flush_seen_args(capture);
@@ -532,30 +517,34 @@ impl KernelWindows {
         self.seen_args.clear();
     }
 
-    /// One MISS or SUCC record.
-    fn record(&mut self, r: &[u8]) {
-        if r.len() < REC_KEY || u64_at(r, 0) != self.watch {
+    /// One record of `agg_ring` (undecodable ones are counted as such).
+    fn record(&mut self, capture: &mut Capture, r: &[u8]) {
+        let rec = match agg_record::decode(r) {
+            Ok(rec) => rec,
+            Err(_) => return capture.count_undecodable(),
+        };
+        let (watch, window) = match rec {
+            AggRecord::Miss(m) => (m.watch, m.window),
+            AggRecord::Succ { watch, window, .. } => (watch, window),
+        };
+        if watch != self.watch {
             return;
         }
-        let window = u64_at(r, 8);
         if window < self.next {
             self.late += 1; // its window is already out
             return;
         }
-        let kind = u32_at(r, 24);
-        let seq = u32_at(r, 28) & SEQ_MASK;
-        let other = u32_at(r, 32);
-        match kind {
-            AGG_SUCC => {
+        match rec {
+            AggRecord::Succ { seq, next, .. } => {
                 let Some(&(_, label)) = self.pending.get(&seq) else {
                     return; // its MISS record was lost
                 };
-                self.extras.entry(window).or_default().edge(label, other);
+                self.extras.entry(window).or_default().edge(label, next);
             }
-            AGG_MISS if r.len() >= REC_KEY + 8 => {
-                let label = self.resolve(r, window);
-                self.pending.insert(seq, (window, label));
-                let prev = match other {
+            AggRecord::Miss(m) => {
+                let label = self.resolve(&m);
+                self.pending.insert(m.seq, (window, label));
+                let prev = match m.prev {
                     LBL_NONE => None,
                     p if p & LBL_PENDING != 0 => self.pending.get(&(p & SEQ_MASK)).map(|&(_, l)| l),
                     p => Some(p),
@@ -566,75 +555,63 @@ impl KernelWindows {
                     extra.edge(p, label);
                 }
             }
-            _ => {}
         }
     }
 
     /// The label of a MISS record's event, recording what an unseen
     /// argument or node contributes to its window.
-    fn resolve(&mut self, r: &[u8], window: u64) -> u32 {
-        let nr = u32_at(r, 44) as i32;
-        let dir = if r[48] == 0 {
-            Direction::Enter
-        } else {
-            Direction::Exit
-        };
-        let comm = &r[56..72];
-        let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
-        let class = u16::from_ne_bytes([r[REC_KEY + 4], r[REC_KEY + 5]]);
-        let len = u16::from_ne_bytes([r[REC_KEY + 6], r[REC_KEY + 7]]) as usize;
-        // The kernel sends only the argument's `len` bytes.
-        let bytes = &r[(REC_KEY + 8).min(r.len())..];
-        let bytes = &bytes[..bytes.len().min(ARG_LEN)];
-        let mode = self.settings.mode;
-        let syscall = syscalls::name(nr)
+    fn resolve(&mut self, m: &Miss<'_>) -> u32 {
+        let syscall = syscalls::name(m.nr)
             .map(str::to_string)
-            .unwrap_or_else(|| format!("syscall_{nr}"));
-        let node_name = mode.node_name(&syscall).to_string();
-
-        if class == ARG_NR {
-            let next = EXTRA_LABELS + self.extra_nodes.len() as u32;
-            let (label, name) = self
-                .extra_nodes
-                .entry(nr)
-                .or_insert_with(|| (next, node_name.clone()))
-                .clone();
-            if self.baseline.seen_syscalls.contains(&name) {
-                return label;
+            .unwrap_or_else(|| format!("syscall_{}", m.nr));
+        let node_name = self.settings.mode.node_name(&syscall).to_string();
+        // A node of the kernel's table (an io_uring operation is named as
+        // its syscall's family), else one named here.
+        let (node, in_table) = match self.node_names.iter().position(|n| *n == node_name) {
+            Some(node) => (node as u32, true),
+            None => {
+                let next = EXTRA_LABELS + self.extra_nodes.len() as u32;
+                let (label, _) = self
+                    .extra_nodes
+                    .entry(m.nr)
+                    .or_insert_with(|| (next, node_name.clone()));
+                (*label, false)
             }
-            self.extras
-                .entry(window)
-                .or_default()
-                .unseen_extra
-                .insert(label);
+        };
+        if !self.baseline.seen_syscalls.contains(&node_name) {
+            let extra = self.extras.entry(m.window).or_default();
+            if in_table {
+                extra.unseen_nodes.insert(node);
+            } else {
+                extra.unseen_extra.insert(node);
+            }
             return USN;
         }
-        let Some(node) = self.node_names.iter().position(|n| *n == node_name) else {
-            return USN;
-        };
-        let node = node as u32;
         // The raw argument, as the per-event path would see it.
-        let raw: &[u8] = match class {
-            ARG_PATH => &bytes[..len.saturating_sub(1).min(bytes.len())],
-            ARG_SOCK => &bytes[..len.min(bytes.len())],
-            ARG_COMM => {
-                let comm = &bytes[..bytes.len().min(16)];
+        let raw: &[u8] = match m.class {
+            // A path counts its NUL.
+            chids_arg_class::ARG_PATH | chids_arg_class::ARG_EXEC => {
+                &m.arg[..m.arg.len().saturating_sub(1)]
+            }
+            chids_arg_class::ARG_SOCK => m.arg,
+            chids_arg_class::ARG_COMM => {
+                let comm = &m.arg[..m.arg.len().min(abi::COMM_LEN)];
                 &comm[..comm.iter().position(|&c| c == 0).unwrap_or(comm.len())]
             }
             _ => return node,
         };
         // Cache key: the class, then the raw bytes (built in a reused buffer).
         self.key_scratch.clear();
-        self.key_scratch.push(class as u8);
+        self.key_scratch.push(m.class.0 as u8);
         self.key_scratch.extend_from_slice(raw);
         let resolution = match self.resolved.get(self.key_scratch.as_slice()) {
             Some(res) => res.clone(),
             None => {
-                let res = self.normalise(class, raw, &syscall, &node_name, comm, nr, dir);
+                let res = self.normalise(m, raw, &syscall, &node_name);
                 if res.is_none() && !self.args_full {
                     // Seen (or no argument): the kernel decides it next
                     // time (added with this poll's others, flush_seen_args).
-                    self.seen_args.extend_from_slice(&r[REC_HASH..REC_KEY]);
+                    self.seen_args.extend_from_slice(&m.arg_hash.to_ne_bytes());
                 }
                 self.resolved
                     .insert(self.key_scratch.as_slice().into(), res.clone());
@@ -645,8 +622,8 @@ impl KernelWindows {
             return node;
         };
         let mut process = String::new();
-        chids_core::escape::push_escaped(&mut process, comm);
-        let extra = self.extras.entry(window).or_default();
+        chids_core::escape::push_escaped(&mut process, m.comm);
+        let extra = self.extras.entry(m.window).or_default();
         extra.unseen_arg_calls.insert(node);
         if !extra
             .detail
@@ -664,49 +641,43 @@ impl KernelWindows {
     }
 
     /// The normalised argument if it is unseen; `None` if seen or absent.
-    #[allow(clippy::too_many_arguments)]
     fn normalise(
         &mut self,
-        class: u16,
+        m: &Miss<'_>,
         raw: &[u8],
         syscall: &str,
         node_name: &str,
-        comm: &[u8],
-        nr: i32,
-        dir: Direction,
     ) -> Resolution {
         let mut path = String::new();
         let mut unix = String::new();
         let mut process = String::new();
-        chids_core::escape::push_escaped(&mut process, comm);
+        chids_core::escape::push_escaped(&mut process, m.comm);
         let mut params = Params::default();
-        match class {
-            ARG_PATH | ARG_COMM => {
+        match m.class {
+            chids_arg_class::ARG_SOCK => params.endpoint = parse_sockaddr(raw, &mut unix),
+            _ => {
                 chids_core::escape::push_escaped(&mut path, raw);
                 params.path = Some(&path);
             }
-            _ => params.endpoint = parse_sockaddr(raw, &mut unix),
         }
         let event = Event {
             ts_ns: 0,
             tid: 0,
             pid: 0,
             process: &process,
-            dir,
+            dir: m.dir,
             syscall,
             info: "",
             params,
         };
-        let _ = nr;
+        let mode = self.settings.mode;
         let mut out = std::mem::take(&mut self.scratch);
-        let has = normalized_arg(self.settings.mode, node_name, &event, &mut out);
-        // As `FeatureStream`: a file access under a learned path pattern
-        // is seen too.
-        let kind = self.settings.mode.arg_kind(node_name);
-        let seen = self.baseline.seen_args.contains(out.as_str())
-            || (matches!(kind, Some(ArgKind::Open | ArgKind::Stat))
-                && chids_core::patterns::covering(&self.baseline.patterns, &out).is_some());
-        let res = (has && !seen).then(|| out.clone());
+        let has = normalized_arg(mode, node_name, &event, &mut out);
+        let unseen = has
+            && mode.arg_kind(node_name).is_some_and(|kind| {
+                matches!(label_arg(&self.baseline, kind, &out), ArgLabel::Unseen)
+            });
+        let res = unseen.then(|| out.clone());
         self.scratch = out;
         res
     }
@@ -727,16 +698,9 @@ fn quiescent(capture: &mut Capture, end: u64) -> bool {
             .ok()
             .flatten()
             .is_some_and(|cpus| {
-                cpus.iter().any(|v| {
-                    (0..4).any(|d| {
-                        let e = if v.len() >= 16 + 8 * d {
-                            u64_at(v, 8 + 8 * d)
-                        } else {
-                            0
-                        };
-                        e != 0 && e < end
-                    })
-                })
+                cpus.iter()
+                    .filter_map(|v| abi::read::<chids_agg_flight>(v))
+                    .any(|f| f.entry.iter().any(|&e| e != 0 && e < end))
             });
         if !busy {
             return true;

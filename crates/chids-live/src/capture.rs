@@ -10,31 +10,11 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBuffer, RingBufferBuilder};
 
+use super::abi::{self, chids_counter, chids_dir, chids_event, chids_event_flag, chids_watch_flag};
 use super::cgroup::CgroupRef;
 use super::skel::{ChidsSkel, ChidsSkelBuilder};
 use super::LiveError;
 use chids_core::event::Direction;
-
-// Layout of `struct event` in bpf/chids.bpf.c (offsets in bytes); a
-// record is the header and `path_len` bytes of payload.
-const OFF_TS: usize = 0;
-const OFF_WATCH: usize = 8;
-const OFF_RET: usize = 16;
-const OFF_PID: usize = 24;
-const OFF_TID: usize = 28;
-const OFF_UID: usize = 32;
-const OFF_NR: usize = 36;
-const OFF_DIR: usize = 40;
-const OFF_EVFLAGS: usize = 41;
-const OFF_PATH_LEN: usize = 42;
-const OFF_COMM: usize = 44;
-const OFF_FLAGS: usize = 60;
-const HEADER_LEN: usize = 64;
-const PATH_LEN: usize = 256;
-
-const F_HAS_PATH: u8 = 1;
-const F_PATH_FAULT: u8 = 2;
-const F_HAS_SOCKADDR: u8 = 4;
 
 /// Longest a final [`Capture::drain`] may take.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
@@ -87,54 +67,53 @@ pub struct RawEvent<'a> {
     pub sockaddr: Option<&'a [u8]>,
 }
 
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
-}
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
-}
-
 impl<'a> RawEvent<'a> {
-    /// Decodes one ring-buffer record; `None` if it is too short.
+    /// Decodes one ring-buffer record (`struct chids_event`, then its
+    /// payload); `None` if it is shorter than the header. A record shorter
+    /// than the payload it claims has no payload (no path, no address).
     pub fn decode(b: &'a [u8], epoch_offset_ns: i64) -> Option<RawEvent<'a>> {
-        if b.len() < HEADER_LEN {
-            return None;
-        }
-        let comm = &b[OFF_COMM..OFF_COMM + 16];
-        let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)];
-        let evflags = b[OFF_EVFLAGS];
-        let payload_len =
-            (u16::from_ne_bytes([b[OFF_PATH_LEN], b[OFF_PATH_LEN + 1]]) as usize).min(PATH_LEN);
-        // A record shorter than the payload it claims has no payload.
-        let payload = b.get(HEADER_LEN..HEADER_LEN + payload_len);
+        let h: chids_event = abi::read(b)?;
+        let at = std::mem::offset_of!(chids_event, comm);
+        let comm = &b[at..at + abi::COMM_LEN];
+        let comm = &comm[..comm.iter().position(|&c| c == 0).unwrap_or(abi::COMM_LEN)];
+        let has = |f: chids_event_flag| u32::from(h.evflags) & f.0 != 0;
+        let payload_len = usize::from(h.path_len).min(abi::PATH_LEN);
+        let payload = b.get(abi::EVENT_HEADER_LEN..abi::EVENT_HEADER_LEN + payload_len);
         let path = match payload {
             // path_len counts the NUL.
-            Some(p) if evflags & F_HAS_PATH != 0 => Some(&p[..payload_len.saturating_sub(1)]),
+            Some(p) if has(chids_event_flag::F_HAS_PATH) => {
+                Some(&p[..payload_len.saturating_sub(1)])
+            }
             _ => None,
         };
         let sockaddr = match payload {
-            Some(p) if evflags & F_HAS_SOCKADDR != 0 && payload_len >= 2 => Some(p),
+            Some(p) if has(chids_event_flag::F_HAS_SOCKADDR) && payload_len >= 2 => Some(p),
             _ => None,
         };
         Some(RawEvent {
-            ts_ns: (u64_at(b, OFF_TS) as i64).wrapping_add(epoch_offset_ns) as u64,
-            watch: u64_at(b, OFF_WATCH),
-            ret: u64_at(b, OFF_RET) as i64,
-            flags: u64::from(u32_at(b, OFF_FLAGS)),
-            pid: u32_at(b, OFF_PID),
-            tid: u32_at(b, OFF_TID),
-            uid: u32_at(b, OFF_UID),
-            nr: u32_at(b, OFF_NR) as i32,
-            dir: if b[OFF_DIR] == 0 {
-                Direction::Enter
-            } else {
-                Direction::Exit
-            },
+            ts_ns: (h.ts as i64).wrapping_add(epoch_offset_ns) as u64,
+            watch: h.watch,
+            ret: h.ret,
+            flags: u64::from(h.flags),
+            pid: h.pid,
+            tid: h.tid,
+            uid: h.uid,
+            nr: h.nr,
+            dir: direction(h.dir),
             comm,
             path,
-            path_fault: evflags & F_PATH_FAULT != 0,
+            path_fault: has(chids_event_flag::F_PATH_FAULT),
             sockaddr,
         })
+    }
+}
+
+/// A record's `dir` byte (`enum chids_dir`).
+pub(crate) fn direction(dir: u8) -> Direction {
+    if u32::from(dir) == chids_dir::DIR_ENTER.0 {
+        Direction::Enter
+    } else {
+        Direction::Exit
     }
 }
 
@@ -332,16 +311,17 @@ impl Capture {
             )));
         }
         let key = cg.id.to_ne_bytes();
-        // struct watch { u64 id; u32 flags; u32 slot; }
-        let flags = u32::from(how.emit) | (u32::from(how.aggregate.is_some()) << 1);
-        let mut value = [0u8; 16];
-        value[..8].copy_from_slice(&key);
-        value[8..12].copy_from_slice(&flags.to_ne_bytes());
-        value[12..].copy_from_slice(&how.aggregate.unwrap_or(0).to_ne_bytes());
+        let flag = |on: bool, f: chids_watch_flag| if on { f.0 } else { 0 };
+        let value = abi::chids_watch {
+            id: cg.id,
+            flags: flag(how.emit, chids_watch_flag::W_EMIT)
+                | flag(how.aggregate.is_some(), chids_watch_flag::W_AGG),
+            slot: how.aggregate.unwrap_or(0),
+        };
         self.skel
             .maps
             .watched
-            .update(&key, &value, MapFlags::ANY)
+            .update(&key, abi::bytes(&value), MapFlags::ANY)
             .map_err(|e| bpf_err("watch cgroup", e))?;
         self.level_mask |= 1 << cg.level;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
@@ -442,7 +422,7 @@ impl Capture {
     /// A free aggregation slot (see `aggregate`), now taken.
     pub(crate) fn take_agg_slot(&mut self) -> Option<u32> {
         let free = (!self.agg_slots).trailing_zeros();
-        if free >= super::aggregate::AGG_WATCHES {
+        if free >= abi::AGG_WATCHES {
             return None;
         }
         self.agg_slots |= 1 << free;
@@ -451,6 +431,11 @@ impl Capture {
 
     pub(crate) fn release_agg_slot(&mut self, slot: u32) {
         self.agg_slots &= !(1u64 << (slot & 63));
+    }
+
+    /// Counts a kernel-window record that failed to decode.
+    pub(crate) fn count_undecodable(&mut self) {
+        self.undecodable += 1;
     }
 
     /// The loaded skeleton, for the aggregation's maps.
@@ -476,22 +461,22 @@ impl Capture {
 
     /// The kernel-side counters now.
     pub fn counters(&self) -> Counters {
-        let read = |slot: u32| -> u64 {
+        let read = |c: chids_counter| -> u64 {
             self.skel
                 .maps
                 .counters
-                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .lookup_percpu(&c.0.to_ne_bytes(), MapFlags::ANY)
                 .ok()
                 .flatten()
-                .map(|per_cpu| per_cpu.iter().map(|v| u64_at(v, 0)).sum())
+                .map(|per_cpu| per_cpu.iter().filter_map(|v| abi::read::<u64>(v)).sum())
                 .unwrap_or(0)
         };
         Counters {
-            dropped: read(0),
-            path_faults: read(1),
-            migrated: read(3),
-            exec_unmatched: read(4),
-            agg_lost: read(5),
+            dropped: read(chids_counter::CNT_DROPPED),
+            path_faults: read(chids_counter::CNT_PATH_FAULT),
+            migrated: read(chids_counter::CNT_MIGRATED),
+            exec_unmatched: read(chids_counter::CNT_EXEC_UNMATCHED),
+            agg_lost: read(chids_counter::CNT_AGG_LOST),
             undecodable: self.undecodable,
         }
     }
@@ -526,5 +511,101 @@ impl ExecGate {
             self.open = true;
         }
         self.open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{bytes, chids_dir, zeroed, EVENT_HEADER_LEN};
+
+    /// A ring record: an event header for `nr`, then `payload`.
+    fn record(flags: chids_event_flag, claimed: u16, payload: &[u8]) -> Vec<u8> {
+        let mut e: chids_event = zeroed();
+        e.ts = 1_000;
+        e.watch = 5;
+        e.ret = -2;
+        e.pid = 10;
+        e.tid = 11;
+        e.uid = 12;
+        e.nr = 257;
+        e.dir = chids_dir::DIR_EXIT.0 as u8;
+        e.evflags = flags.0 as u8;
+        e.path_len = claimed;
+        e.flags = 0o100;
+        for (c, b) in e.comm.iter_mut().zip(b"cat") {
+            *c = *b as i8;
+        }
+        let mut b = bytes(&e).to_vec();
+        b.extend_from_slice(payload);
+        b
+    }
+
+    #[test]
+    fn decodes_an_event_with_its_path() {
+        let b = record(chids_event_flag::F_HAS_PATH, 12, b"/etc/shadow\0");
+        let ev = RawEvent::decode(&b, 500).unwrap();
+        assert_eq!(
+            (ev.ts_ns, ev.watch, ev.ret, ev.flags),
+            (1_500, 5, -2, 0o100)
+        );
+        assert_eq!((ev.pid, ev.tid, ev.uid, ev.nr), (10, 11, 12, 257));
+        assert_eq!(ev.dir, Direction::Exit);
+        assert_eq!(ev.comm, b"cat");
+        assert_eq!(ev.path, Some(&b"/etc/shadow"[..]));
+        assert_eq!(ev.sockaddr, None);
+        assert!(!ev.path_fault);
+    }
+
+    #[test]
+    fn decodes_a_socket_address() {
+        let addr = [2u8, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let b = record(chids_event_flag::F_HAS_SOCKADDR, 16, &addr);
+        let ev = RawEvent::decode(&b, 0).unwrap();
+        assert_eq!(ev.sockaddr, Some(&addr[..]));
+        assert_eq!(ev.path, None);
+    }
+
+    #[test]
+    fn a_truncated_header_is_no_event() {
+        let b = record(chids_event_flag::F_HAS_PATH, 3, b"/a\0");
+        assert!(RawEvent::decode(&b[..EVENT_HEADER_LEN - 1], 0).is_none());
+        assert!(RawEvent::decode(&[], 0).is_none());
+    }
+
+    #[test]
+    fn a_payload_claimed_past_the_record_is_dropped() {
+        // Claims 40 bytes, carries 3: the event stays, without its path.
+        let b = record(chids_event_flag::F_HAS_PATH, 40, b"/a\0");
+        let ev = RawEvent::decode(&b, 0).unwrap();
+        assert_eq!(ev.path, None);
+        assert_eq!(ev.nr, 257);
+        // A claimed length past the longest path is capped, not trusted.
+        let b = record(chids_event_flag::F_HAS_PATH, u16::MAX, &[b'x'; 300]);
+        let ev = RawEvent::decode(&b, 0).unwrap();
+        assert_eq!(ev.path.map(<[u8]>::len), Some(abi::PATH_LEN - 1));
+    }
+
+    #[test]
+    fn unknown_flags_and_directions_do_not_fail() {
+        let mut b = record(chids_event_flag(0x80), 0, b"");
+        b[std::mem::offset_of!(chids_event, dir)] = 7;
+        let ev = RawEvent::decode(&b, 0).unwrap();
+        assert_eq!((ev.path, ev.sockaddr, ev.path_fault), (None, None, false));
+        assert_eq!(ev.dir, Direction::Exit);
+    }
+
+    #[test]
+    fn records_split_an_arena() {
+        let mut arena = Vec::new();
+        for rec in [&b"abc"[..], b"", b"de"] {
+            arena.extend_from_slice(&(rec.len() as u32).to_ne_bytes());
+            arena.extend_from_slice(rec);
+        }
+        // A length past the arena's end stops the walk.
+        arena.extend_from_slice(&100u32.to_ne_bytes());
+        arena.push(1);
+        let got: Vec<&[u8]> = records(&arena).collect();
+        assert_eq!(got, vec![&b"abc"[..], b"", b"de"]);
     }
 }

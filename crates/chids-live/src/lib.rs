@@ -12,6 +12,8 @@
 //! `cargo build` without `--features live` compiles none of this module and
 //! pulls in no libbpf. See `README.md` beside this file.
 
+mod abi;
+mod agg_record;
 pub mod aggregate;
 pub mod capture;
 pub mod cgroup;

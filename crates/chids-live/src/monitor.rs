@@ -25,9 +25,8 @@ use super::metrics::{self, Metrics};
 use super::record::should_stop;
 use super::record::StopReason;
 use super::LiveError;
-use chids_core::features::UnseenArg;
+use chids_detect::alert::WindowAlert;
 use chids_detect::detect::{self, ScoredWindow, StreamDetector};
-use chids_detect::model::bundle::Bundle;
 
 /// What `monitor` does.
 #[derive(Clone, Debug)]
@@ -79,27 +78,12 @@ pub struct Alert {
     pub cgroup: String,
     /// Container id (first 12 digits) or the cgroup's name.
     pub container: String,
-    pub window_start_ns: u64,
-    pub window_end_ns: u64,
-    pub events: usize,
-    pub fi: f64,
-    pub usi: f64,
-    pub uai: f64,
-    /// Reconstruction error of the window's vector.
-    pub error: f64,
-    pub threshold: f64,
     /// The theta the threshold came from; `None` when it is the model's
     /// operating threshold or was given directly.
     pub theta: Option<f64>,
-    /// Syscalls in the window that training never saw: the first 32.
-    pub unseen_syscalls: Vec<String>,
-    /// Distinct unseen syscalls beyond `unseen_syscalls`.
-    pub more_unseen_syscalls: u64,
-    /// Arguments (normalised paths) training never saw, with who used
-    /// them: the first 32 (argument, syscall) pairs.
-    pub unseen_args: Vec<UnseenArg>,
-    /// Distinct unseen (argument, syscall) pairs beyond `unseen_args`.
-    pub more_unseen_args: u64,
+    /// The window: kind, times, features, error, threshold, score, reasons.
+    #[serde(flatten)]
+    pub window: WindowAlert,
 }
 
 /// A closed window, anomalous or not.
@@ -186,9 +170,10 @@ pub fn monitor(
     opts: MonitorOptions,
     on_update: &mut dyn FnMut(MonitorUpdate<'_>),
 ) -> Result<MonitorSummary, LiveError> {
-    let bundle =
-        Bundle::load(&opts.model_dir).map_err(|e| LiveError::Other(format!("model: {e}")))?;
-    let threshold = chids_detect::detect::choose_threshold(&bundle, opts.theta, opts.threshold)
+    let detector = chids_detect::detector::load(&opts.model_dir)
+        .map_err(|e| LiveError::Other(format!("model: {e}")))?;
+    let detector = detector.as_ref();
+    let threshold = chids_detect::detector::choose_threshold(detector, opts.theta, opts.threshold)
         .map_err(LiveError::Other)?;
     let mut alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
@@ -233,21 +218,28 @@ pub fn monitor(
         cgroup.id,
         Stream {
             cgroup: cgroup.clone(),
-            detector: StreamDetector::new(&bundle, threshold),
+            detector: StreamDetector::new(detector, threshold),
         },
     );
     let mut cgroups: HashMap<u64, CgroupRef> = streams
         .iter()
         .map(|(&id, s)| (id, s.cgroup.clone()))
         .collect();
-    let kernel_windows = match opts.windows {
-        WindowPath::Events => false,
-        WindowPath::Auto => aggregate::supported(&bundle.settings),
-        WindowPath::Kernel => true,
+    // Kernel windows are the autoencoder's features: only its bundles.
+    let kernel_bundle = match (opts.windows, detector.as_bundle()) {
+        (WindowPath::Events, _) => None,
+        (WindowPath::Auto, b) => b.filter(|b| aggregate::supported(&b.settings)),
+        (WindowPath::Kernel, Some(b)) => Some(b),
+        (WindowPath::Kernel, None) => {
+            return Err(LiveError::Other(format!(
+                "kernel windows compute the chids autoencoder's features; a {} model scores per-event records (--windows events)",
+                detector.name()
+            )))
+        }
     };
     // The same gate `record` applies (see ExecGate).
     let gated = matches!(opts.target, Target::Command(_));
-    let mut kernel = if kernel_windows {
+    let mut kernel = if let Some(bundle) = kernel_bundle {
         Some(KernelWindows::attach(
             &mut capture,
             &cgroup,
@@ -272,7 +264,7 @@ pub fn monitor(
         c.spawn(argv)?;
     }
 
-    let mode = bundle.settings.mode;
+    let mode = detector.mode();
     let mut fmt = Formatter::new();
     // Windows closed during one poll, drained after it: at most one per
     // event read plus one run of empty windows per stream (a silence of
@@ -288,6 +280,7 @@ pub fn monitor(
     let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
 
     // Scores the windows closed so far, reports them, writes alerts.
+    let window_ns = detector.window_ns();
     let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
                               streams: &HashMap<u64, CgroupRef>,
                               windows: &mut u64,
@@ -299,12 +292,7 @@ pub fn monitor(
                 continue;
             };
             *windows += scored.features.run_length;
-            let ScoredWindow {
-                features: w,
-                error,
-                anomalous,
-                ..
-            } = scored;
+            let (w, error, anomalous) = (&scored.features, scored.error, scored.anomalous);
             metrics
                 .lock()
                 .unwrap()
@@ -320,24 +308,12 @@ pub fn monitor(
             if !anomalous {
                 continue;
             }
-            let v = w.vector.expect("anomalous windows have a vector");
             let alert = Alert {
                 time_ns: now_ns,
                 cgroup: cgroup.path.display().to_string(),
                 container: cgroup.name.clone(),
-                window_start_ns: w.start_ns,
-                window_end_ns: w.start_ns + bundle.settings.window_ns,
-                events: w.events,
-                fi: v.fi,
-                usi: v.usi,
-                uai: v.uai,
-                error: error.unwrap_or(0.0),
-                threshold,
                 theta: opts.theta,
-                unseen_syscalls: w.unseen_syscalls,
-                more_unseen_syscalls: w.more_unseen_syscalls,
-                unseen_args: w.unseen_args,
-                more_unseen_args: w.more_unseen_args,
+                window: WindowAlert::from_scored(scored, window_ns),
             };
             *alerts += 1;
             if let Some(f) = alerts_file.as_mut() {
@@ -370,11 +346,11 @@ pub fn monitor(
                 .detector
                 .push(&ev, &mut |w| closed.push((raw.watch, w)));
         })?;
-        if let Some(k) = kernel.as_mut() {
+        if let (Some(k), Some(bundle)) = (kernel.as_mut(), kernel_bundle) {
             k.pump(&mut capture, &mut |w| {
                 events += w.events as u64;
                 *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
-                closed.push((cgroup.id, detect::score(&bundle, threshold, w)));
+                closed.push((cgroup.id, detect::score(bundle, threshold, w)));
             })?;
         }
         // The timer: close windows of silent containers too.
@@ -429,7 +405,7 @@ pub fn monitor(
                     new.id,
                     Stream {
                         cgroup: new.clone(),
-                        detector: StreamDetector::new(&bundle, threshold),
+                        detector: StreamDetector::new(detector, threshold),
                     },
                 );
                 cgroups.insert(new.id, new.clone());
@@ -458,11 +434,11 @@ pub fn monitor(
         }
     })?;
     let mut kernel_late = 0;
-    if let Some(k) = kernel.take() {
+    if let (Some(k), Some(bundle)) = (kernel.take(), kernel_bundle) {
         kernel_late = k.finish(&mut capture, &mut |w| {
             events += w.events as u64;
             *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
-            closed.push((cgroup.id, detect::score(&bundle, threshold, w)));
+            closed.push((cgroup.id, detect::score(bundle, threshold, w)));
         })?;
     }
     let elapsed = start.elapsed();
@@ -510,6 +486,6 @@ pub fn monitor(
         command_status,
         cpu: super::self_cpu_time().saturating_sub(cpu_start),
         stopped_by,
-        kernel_windows,
+        kernel_windows: kernel_bundle.is_some(),
     })
 }

@@ -72,6 +72,15 @@ pub struct BaselineFile {
     /// How `operating_threshold` was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// The largest count of each system call and transition in one
+    /// training window: what an alarm's `rising` reasons compare with.
+    /// Bundles written before it existed have none (no `rising` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_maxima: Option<crate::rising::CountMaxima>,
+    /// Names the normal calibration data used that training lacked, now
+    /// in `seen_syscalls` / `seen_args` (see `crate::fold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded_names: Option<crate::fold::FoldedNames>,
     /// Alerts accepted as normal since training, oldest first (see
     /// [`crate::accept`]): the bundle's audit trail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -94,6 +103,10 @@ pub struct Bundle {
     /// See [`BaselineFile::operating_threshold`].
     pub operating_threshold: Option<f64>,
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// See [`BaselineFile::count_maxima`].
+    pub count_maxima: Option<crate::rising::CountMaxima>,
+    /// See [`BaselineFile::folded_names`].
+    pub folded: Option<crate::fold::FoldedNames>,
     /// See [`BaselineFile::accepted`].
     pub accepted: Vec<crate::accept::Acceptance>,
     pub model: Autoencoder,
@@ -118,22 +131,29 @@ impl Bundle {
     /// `chids_core::output`), so a crash or a full disk never leaves a
     /// half-written model behind a good name, nor replaces a good one.
     pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
-        std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
-            path: dir.into(),
-            source,
-        })?;
-        let json_path = dir.join(BASELINE_FILE);
-        let (json, weights) = self.to_bytes().map_err(|message| BundleError::Invalid {
-            path: json_path.clone(),
-            message,
-        })?;
-        write_bundle_files(&[(json_path, &json), (dir.join(WEIGHTS_FILE), &weights)])
+        save_bundle(
+            dir,
+            &self.baseline_file(),
+            BaselineFile::check,
+            WEIGHTS_FILE,
+            &self.model.to_safetensors(),
+        )
     }
 
     /// The bundle's two files as bytes (`baseline.json`, `model.safetensors`):
-    /// what [`Bundle::save`] writes and the fleet store publishes.
+    /// what [`Bundle::save`] writes and the fleet store publishes, with the
+    /// same refusal of what could not be loaded.
     pub fn to_bytes(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let file = BaselineFile {
+        let json = serde_json::to_vec_pretty(&self.baseline_file()).expect("baseline serialises");
+        serde_json::from_slice::<BaselineFile>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check())
+            .map_err(|m| format!("refusing to write a model that could not be loaded: {m}"))?;
+        Ok((json, self.model.to_safetensors()))
+    }
+
+    fn baseline_file(&self) -> BaselineFile {
+        BaselineFile {
             kind: KIND.into(),
             format_version: FORMAT_VERSION,
             detector: DETECTOR.into(),
@@ -151,16 +171,10 @@ impl Bundle {
             patterns: self.elements.patterns.clone(),
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
+            count_maxima: self.count_maxima.clone(),
+            folded_names: self.folded.clone(),
             accepted: self.accepted.clone(),
-        };
-        let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
-        // What cannot be loaded is not written: the same checks as `load`,
-        // on what `load` would read (a NaN loss is written as `null`).
-        serde_json::from_slice::<BaselineFile>(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|f| f.check())
-            .map_err(|m| format!("refusing to write a model that could not be loaded: {m}"))?;
-        Ok((json, self.model.to_safetensors()))
+        }
     }
 
     /// Loads and checks a bundle.
@@ -226,6 +240,8 @@ impl Bundle {
             training: file.training,
             operating_threshold: file.operating_threshold,
             calibration: file.calibration,
+            count_maxima: file.count_maxima,
+            folded: file.folded_names,
             accepted: file.accepted,
             model,
         })
@@ -297,10 +313,35 @@ fn parse_baseline_json(
     Ok((value, detector))
 }
 
-/// Writes the files of a bundle: all or none replaced (see
-/// [`chids_core::output::write_files`]), mode 0640.
-pub(crate) fn write_bundle_files(files: &[(PathBuf, &[u8])]) -> Result<(), BundleError> {
-    chids_core::output::write_files(files, chids_core::output::MODEL_MODE)
+/// Writes a bundle into `dir` (created if needed): `baseline.json` from
+/// `file` and the detector's data file `data_name`. What cannot be loaded
+/// is not written: `file` must pass `check` as `load` would read it back
+/// (a NaN is written as `null`). Both files are written to temporary names
+/// first and then renamed, mode 0640 (see
+/// [`chids_core::output::write_files`]), so a crash or a full disk never
+/// leaves a half-written model behind a good name, nor replaces a good one.
+pub(crate) fn save_bundle<F: Serialize + serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &F,
+    check: fn(&F) -> Result<(), String>,
+    data_name: &str,
+    data: &[u8],
+) -> Result<(), BundleError> {
+    std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let json_path = dir.join(BASELINE_FILE);
+    let json = serde_json::to_vec_pretty(file).expect("baseline serialises");
+    serde_json::from_slice::<F>(&json)
+        .map_err(|e| e.to_string())
+        .and_then(|f| check(&f))
+        .map_err(|m| BundleError::Invalid {
+            path: json_path.clone(),
+            message: format!("refusing to write a model that could not be loaded: {m}"),
+        })?;
+    let files: [(PathBuf, &[u8]); 2] = [(dir.join(data_name), data), (json_path, &json)];
+    chids_core::output::write_files(&files, chids_core::output::MODEL_MODE)
         .map_err(|(path, source)| BundleError::Io { path, source })
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// Window aggregation in the kernel, for `monitor` (src/live/aggregate.rs
+// Window aggregation in the kernel, for `monitor` (src/aggregate.rs
 // reads it). Instead of one ring-buffer record per syscall, each watched
 // cgroup keeps, per window, what the anomaly vector needs (SPEC §5 with
 // per-thread edges, feature version 2):
@@ -22,88 +22,13 @@
 //
 // Included by chids.bpf.c (one object, one skeleton).
 
-#define AGG_WATCHES 32
-// Windows k..k+7 live at once: k is read once k+2 has begun and no program
-// of it is still running; k+8 reuses its slot (not before: see `done`).
-#define AGG_SLOTS 8
-#define NR_TABLE 512
-// Node labels: syscall nodes 0..NR_TABLE-1, then USN. (UAN exists only in
-// user space: every event that becomes UAN is a MISS record.)
-#define LBL_USN NR_TABLE
-#define LBL_BITS 576
-#define LBL_WORDS (LBL_BITS / 64)
-#define LBL_NONE 0xffffffffu
-#define LBL_PENDING 0x80000000u
-#define SEQ_MASK 0x3fffffffu
-
-#define AGG_MISS 1
-#define AGG_SUCC 2
-
-#define ARG_NONE 0
-#define ARG_PATH 1
-#define ARG_SOCK 2
-#define ARG_COMM 3
-#define ARG_NR 4 // syscall number outside the node table: user space names it
-
-#define ARG_LEN 256
-
-// Per aggregated watch: written by user space, t0 set here.
-struct agg_cfg {
-	__u64 t0;        // bpf_ktime of window 0's start; 0 = not started
-	__u64 window_ns;
-	__u32 gated;     // start at the first execve enter (`-- CMD` targets)
-	__u32 pad;
-	__u64 done;      // windows before this one are read (user space)
-	__u64 seen[LBL_WORDS]; // node labels the model saw
-};
-
-// One window of one watch on one CPU. Layout mirrored in aggregate.rs.
-struct agg_window {
-	__u64 window;
-	__u64 events;
-	__u64 late;
-	__u64 nodes[LBL_WORDS];
-	__u64 unseen[LBL_WORDS];
-	__u64 usn_pred[LBL_WORDS];
-	__u64 usn_succ[LBL_WORDS];
-};
-
-struct agg_thread {
-	__u64 window;
-	__u32 label;
-	__u32 slot;
-};
-
-struct arg_key {
-	__u32 slot;
-	__u16 class;
-	__u16 len;
-	__u8 bytes[ARG_LEN];
-};
-
-// A MISS (with key) or SUCC (header only) record. Layout mirrored in aggregate.rs.
-struct agg_rec {
-	__u64 watch;
-	__u64 window;
-	__u64 ts;
-	__u32 kind;
-	__u32 seq;
-	__u32 prev; // MISS: the label before it in its thread; SUCC: the label after
-	__u32 tid;
-	__u32 pid;
-	__s32 nr;
-	__u8 dir;
-	__u8 pad[7];
-	char comm[COMM_LEN];
-	__u64 arg_hash; // MISS with an argument: arg_hash(&key), agg_args' key
-	struct arg_key key;
-};
+// Constants and record layouts: chids_abi.h.
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, AGG_WATCHES);
 	__type(key, __u32);
-	__type(value, struct agg_cfg);
+	__type(value, struct chids_agg_cfg);
 } agg_cfgs SEC(".maps");
 
 // Syscall number -> node label (the mode's family table).
@@ -118,7 +43,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AGG_WATCHES * AGG_SLOTS);
 	__type(key, __u32);
-	__type(value, struct agg_window);
+	__type(value, struct chids_agg_window);
 } agg_windows SEC(".maps");
 
 // Thread id (as recorded) -> its last label and window. Stale entries are
@@ -127,11 +52,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
-	__type(value, struct agg_thread);
+	__type(value, struct chids_agg_thread);
 } agg_threads SEC(".maps");
 
 // Raw arguments user space found seen (or argument-less after parsing), by
-// arg_hash. (Keyed by the whole 264-byte struct arg_key, hashing and
+// arg_hash. (Keyed by the whole 264-byte struct chids_arg_key, hashing and
 // comparing it was ~8 % of `find`'s time under monitor.)
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -161,7 +86,7 @@ const volatile __u64 arg_key1 = 0;
 // would let a workload pick a path that collides with a seen one. Written
 // here by hand: BPF programs cannot call a library, and the kernel's own
 // siphash is not a BPF helper.
-static __always_inline __u64 arg_hash(const struct arg_key *k)
+static __always_inline __u64 arg_hash(const struct chids_arg_key *k)
 {
 	__u64 v0 = arg_key0 ^ 0x736f6d6570736575ULL;
 	__u64 v1 = arg_key1 ^ 0x646f72616e646f6dULL;
@@ -204,7 +129,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 3);
 	__type(key, __u32);
-	__type(value, struct agg_rec);
+	__type(value, struct chids_agg_rec);
 } agg_scratch SEC(".maps");
 
 struct {
@@ -219,24 +144,19 @@ struct {
 // end is still running (then all its counts are in and its records are
 // committed to the ring). Programs nest on a CPU only through preemption
 // of one program by another: depth 4 is plenty.
-struct agg_flight {
-	__u64 depth;
-	__u64 entry[4];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct agg_flight);
+	__type(value, struct chids_agg_flight);
 } agg_inflight SEC(".maps");
 
 __u64 agg_seq = 0;
 
 // Registers the program as running and returns the event's time in *ts.
-static __always_inline struct agg_flight *agg_enter(const struct watch *w, __u64 *ts, __u32 *depth)
+static __always_inline struct chids_agg_flight *agg_enter(const struct chids_watch *w, __u64 *ts, __u32 *depth)
 {
-	struct agg_flight *f = 0;
+	struct chids_agg_flight *f = 0;
 	__u32 d = 0;
 	if (w->flags & W_AGG) {
 		__u32 zero = 0;
@@ -253,7 +173,7 @@ static __always_inline struct agg_flight *agg_enter(const struct watch *w, __u64
 	return f;
 }
 
-static __always_inline void agg_exit(struct agg_flight *f, __u32 depth)
+static __always_inline void agg_exit(struct chids_agg_flight *f, __u32 depth)
 {
 	if (f) {
 		f->entry[depth & 3] = 0;
@@ -261,7 +181,7 @@ static __always_inline void agg_exit(struct agg_flight *f, __u32 depth)
 	}
 }
 
-static __always_inline struct agg_rec *agg_scratch_rec(__u32 scr)
+static __always_inline struct chids_agg_rec *agg_scratch_rec(__u32 scr)
 {
 	return bpf_map_lookup_elem(&agg_scratch, &scr);
 }
@@ -269,9 +189,9 @@ static __always_inline struct agg_rec *agg_scratch_rec(__u32 scr)
 // The scratch record set up for an event with an argument: the caller
 // reads the argument into key.bytes and sets key.len. (The bytes past
 // key.len are not cleared: nothing reads them.)
-static __always_inline struct agg_rec *agg_arg_begin(__u32 slot, __u16 class, __u32 scr)
+static __always_inline struct chids_agg_rec *agg_arg_begin(__u32 slot, __u16 class, __u32 scr)
 {
-	struct agg_rec *r = agg_scratch_rec(scr);
+	struct chids_agg_rec *r = agg_scratch_rec(scr);
 	if (!r)
 		return 0;
 	r->key.slot = slot;
@@ -305,12 +225,12 @@ static __always_inline void bit_set(__u64 *words, __u32 label)
 
 // Sends a record: the header only, or (`with_key`) the header and the
 // argument's key up to its length.
-static __always_inline int agg_send(struct agg_rec *r, int with_key)
+static __always_inline int agg_send(struct chids_agg_rec *r, int with_key)
 {
-	__u64 len = __builtin_offsetof(struct agg_rec, key);
+	__u64 len = __builtin_offsetof(struct chids_agg_rec, key);
 	if (with_key) {
 		__u32 n = r->key.len;
-		len = n >= ARG_LEN ? sizeof(*r) : len + __builtin_offsetof(struct arg_key, bytes) + (n & (ARG_LEN - 1));
+		len = n >= ARG_LEN ? sizeof(*r) : len + __builtin_offsetof(struct chids_arg_key, bytes) + (n & (ARG_LEN - 1));
 	}
 	long err = bpf_ringbuf_output(&agg_ring, r, len, submit_flags());
 	if (err) {
@@ -323,11 +243,11 @@ static __always_inline int agg_send(struct agg_rec *r, int with_key)
 // Accounts one event of watch `w` at time `ts`. `r`: the scratch record
 // with the raw argument in r->key (ARG_PATH/SOCK/COMM), or 0 for an event
 // without one. `comm`: the name to report (0 = the current task's).
-static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 pid, __u64 ts,
-					long nr, __u8 dir, struct agg_rec *r, const char *comm, __u32 scr)
+static __always_inline void agg_account(const struct chids_watch *w, __u32 tid, __u32 pid, __u64 ts,
+					long nr, __u8 dir, struct chids_agg_rec *r, const char *comm, __u32 scr)
 {
 	__u32 slot = w->slot;
-	struct agg_cfg *c = bpf_map_lookup_elem(&agg_cfgs, &slot);
+	struct chids_agg_cfg *c = bpf_map_lookup_elem(&agg_cfgs, &slot);
 	if (!c || !c->window_ns)
 		return;
 	__u64 t0 = c->t0;
@@ -348,7 +268,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 		return;
 	}
 	__u32 wi = slot * AGG_SLOTS + (__u32)(k & (AGG_SLOTS - 1));
-	struct agg_window *win = bpf_map_lookup_elem(&agg_windows, &wi);
+	struct chids_agg_window *win = bpf_map_lookup_elem(&agg_windows, &wi);
 	if (!win)
 		return;
 	if (win->window != k) {
@@ -382,7 +302,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 	int pending = label == LBL_NONE || (r && label != LBL_USN);
 
 	__u32 prev = LBL_NONE;
-	struct agg_thread *th = bpf_map_lookup_elem(&agg_threads, &tid);
+	struct chids_agg_thread *th = bpf_map_lookup_elem(&agg_threads, &tid);
 	if (th && th->slot == slot && th->window == k)
 		prev = th->label;
 
@@ -413,7 +333,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 		bit_set(win->nodes, label);
 		if (prev != LBL_NONE && (prev & LBL_PENDING)) {
 			// The pending event before this one learns its successor.
-			struct agg_rec *s = agg_scratch_rec(scr);
+			struct chids_agg_rec *s = agg_scratch_rec(scr);
 			if (s) {
 				s->watch = w->id;
 				s->window = k;
@@ -440,7 +360,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 		th->label = label;
 		th->slot = slot;
 	} else {
-		struct agg_thread t = { .window = k, .label = label, .slot = slot };
+		struct chids_agg_thread t = { .window = k, .label = label, .slot = slot };
 		bpf_map_update_elem(&agg_threads, &tid, &t, BPF_ANY);
 	}
 }
@@ -448,7 +368,7 @@ static __always_inline void agg_account(const struct watch *w, __u32 tid, __u32 
 // An event without an argument, now, on the current thread.
 // Not inlined: called from many places, and one copy keeps the programs
 // (run on every watched call) small in the instruction cache.
-static __noinline void agg_plain(const struct watch *w, __u64 ts, long nr, __u8 dir, __u32 scr)
+static __noinline void agg_plain(const struct chids_watch *w, __u64 ts, long nr, __u8 dir, __u32 scr)
 {
 	if (!(w->flags & W_AGG))
 		return;

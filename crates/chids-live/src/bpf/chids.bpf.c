@@ -10,91 +10,26 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "chids_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define PATH_LEN 256
-#define COMM_LEN 16
 // Deepest cgroup level we look for a watched ancestor at (root is level 0).
 #define MAX_LEVELS 32
 
-// x86-64 syscall numbers of the argument-bearing families.
-#define NR_open 2
-#define NR_stat 4
-#define NR_lstat 6
-#define NR_clone 56
-#define NR_execve 59
-#define NR_openat 257
-#define NR_newfstatat 262
-#define NR_execveat 322
-#define NR_connect 42
-#define NR_accept 43
-#define NR_sendto 44
-#define NR_recvfrom 45
-#define NR_bind 49
-#define NR_accept4 288
-#define NR_statx 332
-#define NR_clone3 435
-#define NR_openat2 437
-
-#define NR_fork 57
-#define NR_vfork 58
+#include "arch.bpf.h"
 
 // A 32-bit program's call (TS_COMPAT in thread_info.status) is reported as
 // its x86-64 twin when it is one of the families above (its arguments read
 // from the ia32 registers), else as NR_IA32_BASE + its ia32 number, so user
-// space names it from the ia32 table (src/live/syscalls.rs): ia32 `open` is
+// space names it from the ia32 table (src/syscalls.rs): ia32 `open` is
 // 5, which on x86-64 is `fstat`.
 #define TS_COMPAT 0x0002
-#define NR_IA32_BASE 0x10000
-
-#define DIR_ENTER 0
-#define DIR_EXIT 1
-
-#define F_HAS_PATH 1
-#define F_PATH_FAULT 2
-// The payload is a struct sockaddr (path_len bytes of it), not a path.
-#define F_HAS_SOCKADDR 4
-// Largest socket address read (sizeof(struct sockaddr_storage)).
-#define SOCKADDR_LEN 128
-
-// Counter slots (per-CPU array), summed by user space.
-#define CNT_DROPPED 0
-#define CNT_PATH_FAULT 1
-#define CNT_SINCE_WAKEUP 2 // not a statistic: see submit_flags()
-#define CNT_MIGRATED 3     // watched tasks moved out of every watched cgroup
-#define CNT_EXEC_UNMATCHED 4 // execs whose enter was not seen (entered before the capture)
-#define CNT_AGG_LOST 5 // kernel-window records or events lost (ring full, window unread)
-#define CNT_MAX 6
-
-// What a watched cgroup gets (struct watch flags).
-#define W_EMIT 1 // one ring-buffer record per event (record, per-event monitor)
-#define W_AGG 2  // window aggregation (aggregate.bpf.h)
-
-// Event header: 64 bytes, only what a `.sc` line and the windows need.
-// Events of path-bearing calls (and socket calls naming an address) carry
-// their payload right after it, only path_len bytes of it: a ring record
-// is as long as its event, not as the longest path.
-// Layout mirrored by the OFF_ constants in src/live/capture.rs.
-struct event {
-	__u64 ts;       // bpf_ktime_get_ns (CLOCK_MONOTONIC)
-	__u64 watch;    // the watched cgroup (ancestor or itself) that matched
-	__s64 ret;      // return value (exit only)
-	__u32 pid;      // thread group id
-	__u32 tid;
-	__u32 uid;
-	__s32 nr;       // syscall number
-	__u8 dir;
-	__u8 evflags;   // F_HAS_PATH, F_PATH_FAULT, F_HAS_SOCKADDR
-	__u16 path_len; // bytes of payload (a path counts its NUL; 0 when absent)
-	char comm[COMM_LEN];
-	__u32 flags;    // open flags (open family exit), 0 otherwise
-};
 
 // An event with a payload, built in a per-CPU scratch (ev_scratch) and
 // copied to the ring at its real length.
 struct event_path {
-	struct event h;
+	struct chids_event h;
 	char path[PATH_LEN];
 };
 
@@ -143,30 +78,36 @@ struct {
 	__type(value, struct event_path);
 } ev_scratch SEC(".maps");
 
-// A watched cgroup and how it is captured. Layout mirrored by
-// `Capture::watch_with` in src/live/capture.rs.
-struct watch {
-	__u64 id;    // the watched cgroup's id (the map's key)
-	__u32 flags; // W_EMIT, W_AGG
-	__u32 slot;  // aggregation slot (W_AGG)
-};
-
 // Watched cgroup ids -> how they are captured: one lookup per event tells
 // both whether and how.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, struct watch);
+	__type(value, struct chids_watch);
 } watched SEC(".maps");
 
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_MAX);
-	__type(key, __u32);
+	__type(key, __u32); // enum chids_counter (array keys must be plain ints)
 	__type(value, __u64);
 } counters SEC(".maps");
+
+// Never read: puts the ABI's enums (chids_abi.h) into the object's BTF, and
+// so into the Rust skeleton's types. (clang emits BTF only for types
+// something in the object uses.)
+const volatile struct {
+	enum chids_limit limit;
+	enum chids_dir dir;
+	enum chids_event_flag event_flag;
+	enum chids_counter counter;
+	enum chids_watch_flag watch_flag;
+	enum chids_agg_kind agg_kind;
+	enum chids_arg_class arg_class;
+	enum chids_label label;
+} chids_abi_enums = {};
 
 // Tasks (thread groups) that were moved out of every watched cgroup while
 // watched, -> the watched cgroup they came from. They are followed: their
@@ -214,7 +155,7 @@ struct verdict {
 	__u64 cgroup;
 	__u64 gen;
 	__u64 watched; // 0: not watched; else w is the answer
-	struct watch w;
+	struct chids_watch w;
 };
 
 struct {
@@ -253,9 +194,9 @@ static __always_inline void count(__u32 slot)
 #include "aggregate.bpf.h"
 
 // The watched cgroup this task belongs to (itself or any ancestor), 0 if none.
-static __always_inline struct watch *watched_cgroup_slow(__u64 cg)
+static __always_inline struct chids_watch *watched_cgroup_slow(__u64 cg)
 {
-	struct watch *w = bpf_map_lookup_elem(&watched, &cg);
+	struct chids_watch *w = bpf_map_lookup_elem(&watched, &cg);
 	if (w)
 		return w;
 	__u32 mask = level_mask;
@@ -283,7 +224,7 @@ static __always_inline struct watch *watched_cgroup_slow(__u64 cg)
 // Whether the current task is watched (1, and how in *out), through this
 // CPU's verdict. (Not once a task is followed: that answer depends on the
 // task, not its cgroup.)
-static __always_inline int watched_cgroup(struct watch *out)
+static __always_inline int watched_cgroup(struct chids_watch *out)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
 	__u64 gen = watch_gen;
@@ -295,7 +236,7 @@ static __always_inline int watched_cgroup(struct watch *out)
 		*out = v->w;
 		return 1;
 	}
-	struct watch *w = watched_cgroup_slow(cg);
+	struct chids_watch *w = watched_cgroup_slow(cg);
 	if (w)
 		*out = *w;
 	if (v) {
@@ -306,6 +247,27 @@ static __always_inline int watched_cgroup(struct watch *out)
 			v->w = *out;
 	}
 	return w != 0;
+}
+
+// struct cgroup's ancestors before and since Linux 6.2 (CO-RE flavours:
+// the loader keeps the branch the running kernel has).
+struct cgroup___ancestor_ids {
+	__u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+struct cgroup___ancestors {
+	struct cgroup *ancestors[0];
+} __attribute__((preserve_access_index));
+
+// The id of `cg`'s ancestor at `level` (0: none).
+static __always_inline __u64 ancestor_id(struct cgroup *cg, int level)
+{
+	struct cgroup___ancestors *now = (void *)cg;
+	if (bpf_core_field_exists(now->ancestors)) {
+		struct cgroup *anc = BPF_CORE_READ(now, ancestors[level]);
+		return anc ? BPF_CORE_READ(anc, kn, id) : 0;
+	}
+	struct cgroup___ancestor_ids *old = (void *)cg;
+	return BPF_CORE_READ(old, ancestor_ids[level]);
 }
 
 // The watched cgroup `cg` is (itself or an ancestor), 0 if none.
@@ -320,10 +282,9 @@ static __always_inline __u64 watched_of(struct cgroup *cg)
 	for (int i = 0; i < MAX_LEVELS; i++) {
 		if (i >= level)
 			break;
-		struct cgroup *anc = BPF_CORE_READ(cg, ancestors[i]);
-		if (!anc)
+		id = ancestor_id(cg, i);
+		if (!id)
 			break;
-		id = BPF_CORE_READ(anc, kn, id);
 		if (bpf_map_lookup_elem(&watched, &id))
 			return id;
 	}
@@ -410,8 +371,12 @@ static __always_inline int take_pending(long nr, struct pending *out)
 
 static __always_inline int in_ia32_syscall(void)
 {
+#if HAVE_IA32
 	struct task_struct *task = bpf_get_current_task_btf();
 	return (task->thread_info.status & TS_COMPAT) != 0;
+#else
+	return 0;
+#endif
 }
 
 // ia32 syscall numbers (arch/x86/entry/syscalls/syscall_32.tbl) to what
@@ -448,7 +413,7 @@ static __always_inline int is_socket_family(long nr)
 
 // `ts` is taken once per event and shared with the aggregation, so that a
 // capture doing both (the equality test) puts the event in the same window.
-static __always_inline void fill(struct event *e, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
+static __always_inline void fill(struct chids_event *e, __u64 watch, long nr, __u8 dir, long ret, __u64 ts)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts = ts;
@@ -480,11 +445,11 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 }
 
 // Not inlined, like agg_plain.
-static __noinline int emit_small(const struct watch *w, long nr, __u8 dir, long ret, __u64 ts)
+static __noinline int emit_small(const struct chids_watch *w, long nr, __u8 dir, long ret, __u64 ts)
 {
 	if (!(w->flags & W_EMIT))
 		return 0;
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct chids_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_DROPPED);
 		return 0;
@@ -517,7 +482,7 @@ static __always_inline void emit_path(struct event_path *e)
 // classic `tracepoint/raw_syscalls/...` form first copies every event into a
 // perf trace buffer for every task on the machine; measured here, that
 // alone doubled the system time of `find /usr` outside any watched cgroup.
-static __always_inline int sys_enter(const struct watch *w, struct task_state *st, struct pt_regs *regs, long id, __u64 ts)
+static __always_inline int sys_enter(const struct chids_watch *w, struct task_state *st, struct pt_regs *regs, long id, __u64 ts)
 {
 	int ia32 = in_ia32_syscall();
 	long nr = ia32 ? ia32_nr(id) : id;
@@ -527,16 +492,16 @@ static __always_inline int sys_enter(const struct watch *w, struct task_state *s
 		__u64 addr = 0, len = 0;
 		switch (nr) {
 		case NR_connect: case NR_bind:
-			addr = BPF_CORE_READ(regs, si);
-			len = BPF_CORE_READ(regs, dx);
+			addr = SYSCALL_ARG1(regs);
+			len = SYSCALL_ARG2(regs);
 			break;
 		case NR_accept: case NR_accept4:
-			addr = BPF_CORE_READ(regs, si);
-			len = BPF_CORE_READ(regs, dx); // int *addrlen
+			addr = SYSCALL_ARG1(regs);
+			len = SYSCALL_ARG2(regs); // int *addrlen
 			break;
 		case NR_sendto: case NR_recvfrom:
-			addr = BPF_CORE_READ(regs, r8);
-			len = BPF_CORE_READ(regs, r9); // recvfrom: int *addrlen
+			addr = SYSCALL_ARG4(regs);
+			len = SYSCALL_ARG5(regs); // recvfrom: int *addrlen
 			break;
 		}
 		if (addr && st) {
@@ -552,12 +517,19 @@ static __always_inline int sys_enter(const struct watch *w, struct task_state *s
 		return emit_small(w, nr, DIR_ENTER, 0, ts);
 	}
 
-	// Syscall arguments: rdi, rsi, rdx on x86-64; ebx, ecx, edx for ia32.
 	// Read once into locals (the verifier also rejects a variable index
 	// into an args array).
-	__u64 a0 = ia32 ? (__u32)BPF_CORE_READ(regs, bx) : BPF_CORE_READ(regs, di);
-	__u64 a1 = ia32 ? (__u32)BPF_CORE_READ(regs, cx) : BPF_CORE_READ(regs, si);
-	__u64 a2 = ia32 ? (__u32)BPF_CORE_READ(regs, dx) : BPF_CORE_READ(regs, dx);
+	__u64 a0 = SYSCALL_ARG0(regs);
+	__u64 a1 = SYSCALL_ARG1(regs);
+	__u64 a2 = SYSCALL_ARG2(regs);
+#if HAVE_IA32
+	// ia32 passes them in ebx, ecx, edx.
+	if (ia32) {
+		a0 = (__u32)BPF_CORE_READ(regs, bx);
+		a1 = (__u32)BPF_CORE_READ(regs, cx);
+		a2 = (__u32)BPF_CORE_READ(regs, dx);
+	}
+#endif
 	__u64 ptr = 0, flags = 0;
 	switch (nr) {
 	case NR_open: ptr = a0; flags = a1; break;
@@ -596,13 +568,13 @@ int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	struct watch w;
+	struct chids_watch w;
 	if (!watched_cgroup(&w))
 		return 0;
 	struct task_state *st = remember_watch(w.id);
 	__u64 ts;
 	__u32 depth;
-	struct agg_flight *f = agg_enter(&w, &ts, &depth);
+	struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
 	sys_enter(&w, st, regs, id, ts);
 	agg_exit(f, depth);
 	return 0;
@@ -621,11 +593,11 @@ static __always_inline struct event_path *exec_enter_event(struct pending *p, __
 
 // The deferred execve enter, aggregated: `fn` is the path (kernel memory
 // when `kernel`, else the caller's memory).
-static __always_inline void agg_exec_enter(const struct watch *w, struct pending *p, const void *fn, int kernel, __u32 scr)
+static __always_inline void agg_exec_enter(const struct chids_watch *w, struct pending *p, const void *fn, int kernel, __u32 scr)
 {
 	if (!(w->flags & W_AGG))
 		return;
-	struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, scr);
+	struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_EXEC, scr);
 	if (!r)
 		return;
 	long n = kernel ? bpf_probe_read_kernel_str(r->key.bytes, sizeof(r->key.bytes), fn)
@@ -651,17 +623,17 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	struct pending taken;
 	struct pending *p = &taken;
 	if (!take_pending(NR_execve, p) && !take_pending(NR_execveat, p)) {
-		struct watch w;
+		struct chids_watch w;
 		if (watched_cgroup(&w))
 			count(CNT_EXEC_UNMATCHED);
 		return 0;
 	}
-	struct watch w;
+	struct chids_watch w;
 	if (watched_cgroup(&w)) {
 		__u64 watch = w.id;
 		__u64 ts;
 		__u32 depth;
-		struct agg_flight *f = agg_enter(&w, &ts, &depth);
+		struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
 		if (f)
 			f->entry[depth & 3] = p->ts; // the event's time is the enter's
 		const char *fn = BPF_CORE_READ(bprm, filename);
@@ -685,7 +657,7 @@ int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 }
 
 // A socket call's exit, with the address it named when there was one.
-static __always_inline int socket_exit(const struct watch *w, long nr, long ret, __u64 ts)
+static __always_inline int socket_exit(const struct chids_watch *w, long nr, long ret, __u64 ts)
 {
 	__u64 key = bpf_get_current_pid_tgid();
 	struct pending p;
@@ -711,7 +683,7 @@ static __always_inline int socket_exit(const struct watch *w, long nr, long ret,
 	}
 
 	if (w->flags & W_AGG) {
-		struct agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK, SCR_EXIT);
+		struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK, SCR_EXIT);
 		if (r) {
 			if (bpf_probe_read_user(r->key.bytes, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 				// Unreadable: the event has no address, as in a record.
@@ -744,10 +716,9 @@ static __always_inline int is_clone_family(long nr)
 	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
 }
 
-static __always_inline int sys_exit(const struct watch *w, struct pt_regs *regs, long ret, __u64 ts)
+static __always_inline int sys_exit(const struct chids_watch *w, struct pt_regs *regs, long ret, __u64 ts)
 {
-	// The syscall number survives in orig_ax (ax holds the return value).
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = SYSCALL_NR(regs);
 	if (in_ia32_syscall()) {
 		nr = ia32_nr(nr);
 		ret = (int)ret; // eax: sign-extend the 32-bit result
@@ -756,7 +727,7 @@ static __always_inline int sys_exit(const struct watch *w, struct pt_regs *regs,
 		return socket_exit(w, nr, ret, ts);
 	if (!is_path_family(nr)) {
 		if ((w->flags & W_AGG) && is_clone_family(nr)) {
-			struct agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
+			struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
 			if (r) {
 				bpf_get_current_comm(r->key.bytes, COMM_LEN);
 				r->key.len = COMM_LEN;
@@ -795,7 +766,7 @@ static __always_inline int sys_exit(const struct watch *w, struct pt_regs *regs,
 	__u64 ptr = p.ptr, flags = p.flags;
 
 	if (w->flags & W_AGG) {
-		struct agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
+		struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
 		if (r) {
 			long n = bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), (const void *)ptr);
 			if (n <= 0) {
@@ -822,12 +793,12 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	struct watch w;
+	struct chids_watch w;
 	if (!watched_cgroup(&w))
 		return 0;
 	__u64 ts;
 	__u32 depth;
-	struct agg_flight *f = agg_enter(&w, &ts, &depth);
+	struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
 	sys_exit(&w, regs, ret, ts);
 	agg_exit(f, depth);
 	return 0;

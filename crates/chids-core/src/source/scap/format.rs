@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::event_table::{self, PFmt, PType};
+use super::event_table::{self, PFmt, PType, ParamInfo};
 use super::names;
 use super::{ScapEvent, State};
 
@@ -232,7 +232,6 @@ pub fn info_tokens(ev: &ScapEvent<'_>, out: &mut String, tokens: usize) {
     if ev.ty == event_table::GENERIC_E || ev.ty == event_table::GENERIC_X {
         return;
     }
-    let st = ev.state;
     for (i, p) in ev.params.iter().enumerate() {
         let Some(pi) = info.params.get(i) else { break };
         if tokens != usize::MAX && out.split_ascii_whitespace().nth(tokens - 1).is_some() {
@@ -243,175 +242,196 @@ pub fn info_tokens(ev: &ScapEvent<'_>, out: &mut String, tokens: usize) {
         }
         out.push_str(pi.name);
         out.push('=');
-        let p: &[u8] = p;
-        match pi.ty {
-            // An address returned in an errno slot (mmap) prints in hex.
-            PType::Errno if pi.fmt == PFmt::Hex && int(p) >= 0 => {
-                let _ = write!(out, "{:X}", uint(p));
+        push_param(out, ev, pi, p);
+    }
+}
+
+/// One parameter's value as `evt.info` prints it: the number or text, and
+/// for many types what it names in parentheses (the fd's file, the pid's
+/// command, the errno's or flags' names, the path resolved).
+fn push_param(out: &mut String, ev: &ScapEvent<'_>, pi: &ParamInfo, p: &[u8]) {
+    match pi.ty {
+        // An address returned in an errno slot (mmap) prints in hex.
+        PType::Errno if pi.fmt == PFmt::Hex && int(p) >= 0 => {
+            let _ = write!(out, "{:X}", uint(p));
+        }
+        PType::Errno => {
+            let v = int(p);
+            let _ = write!(out, "{v}");
+            push_errno_name(out, v);
+        }
+        PType::Fd => push_fd(out, ev, int(p)),
+        PType::Pid => {
+            let v = int(p);
+            let _ = write!(out, "{v}");
+            if let Some(c) = ev.state.comm(v) {
+                let _ = write!(out, "({c})");
             }
-            PType::Errno => {
-                let v = int(p);
+        }
+        PType::FsPath | PType::FsRelPath(_) => push_path(out, ev, pi.ty, p),
+        PType::CharBuf => push_lossy(out, cstr(p)),
+        PType::ByteBuf => push_bytebuf(out, p),
+        PType::Flags8 | PType::Flags16 | PType::Flags32 | PType::Mode => push_flags(out, pi, p),
+        PType::EnumFlags8 | PType::EnumFlags16 | PType::EnumFlags32 => push_enum_flag(out, pi, p),
+        PType::Ipv4Addr if p.len() == 4 => out.push_str(&ipv4(p)),
+        PType::Ipv6Addr if p.len() == 16 => out.push_str(&ipv6(p)),
+        PType::SigType => {
+            let v = uint(p);
+            let _ = write!(out, "{v}");
+            if let Some(n) = names::signal_name(v) {
+                let _ = write!(out, "({n})");
+            }
+        }
+        PType::RelTime => {
+            let v = uint(p);
+            let secs = v as f64 / 1e9;
+            let _ = write!(out, "{v}({secs}s)");
+        }
+        PType::SockTuple => out.push_str(tuple_str(p).as_deref().unwrap_or("NULL")),
+        PType::SockAddr => out.push_str(sockaddr_str(p).as_deref().unwrap_or("NULL")),
+        PType::FdList => push_fd_list(out, ev, p),
+        PType::Uid | PType::Gid => push_user_or_group(out, ev.state, pi.ty, uint(p) as u32),
+        PType::U8 | PType::U16 | PType::U32 | PType::U64 | PType::SigSet => {
+            push_unsigned(out, pi.fmt, uint(p))
+        }
+        PType::I8 | PType::I16 | PType::I32 | PType::I64 | PType::AbsTime => {
+            let v = int(p);
+            if pi.fmt == PFmt::Hex {
+                let _ = write!(out, "{v:X}");
+            } else {
                 let _ = write!(out, "{v}");
-                if v < 0 {
-                    if let Some(n) = names::errno_name(-v) {
-                        let _ = write!(out, "({n})");
-                    }
-                }
             }
-            PType::Fd => {
-                let v = int(p);
-                let _ = write!(out, "{v}");
-                if v == AT_FDCWD {
-                    out.push_str("(AT_FDCWD)");
-                } else if v < 0 {
-                    if let Some(n) = names::errno_name(-v) {
-                        let _ = write!(out, "({n})");
-                    }
-                } else if let Some(f) = st.fd(ev.tid, v) {
-                    let _ = write!(out, "(<{}>{})", f.tag, f.name);
-                }
-            }
-            PType::Pid => {
-                let v = int(p);
-                let _ = write!(out, "{v}");
-                if let Some(c) = st.comm(v) {
-                    let _ = write!(out, "({c})");
-                }
-            }
-            PType::FsPath | PType::FsRelPath(_) => {
-                let s = String::from_utf8_lossy(cstr(p));
-                out.push_str(&s);
-                if !s.is_empty() && !s.starts_with('/') {
-                    let base = relative_base(ev, pi.ty).unwrap_or_default();
-                    let _ = write!(out, "({})", resolve(&base, &s));
-                }
-            }
-            PType::CharBuf => push_lossy(out, cstr(p)),
-            PType::ByteBuf => push_bytebuf(out, p),
-            PType::Flags8 | PType::Flags16 | PType::Flags32 | PType::Mode => {
-                let v = uint(p) as u32;
-                if pi.ty == PType::Mode {
-                    let _ = write!(out, "{}", octal(v));
-                } else {
-                    let _ = write!(out, "{v}");
-                }
-                if let Some(t) = pi.table.and_then(names::flag_table) {
-                    let mut s = String::new();
-                    names::render_flags(t, v, &mut s);
-                    if !s.is_empty() {
-                        let _ = write!(out, "({s})");
-                    }
-                }
-            }
-            PType::EnumFlags8 | PType::EnumFlags16 | PType::EnumFlags32 => {
-                let v = uint(p) as u32;
-                let _ = write!(out, "{v}");
-                let name = pi
-                    .table
-                    .and_then(names::flag_table)
-                    .and_then(|t| t.iter().find(|&&(_, fv)| fv == v));
-                if let Some((n, _)) = name {
-                    let _ = write!(out, "({n})");
-                }
-            }
-            PType::Ipv4Addr if p.len() == 4 => out.push_str(&ipv4(p)),
-            PType::Ipv6Addr if p.len() == 16 => out.push_str(&ipv6(p)),
-            PType::SigType => {
-                let v = uint(p);
-                let _ = write!(out, "{v}");
-                if let Some(n) = names::signal_name(v) {
-                    let _ = write!(out, "({n})");
-                }
-            }
-            PType::RelTime => {
-                let v = uint(p);
-                let secs = v as f64 / 1e9;
-                let _ = write!(out, "{v}({secs}s)");
-            }
-            PType::SockTuple => match tuple_str(p) {
-                Some(s) => out.push_str(&s),
-                None => out.push_str("NULL"),
-            },
-            PType::SockAddr => match sockaddr_str(p) {
-                Some(s) => out.push_str(&s),
-                None => out.push_str("NULL"),
-            },
-            PType::FdList => {
-                let n = if p.len() >= 2 {
-                    u16::from_le_bytes([p[0], p[1]]) as usize
-                } else {
-                    0
-                };
-                let mut first = true;
-                for k in 0..n {
-                    let o = 2 + k * 10;
-                    let Some(e) = p.get(o..o + 10) else { break };
-                    let fd = int(&e[..8]);
-                    let fl = i16::from_le_bytes([e[8], e[9]]);
-                    if !first {
-                        out.push(' ');
-                    }
-                    first = false;
-                    let tag = st
-                        .fd(ev.tid, fd)
-                        .map(|f| f.tag.chars().next().unwrap_or('?'))
-                        .unwrap_or('?');
-                    let _ = write!(out, "{fd}:{tag}{fl}");
-                }
-            }
-            PType::Uid | PType::Gid => {
-                let v = uint(p) as u32;
-                let _ = write!(out, "{v}");
-                let names = if pi.ty == PType::Uid {
-                    &st.users
-                } else {
-                    &st.groups
-                };
-                if let Some(n) = names.get(&v) {
-                    let _ = write!(out, "({n})");
-                }
-            }
-            PType::U8 | PType::U16 | PType::U32 | PType::U64 | PType::SigSet => {
-                let v = uint(p);
-                match pi.fmt {
-                    PFmt::Hex => {
-                        let _ = write!(out, "{v:X}");
-                    }
-                    PFmt::Oct => out.push_str(&octal(v as u32)),
-                    _ => {
-                        let _ = write!(out, "{v}");
-                    }
-                }
-            }
-            PType::I8 | PType::I16 | PType::I32 | PType::I64 | PType::AbsTime => {
-                let v = int(p);
-                match pi.fmt {
-                    PFmt::Hex => {
-                        let _ = write!(out, "{v:X}");
-                    }
-                    _ => {
-                        let _ = write!(out, "{v}");
-                    }
-                }
-            }
-            PType::Dyn => {
-                // Tagged union: one index byte, then the value.
-                if p.len() > 1 {
-                    let v = &p[1..];
-                    if matches!(v.len(), 1 | 2 | 4 | 8) {
-                        let _ = write!(out, "{}", int(v));
-                    } else {
-                        push_bytebuf(out, v);
-                    }
-                }
-            }
-            PType::SyscallId
-            | PType::CharBufArray
-            | PType::CharBufPairArray
-            | PType::Ipv4Addr
-            | PType::Ipv6Addr => {
-                push_bytebuf(out, p);
-            }
+        }
+        PType::Dyn => push_dyn(out, p),
+        PType::SyscallId
+        | PType::CharBufArray
+        | PType::CharBufPairArray
+        | PType::Ipv4Addr
+        | PType::Ipv6Addr => push_bytebuf(out, p),
+    }
+}
+
+/// `(ENOENT)` after a negative result, when the errno has a name.
+fn push_errno_name(out: &mut String, v: i64) {
+    if v < 0 {
+        if let Some(n) = names::errno_name(-v) {
+            let _ = write!(out, "({n})");
+        }
+    }
+}
+
+/// A descriptor and what it names: `3(<f>/etc/passwd)`.
+fn push_fd(out: &mut String, ev: &ScapEvent<'_>, v: i64) {
+    let _ = write!(out, "{v}");
+    if v == AT_FDCWD {
+        out.push_str("(AT_FDCWD)");
+    } else if v < 0 {
+        push_errno_name(out, v);
+    } else if let Some(f) = ev.state.fd(ev.tid, v) {
+        let _ = write!(out, "(<{}>{})", f.tag, f.name);
+    }
+}
+
+/// A path, and a relative one resolved against its base in parentheses.
+fn push_path(out: &mut String, ev: &ScapEvent<'_>, ty: PType, p: &[u8]) {
+    let s = String::from_utf8_lossy(cstr(p));
+    out.push_str(&s);
+    if !s.is_empty() && !s.starts_with('/') {
+        let base = relative_base(ev, ty).unwrap_or_default();
+        let _ = write!(out, "({})", resolve(&base, &s));
+    }
+}
+
+/// A flags (or mode) value and the names of its set bits.
+fn push_flags(out: &mut String, pi: &ParamInfo, p: &[u8]) {
+    let v = uint(p) as u32;
+    if pi.ty == PType::Mode {
+        let _ = write!(out, "{}", octal(v));
+    } else {
+        let _ = write!(out, "{v}");
+    }
+    if let Some(t) = pi.table.and_then(names::flag_table) {
+        let mut s = String::new();
+        names::render_flags(t, v, &mut s);
+        if !s.is_empty() {
+            let _ = write!(out, "({s})");
+        }
+    }
+}
+
+/// An enumerated value and its one name.
+fn push_enum_flag(out: &mut String, pi: &ParamInfo, p: &[u8]) {
+    let v = uint(p) as u32;
+    let _ = write!(out, "{v}");
+    let name = pi
+        .table
+        .and_then(names::flag_table)
+        .and_then(|t| t.iter().find(|&&(_, fv)| fv == v));
+    if let Some((n, _)) = name {
+        let _ = write!(out, "({n})");
+    }
+}
+
+/// A poll list: `fd:TAGflags` per entry (2-byte count, then 8-byte fd and
+/// 2-byte flags each).
+fn push_fd_list(out: &mut String, ev: &ScapEvent<'_>, p: &[u8]) {
+    let n = if p.len() >= 2 {
+        u16::from_le_bytes([p[0], p[1]]) as usize
+    } else {
+        0
+    };
+    let mut first = true;
+    for k in 0..n {
+        let o = 2 + k * 10;
+        let Some(e) = p.get(o..o + 10) else { break };
+        let fd = int(&e[..8]);
+        let fl = i16::from_le_bytes([e[8], e[9]]);
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        let tag = ev
+            .state
+            .fd(ev.tid, fd)
+            .map(|f| f.tag.chars().next().unwrap_or('?'))
+            .unwrap_or('?');
+        let _ = write!(out, "{fd}:{tag}{fl}");
+    }
+}
+
+/// A uid or gid and its name from the capture's user list.
+fn push_user_or_group(out: &mut String, st: &State, ty: PType, v: u32) {
+    let _ = write!(out, "{v}");
+    let names = if ty == PType::Uid {
+        &st.users
+    } else {
+        &st.groups
+    };
+    if let Some(n) = names.get(&v) {
+        let _ = write!(out, "({n})");
+    }
+}
+
+fn push_unsigned(out: &mut String, fmt: PFmt, v: u64) {
+    match fmt {
+        PFmt::Hex => {
+            let _ = write!(out, "{v:X}");
+        }
+        PFmt::Oct => out.push_str(&octal(v as u32)),
+        _ => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// A tagged union: one index byte, then the value.
+fn push_dyn(out: &mut String, p: &[u8]) {
+    if p.len() > 1 {
+        let v = &p[1..];
+        if matches!(v.len(), 1 | 2 | 4 | 8) {
+            let _ = write!(out, "{}", int(v));
+        } else {
+            push_bytebuf(out, v);
         }
     }
 }

@@ -245,9 +245,11 @@ pub fn read_stream(
     sink: &mut RawSink<'_>,
 ) -> Result<ReadStats, SourceError> {
     let mut br = BlockReader::new(input);
-    let mut state = State::default();
-    let mut stats = ReadStats::default();
-    let mut num = 0u64;
+    let mut reader = EventReader {
+        state: State::default(),
+        stats: ReadStats::default(),
+        num: 0,
+    };
     let mut first = true;
     let berr = |e: block::BlockError| SourceError::new(path, Position::Byte(e.offset), e.message);
     while let Some(blk) = br.next_block().map_err(berr)? {
@@ -265,27 +267,11 @@ pub fn read_stream(
                 ));
             }
         }
+        let (state, stats) = (&mut reader.state, &mut reader.stats);
         let kind = blk.kind & !block::INT_BIT;
         match kind {
             block::SHB => {
-                let mut c = Cur::new(blk.body);
-                match c.u32() {
-                    Some(block::BYTE_ORDER_MAGIC) => {}
-                    Some(m) if m.swap_bytes() == block::BYTE_ORDER_MAGIC => {
-                        return Err(SourceError::new(
-                            path,
-                            at,
-                            "big-endian captures are not supported",
-                        ))
-                    }
-                    _ => {
-                        return Err(SourceError::new(
-                            path,
-                            at,
-                            "section header has a bad byte-order magic",
-                        ))
-                    }
-                }
+                check_byte_order(blk.body).map_err(|why| SourceError::new(path, at, why))?
             }
             block::PL_V1
             | block::PL_V2
@@ -296,12 +282,12 @@ pub fn read_stream(
             | block::PL_V7
             | block::PL_V8
             | block::PL_V9 => {
-                if let Err(why) = read_proclist(blk.body, kind, &mut state) {
+                if let Err(why) = read_proclist(blk.body, kind, state) {
                     stats.malformed_at(at, format!("process list: {why}"));
                 }
             }
             block::FDL | block::FDL_V2 => {
-                if let Err(why) = read_fdlist(blk.body, kind == block::FDL_V2, &mut state) {
+                if let Err(why) = read_fdlist(blk.body, kind == block::FDL_V2, state) {
                     stats.malformed_at(at, format!("fd list: {why}"));
                 }
             }
@@ -310,54 +296,8 @@ pub fn read_stream(
             | block::EV_V2
             | block::EVF_V2
             | block::EV_V2_LARGE
-            | block::EVF_V2_LARGE => {
-                let flags = matches!(kind, block::EVF | block::EVF_V2 | block::EVF_V2_LARGE);
-                let v2 = !matches!(kind, block::EV | block::EVF);
-                match decode_event(blk.body, flags, v2) {
-                    Ok(raw) => {
-                        // Types newer than our table are skipped without a
-                        // number, as sysdig does, and counted as malformed.
-                        let Some(info) = event_table::info(raw.ty) else {
-                            stats.malformed_at(at, format!("unknown event type {}", raw.ty));
-                            continue;
-                        };
-                        num += 1;
-                        if let Some(gone) = state.remove_next.take() {
-                            state.threads.remove(&gone);
-                        }
-                        // Filled in place: no copy of the inline slots.
-                        let mut params = Params::new();
-                        if let Err(why) = split_params(raw.payload, raw.nparams, info, &mut params)
-                        {
-                            stats.malformed_at(at, why);
-                            continue;
-                        }
-                        state::update_state(&mut state, raw.tid, raw.ty, &params, info);
-                        let name = event_name(raw.ty, info, &params);
-                        let ev = ScapEvent {
-                            num,
-                            cpu: raw.cpu,
-                            ts_ns: raw.ts,
-                            tid: raw.tid,
-                            ty: raw.ty,
-                            dir: if raw.ty % 2 == 0 {
-                                Direction::Enter
-                            } else {
-                                Direction::Exit
-                            },
-                            name,
-                            info: Some(info),
-                            params: &params,
-                            state: &state,
-                            thread: state.threads.get(&raw.tid),
-                        };
-                        stats.events += 1;
-                        sink(&ev)?;
-                    }
-                    Err(why) => stats.malformed_at(at, why),
-                }
-            }
-            block::UL | block::UL_V2 => read_userlist(blk.body, kind == block::UL_V2, &mut state),
+            | block::EVF_V2_LARGE => reader.event_block(blk.body, kind, at, sink)?,
+            block::UL | block::UL_V2 => read_userlist(blk.body, kind == block::UL_V2, state),
             // Machine info and interface lists carry nothing we print;
             // unknown blocks are skipped by their length like sysdig does.
             _ => {}
@@ -366,7 +306,87 @@ pub fn read_stream(
     if first {
         return Err(SourceError::new(path, Position::Byte(0), "empty file"));
     }
-    Ok(stats)
+    Ok(reader.stats)
+}
+
+/// A section header's byte-order magic: only little-endian captures are read.
+fn check_byte_order(body: &[u8]) -> Result<(), &'static str> {
+    match Cur::new(body).u32() {
+        Some(block::BYTE_ORDER_MAGIC) => Ok(()),
+        Some(m) if m.swap_bytes() == block::BYTE_ORDER_MAGIC => {
+            Err("big-endian captures are not supported")
+        }
+        _ => Err("section header has a bad byte-order magic"),
+    }
+}
+
+/// What [`read_stream`] carries from block to block.
+struct EventReader {
+    state: State,
+    stats: ReadStats,
+    /// The number of the last event handed on (sysdig's `evt.num`).
+    num: u64,
+}
+
+impl EventReader {
+    /// Decodes one event block, applies it to the state and hands it to
+    /// `sink`; a malformed one is counted and skipped.
+    fn event_block(
+        &mut self,
+        body: &[u8],
+        kind: u32,
+        at: Position,
+        sink: &mut RawSink<'_>,
+    ) -> Result<(), SourceError> {
+        let flags = matches!(kind, block::EVF | block::EVF_V2 | block::EVF_V2_LARGE);
+        let v2 = !matches!(kind, block::EV | block::EVF);
+        let raw = match decode_event(body, flags, v2) {
+            Ok(raw) => raw,
+            Err(why) => {
+                self.stats.malformed_at(at, why);
+                return Ok(());
+            }
+        };
+        // Types newer than our table are skipped without a number, as
+        // sysdig does, and counted as malformed.
+        let Some(info) = event_table::info(raw.ty) else {
+            self.stats
+                .malformed_at(at, format!("unknown event type {}", raw.ty));
+            return Ok(());
+        };
+        self.num += 1;
+        let state = &mut self.state;
+        if let Some(gone) = state.remove_next.take() {
+            state.threads.remove(&gone);
+        }
+        // Filled in place: no copy of the inline slots.
+        let mut params = Params::new();
+        if let Err(why) = split_params(raw.payload, raw.nparams, info, &mut params) {
+            self.stats.malformed_at(at, why);
+            return Ok(());
+        }
+        state::update_state(state, raw.tid, raw.ty, &params, info);
+        let name = event_name(raw.ty, info, &params);
+        let ev = ScapEvent {
+            num: self.num,
+            cpu: raw.cpu,
+            ts_ns: raw.ts,
+            tid: raw.tid,
+            ty: raw.ty,
+            dir: if raw.ty % 2 == 0 {
+                Direction::Enter
+            } else {
+                Direction::Exit
+            },
+            name,
+            info: Some(info),
+            params: &params,
+            state,
+            thread: state.threads.get(&raw.tid),
+        };
+        self.stats.events += 1;
+        sink(&ev)
+    }
 }
 
 fn event_name(ty: u16, info: &'static EventInfo, params: &[&[u8]]) -> &'static str {

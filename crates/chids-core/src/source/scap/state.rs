@@ -8,10 +8,12 @@ use super::event_table::{self, EventInfo};
 use std::sync::LazyLock;
 
 use super::events_gen::{EC_SYSCALL, EVENTS};
-use super::format::{
-    cstr, cwd_of, int, resolve, sockaddr_str, tuple_str, uint, unix_path, AT_FDCWD,
-};
-use super::{FdInfo, State, Text, Thread};
+use super::format::{cstr, int, uint};
+use super::{State, Thread};
+
+mod fds;
+mod sockets;
+mod threads;
 
 // PPM encodings (ppm_events_public.h) of the flags the state depends on.
 const O_DIRECTORY: u32 = 1 << 10;
@@ -140,435 +142,132 @@ static TYPES: LazyLock<Vec<(ExitKind, EnterSlots)>> = LazyLock::new(|| {
 
 /// Applies what sysdig learns from an event to the thread and fd tables.
 pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &EventInfo) {
-    let name = info.name;
     let exit = ty % 2 == 1;
     let (kind, slots) = TYPES[ty as usize];
     if !exit {
-        let slot = |i: u8| param(params, i as usize);
-        let mut p = Pending::default();
-        if let Some(v) = slot(slots.fd) {
-            p.fd = int(v);
-        }
-        if let Some(v) = slot(slots.domain) {
-            p.domain = uint(v) as u32;
-        }
-        if let Some(v) = slot(slots.sock_type) {
-            p.sock_type = uint(v) as u32;
-        }
-        if let Some(v) = slot(slots.name) {
-            p.path = cstr(v).to_vec();
-        }
-        if let Some(v) = slot(slots.flags) {
-            p.flags = uint(v) as u32;
-        }
-        if let Some(v) = slot(slots.dirfd) {
-            p.dirfd = int(v);
-        }
-        if let Some(v) = slot(slots.cmd) {
-            p.flags = uint(v) as u32;
-        }
-        if ty == event_table::PROCEXIT_E || ty == event_table::PROCEXIT_1_E {
-            st.remove_next = Some(tid);
-        }
-        if tid == -1
-            && (ty == event_table::CONTAINER_JSON_E || ty == event_table::CONTAINER_JSON_2_E)
-        {
-            if let Some(id) = params.first().and_then(|j| json_id(j)) {
-                st.threads.insert(
-                    tid,
-                    Thread {
-                        pid: tid,
-                        comm: format!("container:{id}").into(),
-                        ..Thread::default()
-                    },
-                );
-            }
-        }
-        // Scheduler and other non-syscall events interleave between a
-        // syscall's enter and exit; they must not replace its memory.
-        if info.category & EC_SYSCALL != 0 {
-            st.pending.insert(tid, p);
-        }
+        enter(st, tid, ty, params, info, slots);
         return;
     }
     let pend = st.pending.remove(&tid).unwrap_or_default();
     if kind == ExitKind::Other {
         return;
     }
-    // A current driver sends only exit events, each carrying the arguments
-    // (fd, domain, cmd, ...) an older one sent with the enter: read them
-    // from the exit when it has them, from the enter's memory otherwise.
-    let arg_fd =
-        |key: &str, remembered: i64| named(info, params, key).map(int).unwrap_or(remembered);
-    let res = params.first().map(|v| int(v)).unwrap_or(-1);
+    let ev = Exit {
+        tid,
+        info,
+        params,
+        res: params.first().map(|v| int(v)).unwrap_or(-1),
+        pend,
+    };
     match kind {
-        ExitKind::Open => {
-            let fd = res;
-            if fd < 0 {
-                return;
-            }
-            let (path, flags, dirfd) =
-                match named(info, params, "name").or_else(|| named(info, params, "path")) {
-                    Some(n) => (
-                        cstr(n).to_vec(),
-                        named(info, params, "flags")
-                            .map(|f| uint(f) as u32)
-                            .unwrap_or(0),
-                        named(info, params, "dirfd").map(int).unwrap_or(AT_FDCWD),
-                    ),
-                    None => (pend.path.clone(), pend.flags, pend.dirfd),
-                };
-            let path = String::from_utf8_lossy(&path).into_owned();
-            let full = if path.starts_with('/') {
-                path
-            } else {
-                let base = if name == "openat" || name == "openat2" {
-                    if dirfd == AT_FDCWD {
-                        cwd_of(st, tid)
-                    } else {
-                        st.fd(tid, dirfd)
-                            .map(|f| f.name.to_string())
-                            .unwrap_or_default()
-                    }
-                } else {
-                    cwd_of(st, tid)
-                };
-                resolve(&base, &path)
-            };
-            let tag = if flags & O_DIRECTORY != 0 { "d" } else { "f" };
-            st.fd_table(tid).insert(
-                fd,
-                FdInfo {
-                    tag: tag.to_string(),
-                    name: full.into(),
-                    cloexec: flags & O_CLOEXEC != 0,
-                },
-            );
-        }
-        ExitKind::Socket => {
-            let fd = res;
-            if fd >= 0 {
-                let domain = named(info, params, "domain").map_or(pend.domain, |v| uint(v) as u32);
-                let sock_type =
-                    named(info, params, "type").map_or(pend.sock_type, |v| uint(v) as u32);
-                let tag = match domain {
-                    2 => "4",
-                    10 => "6",
-                    1 => "u",
-                    16 => "n",
-                    _ => "o",
-                };
-                let flags = named(info, params, "flags").map_or(0, |v| uint(v) as u32);
-                st.fd_table(tid).insert(
-                    fd,
-                    FdInfo {
-                        tag: tag.to_string(),
-                        name: Text::default(),
-                        cloexec: flags & O_CLOEXEC != 0,
-                    },
-                );
-                st.sock_types.insert((st.pid_of(tid), fd), sock_type);
-            }
-        }
-        ExitKind::Socketpair => {
-            if res < 0 {
-                return;
-            }
-            for key in ["fd1", "fd2"] {
-                let fd = named(info, params, key).map(int).unwrap_or(-1);
-                if fd >= 0 {
-                    st.fd_table(tid).insert(
-                        fd,
-                        FdInfo {
-                            tag: "u".into(),
-                            ..FdInfo::default()
-                        },
-                    );
-                }
-            }
-        }
-        ExitKind::Connect => {
-            if res < 0 && res != -115 {
-                return;
-            }
-            let Some(tp) = named(info, params, "tuple") else {
-                return;
-            };
-            let fd = arg_fd("fd", pend.fd);
-            let key = (st.pid_of(tid), fd);
-            let stype = st.sock_types.get(&key).copied().unwrap_or(1);
-            let Some(f) = st.fd_table(tid).get_mut(&fd) else {
-                return;
-            };
-            if let Some(p) = unix_path(tp) {
-                f.name = p.into();
-            } else if let Some(s) = tuple_str(tp) {
-                f.tag = l4_tag(&f.tag[..1], stype);
-                f.name = s.into();
-            }
-        }
-        ExitKind::Bind => {
-            if res < 0 {
-                return;
-            }
-            let Some(a) = named(info, params, "addr") else {
-                return;
-            };
-            let fd = arg_fd("fd", pend.fd);
-            let key = (st.pid_of(tid), fd);
-            let stype = st.sock_types.get(&key).copied().unwrap_or(1);
-            if let Some(f) = st.fd_table(tid).get_mut(&fd) {
-                if let Some(s) = sockaddr_str(a) {
-                    if a.first() != Some(&1) {
-                        f.tag = l4_tag(&f.tag[..1], stype);
-                    }
-                    f.name = s.into();
-                }
-            }
-        }
-        ExitKind::Accept => {
-            let fd = res;
-            if fd < 0 {
-                return;
-            }
-            let tp = named(info, params, "tuple").unwrap_or(&[]);
-            let (tag, name) = match tp.first() {
-                Some(2) => ("4t".to_string(), tuple_str(tp).unwrap_or_default()),
-                Some(10) => ("6t".to_string(), tuple_str(tp).unwrap_or_default()),
-                Some(1) => ("u".to_string(), unix_path(tp).unwrap_or_default()),
-                _ => ("o".to_string(), String::new()),
-            };
-            // The driver records SOCK_CLOEXEC as the file flag O_CLOEXEC.
-            let cloexec =
-                named(info, params, "flags").is_some_and(|f| uint(f) as u32 & O_CLOEXEC != 0);
-            st.fd_table(tid).insert(
-                fd,
-                FdInfo {
-                    tag,
-                    name: name.into(),
-                    cloexec,
-                },
-            );
-        }
-        ExitKind::Pipe => {
-            let cloexec =
-                named(info, params, "flags").is_some_and(|f| uint(f) as u32 & O_CLOEXEC != 0);
-            for key in ["fd1", "fd2"] {
-                if let Some(v) = named(info, params, key) {
-                    let fd = int(v);
-                    if fd >= 0 {
-                        st.fd_table(tid).insert(
-                            fd,
-                            FdInfo {
-                                tag: "p".into(),
-                                cloexec,
-                                ..FdInfo::default()
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        ExitKind::NewFd => {
-            let fd = res;
-            if fd < 0 {
-                return;
-            }
-            let tag = match name {
-                "eventfd" | "eventfd2" => "e",
-                "signalfd" | "signalfd4" => "s",
-                "timerfd_create" => "t",
-                "inotify_init" | "inotify_init1" => "i",
-                "epoll_create" | "epoll_create1" => "l",
-                "userfaultfd" => "u",
-                "io_uring_setup" => "r",
-                "pidfd_open" => "P",
-                "bpf" => "b",
-                _ => "m",
-            };
-            if name == "bpf" && info.params.first().map(|p| p.name) != Some("fd") {
-                // Old bpf events return a result, not a descriptor.
-                return;
-            }
-            let flags = named(info, params, "flags").map_or(0, |v| uint(v) as u32);
-            let cloexec = match name {
-                "memfd_create" => flags & PPM_MFD_CLOEXEC != 0,
-                "epoll_create1" => flags & PPM_EPOLL_CLOEXEC != 0,
-                "eventfd2" | "signalfd4" | "inotify_init1" | "userfaultfd" => {
-                    flags & O_CLOEXEC != 0
-                }
-                _ => false,
-            };
-            let fd_name = match (name, named(info, params, "name")) {
-                ("memfd_create", Some(n)) => String::from_utf8_lossy(cstr(n)).into_owned(),
-                _ => String::new(),
-            };
-            st.fd_table(tid).insert(
-                fd,
-                FdInfo {
-                    tag: tag.into(),
-                    name: fd_name.into(),
-                    cloexec,
-                },
-            );
-        }
-        ExitKind::Dup => {
-            let old = named(info, params, "oldfd")
-                .or_else(|| named(info, params, "fd"))
-                .map(int)
-                .unwrap_or(pend.fd);
-            if res < 0 || res == old {
-                return;
-            }
-            let mut cloexec = false;
-            if name == "fcntl" {
-                // Only F_DUPFD / F_DUPFD_CLOEXEC create descriptors (the
-                // enter's `cmd` is kept in `Pending::flags`).
-                let cmd = named(info, params, "cmd").map_or(pend.flags, |v| uint(v) as u32);
-                if !matches!(cmd, PPM_FCNTL_F_DUPFD | PPM_FCNTL_F_DUPFD_CLOEXEC) {
-                    return;
-                }
-                cloexec = cmd == PPM_FCNTL_F_DUPFD_CLOEXEC;
-            } else if name == "dup3" {
-                cloexec =
-                    named(info, params, "flags").is_some_and(|f| uint(f) as u32 & O_CLOEXEC != 0);
-            }
-            // dup2/dup3 close what `newfd` named before: the copy replaces it.
-            match st.fd(tid, old).cloned() {
-                Some(mut f) => {
-                    f.cloexec = cloexec;
-                    st.fd_table(tid).insert(res, f);
-                }
-                None => {
-                    st.fd_table(tid).remove(&res);
-                }
-            }
-        }
-        ExitKind::Close if res >= 0 => {
-            let fd = arg_fd("fd", pend.fd);
-            st.fd_table(tid).remove(&fd);
-        }
-        ExitKind::CloseRange => {
-            if res < 0 {
-                return;
-            }
-            let bound = |k: &str| named(info, params, k).map(|v| uint(v) as i64);
-            let (Some(first), Some(last)) = (bound("first"), bound("last")) else {
-                return;
-            };
-            let flags = named(info, params, "flags").map_or(0, |v| uint(v) as u32);
-            let table = st.fd_table(tid);
-            if flags & PPM_CLOSE_RANGE_CLOEXEC != 0 {
-                for (_, f) in table
-                    .iter_mut()
-                    .filter(|(fd, _)| (first..=last).contains(*fd))
-                {
-                    f.cloexec = true;
-                }
-            } else {
-                table.retain(|fd, _| !(first..=last).contains(fd));
-            }
-        }
-        ExitKind::Chdir if res >= 0 => {
-            if let Some(p) = named(info, params, "path") {
-                let p = String::from_utf8_lossy(cstr(p)).into_owned();
-                let cwd = cwd_of(st, tid);
-                let mut full = resolve(&cwd, &p);
-                if !full.ends_with('/') {
-                    full.push('/');
-                }
-                if let Some(t) = st.threads.get_mut(&tid) {
-                    t.cwd = full;
-                }
-            }
-        }
-        ExitKind::Clone => clone_exit(st, tid, params, info),
-        ExitKind::Execve => {
-            if res != 0 {
-                return;
-            }
-            let comm = named(info, params, "comm")
-                .or_else(|| named(info, params, "exe"))
-                .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
-                .unwrap_or_default();
-            let pid = named(info, params, "pid").map(int).unwrap_or(tid);
-            let cwd =
-                named(info, params, "cwd").map(|v| String::from_utf8_lossy(cstr(v)).into_owned());
-            let container = named(info, params, "cgroups").and_then(super::container_from_cgroups);
-            let t = st.threads.entry(tid).or_default();
-            t.comm = comm.into();
-            t.pid = pid;
-            if let Some(c) = cwd.filter(|c| !c.is_empty()) {
-                t.cwd = c;
-            }
-            if container.is_some() {
-                t.container = container;
-            }
-            // Descriptors opened close-on-exec are gone after exec.
-            st.fd_table(tid).retain(|_, f| !f.cloexec);
-        }
+        ExitKind::Open => fds::open(st, &ev),
+        ExitKind::Socket => sockets::socket(st, &ev),
+        ExitKind::Socketpair => sockets::socketpair(st, &ev),
+        ExitKind::Connect => sockets::connect(st, &ev),
+        ExitKind::Bind => sockets::bind(st, &ev),
+        ExitKind::Accept => sockets::accept(st, &ev),
+        ExitKind::Pipe => fds::pipe(st, &ev),
+        ExitKind::NewFd => fds::new_fd(st, &ev),
+        ExitKind::Dup => fds::dup(st, &ev),
+        ExitKind::Close if ev.res >= 0 => fds::close(st, &ev),
+        ExitKind::CloseRange => fds::close_range(st, &ev),
+        ExitKind::Chdir if ev.res >= 0 => threads::chdir(st, &ev),
+        ExitKind::Clone => threads::clone(st, &ev),
+        ExitKind::Execve => threads::execve(st, &ev),
         ExitKind::Close | ExitKind::Chdir | ExitKind::Other => {}
     }
 }
 
-fn clone_exit(st: &mut State, tid: i64, params: &[&[u8]], info: &EventInfo) {
-    let res = params.first().map(|v| int(v)).unwrap_or(-1);
-    if res < 0 {
-        return;
+/// An enter event: remembers its arguments for the thread's exit, and
+/// applies the few enter events that change the tables themselves.
+fn enter(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &EventInfo, slots: EnterSlots) {
+    let slot = |i: u8| param(params, i as usize);
+    let mut p = Pending::default();
+    if let Some(v) = slot(slots.fd) {
+        p.fd = int(v);
     }
-    let get = |n: &str| named(info, params, n);
-    let comm = get("comm")
-        .or_else(|| get("exe"))
-        .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
-        .unwrap_or_default();
-    let flags = get("flags").map(|v| uint(v) as u32).unwrap_or(0);
-    let is_thread = flags & (1 << 13) != 0;
-    let cwd = get("cwd")
-        .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
-        .unwrap_or_default();
-    let container = get("cgroups").and_then(super::container_from_cgroups);
-    let (child, parent_tid) = if res == 0 {
-        (tid, get("ptid").map(int).unwrap_or(-1))
-    } else {
-        (res, tid)
-    };
-    // Inside a pid namespace the parent sees the child's id in that
-    // namespace, not the global tid: then sysdig learns the child only from
-    // the child's own exit.
-    if res != 0 {
-        let in_ns = get("vtid").map(int).is_some_and(|v| v != tid);
-        if in_ns || st.threads.contains_key(&child) {
-            return;
+    if let Some(v) = slot(slots.domain) {
+        p.domain = uint(v) as u32;
+    }
+    if let Some(v) = slot(slots.sock_type) {
+        p.sock_type = uint(v) as u32;
+    }
+    if let Some(v) = slot(slots.name) {
+        p.path = cstr(v).to_vec();
+    }
+    if let Some(v) = slot(slots.flags) {
+        p.flags = uint(v) as u32;
+    }
+    if let Some(v) = slot(slots.dirfd) {
+        p.dirfd = int(v);
+    }
+    if let Some(v) = slot(slots.cmd) {
+        p.flags = uint(v) as u32;
+    }
+    if ty == event_table::PROCEXIT_E || ty == event_table::PROCEXIT_1_E {
+        st.remove_next = Some(tid);
+    }
+    if tid == -1 && (ty == event_table::CONTAINER_JSON_E || ty == event_table::CONTAINER_JSON_2_E) {
+        if let Some(id) = params.first().and_then(|j| json_id(j)) {
+            st.threads.insert(
+                tid,
+                Thread {
+                    pid: tid,
+                    comm: format!("container:{id}").into(),
+                    ..Thread::default()
+                },
+            );
         }
     }
-    let parent = st.threads.get(&parent_tid).cloned();
-    let pid = if res == 0 {
-        get("pid").map(int).unwrap_or(child)
-    } else if is_thread {
-        parent.as_ref().map(|p| p.pid).unwrap_or(parent_tid)
-    } else {
-        child
-    };
-    let parent_pid = parent.as_ref().map(|p| p.pid).unwrap_or(parent_tid);
-    if pid != parent_pid && !st.fds.contains_key(&pid) {
-        if let Some(tab) = st.fds.get(&parent_pid).cloned() {
-            st.fds.insert(pid, tab);
-        }
+    // Scheduler and other non-syscall events interleave between a
+    // syscall's enter and exit; they must not replace its memory.
+    if info.category & EC_SYSCALL != 0 {
+        st.pending.insert(tid, p);
     }
-    let container = container.or_else(|| parent.as_ref().and_then(|p| p.container.clone()));
-    st.threads.insert(
-        child,
-        Thread {
-            pid,
-            comm: comm.into(),
-            cwd: if cwd.is_empty() {
-                parent.map(|p| p.cwd).unwrap_or_default()
-            } else {
-                cwd
-            },
-            container,
-        },
-    );
+}
+
+/// An exit event being applied: its parameters by name, its result (the
+/// first parameter) and what the thread's enter event remembered.
+struct Exit<'e, 'p> {
+    tid: i64,
+    info: &'e EventInfo,
+    params: &'e [&'p [u8]],
+    res: i64,
+    pend: Pending,
+}
+
+impl<'p> Exit<'_, 'p> {
+    fn name(&self) -> &'static str {
+        self.info.name
+    }
+
+    fn get(&self, key: &str) -> Option<&'p [u8]> {
+        named(self.info, self.params, key)
+    }
+
+    /// A signed argument, or `absent`. A current driver sends only exit
+    /// events, each carrying the arguments (fd, domain, cmd, ...) an older
+    /// one sent with the enter: handlers read them from the exit when it
+    /// has them, from the enter's memory (`pend`) otherwise.
+    fn int_or(&self, key: &str, absent: i64) -> i64 {
+        self.get(key).map(int).unwrap_or(absent)
+    }
+
+    /// An unsigned 32-bit argument, or `absent`.
+    fn u32_or(&self, key: &str, absent: u32) -> u32 {
+        self.get(key).map_or(absent, |v| uint(v) as u32)
+    }
+
+    /// The `flags` argument (0 when absent).
+    fn flags(&self) -> u32 {
+        self.u32_or("flags", 0)
+    }
+
+    /// A string argument, up to its NUL, lossily decoded.
+    fn text(&self, key: &str) -> Option<String> {
+        self.get(key)
+            .map(|v| String::from_utf8_lossy(cstr(v)).into_owned())
+    }
 }
 
 fn json_id(j: &[u8]) -> Option<String> {

@@ -26,16 +26,15 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::bundle::{
-    check_common, read_baseline_json, write_bundle_files, BASELINE_FILE, FORMAT_VERSION, KIND,
+    check_common, read_baseline_json, save_bundle, BASELINE_FILE, FORMAT_VERSION, KIND,
 };
 use crate::model::BundleError;
 use crate::scored::ScoredRecording;
 use crate::train::{read_warnings, Progress, Step};
-use chids_core::event::{Direction, Event};
-use chids_core::features::{too_many_windows, WindowFeatures};
+use chids_core::features::too_many_windows;
 use chids_core::mode::Mode;
 use chids_core::source::{EventSource, ReadOptions, SourceError};
-use chids_core::window::{Bucket, Closed, WindowStats, Windower, MAX_WINDOWS_PER_RECORDING};
+use chids_core::window::WindowStats;
 
 /// `baseline.json`'s `detector` for STIDE bundles.
 pub const DETECTOR: &str = "stide";
@@ -44,36 +43,7 @@ pub const SEQUENCES_FILE: &str = "stide_sequences.json";
 pub const DEFAULT_LENGTH: usize = 6;
 pub const DEFAULT_FRAME: usize = 20;
 /// Id of a system call the database never saw: no stored sequence holds it.
-const UNKNOWN: u32 = u32::MAX;
-
-/// One STIDE window: its event count and largest sequence score, bounded
-/// however many events it holds.
-#[derive(Default)]
-struct StideWindow {
-    events: u64,
-    max: Option<f64>,
-}
-
-impl StideWindow {
-    fn add(&mut self, score: Option<f64>) {
-        self.events += 1;
-        if let Some(s) = score {
-            self.max = Some(self.max.map_or(s, |m| m.max(s)));
-        }
-    }
-}
-
-impl Bucket for StideWindow {
-    fn events(&self) -> u64 {
-        self.events
-    }
-    fn append(&mut self, later: Self) {
-        self.events += later.events;
-        if let Some(s) = later.max {
-            self.max = Some(self.max.map_or(s, |m| m.max(s)));
-        }
-    }
-}
+pub(crate) const UNKNOWN: u32 = u32::MAX;
 
 /// How STIDE reads and scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,55 +151,10 @@ struct SequencesFile {
     sequences: Vec<Vec<u32>>,
 }
 
-/// String ↔ id table local to one recording.
-#[derive(Default)]
-struct Names {
-    ids: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-}
+mod stream;
 
-impl Names {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        id
-    }
-}
-
-/// Per-thread sliding sequences over a stream of events.
-struct Sequencer {
-    mode: Mode,
-    length: usize,
-    threads: FxHashMap<i64, Vec<u32>>,
-}
-
-impl Sequencer {
-    fn new(mode: Mode, length: usize) -> Self {
-        Sequencer {
-            mode,
-            length,
-            threads: FxHashMap::default(),
-        }
-    }
-
-    /// Adds one event; returns the sequence it completes, if any.
-    fn push(&mut self, event: &Event<'_>, id: impl FnOnce(&str) -> u32) -> Option<&[u32]> {
-        if event.dir != Direction::Enter {
-            return None;
-        }
-        let call = id(self.mode.node_name(event.syscall));
-        let seq = self.threads.entry(event.tid).or_default();
-        if seq.len() == self.length {
-            seq.remove(0);
-        }
-        seq.push(call);
-        (seq.len() == self.length).then_some(&seq[..])
-    }
-}
+pub use stream::StideStream;
+use stream::{Names, Sequencer};
 
 /// The sequences of one training recording, in its own ids.
 struct RecordingSequences {
@@ -393,82 +318,30 @@ impl StideModel {
         source: &dyn EventSource,
         read: &ReadOptions,
     ) -> Result<ScoredRecording, SourceError> {
-        let settings = &self.settings;
-        let global: FxHashMap<&str, u32> = self
-            .syscalls
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i as u32))
-            .collect();
-        // Per-recording cache from node name to global id (UNKNOWN when
-        // the database never saw it), so the hot path does no lookup by
-        // string after the first time.
-        let mut names = Names::default();
-        let mut to_global: Vec<u32> = Vec::new();
-        let mut sequencer = Sequencer::new(settings.mode, settings.length);
-        let mut remapped: Vec<u32> = Vec::with_capacity(settings.length);
-        let mut frame: std::collections::VecDeque<bool> =
-            std::collections::VecDeque::with_capacity(settings.frame);
-        let mut mismatches = 0usize;
-        // Same windows as chids: same time base, same compat clamping.
-        let mut windower: Windower<StideWindow> = Windower::new(
-            settings.window_ns,
-            settings.mode == Mode::Compat,
-            Some(MAX_WINDOWS_PER_RECORDING),
-        );
-        let mut windows = Vec::new();
+        let mut stream = StideStream::for_file(self);
+        let mut features = Vec::new();
+        let mut errors = Vec::new();
         let stats = source.read(read, &mut |event| {
-            let ts = settings.mode.timestamp(event.ts_ns);
-            let seq = sequencer.push(event, |n| {
-                let id = names.id(n);
-                if id as usize == to_global.len() {
-                    to_global.push(global.get(n).copied().unwrap_or(UNKNOWN));
-                }
-                id
-            });
-            let score = seq.map(|seq| {
-                remapped.clear();
-                remapped.extend(seq.iter().map(|&id| to_global[id as usize]));
-                let mismatch = !self.sequences.contains(&remapped[..]);
-                if frame.len() == settings.frame && frame.pop_front() == Some(true) {
-                    mismatches -= 1;
-                }
-                frame.push_back(mismatch);
-                mismatches += usize::from(mismatch);
-                mismatches as f64 / settings.frame as f64
-            });
-            match windower.slot(ts, &mut |w| windows.push(w)) {
-                Ok(Some(window)) => window.add(score),
-                Ok(None) => {}
-                Err(e) => return Err(too_many_windows(source, settings.window_ns, e)),
-            }
-            Ok(())
+            stream
+                .push_window(event, &mut |w, e, _| {
+                    features.push(w);
+                    errors.push(e)
+                })
+                .map_err(|e| too_many_windows(source, self.settings.window_ns, e))
         })?;
-        let wstats = windower.finish(&mut |w| windows.push(w));
+        let wstats = stream.finish_windows(&mut |w, e, _| {
+            features.push(w);
+            errors.push(e)
+        });
         if wstats.void {
-            windows.clear();
-        }
-        let mut features = Vec::with_capacity(windows.len());
-        let mut errors = Vec::with_capacity(windows.len());
-        for closed in windows {
-            let (window, error) = match closed {
-                Closed::Window(w) => (
-                    WindowFeatures::unscored(w.index, w.start_ns, 1, w.items.events as usize),
-                    w.items.max,
-                ),
-                Closed::Empty(r) => (
-                    WindowFeatures::unscored(r.index, r.start_ns, r.count, 0),
-                    None,
-                ),
-            };
-            features.push(window);
-            errors.push(error);
+            features.clear();
+            errors.clear();
         }
         Ok(ScoredRecording {
             info: source.info().clone(),
             warnings: read_warnings(source, &stats, &wstats, !features.is_empty()),
             events: stats.events,
-            evidence: crate::detect::evidence(settings.mode, &features),
+            evidence: crate::detect::evidence(self.settings.mode, &features),
             out_of_order: wstats.out_of_order(),
             windows: features,
             errors,
@@ -504,10 +377,6 @@ impl StideModel {
 
     /// Writes `baseline.json` and `stide_sequences.json` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
-        std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
-            path: dir.into(),
-            source,
-        })?;
         let mut sequences: Vec<Vec<u32>> = self.sequences.iter().map(|s| s.to_vec()).collect();
         sequences.sort_unstable();
         let seq_file = SequencesFile {
@@ -530,17 +399,13 @@ impl StideModel {
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
         };
-        let json_path = dir.join(BASELINE_FILE);
-        let json = serde_json::to_vec_pretty(&file).expect("baseline serialises");
-        // What cannot be loaded is not written (see `Bundle::save`).
-        serde_json::from_slice::<StideBaselineFile>(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|f| f.check())
-            .map_err(|m| BundleError::Invalid {
-                path: json_path.clone(),
-                message: format!("refusing to write a model that could not be loaded: {m}"),
-            })?;
-        write_bundle_files(&[(dir.join(SEQUENCES_FILE), &seq_json), (json_path, &json)])
+        save_bundle(
+            dir,
+            &file,
+            StideBaselineFile::check,
+            SEQUENCES_FILE,
+            &seq_json,
+        )
     }
 
     /// Loads and checks a STIDE bundle.
@@ -611,7 +476,7 @@ fn score_refs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chids_core::event::{Format, Labels, RecordingInfo};
+    use chids_core::event::{Direction, Event, Format, Labels, RecordingInfo};
     use chids_core::source::{ReadStats, Sink};
 
     /// A recording held in memory: (time in µs, tid, dir, syscall).
