@@ -199,3 +199,56 @@ fn published_versions_reach_watchers_checked() {
     assert_eq!(b.accepted[0].alert_id, "node-a-17");
     assert_eq!(b.accepted[0].accepted_by, "bob");
 }
+
+/// Two agents' links: what node A trains and publishes, node B adopts;
+/// node A does not adopt its own publication back.
+#[test]
+#[ignore = "needs nats-server"]
+fn a_model_one_node_trains_is_adopted_by_the_other() {
+    use chids_agent::fleet::{FleetLink, FleetUpdate};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("js"), free_port());
+    let bundle = small_bundle(dir.path());
+    let opts = |node: &str| FleetOptions {
+        url: nats.url(),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        node: node.into(),
+    };
+    let mut a = FleetLink::start(opts("node-a")).unwrap();
+    let mut b = FleetLink::start(opts("node-b")).unwrap();
+    a.publish(WORKLOAD, &bundle);
+    let (mut a_saw, mut b_got) = (Vec::new(), None);
+    wait_for(
+        "node B to adopt node A's model",
+        Duration::from_secs(20),
+        || {
+            a_saw.extend(a.poll());
+            for u in b.poll() {
+                if let FleetUpdate::Adopt { version, bundle } = u {
+                    b_got = Some((version, bundle));
+                }
+            }
+            b_got.as_ref().map(|_| ())
+        },
+    );
+    let (version, adopted) = b_got.unwrap();
+    assert_eq!((version.version, version.node.as_str()), (1, "node-a"));
+    assert_eq!(adopted.to_bytes().unwrap(), bundle.to_bytes().unwrap());
+    assert_eq!(b.version(WORKLOAD).map(|v| v.version), Some(1));
+    // A hears of its publication, and after a while has adopted nothing.
+    wait_for("node A's publication", Duration::from_secs(20), || {
+        a_saw.extend(a.poll());
+        a_saw
+            .iter()
+            .any(|u| matches!(u, FleetUpdate::Published(v) if v.version == 1))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    a_saw.extend(a.poll());
+    assert!(
+        !a_saw.iter().any(|u| matches!(u, FleetUpdate::Adopt { .. })),
+        "node A adopted its own model back"
+    );
+}

@@ -20,9 +20,11 @@
 //! learns, trains and detects with its local models folder as before; the
 //! fleet is an addition, never a dependency.
 
+mod link;
 mod store;
 mod watch;
 
+pub use link::{FleetLink, FleetUpdate};
 pub use store::FleetStore;
 pub use watch::{FleetEvent, FleetWatch};
 
