@@ -11,10 +11,15 @@
 # publish alerts to a real broker.
 # libfaketime: tests/live_agent_clock.rs steps the agent's wall clock (and
 # only its) to show that windows close on the events' clock.
+# chromium, chromium-driver: tests/console_ui.rs drives the `chids ui` page in
+# a real headless browser through WebDriver.
+# liburing-dev: tests/live_iouring.rs builds a program that opens, reads and
+# connects through io_uring (cc -luring).
 # containerd: tests/live_agent_cri.rs runs a pod through its CRI plugin (in
 # a folder of its own, never the host's containerd).
 set -euo pipefail
 exec "$(dirname "$0")/apt-install.sh" \
   clang libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool curl python3 unzip \
   fonts-dejavu-core nginx-light \
-  podman runc nats-server busybox-static libfaketime containerd
+  podman runc nats-server busybox-static libfaketime containerd liburing-dev \
+  chromium chromium-driver

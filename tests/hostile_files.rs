@@ -536,3 +536,73 @@ fn monitor_refuses_to_append_alerts_through_a_symlink() {
     );
     planted.assert_untouched();
 }
+
+/// Runs chids, killing it if it has not finished within 60 s (a read that
+/// blocks on a FIFO would hang the test otherwise).
+fn chids_bounded(args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("stderr");
+    let mut child = chids_cmd(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chids {} still running after 60 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (status.code(), std::fs::read_to_string(err).unwrap())
+}
+
+#[test]
+fn a_fifo_or_a_device_as_input_is_refused_not_waited_on() {
+    let lab = Lab::new();
+    let fifo = lab.path("pipe.sc");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    let (code, err) = chids_bounded(&[
+        "baseline",
+        "--td",
+        fifo,
+        "--od",
+        &lab.s("m1"),
+        "--epochs",
+        "1",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("pipe.sc") && err.contains("FIFO"), "{err}");
+    let (code, err) = chids_bounded(&[
+        "baseline",
+        "--td",
+        "/dev/zero",
+        "--od",
+        &lab.s("m2"),
+        "--epochs",
+        "1",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("/dev/zero") && err.contains("device"), "{err}");
+    let o = lab.train("model", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (code, err) = chids_bounded(&[
+        "evaluate",
+        "--model",
+        &lab.s("model"),
+        "--ns",
+        fifo,
+        "--ms",
+        &lab.s("attack"),
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("FIFO"), "{err}");
+}

@@ -2,7 +2,7 @@
 //! podman containers of two images are discovered, each image is learnt
 //! and then watched; an attack in one container raises alerts on NATS that
 //! name it and its image, and no other of ours; the broker going away
-//! loses no alert (they wait in the spool); a restarted agent reloads its
+//! loses no alert (they wait in the outbox); a restarted agent reloads its
 //! models. A second test starts and stops containers 100 times and checks
 //! that nothing is left behind.
 //!
@@ -120,7 +120,7 @@ fn agent_learns_each_image_and_alerts_on_nats() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("chids_spool_bytes{sink=\"nats\"}"),
+        metrics.contains("\nchids_outbox_pending_alerts "),
         "{metrics}"
     );
     assert!(metrics.contains("chids_agent_rss_bytes "), "{metrics}");
@@ -173,7 +173,7 @@ fn agent_learns_each_image_and_alerts_on_nats() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for(
-        "the alert waiting in the spool",
+        "the alert waiting in the outbox",
         Duration::from_secs(30),
         || {
             let st = agent.status()?;
@@ -181,18 +181,18 @@ fn agent_learns_each_image_and_alerts_on_nats() {
                 .as_array()?
                 .iter()
                 .find(|s| s["kind"] == "nats")?;
-            (nats_sink["spooled"].as_u64()? >= 1).then_some(())
+            (nats_sink["pending"].as_u64()? >= 1).then_some(())
         },
     );
-    // Back on the same store: the spool drains.
+    // Back on the same store: the outbox drains.
     nats = Nats::start(&tmp.path().join("nats"), port);
-    wait_for("the spool delivered", Duration::from_secs(60), || {
+    wait_for("the outbox delivered", Duration::from_secs(60), || {
         let st = agent.status()?;
         let nats_sink = st["sinks"]
             .as_array()?
             .iter()
             .find(|s| s["kind"] == "nats")?;
-        (nats_sink["spooled"].as_u64()? == 0 && nats_sink["delivered"].as_u64()? >= 1).then_some(())
+        (nats_sink["pending"].as_u64()? == 0 && nats_sink["delivered"].as_u64()? >= 1).then_some(())
     });
     // Some more normal activity under detection, then stop.
     std::thread::sleep(Duration::from_secs(3));
@@ -250,7 +250,7 @@ fn agent_learns_each_image_and_alerts_on_nats() {
     // Every alert the agent raised (the file sink) reached NATS, once.
     let ids = |v: &[Value]| -> Vec<String> {
         v.iter()
-            .map(|a| a["id"].as_str().unwrap().to_string())
+            .map(|a| a["alert_id"].as_str().unwrap().to_string())
             .collect()
     };
     let (nats_ids, file_ids) = (ids(&on_nats), ids(&in_file));

@@ -75,6 +75,7 @@ fn ia32_open_is_named_open_with_its_path() {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {},
     )

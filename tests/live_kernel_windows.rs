@@ -93,7 +93,6 @@ fn run(
     elements: &TrainingElements,
     dir: &std::path::Path,
 ) -> Vec<WindowFeatures> {
-    live::reset_stop();
     let mut capture = Capture::open().expect("load the eBPF program");
     let mut command = CommandCgroup::create("kwin-eq").expect("create a cgroup");
     let cgroup = command.cgroup.clone();

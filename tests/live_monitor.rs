@@ -130,6 +130,7 @@ fn monitor_alerts_only_after_the_attack() {
                 exploit_at: None,
                 marker_file: None,
                 force: false,
+                stop: Default::default(),
             },
             &mut |_| {},
         )
@@ -185,6 +186,7 @@ fn monitor_alerts_only_after_the_attack() {
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             duration: Some(Duration::from_secs(60)),
             windows: live::WindowPath::Auto,
+            stop: Default::default(),
         },
         &mut |u| match u {
             MonitorUpdate::Alert(a) => alerts.push(a.clone()),

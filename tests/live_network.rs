@@ -71,6 +71,7 @@ fn record(dir: &Path, name: &str, service: u16, shell: Option<u16>) -> PathBuf {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {},
     )

@@ -118,6 +118,7 @@ fn record_command_captures_exec_and_open_and_nothing_outside() {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {},
     )
@@ -214,6 +215,7 @@ fn marker_file_stamps_exploit_time() {
             exploit_at: None,
             marker_file: Some(marker.clone()),
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {},
     )
@@ -268,6 +270,7 @@ fn cgroup_target_includes_child_cgroups_created_later() {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {
             let _ = started_tx.send(());
@@ -321,6 +324,7 @@ fn missing_cgroup_is_a_clear_error() {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop: Default::default(),
         },
         &mut |_| {},
     )
@@ -336,6 +340,7 @@ fn options(target: Target, out: &Path) -> RecordOptions {
         exploit_at: None,
         marker_file: None,
         force: false,
+        stop: Default::default(),
     }
 }
 

@@ -1,19 +1,19 @@
 //! SIGTERM during `record`: the recording is finished cleanly (a valid zip
 //! with everything captured so far) and the command is stopped. Its own
-//! test binary, because the stop flag is process-wide.
+//! test binary, because signal handlers are process-wide.
 #![cfg(feature = "live")]
 
 use std::io::Read;
 use std::process::Command;
 use std::time::Duration;
 
-use chids_live::{self as live, record::StopReason, RecordOptions, Target};
+use chids_live::{self as live, RecordOptions, StopReason, Target};
 
 #[test]
 #[ignore = "needs root + eBPF"]
 fn sigterm_finishes_the_recording() {
     live::capture::check_environment().expect("live capture environment");
-    live::stop_on_signals();
+    let stop = live::StopToken::on_signals().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("stopped.zip");
     let me = std::process::id().to_string();
@@ -34,6 +34,7 @@ fn sigterm_finishes_the_recording() {
             exploit_at: None,
             marker_file: None,
             force: false,
+            stop,
         },
         &mut |_| {},
     )

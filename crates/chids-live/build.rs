@@ -25,6 +25,7 @@ mod live {
         "src/bpf/chids_abi.h",
         "src/bpf/arch.bpf.h",
         "src/bpf/aggregate.bpf.h",
+        "src/bpf/iouring.bpf.h",
     ];
 
     pub fn build() {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use chids_agent::sink::{AlertSink, FileSink, NatsOptions, NatsSink};
+use chids_agent::sink::budget::AlertBudget;
+use chids_agent::sink::outbox::{self, Outbox, Retention};
+use chids_agent::sink::{AlertDispatch, AlertSink, FileSink, NatsOptions, NatsSink};
 use chids_agent::{self as agent, AgentOptions, AgentUpdate};
 
 use super::live::parse_duration;
@@ -33,13 +35,26 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the alerts stored in the agent's outbox, one JSON object a
+    /// line, oldest first (works while the agent runs).
+    Alerts {
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE)]
+        state_dir: PathBuf,
+        /// Only alerts stored within this long (e.g. 30m, 2h, 1d).
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Only alerts not yet delivered to NATS.
+        #[arg(long)]
+        undelivered: bool,
+    },
 }
 
 const DEFAULT_STATE: &str = "/var/lib/chids";
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Learning data, the status file and the alert spool live here.
+    /// Learning data, the status file and the alert outbox live here
+    /// (folders 0700, files 0600).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE)]
     pub state_dir: PathBuf,
     /// One model bundle per workload (default: STATE_DIR/models).
@@ -49,6 +64,23 @@ pub struct RunArgs {
     /// is trained (time with at least one of its containers running).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub learn_for: Duration,
+    /// Watch only containers matching this selector (repeatable: any of
+    /// them): name=GLOB, image=GLOB, namespace=GLOB, pod=GLOB or
+    /// label=KEY=GLOB (`*` is any run of characters). Also `include` in
+    /// --workloads.
+    #[arg(long, value_name = "SELECTOR", value_parser = agent::workloads::Selector::parse)]
+    pub include: Vec<agent::workloads::Selector>,
+    /// Never watch containers matching this selector (repeatable), as
+    /// --include. Also `exclude` in --workloads.
+    #[arg(long, value_name = "SELECTOR", value_parser = agent::workloads::Selector::parse)]
+    pub exclude: Vec<agent::workloads::Selector>,
+    /// How long at most: past --learn-for a workload learns on while the
+    /// estimated rate of names it never saw (system calls, paths,
+    /// endpoints) does not fit the alarm budget (--max-false-alarms), up
+    /// to this; then it detects, with a warning naming its expected
+    /// false-alarm rate. Default: three times --learn-for.
+    #[arg(long, value_parser = parse_duration)]
+    pub learn_max: Option<Duration>,
     /// Threshold multiplier: alert when a window's error exceeds theta ×
     /// the largest training error (default: each model's operating
     /// threshold, set from normal data when it was trained).
@@ -67,10 +99,26 @@ pub struct RunArgs {
     /// NATS subject of the alerts.
     #[arg(long, value_name = "SUBJ", default_value = "chids.alerts")]
     pub subject: String,
-    /// Largest on-disk spool of undelivered alerts, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub spool_max_mib: u64,
-    /// Serve Prometheus metrics at ADDR (e.g. 0.0.0.0:9464).
+    /// Publish plainly instead of through JetStream: at most once, no
+    /// acknowledgement (default: an alert counts as delivered only when a
+    /// JetStream stream acknowledged it).
+    #[arg(long)]
+    pub no_jetstream: bool,
+    /// Largest alert outbox, in MiB: past it the oldest delivered alerts
+    /// go, then undelivered ones (counted lost).
+    #[arg(long, alias = "spool-max-mib", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub outbox_max_mib: u64,
+    /// How long the outbox keeps alerts; undelivered ones older than this
+    /// are dropped (counted lost).
+    #[arg(long, value_name = "DUR", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub outbox_max_age: Duration,
+    /// Alerts per workload per period (`N` a minute, or `N/DUR`, e.g.
+    /// `20/5m`); past it a workload's alerts of the period are folded into
+    /// one `"kind":"suppressed"` record (0: no limit).
+    #[arg(long, value_name = "N[/DUR]", default_value = "10/1m", value_parser = parse_alert_rate)]
+    pub alert_rate: (u32, Duration),
+    /// Serve Prometheus metrics at ADDR (loopback, e.g. 127.0.0.1:9464, or
+    /// the pod's address; it tells container names, images and counts).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Stop after this long (default: until SIGINT/SIGTERM).
@@ -94,13 +142,59 @@ pub struct RunArgs {
     /// Training epochs of the baselines the agent trains (as `baseline --epochs`).
     #[arg(long, default_value_t = 120)]
     pub epochs: usize,
+    /// False-alarm budget of the operating thresholds the agent calibrates
+    /// when a workload's learning ends (as `baseline --max-false-alarms`):
+    /// alarm windows per hour of normal activity (e.g. 1/h, 10/d).
+    #[arg(long = "max-false-alarms", value_name = "RATE", default_value = "1/h", value_parser = chids_detect::calibrate::parse_budget)]
+    pub alarm_budget: f64,
+}
+
+/// `N` (a minute) or `N/DUR`.
+fn parse_alert_rate(s: &str) -> Result<(u32, Duration), String> {
+    let (n, period) = match s.split_once('/') {
+        Some((n, d)) => (
+            n,
+            humantime::parse_duration(d.trim()).map_err(|e| format!("{d}: {e}"))?,
+        ),
+        None => (s, Duration::from_secs(60)),
+    };
+    let n = n
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("{n}: {e} (expected N or N/DUR, e.g. 10/1m)"))?;
+    if period < Duration::from_secs(1) {
+        return Err(format!("{s}: the period must be at least 1s"));
+    }
+    Ok((n, period))
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode, String> {
     match args.command {
         Some(AgentCommand::Status { state_dir, json }) => status(&state_dir, json),
+        Some(AgentCommand::Alerts {
+            state_dir,
+            since,
+            undelivered,
+        }) => list_alerts(&state_dir, since, undelivered),
         None => run_agent(args.run),
     }
+}
+
+fn list_alerts(
+    state_dir: &std::path::Path,
+    since: Option<Duration>,
+    undelivered: bool,
+) -> Result<ExitCode, String> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    outbox::list(state_dir, since, undelivered, &mut |body| {
+        out.write_all(body)?;
+        out.write_all(b"\n")
+    })
+    .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
@@ -147,6 +241,31 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
             "{:<40} {:<10} {:>10} {:>12} {:>8} {:>8}",
             w.workload, w.state, w.containers, learned, w.alerts, w.late_events
         );
+        if let (Some(t), Some(source)) = (w.threshold, &w.threshold_source) {
+            println!(
+                "  threshold {t:.6}: {source}; trained on {} windows",
+                w.training_windows
+            );
+        }
+        if let Some(rate) = w.new_names_per_hour {
+            println!("  new names still expected: about {rate:.1} per hour");
+        }
+        if w.errors > 0 {
+            println!("  {} errors (see the agent's log)", w.errors);
+        }
+    }
+    if !st.excluded.is_empty() {
+        println!();
+        println!("{:<24} {:<14} {:<32} WHY", "NOT WATCHED", "ID", "IMAGE");
+        for x in &st.excluded {
+            println!(
+                "{:<24} {:<14} {:<32} {}",
+                x.name,
+                &x.id[..x.id.len().min(12)],
+                x.image.as_deref().unwrap_or("?"),
+                x.why
+            );
+        }
     }
     println!();
     println!(
@@ -166,11 +285,11 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
     }
     for s in &st.sinks {
         println!(
-            "sink {}: {} delivered, {} spooled ({} bytes), {} lost, {}",
+            "sink {}: {} delivered, {} pending ({} bytes), {} lost, {}",
             s.kind,
             s.delivered,
-            s.spooled,
-            s.spooled_bytes,
+            s.pending,
+            s.pending_bytes,
             s.lost,
             if s.connected {
                 "connected"
@@ -183,11 +302,13 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
 }
 
 fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
-    chids_live::stop_on_signals();
-    let workloads = match &a.workloads {
+    let stop = chids_live::StopToken::on_signals().map_err(|e| e.to_string())?;
+    let mut workloads = match &a.workloads {
         Some(p) => agent::workloads::WorkloadConfig::load(p)?,
-        None => Default::default(),
+        None => agent::workloads::WorkloadConfig::default(),
     };
+    workloads.include.extend(a.include.iter().cloned());
+    workloads.exclude.extend(a.exclude.iter().cloned());
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
     let mut to_stdout = a.alerts.is_none() && a.nats.is_none();
     match &a.alerts {
@@ -201,17 +322,24 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
             "stdout",
         )));
     }
+    let retention = Retention {
+        max_bytes: a.outbox_max_mib << 20,
+        max_age: a.outbox_max_age,
+    };
+    let outbox =
+        Outbox::open(&a.state_dir, retention, a.nats.is_some()).map_err(|e| e.to_string())?;
     if let Some(url) = &a.nats {
+        let options = NatsOptions {
+            url: url.clone(),
+            subject: a.subject.clone(),
+            jetstream: !a.no_jetstream,
+        };
+        let reader = outbox.reader().map_err(|e| e.to_string())?;
         sinks.push(Box::new(
-            NatsSink::start(NatsOptions {
-                url: url.clone(),
-                subject: a.subject.clone(),
-                spool_dir: a.state_dir.join("spool"),
-                spool_max: a.spool_max_mib << 20,
-            })
-            .map_err(|e| e.to_string())?,
+            NatsSink::start(options, reader, outbox.counters()).map_err(|e| e.to_string())?,
         ));
     }
+    let budget = AlertBudget::new(a.alert_rate.0, a.alert_rate.1);
     let opts = AgentOptions {
         cgroup_root: a.cgroup_root.clone(),
         host_root: a.host_root.clone(),
@@ -222,13 +350,16 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
             .unwrap_or_else(|| a.state_dir.join("models")),
         state_dir: a.state_dir.clone(),
         learn_for: a.learn_for,
+        learn_max: a.learn_max.unwrap_or(a.learn_for * 3),
         theta: a.theta,
         workloads,
-        sinks,
+        alerts: AlertDispatch::new(outbox, budget, sinks),
         metrics: a.metrics,
         duration: a.duration,
         window_ns: a.window.as_nanos() as u64,
         epochs: a.epochs,
+        budget_per_hour: a.alarm_budget,
+        stop,
     };
     let summary = agent::agent(opts, &mut |u| match u {
         AgentUpdate::Started {
@@ -244,6 +375,13 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         AgentUpdate::Log(line) => eprintln!("chids agent: {line}"),
         // Alerts reach stdout only through a sink.
         AgentUpdate::Alert(_) => {}
+        AgentUpdate::Exec(x) => eprintln!(
+            "chids agent: exec in {} ({}): {} as uid {}",
+            x.container_name,
+            &x.container_id[..x.container_id.len().min(12)],
+            x.command,
+            x.uid
+        ),
     })
     .map_err(|e| e.to_string())?;
     eprintln!(

@@ -148,6 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("writing the model bundle to {}", args.output.display()))?;
 
     print_summary(&trained.bundle, trained.used, args.compat);
+    report_completeness(&recordings, &options, args.max_false_alarms)?;
     println!("model written to {}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -210,6 +211,34 @@ fn print_summary(b: &chids_detect::model::Bundle, used: usize, compat: bool) {
     if let (Some(t), Some(c)) = (b.operating_threshold, &b.calibration) {
         print_operating_point(t, c, b.training.max_error);
     }
+}
+
+/// Prints how often the training data suggest a new name (system call,
+/// path, endpoint) still appears, and warns when that does not fit the
+/// false-alarm budget or rests on too few windows (see
+/// `chids_detect::completeness`).
+fn report_completeness(
+    recordings: &[Box<dyn EventSource>],
+    options: &TrainOptions,
+    budget_per_hour: f64,
+) -> anyhow::Result<()> {
+    let refs: Vec<&dyn EventSource> = recordings.iter().map(|r| r.as_ref()).collect();
+    let c = chids_detect::completeness::estimate(&refs, options.settings, &options.read)?;
+    let window_ns = options.settings.window_ns;
+    println!("completeness           {}", c.describe(window_ns));
+    if c.is_thin() {
+        eprintln!(
+            "chids: warning: training is thin: {} windows with events (fewer than {}); names it never saw will make normal windows alarm: record more normal activity",
+            c.windows,
+            chids_detect::completeness::MIN_WINDOWS
+        );
+    } else if !c.fits(budget_per_hour, window_ns) {
+        eprintln!(
+            "chids: warning: training is not complete: about {:.1} new names per hour are still expected, against a budget of {budget_per_hour}/h; each can make a normal window alarm: record more normal activity",
+            c.new_per_hour(window_ns)
+        );
+    }
+    Ok(())
 }
 
 /// Training data should be normal: say so when a recording is labelled

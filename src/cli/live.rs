@@ -154,6 +154,7 @@ mod convert {
                 exploit_at: self.exploit_at,
                 marker_file: self.marker_file.clone(),
                 force: self.force,
+                stop: chids_live::StopToken::new(),
             })
         }
     }
@@ -174,14 +175,15 @@ mod convert {
                     WindowsArg::Kernel => chids_live::WindowPath::Kernel,
                     WindowsArg::Events => chids_live::WindowPath::Events,
                 },
+                stop: chids_live::StopToken::new(),
             })
         }
     }
 
     /// `chids record`: runs the capture and prints its summary (stderr).
     pub fn run_record(args: &RecordArgs) -> Result<ExitCode, String> {
-        chids_live::stop_on_signals();
-        let opts = args.to_options()?;
+        let mut opts = args.to_options()?;
+        opts.stop = chids_live::StopToken::on_signals().map_err(|e| e.to_string())?;
         let tty = std::io::stderr().is_terminal();
         let summary = chids_live::record(opts, &mut |p| {
             if tty {
@@ -231,10 +233,10 @@ mod convert {
     /// `chids monitor`: alerts to stdout (a human line on a terminal, else one
     /// JSON line each), status to stderr.
     pub fn run_monitor(args: &MonitorArgs) -> Result<ExitCode, String> {
-        chids_live::stop_on_signals();
         use chids_live::MonitorUpdate;
         use std::io::Write;
-        let opts = args.to_options()?;
+        let mut opts = args.to_options()?;
+        opts.stop = chids_live::StopToken::on_signals().map_err(|e| e.to_string())?;
         let tty = std::io::stdout().is_terminal();
         let summary = chids_live::monitor(opts, &mut |u| match u {
             MonitorUpdate::Started {

@@ -9,6 +9,8 @@ mod evaluate;
 #[cfg(feature = "live")]
 mod live;
 mod progress;
+#[cfg(feature = "console")]
+mod ui;
 mod vectors;
 
 use std::path::PathBuf;
@@ -52,7 +54,11 @@ enum Command {
     Monitor(live::MonitorArgs),
     /// Watch every container on the host: learn each workload, then alert (NATS, files).
     #[cfg(feature = "live")]
-    Agent(agent::AgentArgs),
+    // Boxed: the agent has many flags, the other commands fewer.
+    Agent(Box<agent::AgentArgs>),
+    /// Serve the alert console in the browser (alerts from NATS JetStream, workloads).
+    #[cfg(feature = "console")]
+    Ui(ui::Args),
     /// Live capture (record, monitor, agent) is not in this build.
     #[cfg(not(feature = "live"))]
     #[command(name = "record", aliases = ["monitor", "agent"], hide = true, disable_help_flag = true)]
@@ -75,7 +81,9 @@ pub fn run() -> Result<ExitCode> {
         #[cfg(feature = "live")]
         Command::Monitor(args) => live::run_monitor(&args).map_err(anyhow::Error::msg),
         #[cfg(feature = "live")]
-        Command::Agent(args) => agent::run(args).map_err(anyhow::Error::msg),
+        Command::Agent(args) => agent::run(*args).map_err(anyhow::Error::msg),
+        #[cfg(feature = "console")]
+        Command::Ui(args) => ui::run(args),
         #[cfg(not(feature = "live"))]
         Command::LiveMissing { .. } => {
             let which = std::env::args().nth(1).unwrap_or_default();

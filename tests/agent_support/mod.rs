@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cri;
+pub mod outbox;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -392,6 +393,20 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits (up to `deadline`) for the agent to exit on its own: its exit
+    /// code, or None when it is still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<Option<i32>> {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.as_mut()?.try_wait() {
+                self.child = None;
+                return Some(st.code());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// Resident memory of the agent process, bytes.

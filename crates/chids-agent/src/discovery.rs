@@ -136,6 +136,11 @@ pub struct Discovery {
     /// Containers present now, by path, with their cgroup id.
     containers: HashMap<PathBuf, u64>,
     buf: Vec<u8>,
+    /// Folders that could not be watched (inotify out of watches: ENOSPC),
+    /// since the last [`Discovery::take_errors`].
+    errors: Vec<String>,
+    /// All such failures so far.
+    pub errors_total: u64,
 }
 
 impl Discovery {
@@ -149,10 +154,17 @@ impl Discovery {
             dirs: HashMap::new(),
             containers: HashMap::new(),
             buf: vec![0; 64 * 1024],
+            errors: Vec::new(),
+            errors_total: 0,
         };
         let mut changes = Vec::new();
         d.scan(root, &mut changes)?;
         Ok((d, changes))
+    }
+
+    /// What went wrong since the last call (for the log).
+    pub fn take_errors(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.errors)
     }
 
     /// The cgroup v2 root being watched.
@@ -181,7 +193,17 @@ impl Discovery {
             }
             // Removed before we got to it: nothing to follow.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(LiveError::io(format!("inotify watch {}", dir.display()), e)),
+            // Out of watches (ENOSPC) or refused: containers below this
+            // folder are not seen, the rest of the tree still is. Said,
+            // counted, and tried again at the next rescan.
+            Err(e) => {
+                self.errors_total += 1;
+                self.errors.push(format!(
+                    "inotify watch {}: {e}; containers below it are not watched (raise fs.inotify.max_user_watches)",
+                    dir.display()
+                ));
+                return Ok(());
+            }
         }
         let Ok(entries) = fs::read_dir(dir) else {
             return Ok(());

@@ -1,19 +1,21 @@
 //! Prometheus metrics of `chids agent`: per container (while it runs) and
 //! per workload (for the agent's life), the agent's own cost, kernel
-//! losses and the sinks' delivery state. Served by the same small server
-//! as `monitor`'s ([`chids_live::metrics::serve`]).
+//! losses, the alert outbox and the sinks' delivery state. Written by the
+//! same encoder and served by the same server as `monitor`'s
+//! ([`chids_live::metrics`]).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use crate::identity::Identity;
+use crate::sink::dispatch::OutboxFigures;
 use crate::sink::SinkStats;
 use chids_live::capture::Counters;
+use chids_live::metrics::encoder::{Column, Encoder, Kind};
 use chids_live::metrics::Exposition;
 
 #[derive(Clone, Debug, Default)]
 struct ContainerLine {
-    labels: String,
+    labels: Vec<(&'static str, String)>,
     events: u64,
     windows: u64,
     alerts: u64,
@@ -58,26 +60,20 @@ pub struct AgentMetrics {
     pub rss_bytes: u64,
     pub watched: usize,
     pub sinks: Vec<(&'static str, SinkStats)>,
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    pub outbox: OutboxFigures,
 }
 
 pub(crate) const STATES: [&str; 3] = ["learning", "training", "detecting"];
 
 impl AgentMetrics {
     pub(crate) fn container_started(&mut self, cgroup_id: u64, ident: &Identity, workload: &str) {
-        let labels = format!(
-            "container=\"{}\",container_id=\"{}\",image=\"{}\",runtime=\"{}\",workload=\"{}\"",
-            escape(ident.display_name()),
-            escape(ident.short_id()),
-            escape(ident.image.as_deref().unwrap_or("")),
-            escape(&ident.runtime),
-            escape(workload)
-        );
+        let labels = vec![
+            ("container", ident.display_name().to_string()),
+            ("container_id", ident.short_id().to_string()),
+            ("image", ident.image.clone().unwrap_or_default()),
+            ("runtime", ident.runtime.clone()),
+            ("workload", workload.to_string()),
+        ];
         self.containers.insert(
             cgroup_id,
             ContainerLine {
@@ -104,178 +100,189 @@ impl AgentMetrics {
 
 impl Exposition for AgentMetrics {
     fn render(&self) -> String {
-        let mut s = String::new();
-        let mut family =
-            |metric: &str,
-             kind: &str,
-             help: &str,
-             rows: &mut dyn Iterator<Item = (String, String)>| {
-                let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
-                for (labels, value) in rows {
-                    if labels.is_empty() {
-                        let _ = writeln!(s, "{metric} {value}");
-                    } else {
-                        let _ = writeln!(s, "{metric}{{{labels}}} {value}");
-                    }
-                }
-            };
-        let per_container = |f: fn(&ContainerLine) -> u64| {
-            self.containers
-                .values()
-                .map(move |c| (c.labels.clone(), f(c).to_string()))
-                .collect::<Vec<_>>()
-        };
-        family(
-            "chids_container_events_total",
-            "counter",
-            "System call events captured per running container.",
-            &mut per_container(|c| c.events).into_iter(),
-        );
-        family(
-            "chids_container_windows_total",
-            "counter",
-            "Windows scored per running container.",
-            &mut per_container(|c| c.windows).into_iter(),
-        );
-        family(
-            "chids_container_alerts_total",
-            "counter",
-            "Alerts per running container.",
-            &mut per_container(|c| c.alerts).into_iter(),
-        );
-        family(
-            "chids_container_late_events_total",
-            "counter",
-            "Events dropped per running container for their time (more than two windows late, before the first window, or absurdly far ahead).",
-            &mut per_container(|c| c.late).into_iter(),
-        );
-        let wl = |w: &str| format!("workload=\"{}\"", escape(w));
-        family(
-            "chids_workload_state",
-            "gauge",
-            "1 for the state the workload is in (learning, training, detecting).",
-            &mut self
-                .workloads
-                .iter()
-                .flat_map(|(k, w)| {
-                    STATES.iter().map(move |st| {
-                        (
-                            format!("{},state=\"{st}\"", wl(k)),
-                            u8::from(w.state == *st).to_string(),
-                        )
-                    })
-                })
-                .collect::<Vec<_>>()
-                .into_iter(),
-        );
-        let per_workload = |f: fn(&WorkloadLine) -> String| {
-            self.workloads
-                .iter()
-                .map(|(k, w)| (wl(k), f(w)))
-                .collect::<Vec<_>>()
-        };
-        family(
-            "chids_workload_containers",
-            "gauge",
-            "Running containers of the workload.",
-            &mut per_workload(|w| w.containers.to_string()).into_iter(),
-        );
-        family(
-            "chids_workload_learned_seconds",
-            "gauge",
-            "Time the workload has been learning so far.",
-            &mut per_workload(|w| format!("{:.1}", w.learned_seconds)).into_iter(),
-        );
-        family(
-            "chids_workload_events_total",
-            "counter",
-            "Events of the workload's containers.",
-            &mut per_workload(|w| w.events.to_string()).into_iter(),
-        );
-        family(
-            "chids_workload_windows_total",
-            "counter",
-            "Windows of the workload's containers scored.",
-            &mut per_workload(|w| w.windows.to_string()).into_iter(),
-        );
-        family(
-            "chids_workload_alerts_total",
-            "counter",
-            "Alerts raised for the workload.",
-            &mut per_workload(|w| w.alerts.to_string()).into_iter(),
-        );
-        family(
-            "chids_workload_late_events_total",
-            "counter",
-            "Events of the workload's containers dropped for their time.",
-            &mut per_workload(|w| w.late.to_string()).into_iter(),
-        );
-        let one = |v: String| vec![(String::new(), v)].into_iter();
-        family(
-            "chids_agent_cpu_seconds_total",
-            "counter",
-            "CPU time (user + system) of the agent process.",
-            &mut one(format!("{:.3}", self.cpu_seconds)),
-        );
-        family(
-            "chids_agent_rss_bytes",
-            "gauge",
-            "Resident memory of the agent process.",
-            &mut one(self.rss_bytes.to_string()),
-        );
-        family(
-            "chids_agent_watched_containers",
-            "gauge",
-            "Container cgroups watched now.",
-            &mut one(self.watched.to_string()),
-        );
-        family(
-            "chids_late_events_total",
-            "counter",
-            "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead), all containers.",
-            &mut one(self.late.to_string()),
-        );
-        for (metric, help, v) in chids_live::metrics::kernel_counters(&self.counters) {
-            family(metric, "counter", help, &mut one(v.to_string()));
+        let mut e = Encoder::new();
+        self.render_containers(&mut e);
+        self.render_workloads(&mut e);
+        self.render_agent(&mut e);
+        self.render_alert_delivery(&mut e);
+        e.finish()
+    }
+}
+
+impl AgentMetrics {
+    fn render_containers(&self, e: &mut Encoder) {
+        let families: [Column<ContainerLine, u64>; 4] = [
+            ("chids_container_events_total", "System call events captured per running container.", |c| c.events),
+            ("chids_container_windows_total", "Windows scored per running container.", |c| c.windows),
+            ("chids_container_alerts_total", "Alerts per running container.", |c| c.alerts),
+            (
+                "chids_container_late_events_total",
+                "Events dropped per running container for their time (more than two windows late, before the first window, or absurdly far ahead).",
+                |c| c.late,
+            ),
+        ];
+        for (metric, help, value) in families {
+            e.family(metric, Kind::Counter, help);
+            for c in self.containers.values() {
+                e.sample(metric, &c.labels, value(c));
+            }
         }
-        let sink = |f: fn(&SinkStats) -> u64| {
-            self.sinks
-                .iter()
-                .map(|(k, st)| (format!("sink=\"{k}\""), f(st).to_string()))
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
-        family(
-            "chids_sink_delivered_total",
-            "counter",
-            "Alerts delivered by each sink.",
-            &mut sink(|s| s.delivered),
+    }
+
+    fn render_workloads(&self, e: &mut Encoder) {
+        let state = "chids_workload_state";
+        e.family(
+            state,
+            Kind::Gauge,
+            "1 for the state the workload is in (learning, training, detecting).",
         );
-        family(
-            "chids_spool_bytes",
-            "gauge",
-            "Bytes of alerts waiting in the on-disk spool.",
-            &mut sink(|s| s.spooled_bytes),
+        for (k, w) in &self.workloads {
+            for st in STATES {
+                e.sample(
+                    state,
+                    &[("workload", k.as_str()), ("state", st)],
+                    u64::from(w.state == st),
+                );
+            }
+        }
+        let gauges: [Column<WorkloadLine, f64>; 2] = [
+            (
+                "chids_workload_containers",
+                "Running containers of the workload.",
+                |w| w.containers as f64,
+            ),
+            (
+                "chids_workload_learned_seconds",
+                "Time the workload has been learning so far.",
+                |w| (w.learned_seconds * 10.0).round() / 10.0,
+            ),
+        ];
+        for (metric, help, value) in gauges {
+            e.family(metric, Kind::Gauge, help);
+            for (k, w) in &self.workloads {
+                e.sample(metric, &[("workload", k.as_str())], value(w));
+            }
+        }
+        let counters: [Column<WorkloadLine, u64>; 4] = [
+            (
+                "chids_workload_events_total",
+                "Events of the workload's containers.",
+                |w| w.events,
+            ),
+            (
+                "chids_workload_windows_total",
+                "Windows of the workload's containers scored.",
+                |w| w.windows,
+            ),
+            (
+                "chids_workload_alerts_total",
+                "Alerts raised for the workload.",
+                |w| w.alerts,
+            ),
+            (
+                "chids_workload_late_events_total",
+                "Events of the workload's containers dropped for their time.",
+                |w| w.late,
+            ),
+        ];
+        for (metric, help, value) in counters {
+            e.family(metric, Kind::Counter, help);
+            for (k, w) in &self.workloads {
+                e.sample(metric, &[("workload", k.as_str())], value(w));
+            }
+        }
+        let suppressed = "chids_alerts_suppressed_total";
+        e.family(
+            suppressed,
+            Kind::Counter,
+            "Alerts folded into a summary record because the workload was past its alert budget (--alert-rate).",
         );
-        family(
-            "chids_spool_alerts",
-            "gauge",
-            "Alerts waiting in the on-disk spool.",
-            &mut sink(|s| s.spooled),
+        for (k, n) in &self.outbox.suppressed {
+            e.sample(suppressed, &[("workload", k.as_str())], *n);
+        }
+    }
+
+    fn render_agent(&self, e: &mut Encoder) {
+        e.single(
+            "chids_agent_cpu_seconds_total",
+            Kind::Counter,
+            "CPU time (user + system) of the agent process.",
+            (self.cpu_seconds * 1000.0).round() / 1000.0,
         );
-        family(
-            "chids_spool_lost_total",
-            "counter",
-            "Alerts dropped because the spool was full.",
-            &mut sink(|s| s.lost),
+        e.single(
+            "chids_agent_rss_bytes",
+            Kind::Gauge,
+            "Resident memory of the agent process.",
+            self.rss_bytes,
         );
-        family(
-            "chids_sink_connected",
-            "gauge",
-            "1 when the sink's destination is reachable.",
-            &mut sink(|s| u64::from(s.connected)),
+        e.single(
+            "chids_agent_watched_containers",
+            Kind::Gauge,
+            "Container cgroups watched now.",
+            self.watched,
         );
-        s
+        e.single(
+            "chids_late_events_total",
+            Kind::Counter,
+            "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead), all containers.",
+            self.late,
+        );
+        chids_live::metrics::kernel_families(e, &self.counters);
+    }
+
+    fn render_alert_delivery(&self, e: &mut Encoder) {
+        let o = &self.outbox;
+        e.single(
+            "chids_outbox_committed_total",
+            Kind::Counter,
+            "Alert records committed to the outbox.",
+            o.committed,
+        );
+        e.single(
+            "chids_outbox_pending_alerts",
+            Kind::Gauge,
+            "Alert records in the outbox not yet delivered.",
+            o.pending,
+        );
+        e.single(
+            "chids_outbox_pending_bytes",
+            Kind::Gauge,
+            "Bytes of the alert records not yet delivered.",
+            o.pending_bytes,
+        );
+        let lost = "chids_alerts_lost_total";
+        e.family(
+            lost,
+            Kind::Counter,
+            "Alerts lost: not stored (disk_full), or dropped undelivered past the outbox's size (outbox_full) or age (expired).",
+        );
+        for (reason, n) in &o.lost {
+            e.sample(lost, &[("reason", *reason)], *n);
+        }
+        let sinks: [(Kind, Column<SinkStats, u64>); 2] = [
+            (
+                Kind::Counter,
+                (
+                    "chids_sink_delivered_total",
+                    "Alerts delivered by each sink.",
+                    |s| s.delivered,
+                ),
+            ),
+            (
+                Kind::Gauge,
+                (
+                    "chids_sink_connected",
+                    "1 when the sink's destination is reachable.",
+                    |s| u64::from(s.connected),
+                ),
+            ),
+        ];
+        for (kind, (metric, help, value)) in sinks {
+            e.family(metric, kind, help);
+            for (k, st) in &self.sinks {
+                e.sample(metric, &[("sink", *k)], value(st));
+            }
+        }
     }
 }
 
@@ -316,10 +323,12 @@ mod tests {
         m.sinks.push((
             "nats",
             SinkStats {
-                spooled_bytes: 512,
+                delivered: 512,
                 ..SinkStats::default()
             },
         ));
+        m.outbox.lost = vec![("disk_full", 3), ("expired", 0)];
+        m.outbox.suppressed.insert("localhost/web:1".into(), 9);
         let text = m.render();
         assert!(text.contains(
             "chids_container_events_total{container=\"web\\\"1\",container_id=\"abababababab\",image=\"localhost/web:1\",runtime=\"podman\",workload=\"localhost/web:1\"} 100"
@@ -336,7 +345,9 @@ mod tests {
             .contains("chids_workload_state{workload=\"localhost/web:1\",state=\"detecting\"} 1"));
         assert!(text
             .contains("chids_workload_state{workload=\"localhost/web:1\",state=\"learning\"} 0"));
-        assert!(text.contains("chids_spool_bytes{sink=\"nats\"} 512"));
+        assert!(text.contains("chids_sink_delivered_total{sink=\"nats\"} 512"));
+        assert!(text.contains("chids_alerts_lost_total{reason=\"disk_full\"} 3\n"));
+        assert!(text.contains("chids_alerts_suppressed_total{workload=\"localhost/web:1\"} 9\n"));
         m.container_stopped(7);
         assert!(!m.render().contains("container_id=\"abababababab\""));
     }

@@ -22,6 +22,25 @@ pub struct WorkloadStatus {
     /// Events dropped for their time (see `AgentStatus::late_events`).
     #[serde(default)]
     pub late_events: u64,
+    /// The detection threshold, once detecting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Where the threshold comes from and the data behind it, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_source: Option<String>,
+    /// Windows the model was trained on (non-empty ones).
+    #[serde(default)]
+    pub training_windows: u64,
+    /// Windows of normal data the operating threshold was calibrated on.
+    #[serde(default)]
+    pub calibration_windows: u64,
+    /// New names expected per hour (`chids_detect::completeness`), from
+    /// the last estimate on the learning data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_names_per_hour: Option<f64>,
+    /// Errors confined to this workload (learning files, training).
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -38,14 +57,32 @@ pub struct ContainerStatus {
     pub alerts: u64,
     #[serde(default)]
     pub late_events: u64,
+    /// Events of the container runtime's own tasks (runc init, conmon):
+    /// counted, not fed to the model.
+    #[serde(default)]
+    pub runtime_events: u64,
+}
+
+/// A running container the agent does not watch, and why.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExcludedStatus {
+    pub id: String,
+    pub name: String,
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub why: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SinkStatus {
     pub kind: String,
     pub delivered: u64,
-    pub spooled: u64,
-    pub spooled_bytes: u64,
+    /// Alerts waiting in the outbox for this sink.
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default)]
+    pub pending_bytes: u64,
     pub lost: u64,
     pub connected: bool,
 }
@@ -55,8 +92,8 @@ impl SinkStatus {
         SinkStatus {
             kind: kind.to_string(),
             delivered: s.delivered,
-            spooled: s.spooled,
-            spooled_bytes: s.spooled_bytes,
+            pending: s.pending,
+            pending_bytes: s.pending_bytes,
             lost: s.lost,
             connected: s.connected,
         }
@@ -83,6 +120,9 @@ pub struct AgentStatus {
     pub alerts: u64,
     pub workloads: Vec<WorkloadStatus>,
     pub containers: Vec<ContainerStatus>,
+    /// Running containers not watched (--include / --exclude).
+    #[serde(default)]
+    pub excluded: Vec<ExcludedStatus>,
     pub sinks: Vec<SinkStatus>,
 }
 
@@ -95,7 +135,11 @@ pub(crate) fn write(state_dir: &Path, status: &AgentStatus) {
         return;
     };
     // A fresh temporary name, then a rename: never through a planted link.
-    let _ = chids_core::output::write_file(&state_dir.join(FILE), &text, 0o644);
+    let _ = chids_core::output::write_file(
+        &state_dir.join(FILE),
+        &text,
+        chids_core::output::OUTPUT_MODE,
+    );
 }
 
 /// Reads `<state_dir>/status.json`.

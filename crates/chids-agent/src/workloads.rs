@@ -14,6 +14,14 @@
 //! ```
 //!
 //! Patterns match the whole value; `*` stands for any run of characters.
+//!
+//! The same file chooses what to watch (as `--include` / `--exclude` do):
+//! a container is watched when it matches some `include` selector (or
+//! none is given) and no `exclude` selector.
+//!
+//! ```json
+//! {"include": [{"namespace": "shop"}], "exclude": [{"name": "debug-*"}, {"label": "chids=off"}]}
+//! ```
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,11 +44,29 @@ pub struct Rule {
     pub label: Option<String>,
 }
 
+/// Which containers a selector picks: every field given must match.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    pub image: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    /// `KEY=PATTERN` on a container label.
+    pub label: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadConfig {
     #[serde(default)]
     pub workloads: Vec<Rule>,
+    /// Watch only containers matching one of these (none: all).
+    #[serde(default)]
+    pub include: Vec<Selector>,
+    /// Never watch containers matching one of these.
+    #[serde(default)]
+    pub exclude: Vec<Selector>,
 }
 
 impl WorkloadConfig {
@@ -73,7 +99,31 @@ impl WorkloadConfig {
                 }
             }
         }
+        for (what, list) in [("include", &cfg.include), ("exclude", &cfg.exclude)] {
+            for (i, sel) in list.iter().enumerate() {
+                if sel.label.as_ref().is_some_and(|l| !l.contains('=')) {
+                    return Err(format!(
+                        "{}: {what} {}: label is not KEY=PATTERN",
+                        path.display(),
+                        i + 1
+                    ));
+                }
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Why a container is not watched, if it is not: it matches no
+    /// `include` selector (when there are some), or an `exclude` one.
+    pub fn excluded(&self, ident: &Identity) -> Option<String> {
+        if let Some(x) = self.exclude.iter().find(|x| x.matches(ident)) {
+            return Some(format!("matches --exclude {}", x.describe()));
+        }
+        if !self.include.is_empty() && !self.include.iter().any(|x| x.matches(ident)) {
+            let all: Vec<String> = self.include.iter().map(Selector::describe).collect();
+            return Some(format!("matches no --include ({})", all.join(", ")));
+        }
+        None
     }
 
     /// The workload key of a container: the first matching rule's key, else
@@ -93,21 +143,95 @@ impl WorkloadConfig {
 
 impl Rule {
     fn matches(&self, ident: &Identity) -> bool {
+        Fields {
+            image: &self.image,
+            name: &self.name,
+            namespace: &self.namespace,
+            pod: &self.pod,
+            label: &self.label,
+        }
+        .match_(ident)
+    }
+}
+
+impl Selector {
+    /// `FIELD=PATTERN` as given on the command line: `name`, `image`,
+    /// `namespace`, `pod` or `label` (`label=KEY=PATTERN`).
+    pub fn parse(arg: &str) -> Result<Selector, String> {
+        let (field, pattern) = arg.split_once('=').ok_or_else(|| {
+            format!("{arg:?}: not FIELD=PATTERN (name, image, namespace, pod, label)")
+        })?;
+        let mut s = Selector::default();
+        let slot = match field {
+            "name" => &mut s.name,
+            "image" => &mut s.image,
+            "namespace" => &mut s.namespace,
+            "pod" => &mut s.pod,
+            "label" if pattern.contains('=') => &mut s.label,
+            "label" => return Err(format!("{arg:?}: a label selector is label=KEY=PATTERN")),
+            _ => {
+                return Err(format!(
+                    "{arg:?}: {field:?} is not one of name, image, namespace, pod, label"
+                ))
+            }
+        };
+        *slot = Some(pattern.to_string());
+        Ok(s)
+    }
+
+    pub fn matches(&self, ident: &Identity) -> bool {
+        Fields {
+            image: &self.image,
+            name: &self.name,
+            namespace: &self.namespace,
+            pod: &self.pod,
+            label: &self.label,
+        }
+        .match_(ident)
+    }
+
+    /// As given: `image=*nginx*`, several joined by `,`.
+    pub fn describe(&self) -> String {
+        [
+            ("name", &self.name),
+            ("image", &self.image),
+            ("namespace", &self.namespace),
+            ("pod", &self.pod),
+            ("label", &self.label),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+}
+
+/// The patterns of a rule or selector; every one given must match.
+struct Fields<'a> {
+    image: &'a Option<String>,
+    name: &'a Option<String>,
+    namespace: &'a Option<String>,
+    pod: &'a Option<String>,
+    label: &'a Option<String>,
+}
+
+impl Fields<'_> {
+    fn match_(&self, ident: &Identity) -> bool {
         let field = |pat: &Option<String>, value: &Option<String>| match pat {
             None => true,
             Some(p) => value.as_deref().is_some_and(|v| glob(p, v)),
         };
-        let label_ok = match &self.label {
+        let label_ok = match self.label {
             None => true,
             Some(l) => {
                 let (k, p) = l.split_once('=').unwrap_or((l, "*"));
                 ident.labels.get(k).is_some_and(|v| glob(p, v))
             }
         };
-        field(&self.image, &ident.image)
-            && field(&self.name, &ident.name)
-            && field(&self.namespace, &ident.namespace)
-            && field(&self.pod, &ident.pod)
+        field(self.image, &ident.image)
+            && field(self.name, &ident.name)
+            && field(self.namespace, &ident.namespace)
+            && field(self.pod, &ident.pod)
             && label_ok
     }
 }
@@ -192,7 +316,9 @@ impl ModelStore {
                 dir.display()
             ));
         }
-        fs::create_dir_all(dir).map_err(|e| format!("--models {}: {e}", dir.display()))?;
+        // 0700 (the bundles in it are 0640: a service group may read a
+        // model where the folder lets it).
+        crate::sink::private_fs::private_dir(dir).map_err(|e| format!("--models {e}"))?;
         Ok(ModelStore {
             dir: dir.to_path_buf(),
         })
@@ -266,7 +392,9 @@ impl ModelStore {
             let _ = fs::remove_dir_all(&tmp).or_else(|_| fs::remove_file(&tmp));
         }
         // create_dir fails on anything already there, symlinks included.
-        fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+            .create(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
         bundle
             .save(&tmp)
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -274,7 +402,12 @@ impl ModelStore {
             workload: key.to_string(),
         })
         .expect("tag serialises");
-        fs::write(tmp.join(WORKLOAD_FILE), tag).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        chids_core::output::write_file(
+            &tmp.join(WORKLOAD_FILE),
+            tag.as_bytes(),
+            chids_core::output::OUTPUT_MODE,
+        )
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
         if let Ok(m) = fs::symlink_metadata(&dest) {
             if m.file_type().is_dir() {
                 let old = self.dir.join(format!(".{name}.old-{}", std::process::id()));
@@ -314,6 +447,57 @@ mod tests {
         assert!(!glob("ab*ba", "aba"));
         assert!(glob("exact", "exact"));
         assert!(!glob("exact", "exactly"));
+    }
+
+    #[test]
+    fn include_and_exclude_choose_what_is_watched() {
+        let mut debug = ident("localhost/shop:1", "debug-shell");
+        debug.namespace = Some("shop".into());
+        let mut web = ident("localhost/shop:1", "web-1");
+        web.namespace = Some("shop".into());
+        web.labels.insert("chids".into(), "off".into());
+        let mut api = ident("localhost/api:1", "api-1");
+        api.namespace = Some("shop".into());
+        let other = ident("localhost/other:1", "x");
+
+        // Nothing given: everything is watched.
+        let all = WorkloadConfig::default();
+        assert_eq!(all.excluded(&other), None);
+
+        let cfg: WorkloadConfig = serde_json::from_str(
+            r#"{"include":[{"namespace":"shop"}],"exclude":[{"name":"debug-*"}]}"#,
+        )
+        .unwrap();
+        let mut cfg = cfg;
+        cfg.exclude
+            .push(Selector::parse("label=chids=off").unwrap());
+        assert_eq!(cfg.excluded(&api), None);
+        let why = cfg.excluded(&debug).unwrap();
+        assert!(why.contains("--exclude name=debug-*"), "{why}");
+        let why = cfg.excluded(&web).unwrap();
+        assert!(why.contains("label=chids=off"), "{why}");
+        let why = cfg.excluded(&other).unwrap();
+        assert!(why.contains("no --include (namespace=shop)"), "{why}");
+    }
+
+    #[test]
+    fn selectors_from_the_command_line() {
+        assert_eq!(
+            Selector::parse("image=*nginx*").unwrap().image.as_deref(),
+            Some("*nginx*")
+        );
+        assert_eq!(
+            Selector::parse("label=app=web").unwrap().label.as_deref(),
+            Some("app=web")
+        );
+        for bad in ["nginx", "label=app", "colour=red"] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.json");
+        fs::write(&p, r#"{"exclude":[{"label":"x"}]}"#).unwrap();
+        let e = WorkloadConfig::load(&p).unwrap_err();
+        assert!(e.contains("exclude 1") && e.contains("KEY=PATTERN"), "{e}");
     }
 
     #[test]

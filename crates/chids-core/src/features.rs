@@ -40,6 +40,19 @@ pub const CACHE_ENTRIES: usize = 1 << 16;
 /// Bytes of keys in each name cache: 16 MiB.
 pub const CACHE_BYTES: usize = 16 << 20;
 
+/// Distinct arguments one training recording may teach. Training keeps a
+/// few KB per distinct argument (its interned text, graph node, the
+/// training elements, pattern statistics), so a recording flooded with
+/// distinct names (files made by the thousand while a workload is being
+/// learnt) could otherwise grow training without bound. Past this, every
+/// further new argument becomes the one node [`OVERFLOW_ARG`] and training
+/// warns. Real recordings stay far below (LID-DS: a few thousand).
+pub const MAX_TRAINING_ARGS: usize = 100_000;
+
+/// The argument node of every argument past [`MAX_TRAINING_ARGS`]; with
+/// spaces, so no real (escaped) argument can be it.
+pub const OVERFLOW_ARG: &str = "(more distinct arguments than training keeps)";
+
 /// Everything that decides how events become vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -233,6 +246,9 @@ impl Symbols {
     ) -> ArgRef {
         match self.args.get(normalized) {
             Some(id) => ArgRef::Known(id),
+            None if baseline.is_none() && self.args.names.len() >= MAX_TRAINING_ARGS => {
+                ArgRef::Known(self.args.intern(OVERFLOW_ARG))
+            }
             None if baseline
                 .is_none_or(|b| matches!(label_arg(b, kind, normalized), ArgLabel::Seen)) =>
             {
@@ -889,6 +905,35 @@ pub fn normalized_arg(mode: Mode, node_name: &str, event: &Event<'_>, out: &mut 
 mod tests {
     use super::*;
     use crate::event::{Direction, Params};
+
+    #[test]
+    fn training_keeps_a_bounded_number_of_distinct_arguments() {
+        let mut sym = Symbols::default();
+        // Letters, not digits: normalisation drops digits from names.
+        let name = |i: usize| -> String {
+            i.to_string()
+                .bytes()
+                .map(|b| (b - b'0' + b'a') as char)
+                .collect()
+        };
+        for i in 0..MAX_TRAINING_ARGS + 50 {
+            sym.path_arg(
+                &format!("/tmp/f{}", name(i)),
+                crate::mode::ArgKind::Open,
+                None,
+            );
+        }
+        // The cap, plus the one node the rest became.
+        assert_eq!(sym.args.names.len(), MAX_TRAINING_ARGS + 1);
+        assert!(sym.args.get(OVERFLOW_ARG).is_some());
+        // Arguments met before the cap keep their own node.
+        let early = sym.path_arg(
+            &format!("/tmp/f{}", name(7)),
+            crate::mode::ArgKind::Open,
+            None,
+        );
+        assert!(matches!(early, ArgRef::Known(id) if sym.args.name(id) != OVERFLOW_ARG));
+    }
 
     /// A name of lower-case letters only, so that normalising keeps it
     /// whole (digits would be deleted).

@@ -52,12 +52,18 @@ impl Mode {
     pub fn node_name(self, syscall: &str) -> &str {
         match self {
             Mode::Compat => syscall,
+            // io_uring operations that name a path or a peer are their
+            // syscall's family: what they touch is judged as the syscall's
+            // argument would be, whichever interface asked. (Other
+            // operations keep their own nodes, io_uring_read etc.)
             Mode::Modern => match syscall {
-                "open" | "openat" | "openat2" => "open",
-                "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" => "stat",
+                "open" | "openat" | "openat2" | "io_uring_openat" | "io_uring_openat2" => "open",
+                "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" | "io_uring_statx" => "stat",
                 "clone" | "clone3" | "fork" | "vfork" => "clone",
                 "execve" | "execveat" => "execve",
-                "accept" | "accept4" => "accept",
+                "accept" | "accept4" | "io_uring_accept" => "accept",
+                "io_uring_connect" => "connect",
+                "io_uring_bind" => "bind",
                 other => other,
             },
         }
@@ -320,6 +326,10 @@ mod tests {
         assert_eq!(Mode::Modern.node_name("newfstatat"), "stat");
         assert_eq!(Mode::Modern.node_name("clone3"), "clone");
         assert_eq!(Mode::Modern.node_name("execveat"), "execve");
+        assert_eq!(Mode::Modern.node_name("io_uring_openat"), "open");
+        assert_eq!(Mode::Modern.node_name("io_uring_connect"), "connect");
+        assert_eq!(Mode::Modern.node_name("io_uring_read"), "io_uring_read");
+        assert_eq!(Mode::Compat.node_name("io_uring_openat"), "io_uring_openat");
         assert_eq!(Mode::Modern.node_name("read"), "read");
         assert_eq!(Mode::Modern.node_name("accept4"), "accept");
         assert_eq!(Mode::Compat.arg_kind("connect"), None);

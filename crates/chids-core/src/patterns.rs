@@ -40,6 +40,11 @@ pub const MIN_NAMES: usize = 4;
 /// ... and at least this share of them one-off or generated.
 pub const MIN_CHURN_SHARE: f64 = 0.5;
 
+/// Paths with more names than this have no pattern positions: each
+/// position costs a copy of the path, so a hostile deep path would cost
+/// its depth squared in pattern statistics.
+pub const MAX_PATTERN_DEPTH: usize = 16;
+
 /// What one training recording contributes to learning: its normalised
 /// arguments, and which of them had a generated-looking raw name.
 #[derive(Clone, Debug, Default)]
@@ -55,11 +60,12 @@ pub struct RecordingArgs {
 fn positions(arg: &str) -> impl Iterator<Item = (String, &str)> + '_ {
     // Paths only: endpoints (`inet:…`, `unix:…`) and program names are not
     // file accesses.
-    let parts: Vec<&str> = if arg.starts_with('/') {
-        arg.split('/').collect()
-    } else {
-        Vec::new()
-    };
+    let parts: Vec<&str> =
+        if arg.starts_with('/') && arg.split('/').count() <= MAX_PATTERN_DEPTH + 1 {
+            arg.split('/').collect()
+        } else {
+            Vec::new()
+        };
     let literal = parts.iter().filter(|p| !p.is_empty()).count();
     (0..parts.len()).filter_map(move |i| {
         let name = parts[i];

@@ -15,6 +15,7 @@
 pub mod accept;
 pub mod alert;
 pub mod calibrate;
+pub mod completeness;
 pub mod detect;
 pub mod detector;
 pub mod explain;

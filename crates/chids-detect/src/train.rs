@@ -342,6 +342,17 @@ fn merge_first_pass(
             }
             continue;
         }
+        if scan
+            .elements
+            .seen_args
+            .contains(chids_core::features::OVERFLOW_ARG)
+        {
+            warnings.push(format!(
+                "{}: more than {} distinct arguments; training kept that many and folded the rest into one node (a flood of names: possible poisoning)",
+                source.info().path.display(),
+                chids_core::features::MAX_TRAINING_ARGS
+            ));
+        }
         elements
             .seen_syscalls
             .extend(scan.elements.seen_syscalls.iter().cloned());

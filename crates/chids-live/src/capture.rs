@@ -210,6 +210,22 @@ pub fn check_environment() -> Result<(), LiveError> {
     Ok(())
 }
 
+/// Whether this kernel has what the io_uring hook (bpf/iouring.bpf.h)
+/// attaches to and reads: the io_uring_submit_req tracepoint (Linux 5.19
+/// on) and requests that carry their prepared command (6.0 on). Without
+/// them (or without io_uring) the capture runs without io_uring events.
+fn io_uring_hook_available() -> bool {
+    let Ok(btf) = libbpf_rs::btf::Btf::from_vmlinux() else {
+        return false;
+    };
+    ["btf_trace_io_uring_submit_req", "io_cmd_data"]
+        .iter()
+        .all(|name| {
+            btf.type_by_name::<libbpf_rs::btf::BtfType<'_>>(name)
+                .is_some()
+        })
+}
+
 fn bpf_err(what: &str, e: libbpf_rs::Error) -> LiveError {
     LiveError::Bpf(format!("{what}: {e}"))
 }
@@ -245,6 +261,9 @@ impl Capture {
                 .map_err(|e| LiveError::Other(format!("no random key from the OS: {e}")))?;
             ro.arg_key0 = u64::from_ne_bytes(key[..8].try_into().expect("8 bytes"));
             ro.arg_key1 = u64::from_ne_bytes(key[8..].try_into().expect("8 bytes"));
+        }
+        if !io_uring_hook_available() {
+            open.progs.chids_iouring_submit.set_autoload(false);
         }
         let mut skel = open.load().map_err(|e| {
             let e = bpf_err("load (verifier)", e);

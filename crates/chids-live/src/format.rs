@@ -10,6 +10,9 @@
 //! | execve/execveat exit           | `res=<n> exe=PATH`                            |
 //! | clone/clone3/fork/vfork exit   | `res=<n> exe=COMM`                            |
 //! | connect/bind/sendto/accept(4)/recvfrom exit | `res=<n> addr=ENDPOINT` (when named) |
+//! | io_uring_openat(2) (enter)     | `name=PATH flags=<n>(O_..)`                   |
+//! | other io_uring ops naming a path (enter) | `path=PATH`                         |
+//! | io_uring_connect/bind (enter)  | `addr=ENDPOINT`                               |
 //! | any other exit                 | `res=<n>`                                     |
 //! | any other enter                | (empty)                                       |
 
@@ -118,14 +121,14 @@ pub(crate) fn parse_sockaddr<'b>(b: &[u8], unix: &'b mut String) -> Option<Endpo
 }
 
 fn write_endpoint(out: &mut String, endpoint: &Endpoint<'_>) {
-    match endpoint {
-        Endpoint::Ip(a) => {
-            let _ = write!(out, " addr={a}");
-        }
-        Endpoint::Unix(p) => {
-            let _ = write!(out, " addr={p}");
-        }
+    // After the other arguments (an io_uring submission has none).
+    if !out.is_empty() {
+        out.push(' ');
     }
+    let _ = match endpoint {
+        Endpoint::Ip(a) => write!(out, "addr={a}"),
+        Endpoint::Unix(p) => write!(out, "addr={p}"),
+    };
 }
 
 /// Appends a decimal integer. (`write!` goes through `core::fmt`, which
@@ -201,6 +204,20 @@ impl Formatter {
                 out.push_str("filename=");
                 out.push_str(path);
                 self.exec_paths.insert(raw.tid, path.to_string());
+                has_path = true;
+            }
+            // io_uring operations (submissions: enter only), see
+            // bpf/iouring.bpf.h.
+            (Direction::Enter, "io_uring_openat" | "io_uring_openat2") if raw.path.is_some() => {
+                out.push_str("name=");
+                out.push_str(path);
+                out.push(' ');
+                write_open_flags(out, raw.flags);
+                has_path = true;
+            }
+            (Direction::Enter, n) if raw.path.is_some() && n.starts_with("io_uring_") => {
+                out.push_str("path=");
+                out.push_str(path);
                 has_path = true;
             }
             (Direction::Enter, _) => {}
@@ -442,6 +459,38 @@ mod tests {
         let line = String::from_utf8(line).unwrap();
         let back = chids_core::source::lidds::parse_sc_line(&line).unwrap();
         assert_eq!(back.params, ev.params);
+    }
+
+    #[test]
+    fn io_uring_operations_carry_their_syscalls_arguments_and_read_back() {
+        use crate::syscalls::IOURING_BASE;
+        let mut f = Formatter::new();
+        let mut r = raw(IOURING_BASE + 18, Direction::Enter, 0, Some(b"/etc/shadow"));
+        r.flags = 0;
+        let ev = f.format(&r);
+        assert_eq!(ev.syscall, "io_uring_openat");
+        assert_eq!(ev.info, "name=/etc/shadow flags=0(O_RDONLY)");
+        let mut sin = vec![2u8, 0, 0x11, 0x5c, 127, 0, 0, 1];
+        sin.extend_from_slice(&[0; 8]);
+        let mut c = raw(IOURING_BASE + 16, Direction::Enter, 0, None);
+        c.sockaddr = Some(&sin);
+        let unlink = raw(IOURING_BASE + 36, Direction::Enter, 0, Some(b"/tmp/x"));
+        let read = raw(IOURING_BASE + 22, Direction::Enter, 0, None);
+        for (r, info) in [
+            (&r, "name=/etc/shadow flags=0(O_RDONLY)"),
+            (&c, "addr=127.0.0.1:4444"),
+            (&unlink, "path=/tmp/x"),
+            (&read, ""),
+        ] {
+            let ev = f.format(r);
+            assert_eq!(ev.info, info);
+            let mut line = Vec::new();
+            write_sc_line(&mut line, &ev, 0);
+            let line = String::from_utf8(line).unwrap();
+            let back = chids_core::source::lidds::parse_sc_line(&line).unwrap();
+            assert_eq!(back.params, ev.params, "{line}");
+            assert_eq!(back.syscall, ev.syscall);
+        }
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!         record: .sc lines streamed to a temp file, zipped with a .json at the end
 //! ```
 //!
+//! `record`, `monitor` and the agent are consumers of one [`Session`]
+//! (capture, target, clock, stop token); see `session.rs`.
+//!
 //! Why a feature: building the eBPF program needs clang, libbpf headers and
 //! the kernel's BTF (for vmlinux.h), and running it needs root. None of that
 //! should be needed to build, test or use the offline pipeline, so
@@ -22,6 +25,7 @@ mod marker;
 pub mod metrics;
 pub mod monitor;
 pub mod record;
+pub mod session;
 pub mod syscalls;
 
 #[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types)]
@@ -31,7 +35,6 @@ mod skel {
 }
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use aggregate::KernelWindows;
 pub use capture::{Capture, Counters, RawEvent};
@@ -40,7 +43,8 @@ pub use format::Formatter;
 pub use monitor::{
     monitor, Alert, MonitorOptions, MonitorSummary, MonitorUpdate, WindowPath, WindowReport,
 };
-pub use record::{record, RecordOptions, RecordProgress, RecordSummary, StopReason};
+pub use record::{record, RecordOptions, RecordProgress, RecordSummary};
+pub use session::{Followed, Session, SessionEnd, StopReason, StopToken};
 
 /// Everything that can go wrong in live capture, each with what to do.
 #[derive(Debug, thiserror::Error)]
@@ -80,51 +84,6 @@ impl LiveError {
             err,
         }
     }
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(sig: libc::c_int) {
-    // Only an atomic swap and _exit: async-signal-safe.
-    if STOP.swap(true, Ordering::SeqCst) {
-        // The second signal: the user insists. Leave at once; a sandboxed
-        // command dies with us (PR_SET_PDEATHSIG), and what was written
-        // so far stays as a `.partial` file.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + sig) };
-    }
-}
-
-/// Makes SIGINT and SIGTERM request a clean stop (see [`stop_requested`])
-/// instead of killing the process, so recordings and alert files are
-/// finished properly; a second SIGINT/SIGTERM exits at once. Called by the
-/// CLI, not by the library on its own.
-pub fn stop_on_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: installs a handler that only stores to an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_stop_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-/// True once SIGINT/SIGTERM arrived (after [`stop_on_signals`]) or
-/// [`request_stop`] was called.
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// Asks running captures to finish (as a signal would).
-pub fn request_stop() {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Clears a previous stop request (tests run several captures in one process).
-pub fn reset_stop() {
-    STOP.store(false, Ordering::SeqCst);
 }
 
 /// CPU time (user + system) this process has used so far, children

@@ -13,20 +13,21 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::aggregate::{self, KernelWindows};
-use super::capture::{Capture, Counters, ExecGate, RawEvent};
-use super::cgroup::{CgroupRef, CommandCgroup, Target};
+use super::capture::{Counters, RawEvent};
+use super::cgroup::{CgroupRef, Target};
 use super::format::Formatter;
 use super::metrics::{self, Metrics};
-use super::record::should_stop;
-use super::record::StopReason;
+use super::session::{Session, StopReason, StopToken};
 use super::LiveError;
 use chids_detect::alert::WindowAlert;
 use chids_detect::detect::{self, ScoredWindow, StreamDetector};
+use chids_detect::detector::Detector;
+use chids_detect::model::bundle::Bundle;
 
 /// What `monitor` does.
 #[derive(Clone, Debug)]
@@ -52,6 +53,8 @@ pub struct MonitorOptions {
     pub duration: Option<Duration>,
     /// Where windows are computed.
     pub windows: WindowPath,
+    /// Ends monitoring cleanly when set (see [`StopToken::on_signals`]).
+    pub stop: StopToken,
 }
 
 /// Where `monitor` computes window features.
@@ -131,41 +134,20 @@ pub struct MonitorSummary {
     pub kernel_windows: bool,
 }
 
-/// Notices, about once a second, that a watched container's cgroup is gone
-/// and the container has a new one (it was restarted).
-#[derive(Default)]
-struct RestartCheck {
-    last: Option<Instant>,
-}
-
-impl RestartCheck {
-    fn check(&mut self, current: &CgroupRef, id: &str) -> Option<CgroupRef> {
-        use std::os::unix::fs::MetadataExt;
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return None;
-        }
-        self.last = Some(Instant::now());
-        let same = std::fs::metadata(&current.path).is_ok_and(|m| m.ino() == current.id);
-        if same {
-            return None;
-        }
-        CgroupRef::from_container(id)
-            .ok()
-            .filter(|c| c.id != current.id)
-    }
-}
-
 /// The window stream of one watched cgroup.
 struct Stream<'b> {
     cgroup: CgroupRef,
     detector: StreamDetector<'b>,
 }
 
+/// Kernel-computed windows of the watched cgroup (its id, the aggregation).
+struct KernelStream {
+    watch: u64,
+    windows: KernelWindows,
+}
+
 /// Monitors until the command exits, the duration passes, or a stop is
-/// requested (SIGINT/SIGTERM); open windows are scored before returning.
+/// requested (`opts.stop`); open windows are scored before returning.
 pub fn monitor(
     opts: MonitorOptions,
     on_update: &mut dyn FnMut(MonitorUpdate<'_>),
@@ -175,58 +157,68 @@ pub fn monitor(
     let detector = detector.as_ref();
     let threshold = chids_detect::detector::choose_threshold(detector, opts.theta, opts.threshold)
         .map_err(LiveError::Other)?;
-    let mut alerts_file: Option<File> = match &opts.alerts {
+    let alerts_file: Option<File> = match &opts.alerts {
         Some(p) => Some(
             chids_core::output::open_append(p, opts.alerts_follow_symlink)
                 .map_err(|e| LiveError::io(format!("--alerts {}", p.display()), e))?,
         ),
         None => None,
     };
-
-    let mut capture = Capture::open()?;
-    let mut command: Option<CommandCgroup> = None;
-    let mut cgroup = match &opts.target {
-        Target::Cgroup(p) => CgroupRef::from_path(p)?,
-        Target::Container(id) => CgroupRef::from_container(id)?,
-        Target::Command(argv) => {
-            let base = argv
-                .first()
-                .map(|a| {
-                    std::path::Path::new(a)
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .unwrap_or_default();
-            // Alerts go to stdout: the command's output must not mix in.
-            let c = CommandCgroup::create(&format!("monitor-{base}"))?.output_to_stderr();
-            let cg = c.cgroup.clone();
-            command = Some(c);
-            cg
-        }
-    };
+    let (mut session, mut target) =
+        Session::for_target(&opts.target, "monitor", opts.stop.clone(), opts.duration)?;
+    // Alerts go to stdout: the command's output must not mix in.
+    session.command_output_to_stderr();
 
     let metrics = Arc::new(Mutex::new(Metrics::new(threshold)));
     let server = match opts.metrics {
         Some(addr) => Some(metrics::serve(addr, Arc::clone(&metrics))?),
         None => None,
     };
+    let kernel_windows = kernel_bundle(detector, opts.windows)?.is_some();
+    let mut run = MonitorRun::new(detector, threshold, opts.theta, alerts_file, metrics);
+    run.watch(&mut session, &target.cgroup, kernel_windows)?;
+    on_update(MonitorUpdate::Started {
+        cgroup: &target.cgroup,
+        metrics: server.as_ref().map(|s| s.addr),
+        threshold,
+    });
 
-    let mut streams: HashMap<u64, Stream<'_>> = HashMap::new();
-    streams.insert(
-        cgroup.id,
-        Stream {
-            cgroup: cgroup.clone(),
-            detector: StreamDetector::new(detector, threshold),
-        },
-    );
-    let mut cgroups: HashMap<u64, CgroupRef> = streams
-        .iter()
-        .map(|(&id, s)| (id, s.cgroup.clone()))
-        .collect();
-    // Kernel windows are the autoencoder's features: only its bundles.
-    let kernel_bundle = match (opts.windows, detector.as_bundle()) {
+    session.begin()?;
+    let stopped_by = loop {
+        run.step(&mut session, on_update)?;
+        // `--container`: a restarted container has a new cgroup; follow it.
+        if let Some(new) = target.restarted() {
+            run.move_watch(&mut session, &target.cgroup, &new, on_update)?;
+            target.moved_to(new);
+        }
+        if let Some(reason) = session.stop_reason()? {
+            break reason;
+        }
+    };
+    let end = session.end();
+    let (out_of_order, counters) = run.finish(&mut session, on_update)?;
+    session.release_command();
+    drop(server);
+
+    Ok(MonitorSummary {
+        events: run.events,
+        windows: run.windows,
+        alerts: run.alerts,
+        out_of_order,
+        counters,
+        elapsed: end.elapsed,
+        threshold,
+        command_status: end.command_status,
+        cpu: end.cpu,
+        stopped_by,
+        kernel_windows,
+    })
+}
+
+/// The bundle whose windows the kernel computes, if it does: kernel
+/// windows are the chids autoencoder's features, so only its bundles.
+fn kernel_bundle(detector: &dyn Detector, path: WindowPath) -> Result<Option<&Bundle>, LiveError> {
+    Ok(match (path, detector.as_bundle()) {
         (WindowPath::Events, _) => None,
         (WindowPath::Auto, b) => b.filter(|b| aggregate::supported(&b.settings)),
         (WindowPath::Kernel, Some(b)) => Some(b),
@@ -236,64 +228,269 @@ pub fn monitor(
                 detector.name()
             )))
         }
-    };
-    // The same gate `record` applies (see ExecGate).
-    let gated = matches!(opts.target, Target::Command(_));
-    let mut kernel = if let Some(bundle) = kernel_bundle {
-        Some(KernelWindows::attach(
-            &mut capture,
-            &cgroup,
-            bundle.settings,
-            &bundle.elements,
-            gated,
-            false,
-        )?)
-    } else {
-        capture.watch(&cgroup)?;
-        None
-    };
-    on_update(MonitorUpdate::Started {
-        cgroup: &cgroup,
-        metrics: server.as_ref().map(|s| s.addr),
-        threshold,
-    });
+    })
+}
 
-    let start = Instant::now();
-    let cpu_start = super::self_cpu_time();
-    if let (Some(c), Target::Command(argv)) = (command.as_mut(), &opts.target) {
-        c.spawn(argv)?;
+/// `monitor` as a consumer of a [`Session`]: the watched cgroups' window
+/// streams, their scoring, alerts and metrics.
+struct MonitorRun<'b> {
+    detector: &'b dyn Detector,
+    threshold: f64,
+    theta: Option<f64>,
+    alerts_file: Option<File>,
+    metrics: Arc<Mutex<Metrics>>,
+    streams: HashMap<u64, Stream<'b>>,
+    /// Every cgroup watched so far (a restarted container's old one too):
+    /// windows of an ended stream are still reported under its name.
+    cgroups: HashMap<u64, CgroupRef>,
+    kernel: Option<KernelStream>,
+    fmt: Formatter,
+    /// Windows closed during one step, drained after it: at most one per
+    /// event read plus one run of empty windows per stream (a silence of
+    /// any length is one entry), whatever the window length.
+    closed: Vec<(u64, ScoredWindow)>,
+    per_stream_events: HashMap<u64, u64>,
+    events: u64,
+    windows: u64,
+    alerts: u64,
+    /// Late events of streams that ended (a restarted container's).
+    late_done: u64,
+}
+
+impl<'b> MonitorRun<'b> {
+    fn new(
+        detector: &'b dyn Detector,
+        threshold: f64,
+        theta: Option<f64>,
+        alerts_file: Option<File>,
+        metrics: Arc<Mutex<Metrics>>,
+    ) -> Self {
+        MonitorRun {
+            detector,
+            threshold,
+            theta,
+            alerts_file,
+            metrics,
+            streams: HashMap::new(),
+            cgroups: HashMap::new(),
+            kernel: None,
+            fmt: Formatter::new(),
+            closed: Vec::new(),
+            per_stream_events: HashMap::new(),
+            events: 0,
+            windows: 0,
+            alerts: 0,
+            late_done: 0,
+        }
     }
 
-    let mode = detector.mode();
-    let mut fmt = Formatter::new();
-    // Windows closed during one poll, drained after it: at most one per
-    // event read plus one run of empty windows per stream (a silence of
-    // any length is one entry), whatever the window length. Each stream's
-    // symbol tables and caches are bounded in `FeatureStream`.
-    let mut closed: Vec<(u64, ScoredWindow)> = Vec::new();
-    let mut per_stream_events: HashMap<u64, u64> = HashMap::new();
-    let mut events = 0u64;
-    let mut windows = 0u64;
-    let mut alerts = 0u64;
-    let mut command_status = None;
-    // The same stream `record` writes: from the command's exec on.
-    let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
+    /// Starts a stream for `cgroup`: windows from the kernel, or from one
+    /// record per event.
+    fn watch(
+        &mut self,
+        session: &mut Session,
+        cgroup: &CgroupRef,
+        kernel_windows: bool,
+    ) -> Result<(), LiveError> {
+        let kernel = match kernel_windows {
+            true => kernel_bundle(self.detector, WindowPath::Kernel)?,
+            false => None,
+        };
+        if let Some(bundle) = kernel {
+            let gated = session.gated();
+            let windows = KernelWindows::attach(
+                session.capture(),
+                cgroup,
+                bundle.settings,
+                &bundle.elements,
+                gated,
+                false,
+            )?;
+            self.kernel = Some(KernelStream {
+                watch: cgroup.id,
+                windows,
+            });
+        } else {
+            session.capture().watch(cgroup)?;
+        }
+        self.streams.insert(
+            cgroup.id,
+            Stream {
+                cgroup: cgroup.clone(),
+                detector: StreamDetector::new(self.detector, self.threshold),
+            },
+        );
+        self.cgroups.insert(cgroup.id, cgroup.clone());
+        Ok(())
+    }
 
-    // Scores the windows closed so far, reports them, writes alerts.
-    let window_ns = detector.window_ns();
-    let mut process_closed = |closed: &mut Vec<(u64, ScoredWindow)>,
-                              streams: &HashMap<u64, CgroupRef>,
-                              windows: &mut u64,
-                              alerts: &mut u64,
-                              now_ns: u64|
-     -> Result<(), LiveError> {
-        for (watch, scored) in closed.drain(..) {
-            let Some(cgroup) = streams.get(&watch) else {
+    fn on_event(&mut self, raw: &RawEvent<'_>) {
+        let Some(stream) = self.streams.get_mut(&raw.watch) else {
+            return;
+        };
+        self.events += 1;
+        *self.per_stream_events.entry(raw.watch).or_default() += 1;
+        let ev = self.fmt.format(raw);
+        let closed = &mut self.closed;
+        stream
+            .detector
+            .push(&ev, &mut |w| closed.push((raw.watch, w)));
+    }
+
+    /// Windows the kernel finished (two windows old), scored.
+    fn pump_kernel(&mut self, session: &mut Session) -> Result<(), LiveError> {
+        let (Some(k), Some(bundle)) = (self.kernel.as_mut(), self.detector.as_bundle()) else {
+            return Ok(());
+        };
+        let (threshold, watch) = (self.threshold, k.watch);
+        let (events, counts, closed) = (
+            &mut self.events,
+            &mut self.per_stream_events,
+            &mut self.closed,
+        );
+        k.windows.pump(session.capture(), &mut |w| {
+            *events += w.events as u64;
+            *counts.entry(watch).or_default() += w.events as u64;
+            closed.push((watch, detect::score(bundle, threshold, w)));
+        })
+    }
+
+    /// One poll: events, kernel windows, the timer, metrics, alerts.
+    fn step(
+        &mut self,
+        session: &mut Session,
+        on_update: &mut dyn FnMut(MonitorUpdate<'_>),
+    ) -> Result<(), LiveError> {
+        session.poll(Duration::from_millis(100), &mut |raw| self.on_event(raw))?;
+        self.pump_kernel(session)?;
+        // The timer: close windows of silent containers too, on the
+        // events' clock (see Capture::now_ns).
+        let now = self.detector.mode().timestamp(session.now_ns());
+        for (&watch, s) in self.streams.iter_mut() {
+            let closed = &mut self.closed;
+            s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
+        }
+        self.update_metrics(session);
+        self.process_closed(session.now_ns(), on_update)
+    }
+
+    /// Late events of a stream so far: its windower's, plus the kernel's
+    /// for the cgroup the kernel aggregates, plus those of ended streams.
+    fn late_of(&self, watch: u64, stream: &Stream<'_>) -> u64 {
+        let kernel = match &self.kernel {
+            Some(k) if k.watch == watch => k.windows.late(),
+            _ => 0,
+        };
+        self.late_done + stream.detector.window_stats().dropped() + kernel
+    }
+
+    fn update_metrics(&mut self, session: &Session) {
+        let mut m = self.metrics.lock().unwrap();
+        for (watch, n) in self.per_stream_events.drain() {
+            if let Some(s) = self.streams.get(&watch) {
+                m.events(&s.cgroup, n);
+            }
+        }
+        for (&id, s) in &self.streams {
+            m.late(&s.cgroup, self.late_of(id, s));
+        }
+        m.counters = session.capture_ref().counters();
+    }
+
+    /// A restarted container: the old cgroup's stream ends (its windows
+    /// are scored and reported), the new cgroup gets a stream of its own.
+    /// Under kernel windows the aggregation moves with it, so no window is
+    /// counted twice (once by the kernel, once from per-event records).
+    fn move_watch(
+        &mut self,
+        session: &mut Session,
+        old: &CgroupRef,
+        new: &CgroupRef,
+        on_update: &mut dyn FnMut(MonitorUpdate<'_>),
+    ) -> Result<(), LiveError> {
+        session.capture().unwatch(old)?;
+        // What the old cgroup sent is in flight or read already.
+        session.drain(&mut |raw| self.on_event(raw))?;
+        let kernel_windows = self.kernel.is_some();
+        if let (Some(k), Some(bundle)) = (self.kernel.take(), self.detector.as_bundle()) {
+            let (threshold, watch) = (self.threshold, k.watch);
+            let closed = &mut self.closed;
+            let mut events = 0u64;
+            self.late_done += k.windows.finish(session.capture(), &mut |w| {
+                events += w.events as u64;
+                closed.push((watch, detect::score(bundle, threshold, w)));
+            })?;
+            self.events += events;
+            *self.per_stream_events.entry(watch).or_default() += events;
+        }
+        self.update_metrics(session);
+        if let Some(s) = self.streams.remove(&old.id) {
+            self.late_done += s.detector.window_stats().dropped();
+            let closed = &mut self.closed;
+            s.detector.finish(&mut |w| closed.push((old.id, w)));
+        }
+        self.process_closed(session.now_ns(), on_update)?;
+        self.watch(session, new, kernel_windows)
+    }
+
+    /// Events still in flight, then every open window. Returns the late
+    /// events and the capture's counters.
+    fn finish(
+        &mut self,
+        session: &mut Session,
+        on_update: &mut dyn FnMut(MonitorUpdate<'_>),
+    ) -> Result<(u64, Counters), LiveError> {
+        session.drain(&mut |raw| self.on_event(raw))?;
+        let mut kernel_late = (0, 0);
+        if let (Some(k), Some(bundle)) = (self.kernel.take(), self.detector.as_bundle()) {
+            let (threshold, watch) = (self.threshold, k.watch);
+            let (events, counts, closed) = (
+                &mut self.events,
+                &mut self.per_stream_events,
+                &mut self.closed,
+            );
+            let late = k.windows.finish(session.capture(), &mut |w| {
+                *events += w.events as u64;
+                *counts.entry(watch).or_default() += w.events as u64;
+                closed.push((watch, detect::score(bundle, threshold, w)));
+            })?;
+            kernel_late = (watch, late);
+        }
+        let counters = session.capture_ref().counters();
+        self.update_metrics(session);
+        let mut out_of_order = self.late_done;
+        for (watch, s) in std::mem::take(&mut self.streams) {
+            let own_kernel = if watch == kernel_late.0 {
+                kernel_late.1
+            } else {
+                0
+            };
+            let late = s.detector.window_stats().dropped() + own_kernel;
+            self.metrics
+                .lock()
+                .unwrap()
+                .late(&s.cgroup, self.late_done + late);
+            out_of_order += late;
+            let closed = &mut self.closed;
+            s.detector.finish(&mut |w| closed.push((watch, w)));
+        }
+        self.process_closed(session.now_ns(), on_update)?;
+        Ok((out_of_order, counters))
+    }
+
+    /// Scores the windows closed so far, reports them, writes alerts.
+    fn process_closed(
+        &mut self,
+        now_ns: u64,
+        on_update: &mut dyn FnMut(MonitorUpdate<'_>),
+    ) -> Result<(), LiveError> {
+        for (watch, scored) in std::mem::take(&mut self.closed) {
+            let Some(cgroup) = self.cgroups.get(&watch) else {
                 continue;
             };
-            *windows += scored.features.run_length;
+            self.windows += scored.features.run_length;
             let (w, error, anomalous) = (&scored.features, scored.error, scored.anomalous);
-            metrics
+            self.metrics
                 .lock()
                 .unwrap()
                 .window(cgroup, error, anomalous, w.run_length);
@@ -312,11 +509,11 @@ pub fn monitor(
                 time_ns: now_ns,
                 cgroup: cgroup.path.display().to_string(),
                 container: cgroup.name.clone(),
-                theta: opts.theta,
-                window: WindowAlert::from_scored(scored, window_ns),
+                theta: self.theta,
+                window: WindowAlert::from_scored(scored, self.detector.window_ns()),
             };
-            *alerts += 1;
-            if let Some(f) = alerts_file.as_mut() {
+            self.alerts += 1;
+            if let Some(f) = self.alerts_file.as_mut() {
                 let mut line = serde_json::to_vec(&alert).expect("alert serialises");
                 line.push(b'\n');
                 f.write_all(&line)
@@ -326,166 +523,5 @@ pub fn monitor(
             on_update(MonitorUpdate::Alert(&alert));
         }
         Ok(())
-    };
-
-    let mut restart_check = RestartCheck::default();
-    // Late events of detectors that ended (a restarted container's).
-    let mut late_done = 0u64;
-    let stopped_by = loop {
-        capture.poll(Duration::from_millis(100), &mut |raw: &RawEvent<'_>| {
-            if !gate.admit(raw) {
-                return;
-            }
-            let Some(stream) = streams.get_mut(&raw.watch) else {
-                return;
-            };
-            events += 1;
-            *per_stream_events.entry(raw.watch).or_default() += 1;
-            let ev = fmt.format(raw);
-            stream
-                .detector
-                .push(&ev, &mut |w| closed.push((raw.watch, w)));
-        })?;
-        if let (Some(k), Some(bundle)) = (kernel.as_mut(), kernel_bundle) {
-            k.pump(&mut capture, &mut |w| {
-                events += w.events as u64;
-                *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
-                closed.push((cgroup.id, detect::score(bundle, threshold, w)));
-            })?;
-        }
-        // The timer: close windows of silent containers too.
-        // One clock: the events' (see Capture::now_ns).
-        let now = mode.timestamp(capture.now_ns());
-        for (&watch, s) in streams.iter_mut() {
-            s.detector.advance_to(now, &mut |w| closed.push((watch, w)));
-        }
-        {
-            let mut m = metrics.lock().unwrap();
-            for (watch, n) in per_stream_events.drain() {
-                if let Some(s) = streams.get(&watch) {
-                    m.events(&s.cgroup, n);
-                }
-            }
-            let kernel_late = kernel.as_ref().map_or(0, KernelWindows::late);
-            for (&id, s) in &streams {
-                let own_kernel = if id == cgroup.id { kernel_late } else { 0 };
-                m.late(
-                    &s.cgroup,
-                    late_done + s.detector.window_stats().dropped() + own_kernel,
-                );
-            }
-            m.counters = capture.counters();
-        }
-        process_closed(
-            &mut closed,
-            &cgroups,
-            &mut windows,
-            &mut alerts,
-            capture.now_ns(),
-        )?;
-
-        // `--container`: a restarted container has a new cgroup; follow it.
-        if let Target::Container(id) = &opts.target {
-            if let Some(new) = restart_check.check(&cgroup, id) {
-                capture.unwatch(&cgroup)?;
-                if let Some(old) = streams.remove(&cgroup.id) {
-                    let old_id = cgroup.id;
-                    late_done += old.detector.window_stats().dropped();
-                    old.detector.finish(&mut |w| closed.push((old_id, w)));
-                }
-                process_closed(
-                    &mut closed,
-                    &cgroups,
-                    &mut windows,
-                    &mut alerts,
-                    capture.now_ns(),
-                )?;
-                capture.watch(&new)?;
-                streams.insert(
-                    new.id,
-                    Stream {
-                        cgroup: new.clone(),
-                        detector: StreamDetector::new(detector, threshold),
-                    },
-                );
-                cgroups.insert(new.id, new.clone());
-                cgroup = new;
-            }
-        }
-
-        if let Some(reason) = should_stop(&mut command, &mut command_status, opts.duration, start)?
-        {
-            break reason;
-        }
-    };
-
-    // Events still in flight, then every open window.
-    capture.drain(&mut |raw: &RawEvent<'_>| {
-        if !gate.admit(raw) {
-            return;
-        }
-        if let Some(stream) = streams.get_mut(&raw.watch) {
-            events += 1;
-            *per_stream_events.entry(raw.watch).or_default() += 1;
-            let ev = fmt.format(raw);
-            stream
-                .detector
-                .push(&ev, &mut |w| closed.push((raw.watch, w)));
-        }
-    })?;
-    let mut kernel_late = 0;
-    if let (Some(k), Some(bundle)) = (kernel.take(), kernel_bundle) {
-        kernel_late = k.finish(&mut capture, &mut |w| {
-            events += w.events as u64;
-            *per_stream_events.entry(cgroup.id).or_default() += w.events as u64;
-            closed.push((cgroup.id, detect::score(bundle, threshold, w)));
-        })?;
     }
-    let elapsed = start.elapsed();
-    if let Some(c) = command.as_mut() {
-        if command_status.is_none() {
-            command_status = c.kill();
-        }
-    }
-    let counters = capture.counters();
-    {
-        let mut m = metrics.lock().unwrap();
-        m.counters = counters;
-        for (watch, n) in per_stream_events.drain() {
-            if let Some(s) = streams.get(&watch) {
-                m.events(&s.cgroup, n);
-            }
-        }
-    }
-    let mut out_of_order = late_done;
-    for (watch, s) in streams.drain() {
-        let own_kernel = if watch == cgroup.id { kernel_late } else { 0 };
-        let late = s.detector.window_stats().dropped() + own_kernel;
-        metrics.lock().unwrap().late(&s.cgroup, late_done + late);
-        out_of_order += late;
-        s.detector.finish(&mut |w| closed.push((watch, w)));
-    }
-    process_closed(
-        &mut closed,
-        &cgroups,
-        &mut windows,
-        &mut alerts,
-        capture.now_ns(),
-    )?;
-    drop(command);
-    drop(server);
-
-    Ok(MonitorSummary {
-        events,
-        windows,
-        alerts,
-        out_of_order,
-        counters,
-        elapsed,
-        threshold,
-        command_status,
-        cpu: super::self_cpu_time().saturating_sub(cpu_start),
-        stopped_by,
-        kernel_windows: kernel_bundle.is_some(),
-    })
 }

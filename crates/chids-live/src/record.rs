@@ -7,16 +7,16 @@
 //! `chids_core::output`): nothing planted in the output folder is written
 //! through, and an existing recording is replaced only with `force`.
 
-use std::cell::{Cell, RefCell};
 use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::capture::{Capture, Counters, ExecGate};
-use super::cgroup::{CgroupRef, CommandCgroup, Target};
+use super::capture::{Counters, RawEvent};
+use super::cgroup::{CgroupRef, Target};
 use super::format::{write_sc_line, Formatter};
 use super::marker::Marker;
-use super::{stop_requested, LiveError};
+use super::session::{Session, StopReason, StopToken};
+use super::LiveError;
 use chids_core::output::{self, PendingFile};
 
 /// What `record` does.
@@ -25,7 +25,7 @@ pub struct RecordOptions {
     pub target: Target,
     /// The `.zip` to write; the recording is named after its stem.
     pub out: PathBuf,
-    /// Stop after this long (default: until the command exits, or a signal).
+    /// Stop after this long (default: until the command exits, or a stop).
     pub duration: Option<Duration>,
     /// Attack start, Unix seconds, if known beforehand.
     pub exploit_at: Option<f64>,
@@ -35,6 +35,8 @@ pub struct RecordOptions {
     /// Replace `out` if it exists (otherwise that is an error, said before
     /// capturing).
     pub force: bool,
+    /// Ends the recording cleanly when set (see [`StopToken::on_signals`]).
+    pub stop: StopToken,
 }
 
 /// Reported about once a second while recording.
@@ -68,36 +70,6 @@ pub struct RecordSummary {
     pub warnings: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    CommandExited,
-    Duration,
-    Signal,
-}
-
-/// Why a capture loop should stop now, if it should: the sandboxed command
-/// exited (its status is kept), the duration is up, or a signal arrived.
-pub(crate) fn should_stop(
-    command: &mut Option<CommandCgroup>,
-    command_status: &mut Option<i32>,
-    duration: Option<Duration>,
-    start: Instant,
-) -> Result<Option<StopReason>, LiveError> {
-    if let Some(c) = command.as_mut() {
-        if let Some(code) = c.try_wait()? {
-            *command_status = Some(code);
-            return Ok(Some(StopReason::CommandExited));
-        }
-    }
-    if duration.is_some_and(|d| start.elapsed() >= d) {
-        return Ok(Some(StopReason::Duration));
-    }
-    if stop_requested() {
-        return Ok(Some(StopReason::Signal));
-    }
-    Ok(None)
-}
-
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -105,19 +77,15 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Records until the command exits, the duration passes, or
-/// [`stop_requested`](super::stop_requested) (SIGINT/SIGTERM).
-pub fn record(
-    opts: RecordOptions,
-    progress: &mut dyn FnMut(&RecordProgress),
-) -> Result<RecordSummary, LiveError> {
+/// The recording's name, after checking everything that can be checked
+/// before anything is captured.
+fn check_options(opts: &RecordOptions) -> Result<String, LiveError> {
     let name = opts
         .out
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| LiveError::Other(format!("{}: no file name", opts.out.display())))?;
-    // Everything that can be checked is, before anything is captured.
     output::check_new_file(&opts.out, opts.force)
         .map_err(|m| LiveError::Other(format!("--out {}: {m}", opts.out.display())))?;
     if let Some(t) = opts.exploit_at {
@@ -127,156 +95,157 @@ pub fn record(
             )));
         }
     }
+    Ok(name)
+}
+
+/// The `.sc` lines of one recording, streamed to a temporary file. A
+/// failed write (disk full) stops the recording at once: what was written
+/// is kept and the error says where.
+struct ScWriter {
+    sc: BufWriter<tempfile::NamedTempFile>,
+    path: PathBuf,
+    fmt: Formatter,
+    line: Vec<u8>,
+    events: u64,
+    error: Option<std::io::Error>,
+}
+
+impl ScWriter {
+    fn create(out: &Path) -> Result<ScWriter, LiveError> {
+        let tmp = output::scratch_beside(out, ".sc.partial").map_err(|e| {
+            LiveError::io(
+                format!("create a temporary file beside {}", out.display()),
+                e,
+            )
+        })?;
+        Ok(ScWriter {
+            path: tmp.path().to_path_buf(),
+            sc: BufWriter::with_capacity(1 << 20, tmp),
+            fmt: Formatter::new(),
+            line: Vec::with_capacity(512),
+            events: 0,
+            error: None,
+        })
+    }
+
+    fn event(&mut self, raw: &RawEvent<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        let ev = self.fmt.format(raw);
+        self.line.clear();
+        write_sc_line(&mut self.line, &ev, raw.uid);
+        match self.sc.write_all(&self.line) {
+            Ok(()) => self.events += 1,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The finished temporary file, or the error of a recording that could
+    /// not be written (with where its events are kept).
+    fn finish(self) -> Result<(tempfile::NamedTempFile, u64), LiveError> {
+        let ScWriter {
+            sc,
+            path,
+            events,
+            error,
+            ..
+        } = self;
+        let flushed = match error {
+            Some(e) => Err((e, sc.into_parts().0)),
+            None => sc.into_inner().map_err(|e| {
+                let (err, w) = e.into_parts();
+                (err, w.into_parts().0)
+            }),
+        };
+        match flushed {
+            Ok(f) => Ok((f, events)),
+            Err((e, f)) => Err(kept(
+                format!("write {}: {e}; recording stopped", path.display()),
+                events,
+                f,
+            )),
+        }
+    }
+}
+
+/// Records until the command exits, the duration passes, or a stop is
+/// requested through `opts.stop` (SIGINT/SIGTERM).
+pub fn record(
+    opts: RecordOptions,
+    progress: &mut dyn FnMut(&RecordProgress),
+) -> Result<RecordSummary, LiveError> {
+    let name = check_options(&opts)?;
     let mut marker = match &opts.marker_file {
         Some(p) => Some(Marker::new(p.clone()).map_err(LiveError::Other)?),
         None => None,
     };
-
-    // Load first: privilege / BTF errors come before anything is created.
-    let mut capture = Capture::open()?;
-    let mut command: Option<CommandCgroup> = None;
-    let (cgroup, image) = match &opts.target {
-        Target::Cgroup(p) => (CgroupRef::from_path(p)?, p.display().to_string()),
-        Target::Container(id) => (CgroupRef::from_container(id)?, id.clone()),
-        Target::Command(argv) => {
-            let base = argv
-                .first()
-                .map(|a| {
-                    Path::new(a)
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .unwrap_or_default();
-            let c = CommandCgroup::create(&format!("record-{base}"))?;
-            let cg = c.cgroup.clone();
-            command = Some(c);
-            (cg, argv.join(" "))
-        }
+    let (mut session, target) =
+        Session::for_target(&opts.target, "record", opts.stop.clone(), opts.duration)?;
+    let cgroup = target.cgroup;
+    let image = match &opts.target {
+        Target::Cgroup(p) => p.display().to_string(),
+        Target::Container(id) => id.clone(),
+        Target::Command(argv) => argv.join(" "),
     };
-    capture.watch(&cgroup)?;
+    session.capture().watch(&cgroup)?;
+    let mut writer = ScWriter::create(&opts.out)?;
 
-    let tmp = output::scratch_beside(&opts.out, ".sc.partial").map_err(|e| {
-        LiveError::io(
-            format!("create a temporary file beside {}", opts.out.display()),
-            e,
-        )
-    })?;
-    let tmp_path = tmp.path().to_path_buf();
-    let mut sc = BufWriter::with_capacity(1 << 20, tmp);
-
-    let start = Instant::now();
-    let cpu_start = super::self_cpu_time();
     let start_secs = now_secs();
-    if let (Some(c), Target::Command(argv)) = (command.as_mut(), &opts.target) {
-        c.spawn(argv)?;
-    }
+    session.begin()?;
     let mut exploit_at = opts.exploit_at;
-
-    let mut fmt = Formatter::new();
-    let mut line = Vec::with_capacity(512);
-    let events = Cell::new(0u64);
-    // A failed write (disk full) stops the recording at once: what was
-    // written is kept and the error says where.
-    let write_err: RefCell<Option<std::io::Error>> = RefCell::new(None);
-    // For `-- CMD`, the recording starts at the command's exec: what the
-    // child did before (joining the cgroup, namespaces) is chids, not it.
-    let mut gate = ExecGate::new(matches!(opts.target, Target::Command(_)));
-    let mut on_event = |raw: &super::RawEvent<'_>| {
-        if !gate.admit(raw) {
-            return;
-        }
-        let ev = fmt.format(raw);
-        line.clear();
-        write_sc_line(&mut line, &ev, raw.uid);
-        if write_err.borrow().is_some() {
-            return;
-        }
-        match sc.write_all(&line) {
-            Ok(()) => events.set(events.get() + 1),
-            Err(e) => *write_err.borrow_mut() = Some(e),
-        }
-    };
-
     let mut last_progress = Instant::now();
-    let mut command_status = None;
     let stopped_by = loop {
-        capture.poll(Duration::from_millis(100), &mut on_event)?;
+        session.poll(Duration::from_millis(100), &mut |raw| writer.event(raw))?;
         if exploit_at.is_none() {
             exploit_at = marker.as_mut().and_then(Marker::check);
         }
-        if write_err.borrow().is_some() {
+        if writer.error.is_some() {
             break None;
         }
-        if let Some(reason) = should_stop(&mut command, &mut command_status, opts.duration, start)?
-        {
+        if let Some(reason) = session.stop_reason()? {
             break Some(reason);
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
             progress(&RecordProgress {
-                events: events.get(),
-                counters: capture.counters(),
-                elapsed: start.elapsed(),
+                events: writer.events,
+                counters: session.capture_ref().counters(),
+                elapsed: session.elapsed(),
             });
         }
     };
     // Take what is still in flight: events submitted before the command's
     // exit was noticed.
     if stopped_by.is_some() {
-        capture.drain(&mut on_event)?;
+        session.drain(&mut |raw| writer.event(raw))?;
     }
-    let elapsed = start.elapsed();
-    let cpu = super::self_cpu_time().saturating_sub(cpu_start);
-    if let Some(c) = command.as_mut() {
-        if command_status.is_none() {
-            command_status = c.kill();
-        }
-    }
-    capture.unwatch(&cgroup)?;
-    let counters = capture.counters();
+    let end = session.end();
+    session.capture().unwatch(&cgroup)?;
+    let counters = session.capture_ref().counters();
     if exploit_at.is_none() {
         exploit_at = marker.as_mut().and_then(Marker::check);
     }
-    drop(command); // removes the cgroup we made
-    let events = events.get();
-    let write_err = write_err.into_inner();
-    let flushed = match write_err {
-        Some(e) => Err(e),
-        None => sc.flush(),
-    };
-    let (sc_file, flushed) = match sc.into_inner() {
-        Ok(f) => (f, flushed),
-        Err(e) => {
-            // The buffer could not be written out: keep the file as is.
-            let (err, w) = e.into_parts();
-            (w.into_parts().0, flushed.and(Err(err)))
-        }
-    };
-    if let Err(e) = flushed {
-        return Err(kept(
-            format!("write {}: {e}; recording stopped", tmp_path.display()),
-            events,
-            sc_file,
-        ));
-    }
+    session.release_command();
+    let (mut sc_file, events) = writer.finish()?;
 
     let stopped_by = stopped_by.expect("only a write error stops without a reason");
     let mut warnings: Vec<String> = marker.and_then(|m| m.ignored).into_iter().collect();
-    if let Some(t) = exploit_at {
-        let end = start_secs + elapsed.as_secs_f64();
-        if !(start_secs..=end).contains(&t) {
-            warnings.push(format!(
-                "{}: the exploit time {t:.3} is outside the recording ({start_secs:.3} to {end:.3})",
-                opts.out.display()
-            ));
-        }
-    }
+    warnings.extend(exploit_outside(
+        &opts.out,
+        exploit_at,
+        start_secs,
+        end.elapsed,
+    ));
     let meta = metadata_json(
-        &cgroup, &image, start_secs, elapsed, exploit_at, counters, events,
+        &cgroup,
+        &image,
+        start_secs,
+        end.elapsed,
+        exploit_at,
+        counters,
+        events,
     );
-    let mut sc_file = sc_file;
     if let Err(e) = write_zip(&opts.out, opts.force, &name, sc_file.as_file_mut(), &meta) {
         return Err(kept(e, events, sc_file));
     }
@@ -287,12 +256,29 @@ pub fn record(
         cgroup: cgroup.path,
         events,
         counters,
-        elapsed,
+        elapsed: end.elapsed,
         exploit_at,
-        command_status,
-        cpu,
+        command_status: end.command_status,
+        cpu: end.cpu,
         stopped_by,
         warnings,
+    })
+}
+
+/// A warning when the exploit time lies outside the recording.
+fn exploit_outside(
+    out: &Path,
+    exploit_at: Option<f64>,
+    start_secs: f64,
+    elapsed: Duration,
+) -> Option<String> {
+    let t = exploit_at?;
+    let end = start_secs + elapsed.as_secs_f64();
+    (!(start_secs..=end).contains(&t)).then(|| {
+        format!(
+            "{}: the exploit time {t:.3} is outside the recording ({start_secs:.3} to {end:.3})",
+            out.display()
+        )
     })
 }
 

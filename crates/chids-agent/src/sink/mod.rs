@@ -1,12 +1,17 @@
-//! Where alerts go. A consumer (the agent) hands each alert, as one JSON
-//! object, to every [`AlertSink`] it was given and never knows which kind
-//! it talks to: a file or stdout ([`file`]), or a NATS subject with an
-//! on-disk spool for when the broker is away ([`nats`], [`spool`]).
+//! Where alerts go. Every alert is committed to the [`outbox`] first
+//! (SQLite, on the node), then handed, as one JSON object, to every
+//! [`AlertSink`] the agent was given: a file or stdout ([`file`]), or a
+//! NATS subject whose delivery thread drains the outbox ([`nats`]). The
+//! [`budget`] folds a workload's alerts past its rate into summaries.
 
+pub mod budget;
+pub mod dispatch;
 pub mod file;
 pub mod nats;
-pub mod spool;
+pub mod outbox;
+pub mod private_fs;
 
+pub use dispatch::AlertDispatch;
 pub use file::FileSink;
 pub use nats::{NatsOptions, NatsSink};
 
@@ -19,11 +24,12 @@ use chids_live::LiveError;
 pub struct SinkStats {
     /// Alerts handed over and confirmed by the destination.
     pub delivered: u64,
-    /// Bytes waiting in the on-disk spool.
-    pub spooled_bytes: u64,
-    /// Alerts waiting in the spool.
-    pub spooled: u64,
-    /// Alerts dropped because the spool was full (oldest first).
+    /// Alerts waiting in the outbox for this sink.
+    pub pending: u64,
+    /// Their bytes.
+    pub pending_bytes: u64,
+    /// Alerts lost on the way (not stored, or dropped past the outbox's
+    /// limits).
     pub lost: u64,
     /// Whether the destination is reachable now.
     pub connected: bool,
@@ -33,15 +39,15 @@ pub struct SinkStats {
 pub trait AlertSink: Send {
     /// A short name for logs and metrics (`file`, `nats`).
     fn kind(&self) -> &'static str;
-    /// Takes one alert (a JSON object without newline). When this returns
-    /// Ok the alert is durable: written, or safely spooled.
+    /// Takes one alert (a JSON object without newline), already committed
+    /// to the outbox.
     fn send(&mut self, alert: &[u8]) -> Result<(), LiveError>;
     fn stats(&self) -> SinkStats;
     /// Delivers what it still can within `grace`; what is left stays in
-    /// the spool for the next run.
+    /// the outbox for the next run.
     fn close(&mut self, grace: Duration);
     /// Lines worth logging since the last call (connection changes,
-    /// alerts dropped from a full spool). The library never prints.
+    /// a missing stream). The library never prints.
     fn take_log(&mut self) -> Vec<String> {
         Vec::new()
     }

@@ -33,6 +33,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered, SourceError> {
         warnings: Vec::new(),
     };
     for path in paths {
+        check_regular(path)?;
         let meta =
             std::fs::metadata(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
         if meta.is_dir() {
@@ -131,8 +132,34 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Refuses anything but a regular file (after links): reading a FIFO
+/// would wait for a writer forever, a device could be endless.
+fn check_regular(path: &Path) -> Result<(), SourceError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path)
+        .map_err(|e| SourceError::io(path, Position::Whole, &e))?
+        .file_type();
+    let what = if t.is_file() || t.is_dir() {
+        return Ok(());
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(SourceError::new(
+        path,
+        Position::Whole,
+        format!("is {what}, not a recording file; refusing to read it"),
+    ))
+}
+
 /// Opens one file as a recording, recognising its format.
 pub fn open(path: &Path) -> Result<Box<dyn EventSource>, SourceError> {
+    check_regular(path)?;
     let mut head = [0u8; 4096];
     let n = File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut head))

@@ -16,9 +16,9 @@ pub(crate) enum Side {
 /// The side of the endpoint a socket call names; `None` for other calls.
 pub(crate) fn endpoint_side(syscall: &str) -> Option<Side> {
     match syscall {
-        "connect" | "sendto" | "sendmsg" | "sendmmsg" => Some(Side::Outbound),
+        "connect" | "sendto" | "sendmsg" | "sendmmsg" | "io_uring_connect" => Some(Side::Outbound),
         "accept" | "accept4" | "recvfrom" | "recvmsg" | "recvmmsg" => Some(Side::Inbound),
-        "bind" => Some(Side::Local),
+        "bind" | "io_uring_bind" => Some(Side::Local),
         _ => None,
     }
 }
@@ -30,6 +30,10 @@ pub(crate) fn path_params(syscall: &str) -> &'static [&'static str] {
         "stat" | "lstat" | "fstatat" | "newfstatat" | "statx" => &["path", "name"],
         "execve" | "execveat" => &["filename"],
         "clone" | "clone3" | "fork" | "vfork" => &["exe"],
+        // io_uring operations as chids' live capture writes them.
+        "io_uring_openat" | "io_uring_openat2" => &["name"],
+        "io_uring_statx" | "io_uring_unlinkat" | "io_uring_renameat" | "io_uring_mkdirat"
+        | "io_uring_symlinkat" | "io_uring_linkat" => &["path"],
         _ => &[],
     }
 }

@@ -125,9 +125,10 @@ static __always_inline __u64 arg_hash(const struct chids_arg_key *k)
 #define SCR_ENTER 0
 #define SCR_EXIT 1
 #define SCR_EXEC 2
+#define SCR_IOU 3
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct chids_agg_rec);
 } agg_scratch SEC(".maps");

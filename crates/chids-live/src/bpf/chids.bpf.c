@@ -71,9 +71,10 @@ struct {
 #define EV_SCR_ENTER 0
 #define EV_SCR_EXIT 1
 #define EV_SCR_EXEC 2
+#define EV_SCR_IOU 3
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct event_path);
 } ev_scratch SEC(".maps");
@@ -803,3 +804,5 @@ int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
 	agg_exit(f, depth);
 	return 0;
 }
+
+#include "iouring.bpf.h"

@@ -1,0 +1,136 @@
+//! What the agent keeps per workload and per watched container.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chids_detect::completeness::Completeness;
+use chids_detect::detect::ScoredWindow;
+use chids_detect::model::bundle::Bundle;
+use chids_live::cgroup::CgroupRef;
+use chids_live::format::Formatter;
+
+use crate::detector::LiveDetector;
+use crate::identity::Identity;
+use crate::learning::Learner;
+use crate::runtime::ExecLimit;
+
+pub(crate) enum WorkloadState {
+    Learning,
+    Training,
+    Detecting(Arc<Bundle>),
+}
+
+impl WorkloadState {
+    /// The bundle detection uses, once detecting.
+    pub(crate) fn bundle(&self) -> Option<&Bundle> {
+        match self {
+            WorkloadState::Detecting(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            WorkloadState::Learning => "learning",
+            WorkloadState::Training => "training",
+            WorkloadState::Detecting(_) => "detecting",
+        }
+    }
+}
+
+pub(crate) struct Workload {
+    pub state: WorkloadState,
+    pub containers: usize,
+    pub learned: Duration,
+    pub events: u64,
+    pub windows: u64,
+    pub alerts: u64,
+    /// Late events of the workload's containers that have stopped.
+    pub late: u64,
+    /// Errors confined to this workload (learning files that could not be
+    /// written, training that failed), each logged.
+    pub errors: u64,
+    /// Learnt time at which the data are next checked for completeness.
+    pub next_check: Duration,
+    /// The last completeness estimate of its learning data.
+    pub completeness: Option<Completeness>,
+    /// Distinct names its learning data holds (bounded).
+    pub names: crate::learn_names::LearnNames,
+}
+
+impl Workload {
+    pub(crate) fn new(state: WorkloadState) -> Workload {
+        Workload {
+            state,
+            containers: 0,
+            learned: Duration::ZERO,
+            events: 0,
+            windows: 0,
+            alerts: 0,
+            late: 0,
+            errors: 0,
+            next_check: Duration::ZERO,
+            completeness: None,
+            names: Default::default(),
+        }
+    }
+}
+
+pub(crate) enum Stream {
+    Learning(Learner),
+    /// The workload is training; events are not kept.
+    Waiting,
+    // Boxed: a detector is large, and containers switch streams rarely.
+    Detecting(Box<LiveDetector>),
+}
+
+pub(crate) struct Container {
+    pub cgroup: CgroupRef,
+    pub ident: Identity,
+    pub workload: String,
+    pub fmt: Formatter,
+    pub stream: Stream,
+    pub events: u64,
+    pub windows: u64,
+    pub alerts: u64,
+    /// Events of the container runtime's own tasks (runc init, conmon):
+    /// counted, not fed to the model (see `runtime.rs`).
+    pub runtime_events: u64,
+    pub exec_limit: ExecLimit,
+    /// Late events of the container's earlier detectors (see [`Container::late`]).
+    pub late_done: u64,
+}
+
+impl Container {
+    /// Events the windower dropped for their time, so far.
+    pub(crate) fn late(&self) -> u64 {
+        self.late_done
+            + match &self.stream {
+                Stream::Detecting(d) => d.dropped(),
+                _ => 0,
+            }
+    }
+
+    /// Ends the container's stream: a detector's open windows go to `emit`,
+    /// a learning file is flushed.
+    pub(crate) fn finish_stream(&mut self, emit: &mut impl FnMut(ScoredWindow)) {
+        self.late_done = self.late();
+        match std::mem::replace(&mut self.stream, Stream::Waiting) {
+            Stream::Detecting(mut d) => d.finish(emit),
+            Stream::Learning(mut l) => l.finish(),
+            Stream::Waiting => {}
+        }
+    }
+}
+
+/// Where a detection threshold comes from, in words.
+pub(crate) fn threshold_source(bundle: &Bundle, theta: Option<f64>) -> String {
+    match (theta, &bundle.calibration) {
+        (Some(t), _) => format!("theta {t} (--theta) x the largest training error"),
+        (None, Some(c)) => format!(
+            "operating threshold for {}/h from {} data ({} windows, {:.2} h; {})",
+            c.max_false_alarms_per_hour, c.source, c.windows, c.hours, c.method
+        ),
+        (None, None) => "theta 1.0: the model has no operating threshold".into(),
+    }
+}

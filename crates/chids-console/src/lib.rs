@@ -1,0 +1,113 @@
+//! The chids alert console: a web page that shows the alerts every agent
+//! publishes to a NATS JetStream stream (a live timeline with filters, an
+//! alert's ranked reasons and score) and the workloads the agents learn
+//! and watch.
+//!
+//! It is a process of its own (`chids ui`), not part of the node agent: it
+//! shows alerts across nodes, so it reads the stream they all publish to,
+//! and a node agent gains no listening socket, no HTTP stack to attack and
+//! no page-serving load from it. Everything the browser loads is embedded
+//! in the binary; the page builds its DOM from text (never markup), under
+//! a Content-Security-Policy that forbids inline script.
+
+mod alert;
+mod filter;
+mod guard;
+mod http;
+mod rank;
+mod source;
+mod state;
+mod store;
+mod workloads;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+pub use alert::{Alert, Reason};
+pub use filter::Filter;
+pub use guard::{check_listen, read_token_file};
+pub use workloads::WorkloadRow;
+
+/// Accepting an alert as normal (the fleet's `chids accept`): folds what
+/// the alert named into its workload's model and records who did it.
+/// The console shows an accept button only when it is given one.
+pub trait AcceptHook: Send + Sync {
+    /// `alert` is the alert's JSON as the agent sent it; `who` the name
+    /// the person typed. Returns what was done, in words.
+    fn accept(&self, alert: &serde_json::Value, who: &str) -> Result<String, String>;
+}
+
+pub struct Options {
+    /// `nats://HOST:PORT`.
+    pub nats_url: String,
+    /// The JetStream stream holding the agents' alerts.
+    pub stream: String,
+    pub listen: SocketAddr,
+    /// Required on every request when set (see [`read_token_file`]).
+    pub token: Option<String>,
+    /// Agents' state folders whose `status.json` the workloads view shows.
+    pub state_dirs: Vec<PathBuf>,
+    /// A JetStream key-value bucket of shared models, when there is one.
+    pub models_bucket: Option<String>,
+    /// Most alerts held (the newest).
+    pub max_alerts: usize,
+    /// Most bytes of alerts held, roughly.
+    pub max_bytes: usize,
+    pub accept: Option<Arc<dyn AcceptHook>>,
+}
+
+/// Serves the console until SIGINT or SIGTERM. `listening` is told the
+/// bound address (the port may have been 0).
+pub fn run(opts: Options, listening: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    check_listen(opts.listen, opts.token.is_some())?;
+    let shared = Arc::new(state::Shared {
+        store: RwLock::new(store::Store::new(opts.max_alerts, opts.max_bytes)),
+        source: Mutex::new(state::SourceState {
+            connected: false,
+            note: format!("connecting to {}", opts.nats_url),
+        }),
+        stream: opts.stream.clone(),
+        state_dirs: opts.state_dirs,
+        models_bucket: opts.models_bucket,
+        jetstream: OnceLock::new(),
+        accept: opts.accept,
+        token: opts.token,
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("start the console's runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", opts.listen))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("--listen {}: {e}", opts.listen))?;
+        tokio::spawn(source::follow(
+            Arc::clone(&shared),
+            opts.nats_url,
+            opts.stream,
+        ));
+        listening(addr);
+        axum::serve(listener, http::router(shared))
+            .with_graceful_shutdown(stop_signal())
+            .await
+            .map_err(|e| format!("serving {addr}: {e}"))
+    })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,523 @@
+//! `chids ui` in a real browser, against a real agent, nats-server and
+//! podman containers: an attack's alert appears on the live timeline
+//! without a reload, with its container and the path it read; a path that
+//! carries `<script>` and an `<img onerror>` shows as text and runs
+//! nothing; the filters narrow the timeline; the workloads view shows the
+//! learnt images detecting. Debian's chromium is driven headless through
+//! chromedriver (WebDriver, the `fantoccini` crate).
+//!
+//! With CHIDS_CONSOLE_SCREENSHOTS=DIR the pages are saved there as PNG
+//! (that is how docs/console/*.png are made).
+//!
+//! Needs root, kernel BTF, podman + runc, nats-server, busybox-static,
+//! chromium and chromium-driver (scripts/install-test-deps.sh); run with
+//! `--include-ignored`, when a missing one fails the test, naming it.
+#![cfg(all(feature = "live", feature = "console"))]
+
+mod agent_support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_support::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const LOOP_A: &str =
+    "while true; do cat /etc/passwd > /dev/null; ls /bin > /dev/null; sleep 0.2; done";
+const LOOP_B: &str = "while true; do echo tick > /tmp/t; cat /tmp/t > /dev/null; sleep 0.3; done";
+/// Markup in a file name: if the page ever parsed alert text as HTML,
+/// one of these would set `window.pwned`.
+const XSS_DIR: &str = "/tmp/<script>window.pwned=true;<";
+const XSS_PATH: &str = "/tmp/<script>window.pwned=true;</script>";
+/// The agent escapes whitespace in names (`\x20`), so the image tag's
+/// attributes are separated by `/` (as HTML allows); at the root, so that
+/// the path keeps all its parts (paths of more than 3 slashes are cut).
+const XSS_IMG_DIR: &str = "/<img/src=x";
+const XSS_IMG: &str = "/<img/src=x/onerror=window.pwned=true>";
+
+/// Every prerequisite, or a failure naming the first one missing.
+fn require() {
+    if let Some(why) = skip_reason() {
+        panic!("cannot run the console test: {why}");
+    }
+    for tool in ["chromium", "chromedriver"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .chain([PathBuf::from("/usr/bin")])
+            .any(|d| d.join(tool).exists());
+        assert!(
+            found,
+            "cannot run the console test: {tool} not installed (scripts/install-test-deps.sh: chromium chromium-driver)"
+        );
+    }
+}
+
+/// A child process killed on drop (the console, chromedriver).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_listening(cmd: &mut Command, port: u16, what: &str) -> Proc {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let p = Proc(child);
+    wait_for(what, Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    p
+}
+
+/// A plain HTTP/1.1 GET: the status line and headers, lower-cased, and the body.
+fn http_get(port: u16, path: &str, host: &str) -> (String, String) {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    let (head, body) = s.split_once("\r\n\r\n").unwrap_or((&s, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The console's answers carry the strict policy and the right types, and
+/// a page elsewhere cannot reach it under another host name.
+fn check_headers(port: u16) {
+    let (head, _) = http_get(port, "/", "127.0.0.1");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let (head, body) = http_get(port, "/api/alerts", "localhost");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(serde_json::from_str::<Value>(&body).is_ok(), "{body}");
+    let (head, _) = http_get(port, "/api/alerts", "attacker.example");
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+}
+
+async fn browser(driver_port: u16, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,1000",
+                     format!("--user-data-dir={}", profile.display())],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a chromium session through chromedriver")
+}
+
+/// Polls the page until `f` gives a value (generous deadline), or fails
+/// naming `what` with the page's text.
+async fn until<T, F, Fut>(c: &Client, what: &str, deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > end {
+            let text = body_text(c).await;
+            panic!("timed out after {deadline:?} waiting for {what}; the page says:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn body_text(c: &Client) -> String {
+    match c.find(Locator::Css("body")).await {
+        Ok(b) => b.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The timeline's rows: (stream sequence, container, whole row text).
+async fn rows(c: &Client) -> Vec<(u64, String, String)> {
+    let mut out = Vec::new();
+    for r in c
+        .find_all(Locator::Css("tr.alert-row"))
+        .await
+        .unwrap_or_default()
+    {
+        let seq = r
+            .attr("data-seq")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok());
+        let container = match r.find(Locator::Css("td.container")).await {
+            Ok(td) => td.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        if let Some(seq) = seq {
+            out.push((seq, container, r.text().await.unwrap_or_default()));
+        }
+    }
+    out
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("CHIDS_CONSOLE_SCREENSHOTS") {
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(name), png).unwrap();
+    }
+}
+
+/// Opens the alert pages of `container`'s rows until one lists `path`
+/// among its reasons; gives that alert's sequence number.
+async fn alert_naming(c: &Client, base: &str, container: &str, path: &str) -> Option<u64> {
+    c.goto(&format!("{base}/#/?container={container}"))
+        .await
+        .ok()?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seqs: Vec<u64> = rows(c).await.into_iter().map(|r| r.0).collect();
+    for seq in seqs {
+        c.goto(&format!("{base}/#/alert/{seq}")).await.ok()?;
+        let reasons = until(c, "the alert page", Duration::from_secs(10), || async {
+            c.find(Locator::Css("#reasons"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        })
+        .await;
+        if reasons.contains(path) {
+            return Some(seq);
+        }
+    }
+    None
+}
+
+fn pwned(v: Value) -> bool {
+    v != json!("undefined")
+}
+
+/// Learnt images and the console: what the browser part needs.
+struct Scene {
+    a1: Container,
+    b1: Container,
+    img_a: String,
+    img_b: String,
+    base: String,
+    state: PathBuf,
+}
+
+/// The timeline updates by itself: the attack's alert appears, with the
+/// container's name, within 5 s of the attack, and its page names the path.
+async fn live_alert(c: &Client, s: &Scene) {
+    c.goto(&format!("{}/#/", s.base)).await.unwrap();
+    until(c, "the timeline", Duration::from_secs(20), || async {
+        c.find(Locator::Css("#alerts")).await.ok()
+    })
+    .await;
+    let before = rows(c).await.len();
+    let out = s.a1.exec("cat /etc/shadow > /dev/null");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attacked = Instant::now();
+    until(
+        c,
+        "the attack's alert on the timeline",
+        Duration::from_secs(60),
+        || async {
+            let r = rows(c).await;
+            (r.len() > before && r.iter().any(|(_, name, _)| name == &s.a1.name)).then_some(())
+        },
+    )
+    .await;
+    let shown = attacked.elapsed();
+    eprintln!("console: the alert was on the page {shown:?} after the attack");
+    assert!(
+        shown <= Duration::from_secs(5),
+        "alert shown only after {shown:?}"
+    );
+    let seq = alert_naming(c, &s.base, &s.a1.name, "/etc/shadow").await;
+    assert!(
+        seq.is_some(),
+        "no alert page of {} names /etc/shadow",
+        s.a1.name
+    );
+    screenshot(c, "alert.png").await;
+    assert!(
+        body_text(c).await.contains(&s.img_a),
+        "the alert names its image"
+    );
+}
+
+/// Markup in a path is shown as text and runs nothing.
+async fn markup_is_text(c: &Client, s: &Scene) {
+    let script = format!(
+        "mkdir -p '{XSS_DIR}' '{XSS_IMG_DIR}'; echo x > '{XSS_PATH}'; echo x > '{XSS_IMG}'; cat '{XSS_PATH}' '{XSS_IMG}' > /dev/null"
+    );
+    let out = s.a1.exec(&script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seq = until(
+        c,
+        "an alert naming the <script> path",
+        Duration::from_secs(60),
+        || alert_naming(c, &s.base, &s.a1.name, XSS_PATH),
+    )
+    .await;
+    c.goto(&format!("{}/#/alert/{seq}", s.base)).await.unwrap();
+    let reasons = until(
+        c,
+        "the alert's reasons",
+        Duration::from_secs(10),
+        || async {
+            c.find(Locator::Css("#reasons"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    assert!(reasons.contains(XSS_PATH), "{reasons}");
+    assert!(reasons.contains(XSS_IMG), "{reasons}");
+    // The picture for the docs shows the markup rows, not the top.
+    c.execute(
+        "const td = [...document.querySelectorAll('td.what')].find((t) => t.textContent.includes('<script>')); \
+         if (td) td.scrollIntoView({block: 'center'}); return !!td",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(c, "alert-markup.png").await;
+    // Neither the alert page nor the timeline (which shows the same text)
+    // created an element from it or ran it.
+    for page in [
+        format!("{}/#/alert/{seq}", s.base),
+        format!("{}/#/", s.base),
+    ] {
+        c.goto(&page).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ran = c
+            .execute("return typeof window.pwned", vec![])
+            .await
+            .unwrap();
+        assert!(!pwned(ran), "alert text ran as script on {page}");
+        let planted = c
+            .execute(
+                "return document.querySelectorAll('main script, main img').length",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(planted, json!(0), "alert text became elements on {page}");
+    }
+}
+
+/// The filters narrow the timeline, by container, by workload and by kind.
+async fn filters(c: &Client, s: &Scene) {
+    let out = s.b1.exec("cat /etc/shadow > /dev/null");
+    assert!(out.status.success());
+    c.goto(&format!("{}/#/", s.base)).await.unwrap();
+    until(
+        c,
+        "alerts of both containers",
+        Duration::from_secs(60),
+        || async {
+            let r = rows(c).await;
+            let has = |n: &str| r.iter().any(|(_, name, _)| name == n);
+            (has(&s.a1.name) && has(&s.b1.name)).then_some(())
+        },
+    )
+    .await;
+    screenshot(c, "timeline.png").await;
+    for (menu, value, want) in [
+        ("#f-container", s.b1.name.as_str(), s.b1.name.as_str()),
+        ("#f-container", "", ""),
+        ("#f-workload", s.img_a.as_str(), s.a1.name.as_str()),
+    ] {
+        let select = c.find(Locator::Css(menu)).await.unwrap();
+        select.select_by_value(value).await.unwrap();
+        if want.is_empty() {
+            continue;
+        }
+        until(
+            c,
+            &format!("{menu} = {value}"),
+            Duration::from_secs(20),
+            || async {
+                let r = rows(c).await;
+                (!r.is_empty() && r.iter().all(|(_, name, _)| name == want)).then_some(())
+            },
+        )
+        .await;
+    }
+    // The workload filter also lands in the address, so a view can be shared.
+    let url = c.current_url().await.unwrap();
+    assert!(url.fragment().unwrap_or("").contains("workload="), "{url}");
+    let select = c.find(Locator::Css("#f-kind")).await.unwrap();
+    select.select_by_value("anomaly").await.unwrap();
+    until(c, "kind = anomaly", Duration::from_secs(20), || async {
+        let r = rows(c).await;
+        (!r.is_empty() && r.iter().all(|(_, _, text)| text.contains("anomaly"))).then_some(())
+    })
+    .await;
+    // A kind no alert has: nothing shown.
+    c.goto(&format!("{}/#/?kind=suppressed", s.base))
+        .await
+        .unwrap();
+    until(
+        c,
+        "no suppressed alerts",
+        Duration::from_secs(20),
+        || async {
+            (c.find(Locator::Css("#counts"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?
+                .starts_with("0 alert"))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+/// The workloads view shows both learnt images detecting.
+async fn workloads(c: &Client, s: &Scene) {
+    c.goto(&format!("{}/#/workloads", s.base)).await.unwrap();
+    let state = s.state.display().to_string();
+    until(
+        c,
+        "both images detecting",
+        Duration::from_secs(20),
+        || async {
+            let mut found = 0;
+            for r in c.find_all(Locator::Css("tr.workload-row")).await.ok()? {
+                let t = r.text().await.ok()?;
+                if (t.contains(&s.img_a) || t.contains(&s.img_b))
+                    && t.contains("detecting")
+                    && t.contains(&state)
+                {
+                    found += 1;
+                }
+            }
+            (found == 2).then_some(())
+        },
+    )
+    .await;
+    screenshot(c, "workloads.png").await;
+}
+
+#[test]
+#[ignore = "needs root, podman, nats-server, chromium, chromedriver"]
+fn console_shows_attacks_live_as_text_and_filters() {
+    require();
+    let p = prefix();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let img_a = Image::busybox(&format!("localhost/{p}-ui-a:1"), &[]);
+    let img_b = Image::busybox(&format!("localhost/{p}-ui-b:1"), &[]);
+    let nats = Nats::start(&tmp.path().join("nats"), free_port());
+    let subject = format!("{p}.alerts");
+    nats.create_stream("CHIDS_ALERTS", &subject);
+    let url = nats.url();
+    let agent_args = [
+        "--learn-for",
+        "20s",
+        "--theta",
+        "1.5",
+        "--nats",
+        &url,
+        "--subject",
+        &subject,
+        "--epochs",
+        "40",
+    ];
+    let agent = Agent::start(&state, &agent_args);
+    wait_for("agent status", Duration::from_secs(30), || agent.status());
+    let a1 = Container::run(&format!("{p}-ui-a1"), &img_a.name, LOOP_A);
+    let b1 = Container::run(&format!("{p}-ui-b1"), &img_b.name, LOOP_B);
+    wait_for("both images detecting", Duration::from_secs(240), || {
+        let st = agent.status()?;
+        (workload_state(&st, &img_a.name)? == "detecting"
+            && workload_state(&st, &img_b.name)? == "detecting")
+            .then_some(())
+    });
+
+    let ui_port = free_port();
+    let _console = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_chids"))
+            .args(["ui", "--nats", &url, "--stream", "CHIDS_ALERTS", "--listen"])
+            .arg(format!("127.0.0.1:{ui_port}"))
+            .arg("--state-dir")
+            .arg(&state),
+        ui_port,
+        "chids ui",
+    );
+    check_headers(ui_port);
+    let driver_port = free_port();
+    let _driver = spawn_listening(
+        Command::new("chromedriver").arg(format!("--port={driver_port}")),
+        driver_port,
+        "chromedriver",
+    );
+    let scene = Scene {
+        a1,
+        b1,
+        img_a: img_a.name.clone(),
+        img_b: img_b.name.clone(),
+        base: format!("http://127.0.0.1:{ui_port}"),
+        state,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(driver_port, &tmp.path().join("chromium")).await;
+        workloads(&c, &scene).await;
+        live_alert(&c, &scene).await;
+        markup_is_text(&c, &scene).await;
+        filters(&c, &scene).await;
+        c.close().await.unwrap();
+    });
+    drop(agent);
+}

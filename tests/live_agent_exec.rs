@@ -1,0 +1,82 @@
+//! The runtime is not the workload: `podman exec` into a watched container
+//! is reported as an exec record (`"kind":"exec"`, container, program,
+//! uid), at most ten a minute per container; the runtime's own tasks
+//! (runc's init stages) are counted, not fed to the workload.
+//!
+//! Needs root, kernel BTF, podman + runc and busybox-static
+//! (scripts/install-test-deps.sh); run with `--include-ignored`.
+#![cfg(feature = "live")]
+
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::*;
+use serde_json::Value;
+
+const LOOP: &str = "while true; do cat /etc/passwd > /dev/null; sleep 0.2; done";
+
+fn records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, podman"]
+fn exec_sessions_are_records_of_their_own_and_rate_limited() {
+    if let Some(why) = skip_reason() {
+        panic!("missing prerequisite: {why}");
+    }
+    let p = prefix();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let alerts = tmp.path().join("alerts.jsonl");
+    let img = Image::busybox(&format!("localhost/{p}-exec:1"), &[]);
+    let mut agent = Agent::start(
+        &state,
+        &["--learn-for", "1h", "--alerts", alerts.to_str().unwrap()],
+    );
+    let c = Container::run(&format!("{p}-exec"), &img.name, LOOP);
+    wait_for(
+        "the container's own events",
+        Duration::from_secs(30),
+        || {
+            let st = agent.status()?;
+            (container(&st, &c.name)?["events"].as_u64()? > 0).then_some(())
+        },
+    );
+
+    // More exec sessions than the limit lets through in a minute.
+    for _ in 0..12 {
+        podman_ok(&["exec", &c.name, "true"]);
+    }
+    let ours = || -> Vec<Value> {
+        records(&alerts)
+            .into_iter()
+            .filter(|r| r["kind"] == "exec" && r["container_name"] == c.name.as_str())
+            .collect()
+    };
+    let execs = wait_for("ten exec records", Duration::from_secs(30), || {
+        let v = ours();
+        (v.len() >= 10).then_some(v)
+    });
+    for r in &execs {
+        assert!(r["command"].as_str().unwrap().ends_with("true"), "{r:#}");
+        assert_eq!(r["image"], img.name.as_str());
+        assert_eq!(r["container_id"], c.id.as_str());
+        assert_eq!(r["uid"], 0);
+    }
+    // The runtime's own work was counted, apart from the container's.
+    let st = agent.status().unwrap();
+    let entry = container(&st, &c.name).unwrap();
+    assert!(entry["runtime_events"].as_u64().unwrap() > 0, "{entry:#}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+    // Twelve sessions well inside a minute: ten reported, no more.
+    assert_eq!(ours().len(), 10, "{:#?}", ours());
+    // No anomaly alert can come from a learning workload; none is here.
+    assert!(records(&alerts).iter().all(|r| r["kind"] != "anomaly"));
+}
