@@ -1,5 +1,6 @@
 //! Subcommands. Each file parses its flags, calls the library, and prints.
 
+mod accept;
 #[cfg(feature = "live")]
 mod agent;
 mod baseline;
@@ -43,6 +44,8 @@ enum Command {
     Vectors(vectors::Args),
     /// Print the events of a sysdig/Falco capture (.scap), like `sysdig -r`.
     Dump(dump::Args),
+    /// Accept alerts as normal: fold what they named into the model, with an audit record.
+    Accept(accept::Args),
     /// Capture a container's system calls live (eBPF) into a LID-DS 2021 recording.
     #[cfg(feature = "live")]
     Record(live::RecordArgs),
@@ -72,6 +75,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Vectors(args) => vectors::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Accept(args) => accept::run(args),
         #[cfg(feature = "live")]
         Command::Record(args) => live::run_record(&args).map_err(anyhow::Error::msg),
         #[cfg(feature = "live")]

@@ -18,6 +18,7 @@
 pub mod cri;
 mod detector;
 pub mod discovery;
+pub mod fleet;
 pub mod identity;
 mod learn_names;
 mod learning;

@@ -12,6 +12,7 @@
 //! bundle); every alarm is an [`alert::WindowAlert`] whose reasons are
 //! never empty.
 
+pub mod accept;
 pub mod alert;
 pub mod calibrate;
 pub mod completeness;

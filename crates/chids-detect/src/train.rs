@@ -561,6 +561,7 @@ fn train_refs(
             max_error,
         },
         operating_threshold: None,
+        accepted: Vec::new(),
         calibration: None,
         count_maxima: Some(count_maxima),
         folded: None,

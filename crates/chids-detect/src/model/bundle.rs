@@ -81,6 +81,10 @@ pub struct BaselineFile {
     /// in `seen_syscalls` / `seen_args` (see `crate::fold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folded_names: Option<crate::fold::FoldedNames>,
+    /// Alerts accepted as normal since training, oldest first (see
+    /// [`crate::accept`]): the bundle's audit trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<crate::accept::Acceptance>,
 }
 
 fn default_detector() -> String {
@@ -103,6 +107,8 @@ pub struct Bundle {
     pub count_maxima: Option<crate::rising::CountMaxima>,
     /// See [`BaselineFile::folded_names`].
     pub folded: Option<crate::fold::FoldedNames>,
+    /// See [`BaselineFile::accepted`].
+    pub accepted: Vec<crate::accept::Acceptance>,
     pub model: Autoencoder,
 }
 
@@ -125,7 +131,29 @@ impl Bundle {
     /// `chids_core::output`), so a crash or a full disk never leaves a
     /// half-written model behind a good name, nor replaces a good one.
     pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
-        let file = BaselineFile {
+        save_bundle(
+            dir,
+            &self.baseline_file(),
+            BaselineFile::check,
+            WEIGHTS_FILE,
+            &self.model.to_safetensors(),
+        )
+    }
+
+    /// The bundle's two files as bytes (`baseline.json`, `model.safetensors`):
+    /// what [`Bundle::save`] writes and the fleet store publishes, with the
+    /// same refusal of what could not be loaded.
+    pub fn to_bytes(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let json = serde_json::to_vec_pretty(&self.baseline_file()).expect("baseline serialises");
+        serde_json::from_slice::<BaselineFile>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check())
+            .map_err(|m| format!("refusing to write a model that could not be loaded: {m}"))?;
+        Ok((json, self.model.to_safetensors()))
+    }
+
+    fn baseline_file(&self) -> BaselineFile {
+        BaselineFile {
             kind: KIND.into(),
             format_version: FORMAT_VERSION,
             detector: DETECTOR.into(),
@@ -145,24 +173,34 @@ impl Bundle {
             calibration: self.calibration.clone(),
             count_maxima: self.count_maxima.clone(),
             folded_names: self.folded.clone(),
-        };
-        save_bundle(
-            dir,
-            &file,
-            BaselineFile::check,
-            WEIGHTS_FILE,
-            &self.model.to_safetensors(),
-        )
+            accepted: self.accepted.clone(),
+        }
     }
 
     /// Loads and checks a bundle.
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
         let json_path = dir.join(BASELINE_FILE);
+        let json = std::fs::read(&json_path).map_err(|source| BundleError::Io {
+            path: json_path.clone(),
+            source,
+        })?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
+            path: weights_path.clone(),
+            source,
+        })?;
+        Bundle::from_bytes(&json, &weights, dir)
+    }
+
+    /// Checks and builds a bundle from its two files' bytes; `dir` names
+    /// where they came from in errors (a folder, or a broker object).
+    pub fn from_bytes(json: &[u8], weights: &[u8], dir: &Path) -> Result<Bundle, BundleError> {
+        let json_path = dir.join(BASELINE_FILE);
         let invalid = |message: String| BundleError::Invalid {
             path: json_path.clone(),
             message,
         };
-        let (value, detector) = read_baseline_json(dir)?;
+        let (value, detector) = parse_baseline_json(json, &json_path)?;
         if detector != DETECTOR {
             return Err(invalid(format!(
                 "this is a {detector:?} baseline, not a chids autoencoder bundle"
@@ -179,14 +217,9 @@ impl Bundle {
                 "operating_threshold must be a finite, non-negative number".into(),
             ));
         }
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
-            path: weights_path.clone(),
-            source,
-        })?;
         let model =
-            Autoencoder::from_safetensors(&weights).map_err(|source| BundleError::Model {
-                path: weights_path,
+            Autoencoder::from_safetensors(weights).map_err(|source| BundleError::Model {
+                path: dir.join(WEIGHTS_FILE),
                 source,
             })?;
         Ok(Bundle {
@@ -209,6 +242,7 @@ impl Bundle {
             calibration: file.calibration,
             count_maxima: file.count_maxima,
             folded: file.folded_names,
+            accepted: file.accepted,
             model,
         })
     }
@@ -241,16 +275,24 @@ impl Bundle {
 /// clear error rather than a missing-field one.
 pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), BundleError> {
     let json_path = dir.join(BASELINE_FILE);
-    let invalid = |message: String| BundleError::Invalid {
-        path: json_path.clone(),
-        message,
-    };
     let bytes = std::fs::read(&json_path).map_err(|source| BundleError::Io {
         path: json_path.clone(),
         source,
     })?;
+    parse_baseline_json(&bytes, &json_path)
+}
+
+/// [`read_baseline_json`] on bytes already read; `json_path` names them in errors.
+fn parse_baseline_json(
+    bytes: &[u8],
+    json_path: &Path,
+) -> Result<(serde_json::Value, String), BundleError> {
+    let invalid = |message: String| BundleError::Invalid {
+        path: json_path.into(),
+        message,
+    };
     let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON ({e})")))?;
     if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
         return Err(invalid(
             "not a chids baseline (no \"kind\": \"chids-baseline\")".into(),

@@ -1,0 +1,254 @@
+//! The fleet's model store against a real nats-server with JetStream:
+//! a published bundle reaches a watching agent checked and whole, a new
+//! version follows within seconds, a record whose files do not match its
+//! digest is refused, and `chids accept --nats` publishes the accepted
+//! bundle as the next version with its audit record.
+//!
+//! Needs nats-server (scripts/install-test-deps.sh); run with `--include-ignored`.
+#![cfg(feature = "live")]
+
+mod agent_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use agent_support::{free_port, wait_for, Nats};
+use chids_agent::fleet::{FleetEvent, FleetOptions, FleetStore, FleetWatch};
+use chids_detect::model::Bundle;
+
+const WORKLOAD: &str = "docker.io/library/web:1";
+
+fn chids(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chids"))
+        .args(args)
+        .output()
+        .expect("run chids")
+}
+
+/// A small trained bundle (a steady loop of calls, four seconds).
+fn small_bundle(dir: &Path) -> Bundle {
+    let td = dir.join("train");
+    std::fs::create_dir_all(&td).unwrap();
+    let mut s = String::new();
+    let calls = ["read", "write", "epoll_wait", "close"];
+    for (n, ms) in (0..4000u64).step_by(5).enumerate() {
+        let sec = 36_000 + ms / 1000;
+        let hms = format!(
+            "{:02}:{:02}:{:02}.{:03}000000",
+            sec / 3600,
+            sec / 60 % 60,
+            sec % 60,
+            ms % 1000
+        );
+        s += &format!("{} {hms} 0 web (42) > {} fd=3\n", n + 1, calls[n % 4]);
+    }
+    std::fs::write(td.join("r0.txt"), &s).unwrap();
+    std::fs::write(td.join("r1.txt"), &s).unwrap();
+    let od = dir.join("model");
+    let o = chids(&[
+        "baseline",
+        "--td",
+        &td.display().to_string(),
+        "--od",
+        &od.display().to_string(),
+        "--epochs",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Bundle::load(&od).unwrap()
+}
+
+fn require_nats() {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("nats-server").exists());
+    assert!(
+        found,
+        "nats-server not installed (scripts/install-test-deps.sh)"
+    );
+}
+
+fn next_model(
+    watch: &FleetWatch,
+    logs: &mut Vec<String>,
+) -> (chids_agent::fleet::ModelVersion, Box<Bundle>) {
+    wait_for("a model from the fleet", Duration::from_secs(20), || {
+        let mut model = None;
+        for e in watch.poll() {
+            match e {
+                FleetEvent::Model { version, bundle } => model = Some((version, bundle)),
+                FleetEvent::Log(l) => logs.push(l),
+            }
+        }
+        model
+    })
+}
+
+#[test]
+#[ignore = "needs nats-server"]
+fn published_versions_reach_watchers_checked() {
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("js"), free_port());
+    let bundle = small_bundle(dir.path());
+    let opts = |node: &str| FleetOptions {
+        url: nats.url(),
+        models_bucket: "chids-models".into(),
+        bundles_bucket: "chids-bundles".into(),
+        node: node.into(),
+    };
+    let a = FleetStore::connect(&opts("node-a")).unwrap();
+    assert!(a.fetch(WORKLOAD).unwrap().is_none());
+    let v1 = a.publish(WORKLOAD, &bundle, "trained").unwrap();
+    assert_eq!((v1.version, v1.node.as_str()), (1, "node-a"));
+
+    // Node B, started later, gets version 1 at once.
+    let watch = FleetWatch::start(opts("node-b")).unwrap();
+    let mut logs = Vec::new();
+    let (got, b1) = next_model(&watch, &mut logs);
+    assert_eq!(got, v1);
+    assert_eq!(b1.to_bytes().unwrap(), bundle.to_bytes().unwrap());
+
+    // A second version (from another publisher) follows.
+    let mut changed = bundle.clone();
+    changed.elements.seen_args.insert("/srv/new".into());
+    let v2 = FleetStore::connect(&opts("node-c"))
+        .unwrap()
+        .publish(WORKLOAD, &changed, "trained")
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    let (got, b2) = next_model(&watch, &mut logs);
+    assert_eq!(got.version, 2);
+    assert!(b2.elements.seen_args.contains("/srv/new"));
+
+    // Version 2's files changed on the broker (same length), then a record
+    // naming them: refused on the digest, logged; fetch says so too.
+    let mut forged = v2.clone();
+    forged.version = 3;
+    let (json, _) = changed.to_bytes().unwrap();
+    let tampered = String::from_utf8(json)
+        .unwrap()
+        .replace("/srv/new", "/srv/neW");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        let objects = js.get_object_store("chids-bundles").await.unwrap();
+        objects
+            .put(
+                forged.objects()[0].as_str(),
+                &mut std::io::Cursor::new(tampered.into_bytes()),
+            )
+            .await
+            .unwrap();
+        let kv = js.get_key_value("chids-models").await.unwrap();
+        kv.put(
+            chids_agent::fleet::bucket_key(WORKLOAD),
+            serde_json::to_vec(&forged).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    });
+    wait_for(
+        "the forged version to be refused",
+        Duration::from_secs(20),
+        || {
+            for e in watch.poll() {
+                match e {
+                    FleetEvent::Model { version, .. } => {
+                        panic!("forged version {} loaded", version.version)
+                    }
+                    FleetEvent::Log(l) => logs.push(l),
+                }
+            }
+            logs.iter().find(|l| l.contains("digest")).cloned()
+        },
+    );
+    assert!(a.fetch(WORKLOAD).is_err());
+
+    // `chids accept --nats`: folds the alert in, publishes version 5.
+    assert_eq!(a.publish(WORKLOAD, &bundle, "trained").unwrap().version, 4);
+    assert_eq!(next_model(&watch, &mut logs).0.version, 4);
+    let alert = serde_json::json!({
+        "id": "node-a-17", "workload": WORKLOAD, "events": 12,
+        "unseen_syscalls": ["mknod"], "more_unseen_syscalls": 0,
+        "unseen_args": [{"arg": "/var/cache/x", "syscall": "openat", "process": "web"}],
+        "more_unseen_args": 0,
+    });
+    let file = dir.path().join("alert.jsonl");
+    std::fs::write(&file, format!("{alert}\n")).unwrap();
+    let o = chids(&[
+        "accept",
+        "--nats",
+        &nats.url(),
+        "--by",
+        "bob",
+        &file.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("version 5 published"), "{out}");
+    let (got, b) = next_model(&watch, &mut logs);
+    assert_eq!((got.version, got.node.as_str()), (5, "accept:bob"));
+    assert!(b.elements.seen_syscalls.contains("mknod"));
+    assert!(b.elements.seen_args.contains("/var/cache/x"));
+    assert_eq!(b.accepted.len(), 1);
+    assert_eq!(b.accepted[0].alert_id, "node-a-17");
+    assert_eq!(b.accepted[0].accepted_by, "bob");
+}
+
+/// Two agents' links: what node A trains and publishes, node B adopts;
+/// node A does not adopt its own publication back.
+#[test]
+#[ignore = "needs nats-server"]
+fn a_model_one_node_trains_is_adopted_by_the_other() {
+    use chids_agent::fleet::{FleetLink, FleetUpdate};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("js"), free_port());
+    let bundle = small_bundle(dir.path());
+    let opts = |node: &str| FleetOptions {
+        url: nats.url(),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        node: node.into(),
+    };
+    let mut a = FleetLink::start(opts("node-a")).unwrap();
+    let mut b = FleetLink::start(opts("node-b")).unwrap();
+    a.publish(WORKLOAD, &bundle);
+    let (mut a_saw, mut b_got) = (Vec::new(), None);
+    wait_for(
+        "node B to adopt node A's model",
+        Duration::from_secs(20),
+        || {
+            a_saw.extend(a.poll());
+            for u in b.poll() {
+                if let FleetUpdate::Adopt { version, bundle } = u {
+                    b_got = Some((version, bundle));
+                }
+            }
+            b_got.as_ref().map(|_| ())
+        },
+    );
+    let (version, adopted) = b_got.unwrap();
+    assert_eq!((version.version, version.node.as_str()), (1, "node-a"));
+    assert_eq!(adopted.to_bytes().unwrap(), bundle.to_bytes().unwrap());
+    assert_eq!(b.version(WORKLOAD).map(|v| v.version), Some(1));
+    // A hears of its publication, and after a while has adopted nothing.
+    wait_for("node A's publication", Duration::from_secs(20), || {
+        a_saw.extend(a.poll());
+        a_saw
+            .iter()
+            .any(|u| matches!(u, FleetUpdate::Published(v) if v.version == 1))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    a_saw.extend(a.poll());
+    assert!(
+        !a_saw.iter().any(|u| matches!(u, FleetUpdate::Adopt { .. })),
+        "node A adopted its own model back"
+    );
+}
