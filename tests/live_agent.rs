@@ -36,10 +36,12 @@ fn scrape(addr: &str) -> String {
     s
 }
 
+/// The anomaly alerts of a container (exec sessions are records of their
+/// own kind, `"kind": "exec"`).
 fn alerts_for<'a>(alerts: &'a [Value], name: &str) -> Vec<&'a Value> {
     alerts
         .iter()
-        .filter(|a| a["container_name"] == name)
+        .filter(|a| a["container_name"] == name && a["kind"] == "anomaly")
         .collect()
 }
 
