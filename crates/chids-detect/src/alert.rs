@@ -132,13 +132,15 @@ impl WindowAlert {
     }
 }
 
-/// `error / threshold`, with a zero threshold (every non-zero error alarms)
-/// reading as the error itself.
+/// `error / threshold`. A zero threshold (STIDE's, when training saw no
+/// mismatch: every non-zero error alarms) has no ratio; there an alarming
+/// error reads as `1 + error`, so that 1 or more still means an alarm and
+/// a larger error still scores higher.
 pub fn score(error: f64, threshold: f64) -> f64 {
     if threshold > 0.0 {
         error / threshold
     } else if error > 0.0 {
-        error
+        1.0 + error
     } else {
         0.0
     }
@@ -204,7 +206,7 @@ mod tests {
     #[test]
     fn score_is_error_over_threshold() {
         assert_eq!(score(3.0, 2.0), 1.5);
-        assert_eq!(score(0.5, 0.0), 0.5);
+        assert_eq!(score(0.5, 0.0), 1.5);
         assert_eq!(score(0.0, 0.0), 0.0);
     }
 }
