@@ -61,7 +61,7 @@ COPY rootfs/ /
 VOLUME /var/lib/chids
 EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/chids", "agent"]
-CMD ["--state-dir", "/var/lib/chids", "--host-root", "/host", "--cgroup-root", "/host/sys/fs/cgroup", "--metrics", "0.0.0.0:9464"]
+CMD ["--state-dir", "/var/lib/chids", "--host-root", "/host", "--cgroup-root", "/host/sys/fs/cgroup", "--metrics", "127.0.0.1:9464"]
 EOF
 
 podman --runtime runc --cgroup-manager cgroupfs build --quiet -t "$tag" -f "$stage/Containerfile" "$stage" >/dev/null

@@ -193,15 +193,18 @@ fn both_detectors_side_by_side_in_the_report() {
     assert_eq!(meta["locality_frame"], 10);
     assert!(lab.path("m_stide/stide_sequences.json").exists());
 
-    // A STIDE bundle where a chids one is needed: a clear error.
+    // `vectors` takes any detector's bundle (the Detector trait): STIDE's
+    // windows with its mismatch share as the score.
     let o = chids(&[
         "vectors",
         "--model",
         &lab.s("m_stide"),
         &lab.s("test/normal"),
     ]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("\"stide\" baseline"), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.starts_with("recording"), "{table}");
+    assert!(table.lines().count() > 1, "{table}");
 
     let o = lab.evaluate(&["m_chids", "m_stide"], &["--report", &lab.s("report")]);
     assert!(o.status.success(), "{}", stderr(&o));
