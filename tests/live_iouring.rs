@@ -297,11 +297,11 @@ fn io_uring_open_read_and_connect_are_seen_and_named() {
         let alerts = monitor(&model, target(&bin, port, Some(unused)), path);
         let args: Vec<&str> = alerts
             .iter()
-            .flat_map(|a| a.unseen_args.iter().map(|u| u.arg.as_str()))
+            .flat_map(|a| a.window.reasons.unseen_args.iter().map(|u| u.arg.as_str()))
             .collect();
         let syscalls: Vec<&str> = alerts
             .iter()
-            .flat_map(|a| a.unseen_syscalls.iter().map(String::as_str))
+            .flat_map(|a| a.window.reasons.unseen_syscalls.iter().map(String::as_str))
             .collect();
         eprintln!("{path:?}: unseen args {args:?}, unseen syscalls {syscalls:?}");
         assert!(args.contains(&shadow.as_str()), "{path:?}: {args:?}");

@@ -917,13 +917,13 @@ mod tests {
                 .collect()
         };
         for i in 0..MAX_TRAINING_ARGS + 50 {
-            sym.path_arg(&format!("/tmp/f{}", name(i)), None);
+            sym.path_arg(&format!("/tmp/f{}", name(i)), ArgKind::Open, None);
         }
         // The cap, plus the one node the rest became.
         assert_eq!(sym.args.names.len(), MAX_TRAINING_ARGS + 1);
         assert!(sym.args.get(OVERFLOW_ARG).is_some());
         // Arguments met before the cap keep their own node.
-        let early = sym.path_arg(&format!("/tmp/f{}", name(7)), None);
+        let early = sym.path_arg(&format!("/tmp/f{}", name(7)), ArgKind::Open, None);
         assert!(matches!(early, ArgRef::Known(id) if sym.args.name(id) != OVERFLOW_ARG));
     }
 
