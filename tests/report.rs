@@ -200,7 +200,6 @@ fn both_detectors_side_by_side_in_the_report() {
         "--model",
         &lab.s("m_stide"),
         &lab.s("test/normal"),
-        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
