@@ -197,10 +197,30 @@ async fn screenshot(c: &Client, name: &str) {
     }
 }
 
+/// The timeline's anomaly rows (not exec-session or suppressed records).
+async fn anomaly_rows(c: &Client) -> Vec<(u64, String, String)> {
+    let mut out = Vec::new();
+    for r in c
+        .find_all(Locator::Css("tr.alert-row.kind-anomaly"))
+        .await
+        .unwrap_or_default()
+    {
+        let seq = r.attr("data-seq").await.ok().flatten();
+        let container = match r.find(Locator::Css("td.container")).await {
+            Ok(td) => td.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        if let Some(seq) = seq.and_then(|s| s.parse().ok()) {
+            out.push((seq, container, r.text().await.unwrap_or_default()));
+        }
+    }
+    out
+}
+
 /// Opens the alert pages of `container`'s rows until one lists `path`
 /// among its reasons; gives that alert's sequence number.
 async fn alert_naming(c: &Client, base: &str, container: &str, path: &str) -> Option<u64> {
-    c.goto(&format!("{base}/#/?container={container}"))
+    c.goto(&format!("{base}/#/?container={container}&kind=anomaly"))
         .await
         .ok()?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -245,7 +265,7 @@ async fn live_alert(c: &Client, s: &Scene) {
         c.find(Locator::Css("#alerts")).await.ok()
     })
     .await;
-    let before = rows(c).await.len();
+    let before = rows(c).await.iter().map(|r| r.0).max().unwrap_or(0);
     let out = s.a1.exec("cat /etc/shadow > /dev/null");
     assert!(
         out.status.success(),
@@ -258,8 +278,12 @@ async fn live_alert(c: &Client, s: &Scene) {
         "the attack's alert on the timeline",
         Duration::from_secs(60),
         || async {
-            let r = rows(c).await;
-            (r.len() > before && r.iter().any(|(_, name, _)| name == &s.a1.name)).then_some(())
+            // The exec session's own record comes first; the attack's alert
+            // is the anomaly the window with the `cat` raises.
+            let r = anomaly_rows(c).await;
+            r.iter()
+                .any(|(seq, name, _)| *seq > before && name == &s.a1.name)
+                .then_some(())
         },
     )
     .await;
@@ -269,7 +293,13 @@ async fn live_alert(c: &Client, s: &Scene) {
         shown <= Duration::from_secs(5),
         "alert shown only after {shown:?}"
     );
-    let seq = alert_naming(c, &s.base, &s.a1.name, "/etc/shadow").await;
+    // Its page names the path (a later window of the session may alarm
+    // too: look until one does).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seq = None;
+    while seq.is_none() && Instant::now() < deadline {
+        seq = alert_naming(c, &s.base, &s.a1.name, "/etc/shadow").await;
+    }
     assert!(
         seq.is_some(),
         "no alert page of {} names /etc/shadow",
