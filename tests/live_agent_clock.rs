@@ -66,7 +66,7 @@ fn alerts_of(file: &Path, name: &str) -> Vec<Value> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|a| a["container_name"] == name)
+        .filter(|a| a["container_name"] == name && a["kind"] == "anomaly")
         .collect()
 }
 

@@ -379,7 +379,7 @@ fn planted_links_are_refused_and_everything_written_is_private() {
     wait_for(
         "the linked workload refused",
         Duration::from_secs(30),
-        || agent.log_text().contains("not recorded").then_some(()),
+        || agent.log_text().contains("learning file:").then_some(()),
     );
     // Still running, still writing its status.
     let before = agent.status().unwrap()["updated_ns"].as_u64().unwrap();
