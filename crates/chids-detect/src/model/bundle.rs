@@ -184,19 +184,23 @@ impl Bundle {
             path: json_path.clone(),
             source,
         })?;
-        // Another detector's bundle (STIDE's has no weights file) is named
-        // as such, not as a missing file.
-        let (_, detector) = parse_baseline_json(&json, &json_path)?;
-        if detector != DETECTOR {
-            return Err(BundleError::Invalid {
-                path: json_path,
-                message: format!("this is a {detector:?} baseline, not a chids autoencoder bundle"),
-            });
-        }
         let weights_path = dir.join(WEIGHTS_FILE);
-        let weights = std::fs::read(&weights_path).map_err(|source| BundleError::Io {
-            path: weights_path.clone(),
-            source,
+        let weights = std::fs::read(&weights_path).map_err(|source| {
+            // Another detector's bundle (STIDE's has no weights file) is
+            // named as such, not as a missing file; the baseline is parsed
+            // again only on this error path.
+            match parse_baseline_json(&json, &json_path) {
+                Ok((_, detector)) if detector != DETECTOR => BundleError::Invalid {
+                    path: json_path.clone(),
+                    message: format!(
+                        "this is a {detector:?} baseline, not a chids autoencoder bundle"
+                    ),
+                },
+                _ => BundleError::Io {
+                    path: weights_path.clone(),
+                    source,
+                },
+            }
         })?;
         Bundle::from_bytes(&json, &weights, dir)
     }
