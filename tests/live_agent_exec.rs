@@ -80,3 +80,56 @@ fn exec_sessions_are_records_of_their_own_and_rate_limited() {
     // No anomaly alert can come from a learning workload; none is here.
     assert!(records(&alerts).iter().all(|r| r["kind"] != "anomaly"));
 }
+
+/// A container already running when the agent starts (an agent restart, a
+/// container found late): the agent never sees its start, yet an exec into
+/// it is an exec session, and what the exec does alarms in the container's
+/// first window with events (that window is not the container's start-up,
+/// which alone is exempt from alarming).
+#[test]
+#[ignore = "needs root, podman"]
+fn a_container_found_running_reports_its_exec_and_alarms_on_its_first_activity() {
+    if let Some(why) = skip_reason() {
+        panic!("missing prerequisite: {why}");
+    }
+    let p = prefix();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let models = tmp.path().join("models");
+    let alerts = tmp.path().join("alerts.jsonl");
+    let img = Image::busybox(&format!("localhost/{p}-found:1"), &[]);
+    let model = agent_support::outbox::train_sleepy_model(tmp.path());
+    agent_support::outbox::preload_model(&models, &img.name, &model);
+    // Asleep before the agent exists: no system call the agent could see.
+    let c = Container::run(&format!("{p}-found"), &img.name, "sleep 3600");
+    let agent = Agent::start(
+        &state,
+        &[
+            "--models",
+            models.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ],
+    );
+    wait_for("the container watched", Duration::from_secs(30), || {
+        container(&agent.status()?, &c.name).map(|_| ())
+    });
+    // A few quiet windows pass before anything happens.
+    std::thread::sleep(Duration::from_secs(3));
+    podman_ok(&["exec", &c.name, "sh", "-c", "cat /etc/shadow > /dev/null"]);
+    let ours = |kind: &str| -> Vec<Value> {
+        records(&alerts)
+            .into_iter()
+            .filter(|r| r["kind"] == kind && r["container_name"] == c.name.as_str())
+            .collect()
+    };
+    let anomaly = wait_for("the exec's anomaly alert", Duration::from_secs(30), || {
+        ours("anomaly").into_iter().next()
+    });
+    assert!(anomaly["score"].as_f64().unwrap() >= 1.0, "{anomaly:#}");
+    let execs = ours("exec");
+    assert_eq!(execs.len(), 1, "one exec record expected: {execs:#?}");
+    assert!(execs[0]["command"].as_str().unwrap().ends_with("sh"));
+    let st = agent.status().unwrap();
+    assert_eq!(container(&st, &c.name).unwrap()["late_events"], 0, "{st:#}");
+}

@@ -31,10 +31,19 @@ pub(crate) struct LiveDetector {
 }
 
 impl LiveDetector {
-    pub(crate) fn new(bundle: Arc<Bundle>, threshold: f64) -> LiveDetector {
+    /// `origin_ns`: where the stream begins when it watches something
+    /// already running (see [`StreamDetector::begin_at`]); `None`: at its
+    /// first event.
+    pub(crate) fn new(bundle: Arc<Bundle>, threshold: f64, origin_ns: Option<u64>) -> LiveDetector {
         let window_ns = bundle.settings.window_ns;
         LiveDetector {
-            cell: Cell::new(bundle, |b| Some(StreamDetector::new(b.as_ref(), threshold))),
+            cell: Cell::new(bundle, |b| {
+                let mut d = StreamDetector::new(b.as_ref(), threshold);
+                if let Some(origin) = origin_ns {
+                    d.begin_at(origin);
+                }
+                Some(d)
+            }),
             window_ns,
             dropped_at_finish: 0,
         }

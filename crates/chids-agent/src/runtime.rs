@@ -7,6 +7,7 @@
 //! session runs is the workload's like any other process once it is
 //! running; its start is reported as an exec record of its own.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,6 +26,48 @@ pub(crate) fn is_runtime_task(comm: &[u8]) -> bool {
         || comm == b"crun"
         || comm == b"conmon"
         || comm.starts_with(b"containerd-shim")
+}
+
+/// Whether a task of the workload (not of the runtime) is in the cgroup at
+/// `dir` or the folders below it, now: the container's program already
+/// runs. Reads `cgroup.procs` and each task's `comm` (bounded: the first
+/// 256 tasks of at most 64 folders); a task gone meanwhile is skipped, and
+/// what cannot be read counts as not running (the container is then taken
+/// as starting, as when found at once).
+pub(crate) fn workload_running(dir: &Path) -> bool {
+    let mut folders = vec![(dir.to_path_buf(), 0)];
+    let (mut seen_folders, mut seen_tasks) = (0, 0);
+    while let Some((folder, depth)) = folders.pop() {
+        seen_folders += 1;
+        if seen_folders > 64 {
+            break;
+        }
+        let procs = std::fs::read_to_string(folder.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            seen_tasks += 1;
+            if seen_tasks > 256 {
+                return false;
+            }
+            let Ok(comm) = std::fs::read(format!("/proc/{pid}/comm")) else {
+                continue;
+            };
+            let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+            if !is_runtime_task(comm) {
+                return true;
+            }
+        }
+        if depth < 2 {
+            if let Ok(entries) = std::fs::read_dir(&folder) {
+                folders.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| (e.path(), depth + 1)),
+                );
+            }
+        }
+    }
+    false
 }
 
 /// The program a runtime task starts (`execve` entered by it), if this

@@ -96,6 +96,10 @@ pub(crate) struct Container {
     /// Events of the container runtime's own tasks (runc init, conmon):
     /// counted, not fed to the model (see `runtime.rs`).
     pub runtime_events: u64,
+    /// Its program was running when the agent found it: a runtime task
+    /// starting a program is then an exec session even before the
+    /// container's first own event.
+    pub running_when_found: bool,
     pub exec_limit: ExecLimit,
     /// Late events of the container's earlier detectors (see [`Container::late`]).
     pub late_done: u64,

@@ -407,6 +407,11 @@ impl<'b> FeatureStream<'b> {
         self.windower.stats()
     }
 
+    /// Declares where a live stream begins (see [`Windower::begin_at`]).
+    pub fn begin_at(&mut self, origin_ns: u64) {
+        self.windower.begin_at(origin_ns);
+    }
+
     /// Closes windows that ended well before `now_ns` (live: silent containers).
     pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(WindowFeatures)) {
         let FeatureStream {

@@ -88,6 +88,15 @@ pub struct WindowStats {
     /// The stream yields no windows at all (compat: the last row is earlier
     /// than the first, as when a text capture crosses midnight).
     pub void: bool,
+    /// Events stamped before a live stream's declared beginning
+    /// ([`Windower::begin_at`]): from before the stream existed (still in
+    /// flight when it began), not late, so not counted as dropped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub before_origin: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl WindowStats {
@@ -122,6 +131,9 @@ pub struct Windower<B> {
     /// nothing per closed window.
     limit: Option<u64>,
     first_ns: Option<u64>,
+    /// `first_ns` was declared by [`Windower::begin_at`], not taken from
+    /// the first event.
+    declared_origin: bool,
     last_ns: u64,
     /// Index of `pending[0]`.
     next_index: u64,
@@ -143,6 +155,7 @@ impl<B: Bucket> Windower<B> {
             clamp_to_last_row,
             limit,
             first_ns: None,
+            declared_origin: false,
             last_ns: 0,
             next_index: 0,
             pending: VecDeque::new(),
@@ -168,6 +181,19 @@ impl<B: Bucket> Windower<B> {
         self.pending.iter_mut()
     }
 
+    /// Declares where a live stream begins: window 0 starts at `origin_ns`
+    /// rather than at the first event. For a stream that starts watching
+    /// something already running: its first activity may come long after
+    /// the stream began, and is then not the start-up that the first
+    /// window stands for (see `chids_detect::detect::evidence`). No effect
+    /// once an event has arrived.
+    pub fn begin_at(&mut self, origin_ns: u64) {
+        if self.first_ns.is_none() {
+            self.first_ns = Some(origin_ns);
+            self.declared_origin = true;
+        }
+    }
+
     /// Finds the open window of an event at `ts_ns`, closing (through
     /// `emit`) every window it leaves behind; the caller adds the event to
     /// the returned bucket. `Ok(None)`: the event is dropped (and counted).
@@ -178,6 +204,10 @@ impl<B: Bucket> Windower<B> {
     ) -> Result<Option<&mut B>, TooManyWindows> {
         let first = *self.first_ns.get_or_insert(ts_ns);
         if ts_ns < first {
+            if self.declared_origin {
+                self.stats.before_origin += 1;
+                return Ok(None);
+            }
             // The reference's last row can be one of these (compat clamp).
             self.last_ns = ts_ns;
             self.stats.before_start += 1;
@@ -361,6 +391,30 @@ mod tests {
         let (w, s) = run(&[5_000, 6_000, 1_000], false);
         assert!(!s.void);
         assert_eq!(w, vec![vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn a_declared_beginning_starts_window_zero_there() {
+        let mut w: Windower<Vec<usize>> = Windower::new(1_000, false, None);
+        w.begin_at(10_000);
+        // Still in flight from before the stream began: not late.
+        assert!(w.slot(9_990, &mut |_| {}).unwrap().is_none());
+        let mut indices = Vec::new();
+        w.slot(25_500, &mut |_| {}).unwrap().unwrap().push(0);
+        w.advance_to(40_000, &mut |c| {
+            if let Closed::Window(win) = c {
+                indices.push((win.index, win.start_ns));
+            }
+        });
+        // The first activity, 15.5 windows after the beginning, is window 15.
+        assert_eq!(indices, vec![(15, 25_000)]);
+        assert_eq!(w.stats().before_origin, 1);
+        assert_eq!(w.stats().dropped(), 0);
+        // Once an event has set the origin, a later declaration is ignored.
+        let mut w: Windower<Vec<usize>> = Windower::new(1_000, false, None);
+        w.slot(500, &mut |_| {}).unwrap();
+        w.begin_at(100);
+        assert_eq!(w.first_ns(), Some(500));
     }
 
     #[test]

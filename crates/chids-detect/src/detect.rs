@@ -98,6 +98,11 @@ impl<'d> StreamDetector<'d> {
         self.scorer.push(event, emit)
     }
 
+    /// Declares where the stream began (see [`StreamScorer::begin_at`]).
+    pub fn begin_at(&mut self, origin_ns: u64) {
+        self.scorer.begin_at(origin_ns)
+    }
+
     /// Closes windows that ended before `now_ns` (a silent container).
     pub fn advance_to(&mut self, now_ns: u64, emit: &mut impl FnMut(ScoredWindow)) {
         self.scorer.advance_to(now_ns, emit)

@@ -351,6 +351,11 @@ impl CallCounter {
         }
     }
 
+    /// Declares where a live stream begins, as [`Windower::begin_at`].
+    pub fn begin_at(&mut self, origin_ns: u64) {
+        self.windower.begin_at(origin_ns);
+    }
+
     /// Closes windows as [`Windower::advance_to`].
     pub fn advance_to(&mut self, now_ns: u64) {
         let closed = &mut self.closed;

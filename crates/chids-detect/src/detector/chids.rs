@@ -147,6 +147,10 @@ impl StreamScorer for ChidsStream<'_> {
             self.scored(w, emit);
         }
     }
+    fn begin_at(&mut self, origin_ns: u64) {
+        self.counter.begin_at(origin_ns);
+        self.stream.begin_at(origin_ns);
+    }
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow)) {
         self.counter.advance_to(now_ns);
         let mut closed = Vec::new();

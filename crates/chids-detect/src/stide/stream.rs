@@ -352,6 +352,9 @@ impl StreamScorer for StideStream<'_> {
             emit(scored_window(model, threshold, w, e, m))
         });
     }
+    fn begin_at(&mut self, origin_ns: u64) {
+        self.windower.begin_at(origin_ns);
+    }
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow)) {
         let (names, naming) = (&self.names, self.naming_threshold());
         let (model, threshold) = (self.model, (self.threshold, self.explain_every));
