@@ -96,7 +96,7 @@ pub(crate) fn alarm_reasons(bundle: &Bundle, reasons: Reasons, events: usize) ->
 
 /// A live stream scored by the autoencoder: the same [`FeatureStream`] as
 /// files, plus per-window call counts for the `rising` reasons.
-pub struct ChidsStream<'b> {
+pub(crate) struct ChidsStream<'b> {
     bundle: &'b Bundle,
     stream: FeatureStream<'b>,
     counter: CallCounter,

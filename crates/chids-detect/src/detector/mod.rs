@@ -25,8 +25,6 @@ use chids_core::source::{EventSource, ReadOptions, SourceError};
 use chids_core::window::WindowStats;
 
 pub(crate) use chids::alarm_reasons;
-pub use chids::ChidsStream;
-pub use stide::{StideFitOptions, StideStream};
 
 /// A trained detector.
 pub trait Detector: Send + Sync {
@@ -190,7 +188,11 @@ pub fn choose_threshold(
 /// above its training maximum explains an alarm (a bundle without count
 /// maxima, kernel-computed windows), the window's event count against the
 /// busiest training window's is the reason (FI is that ratio).
-pub fn never_empty(mut reasons: Reasons, events: usize, training_max_events: u64) -> Reasons {
+pub(crate) fn never_empty(
+    mut reasons: Reasons,
+    events: usize,
+    training_max_events: u64,
+) -> Reasons {
     if reasons.is_empty() {
         reasons.rising.push(crate::alert::Rising {
             what: "events".into(),

@@ -13,7 +13,7 @@ use chids_core::features::WindowFeatures;
 use chids_core::mode::Mode;
 use chids_core::source::{EventSource, ReadOptions, SourceError};
 
-pub use crate::stide::StideStream;
+pub(crate) use crate::stide::StideStream;
 
 impl Detector for StideModel {
     fn name(&self) -> &'static str {
