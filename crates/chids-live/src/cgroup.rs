@@ -135,21 +135,8 @@ impl CgroupRef {
 }
 
 /// The container id in a cgroup directory name, if it has one.
-pub(crate) fn container_id_of(name: &str) -> Option<&str> {
-    let mut s = name.strip_suffix(".scope").unwrap_or(name);
-    for prefix in [
-        "docker-",
-        "cri-containerd-",
-        "crio-",
-        "libpod-",
-        "containerd-",
-    ] {
-        if let Some(rest) = s.strip_prefix(prefix) {
-            s = rest;
-            break;
-        }
-    }
-    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+fn container_id_of(name: &str) -> Option<&str> {
+    crate::container_dir::container_id_in(name).map(|(_, id)| id)
 }
 
 fn find_container_dirs(dir: &Path, id: &str, depth: u32, out: &mut Vec<(PathBuf, String)>) {
