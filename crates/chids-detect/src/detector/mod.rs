@@ -4,6 +4,38 @@
 //! are [`Detector`]; a live stream is scored by a [`StreamScorer`] any
 //! detector makes.
 
+/// The [`Detector`] methods every bundle type answers from the same fields
+/// (`settings`, `thetas`, `thresholds`, `operating_threshold`,
+/// `calibration`): written once for the autoencoder bundle and the STIDE
+/// model. A macro rather than a shared struct, because the fields sit at
+/// the top level of each bundle's `baseline.json`.
+macro_rules! settings_and_thresholds_accessors {
+    () => {
+        fn mode(&self) -> Mode {
+            self.settings.mode
+        }
+        fn window_ns(&self) -> u64 {
+            self.settings.window_ns
+        }
+        fn thetas(&self) -> &[f64] {
+            &self.thetas
+        }
+        fn thresholds(&self) -> &[f64] {
+            &self.thresholds
+        }
+        fn calibrated_threshold(&self) -> Option<f64> {
+            self.operating_threshold
+        }
+        fn calibration(&self) -> Option<&Calibration> {
+            self.calibration.as_ref()
+        }
+        fn set_operating_threshold(&mut self, threshold: f64, calibration: Calibration) {
+            self.operating_threshold = Some(threshold);
+            self.calibration = Some(calibration);
+        }
+    };
+}
+
 mod chids;
 mod stide;
 
