@@ -282,7 +282,7 @@ const RISING_NOTE = "This alert is (also) about frequency: counts rose above the
 
 function reasonLine(r) {
   return el("li", {}, el("span", { class: "reason-kind" }, r.kind), " ", el("span", { class: "what" }, r.what),
-    r.detail ? " (" + r.detail + ")" : "");
+    r.detail ? ": " + r.detail : "");
 }
 
 // The confirmation: what goes into which model, and who says so.
@@ -353,6 +353,7 @@ function acceptButton(a, target) {
     const dialog = acceptDialog(a, target, (ok, error) => {
       const shown = acceptResult(ok, error);
       if (ok) b.replaceWith(shown); else { document.getElementById("accept-result")?.remove(); b.after(shown); }
+      shown.scrollIntoView({ block: "center" });
     });
     document.body.append(dialog);
     dialog.showModal();
