@@ -576,4 +576,25 @@ mod tests {
         assert!(!folder_name("..").starts_with('.'));
         assert!(!folder_name("").is_empty());
     }
+
+    #[test]
+    fn load_one_refuses_links_and_other_workloads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(&tmp.path().join("models")).unwrap();
+        assert!(store.load("web").unwrap().is_none(), "no folder: no model");
+        // A folder whose workload.json names another key (planted or stale).
+        let d = store.dir().join(folder_name("web"));
+        fs::create_dir(&d).unwrap();
+        for f in ["baseline.json", "model.safetensors"] {
+            fs::write(d.join(f), "x").unwrap();
+        }
+        fs::write(d.join(WORKLOAD_FILE), r#"{"workload": "db"}"#).unwrap();
+        let e = store.load("web").unwrap_err();
+        assert!(e.contains("holds workload \"db\""), "{e}");
+        // A link where the folder should be.
+        fs::remove_dir_all(&d).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), &d).unwrap();
+        let e = store.load("web").unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
+    }
 }
