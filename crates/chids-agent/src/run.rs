@@ -80,9 +80,6 @@ pub(crate) struct AgentRun {
     excluded: HashMap<u64, ExcludedStatus>,
     last_tick: Instant,
     last_status: Instant,
-    /// The events' clock (window time base) when the current turn began:
-    /// where streams that replace others begin (see `begin_at`).
-    turn_ns: u64,
 }
 
 /// The detection threshold of a bundle: at `theta` when given, else the
@@ -140,7 +137,6 @@ impl AgentRun {
             excluded: HashMap::new(),
             last_tick: Instant::now(),
             last_status: Instant::now() - STATUS_EVERY,
-            turn_ns: 0,
         };
         run.load_models(up);
         run
@@ -164,7 +160,6 @@ impl AgentRun {
     /// One turn of the loop after discovery: events, windows, learning,
     /// status.
     pub(crate) fn step(&mut self, session: &mut Session, up: Update<'_>) -> Result<(), LiveError> {
-        self.turn_ns = Mode::Modern.timestamp(session.now_ns());
         session.poll(Duration::from_millis(100), &mut |raw| self.on_event(raw))?;
         self.report_execs(up);
         // Silent containers' windows close on the events' clock.
@@ -242,11 +237,9 @@ impl AgentRun {
             return;
         }
         let key = self.cfg.workloads.key_of(&ident);
-        // Taken before the watch: every event captured is later.
-        let watch_ns = Mode::Modern.timestamp(session.now_ns());
         // A container already running its program when found (found late,
         // or the agent restarted): what it does next is neither its
-        // start-up nor its first run of a program (see `begin_at`).
+        // start-up nor its first run of a program (see `begin_mid_run`).
         let running = runtime::workload_running(&found.path);
         let cgroup = CgroupRef {
             path: found.path.clone(),
@@ -264,8 +257,7 @@ impl AgentRun {
         self.workloads
             .entry(key.clone())
             .or_insert_with(|| Workload::new(WorkloadState::Learning));
-        let origin = running.then_some(watch_ns);
-        let stream = self.stream_for(&key, &ident.id, found.cgroup_id, origin, up);
+        let stream = self.stream_for(&key, &ident.id, found.cgroup_id, running, up);
         let w = self.workloads.get_mut(&key).expect("inserted above");
         w.containers += 1;
         self.summary.containers_seen += 1;
@@ -343,7 +335,7 @@ impl AgentRun {
         key: &str,
         container_id: &str,
         cgroup_id: u64,
-        origin_ns: Option<u64>,
+        mid_run: bool,
         up: Update<'_>,
     ) -> Stream {
         let Some(w) = self.workloads.get_mut(key) else {
@@ -353,7 +345,7 @@ impl AgentRun {
             WorkloadState::Detecting(b) => Stream::Detecting(Box::new(LiveDetector::new(
                 Arc::clone(b),
                 threshold_of(b, self.cfg.theta),
-                origin_ns,
+                mid_run,
             ))),
             WorkloadState::Training => Stream::Waiting,
             WorkloadState::Learning => {
@@ -550,10 +542,9 @@ impl AgentRun {
             .filter(|(_, c)| c.workload == key)
             .map(|(&id, c)| (id, c.ident.id.clone()))
             .collect();
-        // The containers are running: their streams begin now.
-        let origin = Some(self.turn_ns);
+        // The containers are running: their new streams begin mid-run.
         for (id, container_id) in ids {
-            let stream = self.stream_for(key, &container_id, id, origin, up);
+            let stream = self.stream_for(key, &container_id, id, true, up);
             if let Some(c) = self.containers.get_mut(&id) {
                 c.stream = stream;
             }

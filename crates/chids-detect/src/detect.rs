@@ -98,9 +98,9 @@ impl<'d> StreamDetector<'d> {
         self.scorer.push(event, emit)
     }
 
-    /// Declares where the stream began (see [`StreamScorer::begin_at`]).
-    pub fn begin_at(&mut self, origin_ns: u64) {
-        self.scorer.begin_at(origin_ns)
+    /// The stream begins mid-run (see [`StreamScorer::begin_mid_run`]).
+    pub fn begin_mid_run(&mut self) {
+        self.scorer.begin_mid_run()
     }
 
     /// Closes windows that ended before `now_ns` (a silent container).

@@ -351,9 +351,9 @@ impl CallCounter {
         }
     }
 
-    /// Declares where a live stream begins, as [`Windower::begin_at`].
-    pub fn begin_at(&mut self, origin_ns: u64) {
-        self.windower.begin_at(origin_ns);
+    /// A live stream that begins mid-run, as [`Windower::begin_mid_run`].
+    pub fn begin_mid_run(&mut self) {
+        self.windower.begin_mid_run();
     }
 
     /// Closes windows as [`Windower::advance_to`].

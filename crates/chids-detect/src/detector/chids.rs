@@ -126,9 +126,9 @@ impl StreamScorer for ChidsStream<'_> {
             self.scored(w, emit);
         }
     }
-    fn begin_at(&mut self, origin_ns: u64) {
-        self.counter.begin_at(origin_ns);
-        self.stream.begin_at(origin_ns);
+    fn begin_mid_run(&mut self) {
+        self.counter.begin_mid_run();
+        self.stream.begin_mid_run();
     }
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow)) {
         self.counter.advance_to(now_ns);

@@ -146,11 +146,10 @@ pub trait Fit: Detector + Sized {
 pub trait StreamScorer: Send {
     /// Adds one event; `emit` gets every window this closes, scored.
     fn push(&mut self, event: &Event<'_>, emit: &mut dyn FnMut(ScoredWindow));
-    /// Declares that the stream began at `origin_ns` (on the events' time
-    /// base): window 0 starts there, not at the first event. Call before
-    /// the first event, for a stream that starts watching something
-    /// already running.
-    fn begin_at(&mut self, origin_ns: u64);
+    /// Declares that the stream begins in the middle of what it watches
+    /// (something already running): none of its windows is a start-up
+    /// window, exempt from alarming. Call before the first event.
+    fn begin_mid_run(&mut self);
     /// Closes windows that ended before `now_ns` (a silent container).
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow));
     /// Ends the stream, flushing the open windows.
