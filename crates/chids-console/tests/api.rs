@@ -145,6 +145,28 @@ fn alert(name: &str, node: &str, arg: &str) -> Vec<u8> {
 #[test]
 #[ignore = "needs nats-server"]
 fn console_reads_the_stream_filters_and_wants_its_token() {
+    refuses_an_open_address_without_a_token();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = nats_server(dir.path(), port);
+    let url = format!("nats://127.0.0.1:{port}");
+    // The console first, the stream later: it waits and says so.
+    let addr = start_console(url.clone(), None);
+    wait_for("the missing stream reported", || {
+        let v = api(addr, "/api/alerts");
+        (v["source"]["connected"] == false
+            && v["source"]["note"].as_str()?.contains("CHIDS_ALERTS"))
+        .then_some(())
+    });
+    let seq = reads_live_alerts_and_filters(addr, &url);
+    an_alerts_page_ranks_its_reasons(addr, seq);
+    the_guard_wants_the_token(addr);
+    // No accept route without an accept capability.
+    let (code, _, _) = http(addr, &format!("POST /api/alerts/{seq}/accept HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"));
+    assert!(code == 404 || code == 405, "{code}");
+}
+
+fn refuses_an_open_address_without_a_token() {
     let open = chids_console::Options {
         nats_url: String::new(),
         stream: String::new(),
@@ -158,22 +180,15 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
     };
     let refused = chids_console::run(open, |_| panic!("must not listen")).unwrap_err();
     assert!(refused.contains("--ui-token-file"), "{refused}");
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _nats = nats_server(dir.path(), port);
-    let url = format!("nats://127.0.0.1:{port}");
-    // The console first, the stream later: it waits and says so.
-    let addr = start_console(url.clone(), None);
-    wait_for("the missing stream reported", || {
-        let v = api(addr, "/api/alerts");
-        (v["source"]["connected"] == false
-            && v["source"]["note"].as_str()?.contains("CHIDS_ALERTS"))
-        .then_some(())
-    });
+/// Alerts published before and while the console runs are held (a line
+/// that is not JSON refused), newest first, and filtered; the sequence
+/// number of web-1's alert.
+fn reads_live_alerts_and_filters(addr: SocketAddr, url: &str) -> u64 {
     let subject = "chids.alerts";
     publish(
-        &url,
+        url,
         subject,
         &[
             alert("web-1", "n1", "/etc/shadow"),
@@ -189,7 +204,7 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
     assert_eq!(v["source"]["connected"], true, "{v}");
     // Newest first; the new one arrives while the console runs.
     assert_eq!(v["alerts"][0]["container"], "db-1");
-    publish(&url, subject, &[alert("web-2", "n1", "/root/.ssh/id_rsa")]);
+    publish(url, subject, &[alert("web-2", "n1", "/root/.ssh/id_rsa")]);
     let v = wait_for("a live alert", || {
         let v = api(addr, "/api/alerts?node=n1");
         (v["alerts"].as_array()?.len() == 2).then_some(v)
@@ -201,21 +216,13 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
         .map(|a| a["container"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web-2", "web-1"]);
-    assert_eq!(
-        api(addr, "/api/alerts?container=db-1")["alerts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        api(addr, "/api/alerts?kind=exec")["alerts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
-    let seq = v["alerts"][1]["seq"].as_u64().unwrap();
+    let count = |query: &str| api(addr, query)["alerts"].as_array().unwrap().len();
+    assert_eq!(count("/api/alerts?container=db-1"), 1);
+    assert_eq!(count("/api/alerts?kind=exec"), 0);
+    v["alerts"][1]["seq"].as_u64().unwrap()
+}
+
+fn an_alerts_page_ranks_its_reasons(addr: SocketAddr, seq: u64) {
     let one = api(addr, &format!("/api/alerts/{seq}"));
     let kinds: Vec<&str> = one["alert"]["reasons"]
         .as_array()
@@ -226,8 +233,10 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
     assert_eq!(kinds, ["path", "rising"]);
     assert_eq!(one["raw"]["alert_id"], "n1-web-1");
     assert_eq!(one["can_accept"], false);
+}
 
-    // The guard: no token, a wrong one, the login form, the cookie.
+/// The guard: no token, a wrong one, the login form, the cookie.
+fn the_guard_wants_the_token(addr: SocketAddr) {
     assert_eq!(get(addr, "/api/alerts", "").0, 401);
     assert_eq!(
         get(
@@ -266,9 +275,6 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
         !body.contains("innerHTML"),
         "the page script must not parse markup"
     );
-    // No accept route without an accept capability.
-    let (code, _, _) = http(addr, &format!("POST /api/alerts/{seq}/accept HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"));
-    assert!(code == 404 || code == 405, "{code}");
 }
 
 /// An accept capability that records what it was asked (the real ones,
