@@ -11,8 +11,8 @@ use chids_detect::model::Bundle;
 
 /// What the agent should do or log.
 pub enum FleetUpdate {
-    /// Another node (or `chids accept`) published a new version of a
-    /// workload: detect with it from now on.
+    /// The fleet's current version of a workload is not the model this
+    /// node detects with: detect with it from now on.
     Adopt {
         version: ModelVersion,
         bundle: Box<Bundle>,
@@ -29,9 +29,12 @@ pub struct FleetLink {
     published_rx: mpsc::Receiver<Result<ModelVersion, String>>,
     /// Each workload's current version, as adopted or published.
     versions: HashMap<String, ModelVersion>,
-    /// Digests this node is publishing: their echo from the watch is not
-    /// adopted again.
-    own: HashMap<String, String>,
+    /// The digest of the model each workload detects with on this node
+    /// (adopted, published, or loaded from disk): a version with that
+    /// digest needs no adopting, any other one does. Comparing with what
+    /// is in use, rather than skipping "our own" versions, keeps nodes
+    /// that publish at the same moment on the fleet's last version.
+    using: HashMap<String, String>,
 }
 
 impl FleetLink {
@@ -44,8 +47,20 @@ impl FleetLink {
             published_tx,
             published_rx,
             versions: HashMap::new(),
-            own: HashMap::new(),
+            using: HashMap::new(),
         })
+    }
+
+    /// The node's name, as recorded with what it publishes.
+    pub fn node(&self) -> &str {
+        &self.opts.node
+    }
+
+    /// Tells the link which model (by digest) a workload detects with,
+    /// e.g. one loaded from disk at start: a fleet version with the same
+    /// digest is then not adopted again.
+    pub fn set_using(&mut self, workload: &str, digest: &str) {
+        self.using.insert(workload.to_string(), digest.to_string());
     }
 
     /// Publishes a bundle this node trained, on a thread of its own; the
@@ -53,7 +68,7 @@ impl FleetLink {
     pub fn publish(&mut self, workload: &str, bundle: &Bundle) {
         match bundle.to_bytes() {
             Ok((json, weights)) => {
-                self.own
+                self.using
                     .insert(workload.to_string(), bundle_digest(&json, &weights));
             }
             Err(e) => {
@@ -82,14 +97,28 @@ impl FleetLink {
         }
     }
 
+    /// Records `v` as the workload's version unless a newer one is known
+    /// (a publication's answer can come after the watch's next version).
+    fn record(&mut self, v: &ModelVersion) -> bool {
+        let newer = self
+            .versions
+            .get(&v.workload)
+            .is_none_or(|known| known.version < v.version);
+        if newer {
+            self.versions.insert(v.workload.clone(), v.clone());
+        }
+        newer
+    }
+
     /// What arrived since the last call: publications first, then new
-    /// versions (an echo of this node's own publication is left out).
+    /// versions to adopt (a version whose model is the one in use, e.g.
+    /// the echo of this node's own publication, is only recorded).
     pub fn poll(&mut self) -> Vec<FleetUpdate> {
         let mut out = Vec::new();
         while let Ok(result) = self.published_rx.try_recv() {
             match result {
                 Ok(v) => {
-                    self.versions.insert(v.workload.clone(), v.clone());
+                    self.record(&v);
                     out.push(FleetUpdate::Published(v));
                 }
                 Err(e) => out.push(FleetUpdate::Log(format!(
@@ -101,12 +130,14 @@ impl FleetLink {
             match event {
                 FleetEvent::Log(l) => out.push(FleetUpdate::Log(l)),
                 FleetEvent::Model { version, bundle } => {
-                    if self.own.get(&version.workload) == Some(&version.digest) {
-                        self.versions.insert(version.workload.clone(), version);
+                    if !self.record(&version) {
                         continue;
                     }
-                    self.versions
-                        .insert(version.workload.clone(), version.clone());
+                    if self.using.get(&version.workload) == Some(&version.digest) {
+                        continue;
+                    }
+                    self.using
+                        .insert(version.workload.clone(), version.digest.clone());
                     out.push(FleetUpdate::Adopt { version, bundle });
                 }
             }
