@@ -252,3 +252,62 @@ fn a_model_one_node_trains_is_adopted_by_the_other() {
         "node A adopted its own model back"
     );
 }
+
+/// Two nodes whose training ends at the same moment both publish
+/// (versions 1 and 2, in some order); each adopts what is newer than the
+/// model it detects with, so both end on version 2 — whichever node
+/// published it, and whatever order the answers come in.
+#[test]
+#[ignore = "needs nats-server"]
+fn nodes_publishing_at_once_end_on_the_same_version() {
+    use chids_agent::fleet::{bundle_digest, FleetLink, FleetUpdate};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("js"), free_port());
+    let mine = small_bundle(dir.path());
+    let mut theirs = mine.clone();
+    theirs.elements.seen_args.insert("/srv/other".into());
+    let digest = |b: &Bundle| {
+        let (j, w) = b.to_bytes().unwrap();
+        bundle_digest(&j, &w)
+    };
+    let opts = |node: &str| FleetOptions {
+        url: nats.url(),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        node: node.into(),
+    };
+    let mut a = FleetLink::start(opts("node-a")).unwrap();
+    let mut b = FleetLink::start(opts("node-b")).unwrap();
+    // What each node detects with: its own model, then what it adopts.
+    let mut using = [digest(&mine), digest(&theirs)];
+    a.publish(WORKLOAD, &mine);
+    b.publish(WORKLOAD, &theirs);
+    let mut published = Vec::new();
+    wait_for(
+        "both nodes on version 2, with its model",
+        Duration::from_secs(30),
+        || {
+            for (i, link) in [&mut a, &mut b].into_iter().enumerate() {
+                for u in link.poll() {
+                    match u {
+                        FleetUpdate::Adopt { version, bundle } => {
+                            assert_eq!(digest(&bundle), version.digest);
+                            using[i] = version.digest;
+                        }
+                        FleetUpdate::Published(v) => published.push(v),
+                        FleetUpdate::Log(_) => {}
+                    }
+                }
+            }
+            let v2 = published.iter().find(|v| v.version == 2)?;
+            let on_v2 = [&a, &b]
+                .iter()
+                .all(|l| l.version(WORKLOAD).map(|v| v.version) == Some(2));
+            (on_v2 && using.iter().all(|d| *d == v2.digest)).then_some(())
+        },
+    );
+    let mut versions: Vec<u64> = published.iter().map(|v| v.version).collect();
+    versions.sort();
+    assert_eq!(versions, [1, 2], "each publication got its own version");
+}

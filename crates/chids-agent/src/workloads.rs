@@ -564,6 +564,34 @@ mod tests {
     }
 
     #[test]
+    fn origins_round_trip_and_refuse_links_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(&dir.path().join("models")).unwrap();
+        let key = "localhost/web:1";
+        let origin = crate::status::ModelOrigin {
+            version: Some(3),
+            node: "node-a".into(),
+            reason: "trained".into(),
+            time_ns: 42,
+            digest: Some("ab".repeat(32)),
+        };
+        // No bundle folder: nothing to attach it to.
+        assert!(store.set_origin(key, &origin).is_err());
+        assert_eq!(store.origin(key), None);
+        let folder = store.dir().join(folder_name(key));
+        fs::create_dir(&folder).unwrap();
+        store.set_origin(key, &origin).unwrap();
+        assert_eq!(store.origin(key), Some(origin));
+        fs::write(folder.join(ORIGIN_FILE), "{\"node\": 7}").unwrap();
+        assert_eq!(store.origin(key), None);
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::write(&elsewhere, r#"{"node":"x","reason":"y","time_ns":1}"#).unwrap();
+        fs::remove_file(folder.join(ORIGIN_FILE)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, folder.join(ORIGIN_FILE)).unwrap();
+        assert_eq!(store.origin(key), None, "read through a planted link");
+    }
+
+    #[test]
     fn folder_names_are_safe_and_distinct() {
         assert_eq!(folder_name("web"), "web");
         let a = folder_name("localhost/web:latest");
