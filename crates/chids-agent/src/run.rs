@@ -488,10 +488,10 @@ impl AgentRun {
     fn training_results(&mut self, up: Update<'_>) {
         for (key, result) in self.trainer.poll() {
             // Gone, or detecting with the fleet's model meanwhile.
-            if !self
+            if self
                 .workloads
                 .get(&key)
-                .is_some_and(|w| w.state.name() == "training")
+                .is_none_or(|w| !matches!(w.state, WorkloadState::Training))
             {
                 continue;
             }
