@@ -6,7 +6,8 @@
 //! attack in it raises an alert from node B. A false alarm raised on node
 //! A, accepted with `chids accept --nats URL ALERT_ID`, becomes version 2
 //! on both nodes, and the same activity no longer alarms on node B while
-//! the attack still does.
+//! the attack still does. Restarted, node B has version 2 from its own
+//! models folder.
 //!
 //! Needs root, kernel BTF, cgroup v2, podman + runc, nats-server and
 //! busybox-static (scripts/install-test-deps.sh); run with
@@ -346,4 +347,26 @@ fn a_model_learnt_on_one_node_detects_on_another_and_accepting_reaches_both() {
         Duration::from_secs(30),
         || (anomalies(&alerts_b, &b1.name).len() > before).then_some(()),
     );
+
+    // Node B restarted: version 2 and its origin come from its models
+    // folder; the fleet's copy (the same digest) is not adopted again.
+    let mut agent_b = agent_b;
+    assert_eq!(agent_b.stop(), Some(0), "{}", agent_b.log_text());
+    let (agent_b, _) = start("node-b", &tree_b);
+    wait_for(
+        "the restarted node B detecting with version 2",
+        Duration::from_secs(30),
+        || {
+            let st = agent_b.status()?;
+            container(&st, &b1.name)?;
+            (model_version(&st, &img.name)? == (2, "accept:tester".into())).then_some(())
+        },
+    );
+    let w0 = windows(&agent_b, &b1.name).unwrap();
+    wait_for("windows after the restart", Duration::from_secs(30), || {
+        (windows(&agent_b, &b1.name)? >= w0 + 3).then_some(())
+    });
+    let log = agent_b.log_text();
+    assert!(log.contains("model loaded"), "{log}");
+    assert!(!log.contains("fleet version"), "adopted again:\n{log}");
 }
