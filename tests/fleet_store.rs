@@ -311,3 +311,48 @@ fn nodes_publishing_at_once_end_on_the_same_version() {
     versions.sort();
     assert_eq!(versions, [1, 2], "each publication got its own version");
 }
+
+/// A model trained while the broker is away stays local, is said to once,
+/// and is published when the broker is back.
+#[test]
+#[ignore = "needs nats-server"]
+fn a_model_trained_while_the_broker_is_away_is_published_when_it_is_back() {
+    use chids_agent::fleet::{FleetLink, FleetUpdate};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bundle = small_bundle(dir.path());
+    let mut a = FleetLink::start(FleetOptions {
+        url: format!("nats://127.0.0.1:{port}"),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        node: "node-a".into(),
+    })
+    .unwrap();
+    a.publish(WORKLOAD, &bundle);
+    let mut logs = Vec::new();
+    wait_for("the failure, logged", Duration::from_secs(30), || {
+        for u in a.poll() {
+            if let FleetUpdate::Log(l) = u {
+                logs.push(l);
+            }
+        }
+        logs.iter()
+            .any(|l| l.contains("publishing") && l.contains("stays local"))
+            .then_some(())
+    });
+    let _nats = Nats::start(&dir.path().join("js"), port);
+    let published = wait_for("the publication", Duration::from_secs(60), || {
+        a.poll().into_iter().find_map(|u| match u {
+            FleetUpdate::Published(v) => Some(v),
+            FleetUpdate::Log(l) => {
+                logs.push(l);
+                None
+            }
+            FleetUpdate::Adopt { .. } => panic!("adopted its own model"),
+        })
+    });
+    assert_eq!((published.version, published.node.as_str()), (1, "node-a"));
+    let failures = logs.iter().filter(|l| l.contains("stays local")).count();
+    assert_eq!(failures, 1, "{logs:?}");
+}
