@@ -324,6 +324,18 @@ fn a_model_learnt_on_one_node_detects_on_another_and_accepting_reaches_both() {
         );
     }
 
+    // `chids agent status` says which version and where it comes from.
+    let shown = Command::new(env!("CARGO_BIN_EXE_chids"))
+        .args(["agent", "status", "--state-dir"])
+        .arg(&agent_b.state)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("model version 2 from accept:tester (accepted by tester, "),
+        "{shown}"
+    );
+
     // The same activity on node B: no alarm any more.
     let before = anomalies(&alerts_b, &b1.name).len();
     exec_and_score(&agent_b, &b1, ODD_BUT_FINE, 4);
