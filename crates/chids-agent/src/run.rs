@@ -658,18 +658,12 @@ impl AgentRun {
                 time_ns: ts_ns,
                 command,
                 uid,
-                container_id: c.ident.id.clone(),
-                container_name: c.ident.display_name().to_string(),
-                image: c.ident.image.clone(),
-                runtime: c.ident.runtime.clone(),
-                workload: c.workload.clone(),
-                namespace: c.ident.namespace.clone(),
-                pod: c.ident.pod.clone(),
+                who: c.who(),
                 suppressed_before: std::mem::take(&mut c.exec_limit.suppressed),
             };
             let json = serde_json::to_vec(&record).expect("exec record serialises");
             self.alerts
-                .deliver(&record.alert_id, &record.workload, &json);
+                .deliver(&record.alert_id, &record.who.workload, &json);
             up(AgentUpdate::Exec(&record));
         }
     }
@@ -709,7 +703,8 @@ impl AgentRun {
             let mut alert = agent_alert(id, c, scored, window_ns, now_ns, self.cfg.theta);
             alert.threshold_source = source;
             let json = serde_json::to_vec(&alert).expect("alert serialises");
-            self.alerts.deliver(&alert.alert_id, &alert.workload, &json);
+            self.alerts
+                .deliver(&alert.alert_id, &alert.who.workload, &json);
             up(AgentUpdate::Alert(&alert));
         }
     }
@@ -734,14 +729,7 @@ fn agent_alert(
             theta,
             window: WindowAlert::from_scored(scored, window_ns),
         },
-        container_id: c.ident.id.clone(),
-        container_name: c.ident.display_name().to_string(),
-        image: c.ident.image.clone(),
-        runtime: c.ident.runtime.clone(),
-        workload: c.workload.clone(),
-        namespace: c.ident.namespace.clone(),
-        pod: c.ident.pod.clone(),
-        k8s_container: c.ident.k8s_container.clone(),
+        who: c.who(),
         threshold_source: String::new(),
     }
 }

@@ -705,7 +705,7 @@ pub struct EncodedRecording {
 
 /// Recordings with more events than this are not kept in memory between
 /// the training passes (12 bytes each, 192 MiB): they are read twice instead.
-pub const KEEP_LIMIT_EVENTS: usize = 16 << 20;
+pub(crate) const KEEP_LIMIT_EVENTS: usize = 16 << 20;
 
 /// First training pass: reads a recording, keeping it encoded when small enough.
 pub fn encode_recording(

@@ -177,7 +177,7 @@ impl<B: Bucket> Windower<B> {
     }
 
     /// The open windows, oldest first.
-    pub fn open_mut(&mut self) -> impl Iterator<Item = &mut B> {
+    pub(crate) fn open_mut(&mut self) -> impl Iterator<Item = &mut B> {
         self.pending.iter_mut()
     }
 

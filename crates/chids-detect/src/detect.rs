@@ -10,7 +10,7 @@ use chids_core::features::WindowFeatures;
 use chids_core::mode::Mode;
 
 /// Windows with fewer events than this are not evidence (modern mode).
-pub const MIN_EVIDENCE_EVENTS: usize = 10;
+pub(crate) const MIN_EVIDENCE_EVENTS: usize = 10;
 
 /// Which windows count as evidence. In modern mode every window except:
 /// a recording's first (start-up, or cut where capture began); its last
@@ -66,7 +66,7 @@ pub struct ScoredWindow {
 }
 
 /// The reconstruction error of a window's vector under the bundle's model.
-pub fn window_error(bundle: &Bundle, features: &WindowFeatures) -> Option<f64> {
+pub(crate) fn window_error(bundle: &Bundle, features: &WindowFeatures) -> Option<f64> {
     features.vector.map(|v| bundle.error(&v.to_array()))
 }
 

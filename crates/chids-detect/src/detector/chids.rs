@@ -22,30 +22,9 @@ impl Detector for Bundle {
     fn score_name(&self) -> &'static str {
         "reconstruction error"
     }
-    fn mode(&self) -> Mode {
-        self.settings.mode
-    }
-    fn window_ns(&self) -> u64 {
-        self.settings.window_ns
-    }
-    fn thetas(&self) -> &[f64] {
-        &self.thetas
-    }
-    fn thresholds(&self) -> &[f64] {
-        &self.thresholds
-    }
+    settings_and_thresholds_accessors!();
     fn training_max(&self) -> f64 {
         self.training.max_error
-    }
-    fn calibrated_threshold(&self) -> Option<f64> {
-        self.operating_threshold
-    }
-    fn calibration(&self) -> Option<&Calibration> {
-        self.calibration.as_ref()
-    }
-    fn set_operating_threshold(&mut self, threshold: f64, calibration: Calibration) {
-        self.operating_threshold = Some(threshold);
-        self.calibration = Some(calibration);
     }
     fn score_recording(
         &self,
@@ -96,7 +75,7 @@ pub(crate) fn alarm_reasons(bundle: &Bundle, reasons: Reasons, events: usize) ->
 
 /// A live stream scored by the autoencoder: the same [`FeatureStream`] as
 /// files, plus per-window call counts for the `rising` reasons.
-pub struct ChidsStream<'b> {
+pub(crate) struct ChidsStream<'b> {
     bundle: &'b Bundle,
     stream: FeatureStream<'b>,
     counter: CallCounter,

@@ -140,7 +140,7 @@ impl Sequencer {
 }
 
 /// Scores a stream of events with a STIDE model, window by window.
-pub struct StideStream<'m> {
+pub(crate) struct StideStream<'m> {
     model: &'m StideModel,
     global: FxHashMap<&'m str, u32>,
     /// Stream-local ids, and each one's id in the model (UNKNOWN when the
