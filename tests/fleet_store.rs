@@ -252,3 +252,107 @@ fn a_model_one_node_trains_is_adopted_by_the_other() {
         "node A adopted its own model back"
     );
 }
+
+/// Two nodes whose training ends at the same moment both publish
+/// (versions 1 and 2, in some order); each adopts what is newer than the
+/// model it detects with, so both end on version 2 — whichever node
+/// published it, and whatever order the answers come in.
+#[test]
+#[ignore = "needs nats-server"]
+fn nodes_publishing_at_once_end_on_the_same_version() {
+    use chids_agent::fleet::{bundle_digest, FleetLink, FleetUpdate};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("js"), free_port());
+    let mine = small_bundle(dir.path());
+    let mut theirs = mine.clone();
+    theirs.elements.seen_args.insert("/srv/other".into());
+    let digest = |b: &Bundle| {
+        let (j, w) = b.to_bytes().unwrap();
+        bundle_digest(&j, &w)
+    };
+    let opts = |node: &str| FleetOptions {
+        url: nats.url(),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        node: node.into(),
+    };
+    let mut a = FleetLink::start(opts("node-a")).unwrap();
+    let mut b = FleetLink::start(opts("node-b")).unwrap();
+    // What each node detects with: its own model, then what it adopts.
+    let mut using = [digest(&mine), digest(&theirs)];
+    a.publish(WORKLOAD, &mine);
+    b.publish(WORKLOAD, &theirs);
+    let mut published = Vec::new();
+    wait_for(
+        "both nodes on version 2, with its model",
+        Duration::from_secs(30),
+        || {
+            for (i, link) in [&mut a, &mut b].into_iter().enumerate() {
+                for u in link.poll() {
+                    match u {
+                        FleetUpdate::Adopt { version, bundle } => {
+                            assert_eq!(digest(&bundle), version.digest);
+                            using[i] = version.digest;
+                        }
+                        FleetUpdate::Published(v) => published.push(v),
+                        FleetUpdate::Log(_) => {}
+                    }
+                }
+            }
+            let v2 = published.iter().find(|v| v.version == 2)?;
+            let on_v2 = [&a, &b]
+                .iter()
+                .all(|l| l.version(WORKLOAD).map(|v| v.version) == Some(2));
+            (on_v2 && using.iter().all(|d| *d == v2.digest)).then_some(())
+        },
+    );
+    let mut versions: Vec<u64> = published.iter().map(|v| v.version).collect();
+    versions.sort();
+    assert_eq!(versions, [1, 2], "each publication got its own version");
+}
+
+/// A model trained while the broker is away stays local, is said to once,
+/// and is published when the broker is back.
+#[test]
+#[ignore = "needs nats-server"]
+fn a_model_trained_while_the_broker_is_away_is_published_when_it_is_back() {
+    use chids_agent::fleet::{FleetLink, FleetUpdate};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bundle = small_bundle(dir.path());
+    let mut a = FleetLink::start(FleetOptions {
+        url: format!("nats://127.0.0.1:{port}"),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        node: "node-a".into(),
+    })
+    .unwrap();
+    a.publish(WORKLOAD, &bundle);
+    let mut logs = Vec::new();
+    wait_for("the failure, logged", Duration::from_secs(30), || {
+        for u in a.poll() {
+            if let FleetUpdate::Log(l) = u {
+                logs.push(l);
+            }
+        }
+        logs.iter()
+            .any(|l| l.contains("publishing") && l.contains("stays local"))
+            .then_some(())
+    });
+    let _nats = Nats::start(&dir.path().join("js"), port);
+    let published = wait_for("the publication", Duration::from_secs(60), || {
+        a.poll().into_iter().find_map(|u| match u {
+            FleetUpdate::Published(v) => Some(v),
+            FleetUpdate::Log(l) => {
+                logs.push(l);
+                None
+            }
+            FleetUpdate::Adopt { .. } => panic!("adopted its own model"),
+        })
+    });
+    assert_eq!((published.version, published.node.as_str()), (1, "node-a"));
+    let failures = logs.iter().filter(|l| l.contains("stays local")).count();
+    assert_eq!(failures, 1, "{logs:?}");
+}

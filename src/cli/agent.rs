@@ -96,6 +96,23 @@ pub struct RunArgs {
     /// Publish alerts to this NATS server (`nats://HOST:PORT`).
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+    /// This node's name, recorded with the models it trains and publishes
+    /// (default: the host name; in a DaemonSet give the node's, e.g.
+    /// `--node $(NODE_NAME)`).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Key-value bucket of the fleet's model versions (with --nats: models
+    /// trained here are published, and each workload's current version
+    /// there is detected with here).
+    #[arg(long, default_value = "chids-models", value_name = "NAME")]
+    pub models_bucket: String,
+    /// Object-store bucket of the fleet's bundle files (with --nats).
+    #[arg(long, default_value = "chids-bundles", value_name = "NAME")]
+    pub bundles_bucket: String,
+    /// Work alone even with --nats: no models from or to the fleet (the
+    /// broker gets alerts only).
+    #[arg(long)]
+    pub no_fleet: bool,
     /// NATS subject of the alerts.
     #[arg(long, value_name = "SUBJ", default_value = "chids.alerts")]
     pub subject: String,
@@ -247,6 +264,9 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
                 w.training_windows
             );
         }
+        if let Some(m) = &w.model {
+            println!("  model {}", describe_origin(m));
+        }
         if let Some(rate) = w.new_names_per_hour {
             println!("  new names still expected: about {rate:.1} per hour");
         }
@@ -301,6 +321,30 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `version 3 from node-a (trained, 2026-12-07T21:30:00Z)`.
+fn describe_origin(m: &agent::ModelOrigin) -> String {
+    let when = std::time::UNIX_EPOCH + Duration::from_nanos(m.time_ns);
+    format!(
+        "{} from {} ({}, {})",
+        m.version.map_or_else(
+            || "local (not on the fleet)".to_string(),
+            |v| format!("version {v}")
+        ),
+        m.node,
+        m.reason,
+        humantime::format_rfc3339_seconds(when)
+    )
+}
+
+/// The host's name, for `--node`'s default.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
     let stop = chids_live::StopToken::on_signals().map_err(|e| e.to_string())?;
     let mut workloads = match &a.workloads {
@@ -340,6 +384,17 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         ));
     }
     let budget = AlertBudget::new(a.alert_rate.0, a.alert_rate.1);
+    let node = a.node.clone().unwrap_or_else(host_name);
+    let fleet = a
+        .nats
+        .as_ref()
+        .filter(|_| !a.no_fleet)
+        .map(|url| agent::fleet::FleetOptions {
+            url: url.clone(),
+            models_bucket: a.models_bucket.clone(),
+            bundles_bucket: a.bundles_bucket.clone(),
+            node: node.clone(),
+        });
     let opts = AgentOptions {
         cgroup_root: a.cgroup_root.clone(),
         host_root: a.host_root.clone(),
@@ -359,6 +414,8 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         window_ns: a.window.as_nanos() as u64,
         epochs: a.epochs,
         budget_per_hour: a.alarm_budget,
+        node,
+        fleet,
         stop,
     };
     let summary = agent::agent(opts, &mut |u| match u {

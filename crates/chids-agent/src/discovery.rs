@@ -46,6 +46,10 @@ const MAX_DEPTH: usize = 12;
 /// Follows the container cgroups under a cgroup v2 root.
 pub struct Discovery {
     root: PathBuf,
+    /// How deep `root` sits in the cgroup v2 hierarchy (0 at its mount
+    /// point): the kernel counts a cgroup's level from the hierarchy's
+    /// root, and a subtree given as `--cgroup-root` starts below it.
+    base_level: u32,
     inotify: Inotify,
     /// Watched directories (never container directories themselves: what
     /// happens inside a container's cgroup belongs to that container).
@@ -60,6 +64,33 @@ pub struct Discovery {
     pub errors_total: u64,
 }
 
+/// How many folders `dir` is below the root of its cgroup v2 file system
+/// (0 when it is that root, or not on cgroup v2 at all): its parents are
+/// counted while they are the same mounted file system.
+fn depth_in_cgroup2(dir: &Path) -> u32 {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return 0;
+    };
+    // SAFETY: a valid C string and a zeroed out-parameter of the right type.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 || st.f_type as i64 != CGROUP2_SUPER_MAGIC
+    {
+        return 0;
+    }
+    let dev = |p: &Path| fs::metadata(p).ok().map(|m| m.dev());
+    let mut depth = 0;
+    let mut here = dir;
+    while let Some(parent) = here.parent() {
+        if dev(parent) != dev(dir) {
+            break;
+        }
+        depth += 1;
+        here = parent;
+    }
+    depth
+}
+
 impl Discovery {
     /// Starts watching `root`; the containers already there come back as
     /// `Started` changes from the first [`poll`](Discovery::poll).
@@ -67,6 +98,7 @@ impl Discovery {
         let inotify = Inotify::init().map_err(|e| LiveError::io("inotify_init", e))?;
         let mut d = Discovery {
             root: root.to_path_buf(),
+            base_level: depth_in_cgroup2(root),
             inotify,
             dirs: HashMap::new(),
             containers: HashMap::new(),
@@ -163,7 +195,7 @@ impl Discovery {
         Change::Started(Found {
             path: path.to_path_buf(),
             cgroup_id,
-            level: rel.components().count() as u32,
+            level: self.base_level + rel.components().count() as u32,
             container,
         })
     }
@@ -324,6 +356,22 @@ mod tests {
     /// The watcher on a plain directory tree (inotify reports mkdir/rmdir
     /// the same way on cgroupfs): containers already there, new ones in
     /// new parent folders, removals and a remove-and-recreate.
+    /// A subtree of the cgroup v2 hierarchy counts its levels from the
+    /// hierarchy's root, as the kernel does; a folder elsewhere is a root.
+    #[test]
+    fn levels_count_from_the_cgroup2_root() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(depth_in_cgroup2(dir.path()), 0);
+        let root = chids_live::cgroup::cgroup2_root().expect("a cgroup v2 mount");
+        assert_eq!(depth_in_cgroup2(&root), 0);
+        let child = fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .expect("a folder below the cgroup v2 root");
+        assert_eq!(depth_in_cgroup2(&child.path()), 1);
+    }
+
     #[test]
     fn follows_a_tree() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 //!   └► session.capture.watch(container cgroup) ─► per-container stream
 //!        learning:  .sc segments under <state>/learn/<workload>/ ─► train (bounded pool) ─► --models
 //!        detecting: detector(workload bundle, Arc) ─► alerts ─► outbox (SQLite) ─► sinks (file, NATS)
+//!   fleet (--nats): models trained here ─► broker (KV + object store) ─► every agent adopts them
 //! ```
 //!
 //! The agent is a consumer of a [`Session`] (see `run.rs`); the loop runs
@@ -48,7 +49,8 @@ use discovery::Discovery;
 use run::AgentRun;
 pub use runtime::ExecRecord;
 pub use status::{
-    read_status, AgentStatus, ContainerStatus, ExcludedStatus, SinkStatus, WorkloadStatus,
+    read_status, AgentStatus, ContainerStatus, ExcludedStatus, ModelOrigin, SinkStatus,
+    WorkloadStatus,
 };
 pub use view::rss_bytes;
 use workloads::{ModelStore, WorkloadConfig};
@@ -92,6 +94,13 @@ pub struct AgentOptions {
     /// False-alarm budget of the operating thresholds the agent sets
     /// (alarm windows per hour of normal activity, as `baseline --budget`).
     pub budget_per_hour: f64,
+    /// This node's name: recorded with the models it trains (and
+    /// publishes), shown in `agent status`.
+    pub node: String,
+    /// The fleet's broker and buckets (`--nats`): models trained here are
+    /// published there, and every workload's current version there is
+    /// detected with here. `None`: the agent works alone.
+    pub fleet: Option<fleet::FleetOptions>,
     /// Ends the agent cleanly when set (see [`StopToken::on_signals`]).
     pub stop: StopToken,
 }

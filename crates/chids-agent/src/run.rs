@@ -34,6 +34,8 @@ use crate::status::ExcludedStatus;
 use crate::workloads::{folder_name, ModelStore, WorkloadConfig};
 use crate::{cri, status, view, AgentAlert, AgentOptions, AgentSummary, AgentUpdate};
 
+mod fleet_sync;
+
 /// How often the status file and the process metrics are refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long sinks get to deliver what is left when the agent stops.
@@ -80,6 +82,10 @@ pub(crate) struct AgentRun {
     excluded: HashMap<u64, ExcludedStatus>,
     last_tick: Instant,
     last_status: Instant,
+    /// This node's name (models it trains carry it).
+    node: String,
+    /// The fleet's models (`--nats`), see `fleet_sync.rs`.
+    fleet: Option<crate::fleet::FleetLink>,
 }
 
 /// The detection threshold of a bundle: at `theta` when given, else the
@@ -137,8 +143,11 @@ impl AgentRun {
             excluded: HashMap::new(),
             last_tick: Instant::now(),
             last_status: Instant::now() - STATUS_EVERY,
+            node: opts.node,
+            fleet: None,
         };
         run.load_models(up);
+        run.start_fleet(opts.fleet, up);
         run
     }
 
@@ -153,7 +162,9 @@ impl AgentRun {
                 self.store.dir().join(folder_name(&key)).display()
             )));
             let state = WorkloadState::Detecting(Arc::new(bundle));
-            self.workloads.insert(key, Workload::new(state));
+            let mut w = Workload::new(state);
+            w.origin = self.store.origin(&key);
+            self.workloads.insert(key, w);
         }
     }
 
@@ -172,6 +183,7 @@ impl AgentRun {
         }
         self.process_closed(session.now_ns(), up);
         self.learning_tick(up);
+        self.fleet_turn(session.now_ns(), up);
         self.training_results(up);
         self.refresh_status(session, up, false);
         Ok(())
@@ -467,7 +479,12 @@ impl AgentRun {
 
     fn training_results(&mut self, up: Update<'_>) {
         for (key, result) in self.trainer.poll() {
-            if !self.workloads.contains_key(&key) {
+            // Gone, or detecting with the fleet's model meanwhile.
+            if self
+                .workloads
+                .get(&key)
+                .is_none_or(|w| !matches!(w.state, WorkloadState::Training))
+            {
                 continue;
             }
             match result {
@@ -521,6 +538,7 @@ impl AgentRun {
         let _ = std::fs::remove_dir_all(self.cfg.learn_root.join(folder_name(key)));
         w.completeness = Some(t.completeness);
         w.state = WorkloadState::Detecting(Arc::new(t.bundle));
+        self.model_trained(key, up);
     }
 
     fn training_failed(&mut self, key: &str, e: String, up: Update<'_>) {

@@ -56,6 +56,8 @@ pub(crate) struct Workload {
     pub completeness: Option<Completeness>,
     /// Distinct names its learning data holds (bounded).
     pub names: crate::learn_names::LearnNames,
+    /// Where its model comes from (fleet version, node, reason, time).
+    pub origin: Option<crate::status::ModelOrigin>,
 }
 
 impl Workload {
@@ -72,6 +74,7 @@ impl Workload {
             next_check: Duration::ZERO,
             completeness: None,
             names: Default::default(),
+            origin: None,
         }
     }
 }

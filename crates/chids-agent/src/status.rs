@@ -41,6 +41,43 @@ pub struct WorkloadStatus {
     /// Errors confined to this workload (learning files, training).
     #[serde(default)]
     pub errors: u64,
+    /// Where the model detection uses comes from, once detecting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelOrigin>,
+}
+
+/// Where a workload's model comes from: its fleet version (when it is on
+/// the broker), the node that trained or published it, why and when.
+/// Kept beside the bundle in the models folder (`origin.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModelOrigin {
+    /// The fleet's version number; none for a model only this node has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The node that trained or published it (`accept:<who>` for
+    /// `chids accept`).
+    pub node: String,
+    /// `trained`, or `accepted by <who>`.
+    pub reason: String,
+    /// When it was trained or published, ns since the epoch.
+    pub time_ns: u64,
+    /// SHA-256 over the bundle's files, as on the broker (see
+    /// `fleet::bundle_digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl ModelOrigin {
+    /// A fleet version's origin.
+    pub fn of_version(v: &crate::fleet::ModelVersion) -> ModelOrigin {
+        ModelOrigin {
+            version: Some(v.version),
+            node: v.node.clone(),
+            reason: v.reason.clone(),
+            time_ns: v.published_ns,
+            digest: Some(v.digest.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

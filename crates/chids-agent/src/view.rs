@@ -128,6 +128,7 @@ fn workloads_view(
                     c.new_per_hour(w.state.bundle().map_or(window_ns, |b| b.settings.window_ns))
                 }),
                 errors: w.errors,
+                model: w.state.bundle().and(w.origin.clone()),
             }
         })
         .collect();

@@ -288,6 +288,11 @@ pub fn folder_name(key: &str) -> String {
 /// The file beside a bundle that names its workload (folder names are
 /// sanitised, so the key cannot be read back from them).
 const WORKLOAD_FILE: &str = "workload.json";
+/// The file beside a bundle that says where it comes from (fleet version,
+/// node, reason, time): `agent status` shows it after a restart too.
+const ORIGIN_FILE: &str = "origin.json";
+/// Largest origin file read (it is a few hundred bytes).
+const MAX_ORIGIN_BYTES: u64 = 64 << 10;
 
 #[derive(serde::Serialize, Deserialize)]
 struct WorkloadTag {
@@ -379,6 +384,32 @@ impl ModelStore {
             }
         }
         (out, warnings)
+    }
+
+    /// Where the stored bundle of `key` comes from, when the agent wrote
+    /// that down (a missing, linked, oversized or damaged file: unknown).
+    pub fn origin(&self, key: &str) -> Option<crate::status::ModelOrigin> {
+        let path = self.dir.join(folder_name(key)).join(ORIGIN_FILE);
+        if !real_file(&path) || fs::metadata(&path).ok()?.len() > MAX_ORIGIN_BYTES {
+            return None;
+        }
+        serde_json::from_slice(&fs::read(&path).ok()?).ok()
+    }
+
+    /// Records where the stored bundle of `key` comes from (written whole
+    /// under a fresh name, then renamed).
+    pub fn set_origin(&self, key: &str, origin: &crate::status::ModelOrigin) -> Result<(), String> {
+        let dir = self.dir.join(folder_name(key));
+        if !real_dir(&dir) {
+            return Err(format!("{}: no stored bundle", dir.display()));
+        }
+        let text = serde_json::to_vec_pretty(origin).expect("an origin serialises");
+        chids_core::output::write_file(
+            &dir.join(ORIGIN_FILE),
+            &text,
+            chids_core::output::OUTPUT_MODE,
+        )
+        .map_err(|e| format!("{}: {e}", dir.join(ORIGIN_FILE).display()))
     }
 
     /// The stored bundle of workload `key` and its folder, with the same
@@ -564,6 +595,34 @@ mod tests {
         assert!(e.contains("w.json: line 2"), "{e}");
         fs::write(&p, r#"{"workloads":[{"key":"a","label":"noequals"}]}"#).unwrap();
         assert!(WorkloadConfig::load(&p).unwrap_err().contains("rule 1"));
+    }
+
+    #[test]
+    fn origins_round_trip_and_refuse_links_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(&dir.path().join("models")).unwrap();
+        let key = "localhost/web:1";
+        let origin = crate::status::ModelOrigin {
+            version: Some(3),
+            node: "node-a".into(),
+            reason: "trained".into(),
+            time_ns: 42,
+            digest: Some("ab".repeat(32)),
+        };
+        // No bundle folder: nothing to attach it to.
+        assert!(store.set_origin(key, &origin).is_err());
+        assert_eq!(store.origin(key), None);
+        let folder = store.dir().join(folder_name(key));
+        fs::create_dir(&folder).unwrap();
+        store.set_origin(key, &origin).unwrap();
+        assert_eq!(store.origin(key), Some(origin));
+        fs::write(folder.join(ORIGIN_FILE), "{\"node\": 7}").unwrap();
+        assert_eq!(store.origin(key), None);
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::write(&elsewhere, r#"{"node":"x","reason":"y","time_ns":1}"#).unwrap();
+        fs::remove_file(folder.join(ORIGIN_FILE)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, folder.join(ORIGIN_FILE)).unwrap();
+        assert_eq!(store.origin(key), None, "read through a planted link");
     }
 
     #[test]

@@ -3,16 +3,17 @@
 //! version and origin for `agent status`. Everything that talks to the
 //! broker runs off the caller's thread; [`FleetLink::poll`] is cheap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use super::{bundle_digest, FleetEvent, FleetOptions, FleetStore, FleetWatch, ModelVersion};
 use chids_detect::model::Bundle;
 
 /// What the agent should do or log.
 pub enum FleetUpdate {
-    /// Another node (or `chids accept`) published a new version of a
-    /// workload: detect with it from now on.
+    /// The fleet's current version of a workload is not the model this
+    /// node detects with: detect with it from now on.
     Adopt {
         version: ModelVersion,
         bundle: Box<Bundle>,
@@ -22,16 +23,33 @@ pub enum FleetUpdate {
     Log(String),
 }
 
+/// How long after a failed publication it is tried again (the broker may
+/// be away: the model stays local meanwhile).
+const PUBLISH_RETRY: Duration = Duration::from_secs(10);
+
+/// A publication's answer: the workload and the version, or why not.
+type PublishResult = (String, Result<ModelVersion, String>);
+
 pub struct FleetLink {
     opts: FleetOptions,
     watch: FleetWatch,
-    published_tx: mpsc::Sender<Result<ModelVersion, String>>,
-    published_rx: mpsc::Receiver<Result<ModelVersion, String>>,
+    published_tx: mpsc::Sender<PublishResult>,
+    published_rx: mpsc::Receiver<PublishResult>,
+    /// Models this node trained and has not published yet (in flight, or
+    /// failed and waiting for `retry_at`).
+    pending: HashMap<String, Box<Bundle>>,
+    in_flight: HashSet<String>,
+    retry_at: Option<Instant>,
+    /// Workloads whose publication failure was logged (once each).
+    failure_logged: HashSet<String>,
     /// Each workload's current version, as adopted or published.
     versions: HashMap<String, ModelVersion>,
-    /// Digests this node is publishing: their echo from the watch is not
-    /// adopted again.
-    own: HashMap<String, String>,
+    /// The digest of the model each workload detects with on this node
+    /// (adopted, published, or loaded from disk): a version with that
+    /// digest needs no adopting, any other one does. Comparing with what
+    /// is in use, rather than skipping "our own" versions, keeps nodes
+    /// that publish at the same moment on the fleet's last version.
+    using: HashMap<String, String>,
 }
 
 impl FleetLink {
@@ -43,23 +61,57 @@ impl FleetLink {
             watch,
             published_tx,
             published_rx,
+            pending: HashMap::new(),
+            in_flight: HashSet::new(),
+            retry_at: None,
+            failure_logged: HashSet::new(),
             versions: HashMap::new(),
-            own: HashMap::new(),
+            using: HashMap::new(),
         })
     }
 
+    /// The node's name, as recorded with what it publishes.
+    pub fn node(&self) -> &str {
+        &self.opts.node
+    }
+
+    /// Tells the link which model (by digest) a workload detects with,
+    /// e.g. one loaded from disk at start: a fleet version with the same
+    /// digest is then not adopted again.
+    pub fn set_using(&mut self, workload: &str, digest: &str) {
+        self.using.insert(workload.to_string(), digest.to_string());
+    }
+
     /// Publishes a bundle this node trained, on a thread of its own; the
-    /// result comes back through [`FleetLink::poll`].
+    /// result comes back through [`FleetLink::poll`]. When the broker
+    /// cannot be reached it is tried again every [`PUBLISH_RETRY`] until it
+    /// is published, or the fleet has another version of the workload.
     pub fn publish(&mut self, workload: &str, bundle: &Bundle) {
         match bundle.to_bytes() {
             Ok((json, weights)) => {
-                self.own
+                self.using
                     .insert(workload.to_string(), bundle_digest(&json, &weights));
             }
             Err(e) => {
-                let _ = self.published_tx.send(Err(format!("{workload}: {e}")));
+                let _ = self
+                    .published_tx
+                    .send((workload.to_string(), Err(e.to_string())));
                 return;
             }
+        }
+        self.pending
+            .insert(workload.to_string(), Box::new(bundle.clone()));
+        self.failure_logged.remove(workload);
+        self.send(workload);
+    }
+
+    /// Starts the publication of a pending model.
+    fn send(&mut self, workload: &str) {
+        let Some(bundle) = self.pending.get(workload) else {
+            return;
+        };
+        if !self.in_flight.insert(workload.to_string()) {
+            return;
         }
         let (opts, tx, key, bundle) = (
             self.opts.clone(),
@@ -70,43 +122,85 @@ impl FleetLink {
         let spawned = std::thread::Builder::new()
             .name("chids-publish".into())
             .spawn(move || {
-                let result = FleetStore::connect(&opts)
-                    .and_then(|s| s.publish(&key, &bundle, "trained"))
-                    .map_err(|e| format!("{key}: {e}"));
-                let _ = tx.send(result);
+                let result =
+                    FleetStore::connect(&opts).and_then(|s| s.publish(&key, &bundle, "trained"));
+                let _ = tx.send((key, result));
             });
         if let Err(e) = spawned {
-            let _ = self
-                .published_tx
-                .send(Err(format!("{workload}: cannot start a thread: {e}")));
+            let _ = self.published_tx.send((
+                workload.to_string(),
+                Err(format!("cannot start a thread: {e}")),
+            ));
         }
     }
 
-    /// What arrived since the last call: publications first, then new
-    /// versions (an echo of this node's own publication is left out).
-    pub fn poll(&mut self) -> Vec<FleetUpdate> {
-        let mut out = Vec::new();
-        while let Ok(result) = self.published_rx.try_recv() {
+    /// Publications' answers: a failure keeps the model pending (logged
+    /// once per model), retried a while later.
+    fn take_published(&mut self, out: &mut Vec<FleetUpdate>) {
+        while let Ok((key, result)) = self.published_rx.try_recv() {
+            self.in_flight.remove(&key);
             match result {
                 Ok(v) => {
-                    self.versions.insert(v.workload.clone(), v.clone());
+                    self.pending.remove(&key);
+                    self.failure_logged.remove(&key);
+                    self.record(&v);
                     out.push(FleetUpdate::Published(v));
                 }
-                Err(e) => out.push(FleetUpdate::Log(format!(
-                    "fleet: publishing failed ({e}); the model stays local"
-                ))),
+                Err(e) => {
+                    if self.pending.contains_key(&key) {
+                        self.retry_at = Some(Instant::now() + PUBLISH_RETRY);
+                    }
+                    if self.failure_logged.insert(key.clone()) {
+                        out.push(FleetUpdate::Log(format!(
+                            "fleet: publishing {key} failed ({e}); the model stays local, tried again every {}s",
+                            PUBLISH_RETRY.as_secs()
+                        )));
+                    }
+                }
             }
         }
+        if self.retry_at.is_some_and(|t| Instant::now() >= t) {
+            self.retry_at = None;
+            let keys: Vec<String> = self.pending.keys().cloned().collect();
+            for key in keys {
+                self.send(&key);
+            }
+        }
+    }
+
+    /// Records `v` as the workload's version unless a newer one is known
+    /// (a publication's answer can come after the watch's next version).
+    fn record(&mut self, v: &ModelVersion) -> bool {
+        let newer = self
+            .versions
+            .get(&v.workload)
+            .is_none_or(|known| known.version < v.version);
+        if newer {
+            self.versions.insert(v.workload.clone(), v.clone());
+        }
+        newer
+    }
+
+    /// What arrived since the last call: publications first, then new
+    /// versions to adopt (a version whose model is the one in use, e.g.
+    /// the echo of this node's own publication, is only recorded).
+    pub fn poll(&mut self) -> Vec<FleetUpdate> {
+        let mut out = Vec::new();
+        self.take_published(&mut out);
         for event in self.watch.poll() {
             match event {
                 FleetEvent::Log(l) => out.push(FleetUpdate::Log(l)),
                 FleetEvent::Model { version, bundle } => {
-                    if self.own.get(&version.workload) == Some(&version.digest) {
-                        self.versions.insert(version.workload.clone(), version);
+                    if !self.record(&version) {
                         continue;
                     }
-                    self.versions
-                        .insert(version.workload.clone(), version.clone());
+                    if self.using.get(&version.workload) == Some(&version.digest) {
+                        continue;
+                    }
+                    self.using
+                        .insert(version.workload.clone(), version.digest.clone());
+                    // The fleet's version replaces a model not yet published.
+                    self.pending.remove(&version.workload);
                     out.push(FleetUpdate::Adopt { version, bundle });
                 }
             }

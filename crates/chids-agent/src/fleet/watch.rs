@@ -95,7 +95,8 @@ async fn follow(opts: &FleetOptions, tx: &mpsc::Sender<FleetEvent>, stop: &Atomi
             Err(e) => {
                 if !said_down {
                     let _ = tx.send(FleetEvent::Log(format!(
-                        "fleet: {e}; models from the broker wait until it is back"
+                        "fleet: {e}; working alone, trying again every {}s",
+                        RETRY.as_secs()
                     )));
                     said_down = true;
                 }
@@ -124,10 +125,12 @@ async fn watch_once(
     let js = async_nats::jetstream::new(client);
     // The buckets are made by whoever publishes first; until then there is
     // nothing to follow.
-    let store = js
-        .get_key_value(&opts.models_bucket)
-        .await
-        .map_err(|e| format!("KV bucket {}: {e}", opts.models_bucket))?;
+    let store = js.get_key_value(&opts.models_bucket).await.map_err(|e| {
+        format!(
+            "no models on {} yet, or it cannot be read (KV bucket {}: {e})",
+            opts.url, opts.models_bucket
+        )
+    })?;
     let objects = js
         .get_object_store(&opts.bundles_bucket)
         .await
