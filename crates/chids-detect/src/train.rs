@@ -353,13 +353,7 @@ fn merge_first_pass(
                 chids_core::features::MAX_TRAINING_ARGS
             ));
         }
-        elements
-            .seen_syscalls
-            .extend(scan.elements.seen_syscalls.iter().cloned());
-        elements
-            .seen_args
-            .extend(scan.elements.seen_args.iter().cloned());
-        elements.max_freq = elements.max_freq.max(scan.elements.max_freq);
+        elements.merge(&scan.elements);
         usable.push(i);
     }
     if usable.is_empty() || elements.max_freq == 0 {
