@@ -534,6 +534,7 @@ fn train_refs(
     let scans = one_off.is_empty().then_some(scans);
     for a in &one_off {
         elements.seen_args.remove(a);
+        elements.stat_only_args.remove(a);
     }
     let bundle = Bundle {
         settings,
