@@ -83,7 +83,7 @@ fn baseline() -> TrainingElements {
             "cat",
         ]),
         max_freq: 500,
-        patterns: Vec::new(),
+        ..TrainingElements::default()
     }
 }
 

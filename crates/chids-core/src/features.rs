@@ -113,6 +113,48 @@ pub struct TrainingElements {
     /// Path positions of one-off names (modern mode; see [`crate::patterns`]).
     #[serde(default)]
     pub patterns: Vec<PathPattern>,
+    /// Modern mode: the arguments of `seen_args` that training met only
+    /// through a `stat`-family call. Looking at a file's metadata (`find
+    /// /etc`, `ls -l`) is not reading it or running it: an `open` or
+    /// `execve` of such a path is unseen. Empty for bundles written before
+    /// (and in compat mode, as the reference has no such rule).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub stat_only_args: BTreeSet<String>,
+}
+
+impl TrainingElements {
+    /// Whether `normalized`, used by a call of `kind`, was seen in training
+    /// with a call that counts for it (see [`Self::stat_only_args`]).
+    pub fn saw_arg(&self, kind: ArgKind, normalized: &str) -> bool {
+        self.seen_args.contains(normalized)
+            && (kind == ArgKind::Stat || !self.stat_only_args.contains(normalized))
+    }
+
+    /// Adds the elements of another recording: every name either used, and
+    /// as stat-only those that neither used otherwise.
+    pub fn merge(&mut self, other: &TrainingElements) {
+        let used_otherwise = |e: &TrainingElements, a: &String| {
+            e.seen_args.contains(a) && !e.stat_only_args.contains(a)
+        };
+        let stat_only: BTreeSet<String> = self
+            .stat_only_args
+            .iter()
+            .chain(&other.stat_only_args)
+            .filter(|a| !used_otherwise(self, a) && !used_otherwise(other, a))
+            .cloned()
+            .collect();
+        self.seen_syscalls
+            .extend(other.seen_syscalls.iter().cloned());
+        self.seen_args.extend(other.seen_args.iter().cloned());
+        self.stat_only_args = stat_only;
+        self.max_freq = self.max_freq.max(other.max_freq);
+    }
+
+    /// Marks `arg` as seen with any call (folded or accepted as normal).
+    pub fn admit_arg(&mut self, arg: &str) -> bool {
+        let was_stat_only = self.stat_only_args.remove(arg);
+        self.seen_args.insert(arg.to_string()) || was_stat_only
+    }
 }
 
 /// String ↔ id table.
@@ -167,6 +209,15 @@ struct Symbols {
     /// Training only: argument ids some raw path with a generated-looking
     /// name normalised to (evidence for [`crate::patterns::learn`]).
     generated: rustc_hash::FxHashSet<u32>,
+    /// Modern mode: tell stat-only arguments apart (see
+    /// [`TrainingElements::stat_only_args`]).
+    split_stat: bool,
+    /// Training: argument ids used by a `stat`-family call, and by others.
+    by_stat: rustc_hash::FxHashSet<u32>,
+    by_other: rustc_hash::FxHashSet<u32>,
+    /// Detection: ids of seen arguments the baseline saw only through
+    /// `stat` (unseen to any other call).
+    stat_only: rustc_hash::FxHashSet<u32>,
 }
 
 impl Default for Symbols {
@@ -178,6 +229,10 @@ impl Default for Symbols {
             raw_args: BoundedCache::new(CACHE_ENTRIES, CACHE_BYTES),
             hasher: Default::default(),
             generated: Default::default(),
+            split_stat: false,
+            by_stat: Default::default(),
+            by_other: Default::default(),
+            stat_only: Default::default(),
         }
     }
 }
@@ -191,6 +246,12 @@ impl Symbols {
             seen_args: self.args.names.iter().map(|s| s.to_string()).collect(),
             max_freq,
             patterns: Vec::new(),
+            stat_only_args: self
+                .by_stat
+                .iter()
+                .filter(|id| self.split_stat && !self.by_other.contains(id))
+                .map(|&id| self.args.name(id).to_string())
+                .collect(),
         }
     }
 
@@ -221,10 +282,50 @@ impl Symbols {
         kind: ArgKind,
         baseline: Option<&TrainingElements>,
     ) -> ArgRef {
-        if let Some(found) = self.raw_args.get(raw) {
-            return found.clone();
+        let found = match self.raw_args.get(raw) {
+            Some(found) => found.clone(),
+            None => self.normalize_new(raw, baseline),
+        };
+        self.by_kind(found, kind, baseline)
+    }
+
+    /// Training: notes which kind of call used an argument. Detection: a
+    /// stat-only argument is unseen to any other call.
+    fn by_kind(
+        &mut self,
+        found: ArgRef,
+        kind: ArgKind,
+        baseline: Option<&TrainingElements>,
+    ) -> ArgRef {
+        let ArgRef::Known(id) = found else {
+            return found;
+        };
+        if !self.split_stat {
+            return found;
         }
-        let found = self.normalized_arg(&normalize_path(raw), kind, baseline);
+        if baseline.is_none() {
+            if kind == ArgKind::Stat {
+                self.by_stat.insert(id);
+            } else {
+                self.by_other.insert(id);
+            }
+            return found;
+        }
+        if kind == ArgKind::Stat || !self.stat_only.contains(&id) {
+            return found;
+        }
+        let name: Arc<str> = self.args.name(id).into();
+        ArgRef::Unseen {
+            key: self.key(&name),
+            name,
+        }
+    }
+
+    /// A raw path not in the cache, normalised, labelled and cached (by
+    /// the raw path alone: the label does not depend on the call's kind
+    /// here; [`Symbols::by_kind`] and `encode` apply what does).
+    fn normalize_new(&mut self, raw: &str, baseline: Option<&TrainingElements>) -> ArgRef {
+        let found = self.normalized_arg(&normalize_path(raw), baseline);
         if let (None, ArgRef::Known(id)) = (baseline, &found) {
             if looks_generated(raw) {
                 self.generated.insert(*id);
@@ -235,24 +336,20 @@ impl Symbols {
     }
 
     /// The id of a seen normalised argument, or its key and text. (An
-    /// argument under a learned pattern is `Unseen` here, a result that
-    /// does not depend on `kind`, so [`Symbols::path_arg`] caches it by the
-    /// raw path alone; `encode` then finds its pattern.)
-    fn normalized_arg(
-        &mut self,
-        normalized: &str,
-        kind: ArgKind,
-        baseline: Option<&TrainingElements>,
-    ) -> ArgRef {
+    /// argument under a learned pattern is `Unseen` here; `encode` then
+    /// finds its pattern. A stat-only one is `Known`, and noted.)
+    fn normalized_arg(&mut self, normalized: &str, baseline: Option<&TrainingElements>) -> ArgRef {
         match self.args.get(normalized) {
             Some(id) => ArgRef::Known(id),
             None if baseline.is_none() && self.args.names.len() >= MAX_TRAINING_ARGS => {
                 ArgRef::Known(self.args.intern(OVERFLOW_ARG))
             }
-            None if baseline
-                .is_none_or(|b| matches!(label_arg(b, kind, normalized), ArgLabel::Seen)) =>
-            {
-                ArgRef::Known(self.args.intern(normalized))
+            None if baseline.is_none_or(|b| b.seen_args.contains(normalized)) => {
+                let id = self.args.intern(normalized);
+                if baseline.is_some_and(|b| b.stat_only_args.contains(normalized)) {
+                    self.stat_only.insert(id);
+                }
+                ArgRef::Known(id)
             }
             None => ArgRef::Unseen {
                 key: self.key(normalized),
@@ -383,7 +480,10 @@ impl<'b> FeatureStream<'b> {
         FeatureStream {
             settings,
             baseline,
-            symbols: Symbols::default(),
+            symbols: Symbols {
+                split_stat: settings.mode == Mode::Modern,
+                ..Symbols::default()
+            },
             windower: Windower::new(settings.window_ns, settings.mode == Mode::Compat, limit),
             explain,
             keep: false,
@@ -507,7 +607,7 @@ impl<'b> FeatureStream<'b> {
                 Some(RawArg::Path(raw)) => Some(sym.path_arg(raw, kind, baseline)),
                 Some(RawArg::Endpoint(endpoint)) => {
                     normalize_endpoint(&endpoint, &mut self.scratch);
-                    Some(sym.normalized_arg(&self.scratch, kind, baseline))
+                    Some(sym.normalized_arg(&self.scratch, baseline))
                 }
                 None => None,
             };
@@ -873,7 +973,7 @@ pub fn label_arg<'b>(
     kind: ArgKind,
     normalized: &str,
 ) -> ArgLabel<'b> {
-    if baseline.seen_args.contains(normalized) {
+    if baseline.saw_arg(kind, normalized) {
         return ArgLabel::Seen;
     }
     match kind {
@@ -975,7 +1075,7 @@ mod tests {
             seen_syscalls: ["stat".to_string()].into(),
             seen_args: ["/etc".to_string()].into(),
             max_freq: 10,
-            patterns: Vec::new(),
+            ..TrainingElements::default()
         };
         let settings = Settings::default();
         let mut stream = FeatureStream::live(settings, Some(&baseline), true);
@@ -1006,5 +1106,65 @@ mod tests {
             n,
             "every unique path is counted"
         );
+    }
+
+    /// Events of one thread, 1 ms apart, from (syscall, path) pairs.
+    fn stream_of(
+        settings: Settings,
+        baseline: Option<&TrainingElements>,
+        calls: &[(&str, &str)],
+    ) -> (Vec<WindowFeatures>, TrainingElements) {
+        let mut stream = FeatureStream::live(settings, baseline, true);
+        let mut windows = Vec::new();
+        for (i, (syscall, path)) in calls.iter().enumerate() {
+            let ev = event(i as u64 * 1_000_000, syscall, Some(path));
+            stream.push(&ev, &mut |w| windows.push(w)).unwrap();
+        }
+        let (_, elements) = stream.finish(&mut |w| windows.push(w));
+        (windows, elements)
+    }
+
+    /// A workload that walks /etc (`find`, `ls -l`) looks at the metadata
+    /// of /etc/shadow; reading it is still unseen (it was not, when a stat
+    /// made any later use of the path "seen").
+    #[test]
+    fn a_path_only_statted_in_training_is_unseen_to_open() {
+        let training = [
+            ("stat", "/etc/shadow"),
+            ("stat", "/etc/passwd"),
+            ("openat", "/etc/passwd"),
+            ("read", "/etc/passwd"),
+        ];
+        let settings = Settings::default();
+        assert_eq!(settings.mode, Mode::Modern);
+        let (_, mut elements) = stream_of(settings, None, &training);
+        assert_eq!(elements.stat_only_args, ["/etc/shadow".to_string()].into());
+        elements.max_freq = 10;
+        let detect = [
+            ("stat", "/etc/shadow"),
+            ("openat", "/etc/passwd"),
+            ("openat", "/etc/shadow"),
+            ("stat", "/etc/shadow"),
+        ];
+        let (windows, _) = stream_of(settings, Some(&elements), &detect);
+        let unseen: Vec<(&str, &str)> = windows
+            .iter()
+            .flat_map(|w| &w.unseen_args)
+            .map(|u| (u.arg.as_str(), u.syscall.as_str()))
+            .collect();
+        assert_eq!(unseen, [("/etc/shadow", "open")]);
+        // Merged with a recording that opened it, it is simply seen.
+        let (_, opened) = stream_of(settings, None, &[("openat", "/etc/shadow")]);
+        let mut merged = elements.clone();
+        merged.merge(&opened);
+        assert!(merged.stat_only_args.is_empty());
+        assert!(merged.saw_arg(ArgKind::Open, "/etc/shadow"));
+        // Folded or accepted as normal: seen with any call.
+        assert!(elements.admit_arg("/etc/shadow"));
+        assert!(elements.saw_arg(ArgKind::Open, "/etc/shadow"));
+        // Compat reproduces the reference: no such rule.
+        let compat = Settings::for_mode(Mode::Compat, settings.window_ns);
+        let (_, elements) = stream_of(compat, None, &training);
+        assert!(elements.stat_only_args.is_empty());
     }
 }

@@ -185,7 +185,7 @@ pub fn accept(bundle: &mut Bundle, alert: &AlertReasons, by: &str, now_ns: u64) 
         .iter()
         .chain(&alert.unseen_endpoints)
         .map(NamedArg::name)
-        .filter(|a| elements.seen_args.insert((*a).to_string()))
+        .filter(|a| elements.admit_arg(a))
         .map(str::to_string)
         .collect();
     let before = elements.max_freq;

@@ -77,7 +77,9 @@ pub(crate) fn score_folding(
             .elements
             .seen_syscalls
             .extend(syscalls.iter().cloned());
-        bundle.elements.seen_args.extend(args.iter().cloned());
+        for a in &args {
+            bundle.elements.admit_arg(a);
+        }
         folded.syscalls.extend(syscalls);
         folded.args.extend(args);
     }

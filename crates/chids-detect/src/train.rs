@@ -353,13 +353,7 @@ fn merge_first_pass(
                 chids_core::features::MAX_TRAINING_ARGS
             ));
         }
-        elements
-            .seen_syscalls
-            .extend(scan.elements.seen_syscalls.iter().cloned());
-        elements
-            .seen_args
-            .extend(scan.elements.seen_args.iter().cloned());
-        elements.max_freq = elements.max_freq.max(scan.elements.max_freq);
+        elements.merge(&scan.elements);
         usable.push(i);
     }
     if usable.is_empty() || elements.max_freq == 0 {
@@ -540,6 +534,7 @@ fn train_refs(
     let scans = one_off.is_empty().then_some(scans);
     for a in &one_off {
         elements.seen_args.remove(a);
+        elements.stat_only_args.remove(a);
     }
     let bundle = Bundle {
         settings,

@@ -64,6 +64,11 @@ pub(crate) struct BaselineFile {
     /// Directories of one-off names (modern mode; see `chids_core::patterns`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patterns: Vec<chids_core::patterns::PathPattern>,
+    /// Arguments training met only through a `stat`-family call (modern
+    /// mode; see `TrainingElements::stat_only_args`): unseen to `open`,
+    /// `execve` and the rest. Bundles written before have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stat_only_args: Vec<String>,
     /// The threshold `monitor` and `evaluate` use unless told otherwise,
     /// set from normal data for a false-alarm budget. Bundles written
     /// before it existed have none (θ 1.0 is used then).
@@ -169,6 +174,7 @@ impl Bundle {
             thresholds: self.thresholds.clone(),
             training: self.training.clone(),
             patterns: self.elements.patterns.clone(),
+            stat_only_args: self.elements.stat_only_args.iter().cloned().collect(),
             operating_threshold: self.operating_threshold,
             calibration: self.calibration.clone(),
             count_maxima: self.count_maxima.clone(),
@@ -246,6 +252,7 @@ impl Bundle {
                 seen_args: file.seen_args.into_iter().collect(),
                 max_freq: file.max_freq,
                 patterns: file.patterns,
+                stat_only_args: file.stat_only_args.into_iter().collect(),
             },
             scoring: file.scoring,
             thetas: file.thetas,
