@@ -669,6 +669,7 @@ impl AgentRun {
             &self.workloads,
             &self.alerts,
         );
+        self.metrics.lock().unwrap().held_dropped = self.held_dropped;
         let mut st = view::status_now(
             capture,
             &self.containers,
