@@ -164,8 +164,9 @@ fn a_container_identified_slowly_keeps_its_first_events() {
     let lines = learnt_lines(&state);
     assert!(
         lines.contains("/etc/chids-first-marker"),
-        "the container's first action is not in its learning data ({} bytes of it); log:\n{}",
+        "the container's first action is not in its learning data ({} bytes of it, beginning:\n{}); log:\n{}",
         lines.len(),
+        lines.lines().take(30).collect::<Vec<_>>().join("\n"),
         agent.log_text()
     );
     drop(c);

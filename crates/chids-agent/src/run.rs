@@ -37,6 +37,10 @@ use crate::status::ExcludedStatus;
 use crate::workloads::{folder_name, ModelStore, WorkloadConfig};
 use crate::{cri, status, view, AgentAlert, AgentOptions, AgentSummary, AgentUpdate};
 
+/// How long one turn waits for events. New cgroups are read between
+/// turns, and a container runs its program some 50-100 ms after its cgroup
+/// appears: a shorter wait watches it before that (its start-up is seen).
+const POLL_FOR: Duration = Duration::from_millis(20);
 /// How often the status file and the process metrics are refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long sinks get to deliver what is left when the agent stops.
@@ -192,7 +196,7 @@ impl AgentRun {
     /// status.
     pub(crate) fn step(&mut self, session: &mut Session, up: Update<'_>) -> Result<(), LiveError> {
         self.turn_ns = Mode::Modern.timestamp(session.now_ns());
-        session.poll(Duration::from_millis(100), &mut |raw| self.on_event(raw))?;
+        session.poll(POLL_FOR, &mut |raw| self.on_event(raw))?;
         let answers = self.identifier.answers();
         self.identities(answers, session, up);
         self.report_execs(up);
