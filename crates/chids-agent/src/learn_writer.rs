@@ -148,6 +148,9 @@ struct Segments {
     file: SegmentFile,
     /// Bytes this container may still write.
     budget: u64,
+    /// Its failure was reported; until it writes again, further ones are
+    /// not (a full disk must not flood the log, which may be on it too).
+    reported: bool,
 }
 
 impl Segments {
@@ -162,6 +165,7 @@ impl Segments {
             target,
             segment,
             file: SegmentFile::Full,
+            reported: false,
         };
         let r = s.open();
         (s, r)
@@ -175,6 +179,7 @@ impl Segments {
         match open_segment(&self.target.dir, &self.target.stem, self.segment) {
             Ok(f) => {
                 self.file = SegmentFile::Open(f);
+                self.reported = false;
                 Ok(())
             }
             Err(e) => {
@@ -211,6 +216,7 @@ impl Segments {
         match f.write_all(buf) {
             Ok(()) => {
                 self.budget -= n;
+                self.reported = false;
                 Ok(())
             }
             Err(e) => {
@@ -263,8 +269,10 @@ fn write_jobs(jobs: Receiver<Job>, in_flight: &AtomicUsize, errors: &Sender<(Str
                 continue;
             }
         };
-        if let (Err(e), Some(s)) = (result, streams.get(&id)) {
-            let _ = errors.send((s.target.workload.clone(), e));
+        if let (Err(e), Some(s)) = (result, streams.get_mut(&id)) {
+            if !std::mem::replace(&mut s.reported, true) {
+                let _ = errors.send((s.target.workload.clone(), e));
+            }
         }
     }
 }
@@ -335,6 +343,11 @@ mod tests {
         let errors = w.errors();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].0, "w");
+        // Failing on: said once, not at every try.
+        w.rotate(id);
+        w.write(id, b"y\n".to_vec()).unwrap();
+        w.barrier().recv().unwrap();
+        assert!(w.errors().is_empty());
         assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
     }
 

@@ -1,5 +1,6 @@
 //! Learning: each container of a learning workload writes its events as
-//! `.sc` lines under `<state>/learn/<workload>/`, in segments (so that
+//! `.sc` lines under `<state>/learn/<workload>/` (through the writer
+//! thread, `learn_writer.rs`), in segments (so that
 //! calibration can hold out whole ones); when the workload has learnt long
 //! enough (at least `--learn-for`; then until the estimated rate of new
 //! names fits the alarm budget, or `--learn-max`), a bounded pool of
