@@ -71,60 +71,116 @@ fn operating_point(model: &str, normal: &str, attack: &str) -> serde_json::Value
     table["operating_point"].clone()
 }
 
+/// The recordings and the model trained on them: a normal recording that
+/// serves a page training never saw, and an attack.
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let lab = Lab {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for d in ["train", "normal", "attack"] {
+            std::fs::create_dir(lab.p(d)).unwrap();
+        }
+        for i in 0..3 {
+            text_recording(&lab.p(&format!("train/r{i}.txt")), 4, i, &[]);
+        }
+        let pages: Vec<String> = (0..3)
+            .map(|i| new_page(500 + i * 1000, 900_000 + i))
+            .collect();
+        text_recording(&lab.p("normal/n0.txt"), 3, 7, &pages);
+        let attack: Vec<String> = [
+            "99990 10:00:02.500000000 0 sh (66) > execve filename=/bin/sh",
+            "99991 10:00:02.500100000 0 sh (66) < execve res=0 exe=sh",
+            "99992 10:00:02.500200000 0 sh (66) > ptrace",
+            "99993 10:00:02.500300000 0 sh (66) < ptrace res=0",
+            "99994 10:00:02.500400000 0 cat (67) < open fd=3(<f>/etc/shadow) name=/etc/shadow flags=1(O_RDONLY) mode=0",
+            "99996 10:00:02.500600000 0 cat (67) > close fd=3",
+        ]
+        .map(String::from)
+        .to_vec();
+        text_recording(&lab.p("attack/a0.txt"), 3, 9, &attack);
+        ok(chids(&[
+            "baseline",
+            "--td",
+            &lab.s("train"),
+            "--od",
+            &lab.s("model"),
+            "--epochs",
+            "20",
+        ]));
+        lab
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).display().to_string()
+    }
+
+    fn operating_point(&self) -> serde_json::Value {
+        operating_point(&self.s("model"), &self.s("normal"), &self.s("attack"))
+    }
+
+    fn bundle(&self) -> Vec<u8> {
+        std::fs::read(self.p("model/baseline.json")).unwrap()
+    }
+}
+
 #[test]
 fn accepting_a_false_alarm_silences_it_and_keeps_detecting_attacks() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |rel: &str| -> PathBuf { dir.path().join(rel) };
-    let s = |rel: &str| p(rel).display().to_string();
-    for d in ["train", "normal", "attack"] {
-        std::fs::create_dir(p(d)).unwrap();
-    }
-    for i in 0..3 {
-        text_recording(&p(&format!("train/r{i}.txt")), 4, i, &[]);
-    }
-    let pages: Vec<String> = (0..3)
-        .map(|i| new_page(500 + i * 1000, 900_000 + i))
-        .collect();
-    text_recording(&p("normal/n0.txt"), 3, 7, &pages);
-    let attack: Vec<String> = [
-        "99990 10:00:02.500000000 0 sh (66) > execve filename=/bin/sh",
-        "99991 10:00:02.500100000 0 sh (66) < execve res=0 exe=sh",
-        "99992 10:00:02.500200000 0 sh (66) > ptrace",
-        "99993 10:00:02.500300000 0 sh (66) < ptrace res=0",
-        "99994 10:00:02.500400000 0 cat (67) < open fd=3(<f>/etc/shadow) name=/etc/shadow flags=1(O_RDONLY) mode=0",
-        "99996 10:00:02.500600000 0 cat (67) > close fd=3",
-    ]
-    .map(String::from)
-    .to_vec();
-    text_recording(&p("attack/a0.txt"), 3, 9, &attack);
-    ok(chids(&[
-        "baseline",
-        "--td",
-        &s("train"),
-        "--od",
-        &s("model"),
-        "--epochs",
-        "20",
-    ]));
-
-    let before = operating_point(&s("model"), &s("normal"), &s("attack"));
+    let lab = Lab::new();
+    let before = lab.operating_point();
     assert_eq!(before["detected"], 1, "{before}");
     assert_eq!(
         before["false_alarms"], 1,
         "the new page must alarm first: {before}"
     );
+    let n = write_the_false_alarm_lines(&lab);
+    accept_records_who_accepted_what(&lab, n);
 
-    // The alarm windows as alert lines; the triager keeps the normal
-    // recording's (the false alarms) and accepts them.
-    let all = p("all-alerts.jsonl");
+    let after = lab.operating_point();
+    assert_eq!(after["false_alarms"], 0, "{after}");
+    assert_eq!(after["detected"], 1, "{after}");
+
+    // The same alerts again: recorded once, the bundle unchanged.
+    let bytes = lab.bundle();
+    let out = ok(chids(&[
+        "accept",
+        "--model",
+        &lab.s("model"),
+        &lab.s("alerts.jsonl"),
+    ]));
+    assert!(out.contains(&format!("0 of {n} alerts accepted")), "{out}");
+    assert_eq!(lab.bundle(), bytes);
+
+    // A damaged line is named by file and line; nothing is changed.
+    std::fs::write(lab.p("bad.jsonl"), "{\"id\":\"x\"}\n{oops\n").unwrap();
+    let o = chids(&["accept", "--model", &lab.s("model"), &lab.s("bad.jsonl")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+    assert_eq!(lab.bundle(), bytes);
+}
+
+/// The alarm windows as alert lines; the triager keeps the normal
+/// recording's (the false alarms, all about the new page) in alerts.jsonl.
+/// Returns how many.
+fn write_the_false_alarm_lines(lab: &Lab) -> usize {
+    let all = lab.p("all-alerts.jsonl");
     ok(chids(&[
         "evaluate",
         "--model",
-        &s("model"),
+        &lab.s("model"),
         "--ns",
-        &s("normal"),
+        &lab.s("normal"),
         "--ms",
-        &s("attack"),
+        &lab.s("attack"),
         "--alerts",
         &all.display().to_string(),
     ]));
@@ -143,23 +199,27 @@ fn accepting_a_false_alarm_silences_it_and_keeps_detecting_attacks() {
         alerts.iter().all(|l| l.contains("/var/www/about.html")),
         "{alerts:?}"
     );
-    std::fs::write(p("alerts.jsonl"), alerts.join("\n") + "\n").unwrap();
+    std::fs::write(lab.p("alerts.jsonl"), alerts.join("\n") + "\n").unwrap();
+    n
+}
 
+/// `accept` takes all `n` alerts and keeps an audit record per alert; the
+/// page's name is added once.
+fn accept_records_who_accepted_what(lab: &Lab, n: usize) {
     let out = ok(chids(&[
         "accept",
         "--model",
-        &s("model"),
+        &lab.s("model"),
         "--by",
         "alice",
-        &s("alerts.jsonl"),
+        &lab.s("alerts.jsonl"),
     ]));
     assert!(
         out.contains(&format!("{n} of {n} alerts accepted")),
         "{out}"
     );
     assert!(out.contains("no longer alarms"), "{out}");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(p("model/baseline.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&lab.bundle()).unwrap();
     let audit = meta["accepted"].as_array().unwrap();
     assert_eq!(audit.len(), n, "{meta}");
     assert_eq!(audit[0]["accepted_by"], "alice");
@@ -177,27 +237,4 @@ fn accepting_a_false_alarm_silences_it_and_keeps_detecting_attacks() {
             "only the first adds the name: {meta}"
         );
     }
-
-    let after = operating_point(&s("model"), &s("normal"), &s("attack"));
-    assert_eq!(after["false_alarms"], 0, "{after}");
-    assert_eq!(after["detected"], 1, "{after}");
-
-    // The same alerts again: recorded once, the bundle unchanged.
-    let bytes = std::fs::read(p("model/baseline.json")).unwrap();
-    let out = ok(chids(&[
-        "accept",
-        "--model",
-        &s("model"),
-        &s("alerts.jsonl"),
-    ]));
-    assert!(out.contains(&format!("0 of {n} alerts accepted")), "{out}");
-    assert_eq!(std::fs::read(p("model/baseline.json")).unwrap(), bytes);
-
-    // A damaged line is named by file and line; nothing is changed.
-    std::fs::write(p("bad.jsonl"), "{\"id\":\"x\"}\n{oops\n").unwrap();
-    let o = chids(&["accept", "--model", &s("model"), &s("bad.jsonl")]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.jsonl:2"), "{err}");
-    assert_eq!(std::fs::read(p("model/baseline.json")).unwrap(), bytes);
 }

@@ -102,6 +102,15 @@ impl Lab {
 #[test]
 fn baseline_then_evaluate_and_vectors() {
     let lab = Lab::new();
+    let meta = baseline_holds_out_a_recording_to_calibrate(&lab);
+    evaluate_json_catches_the_attack_at_theta_1_and_the_operating_point(&lab, &meta);
+    evaluate_normal_only_warns_on_overlap_and_refuses_neither(&lab);
+    vectors_json_scores_the_attack_window(&lab);
+}
+
+/// `baseline` writes baseline.json with every key, calibrated on the
+/// held-out recording; returned for the operating threshold.
+fn baseline_holds_out_a_recording_to_calibrate(lab: &Lab) -> serde_json::Value {
     let o = lab.train("model", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -136,7 +145,15 @@ fn baseline_then_evaluate_and_vectors() {
         meta["seen_args"],
         serde_json::json!(["/var/www/index.html"])
     );
+    meta
+}
 
+/// `evaluate --json`: the full table, the attack caught at theta 1 and at
+/// the operating point, which is the model's threshold.
+fn evaluate_json_catches_the_attack_at_theta_1_and_the_operating_point(
+    lab: &Lab,
+    meta: &serde_json::Value,
+) {
     let o = chids(&[
         "evaluate",
         "--model",
@@ -184,7 +201,11 @@ fn baseline_then_evaluate_and_vectors() {
     assert_eq!(op["detected"], 1, "{table}");
     assert_eq!(op["false_alarms"], 0, "{table}");
     assert_eq!(op["threshold"], meta["operating_threshold"]);
+}
 
+/// `evaluate` with normal recordings only, with one set as both, and with
+/// neither.
+fn evaluate_normal_only_warns_on_overlap_and_refuses_neither(lab: &Lab) {
     // Normal recordings alone: false alarms only, as a sentence first.
     let o = chids(&[
         "evaluate",
@@ -216,7 +237,11 @@ fn baseline_then_evaluate_and_vectors() {
     // Neither: refused.
     let o = chids(&["evaluate", "--model", &lab.s("model")]);
     assert!(!o.status.success());
+}
 
+/// `vectors --json`: one line per window, the attack's window with unseen
+/// syscalls and arguments.
+fn vectors_json_scores_the_attack_window(lab: &Lab) {
     let o = chids(&[
         "vectors",
         "--model",

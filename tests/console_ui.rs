@@ -3,7 +3,10 @@
 //! without a reload, with its container and the path it read; a path that
 //! carries `<script>` and an `<img onerror>` shows as text and runs
 //! nothing; the filters narrow the timeline; the workloads view shows the
-//! learnt images detecting. Debian's chromium is driven headless through
+//! learnt images detecting; accepting from an alert's page (confirmation,
+//! name) publishes the fleet's next version of the workload's model with
+//! the alert in its audit list, a console without --allow-accept has no
+//! button, and `--models DIR` accepts into the agent's folder. Debian's chromium is driven headless through
 //! chromedriver (WebDriver, the `fantoccini` crate).
 //!
 //! With CHIDS_CONSOLE_SCREENSHOTS=DIR the pages are saved there as PNG
@@ -249,6 +252,8 @@ fn pwned(v: Value) -> bool {
 
 /// Learnt images and the console: what the browser part needs.
 struct Scene {
+    /// The second console, started without --allow-accept.
+    base_no_accept: String,
     a1: Container,
     b1: Container,
     img_a: String,
@@ -259,7 +264,7 @@ struct Scene {
 
 /// The timeline updates by itself: the attack's alert appears, with the
 /// container's name, within 5 s of the attack, and its page names the path.
-async fn live_alert(c: &Client, s: &Scene) {
+async fn live_alert(c: &Client, s: &Scene) -> u64 {
     c.goto(&format!("{}/#/", s.base)).await.unwrap();
     until(c, "the timeline", Duration::from_secs(20), || async {
         c.find(Locator::Css("#alerts")).await.ok()
@@ -310,6 +315,7 @@ async fn live_alert(c: &Client, s: &Scene) {
         body_text(c).await.contains(&s.img_a),
         "the alert names its image"
     );
+    seq.unwrap()
 }
 
 /// Markup in a path is shown as text and runs nothing.
@@ -380,6 +386,22 @@ async fn markup_is_text(c: &Client, s: &Scene) {
     }
 }
 
+/// Chooses `value` in the filter menu `menu`. The timeline redraws its
+/// filter bar when new alerts arrive, so a menu found a moment ago may be
+/// gone: found again until the choice is made.
+async fn choose(c: &Client, menu: &str, value: &str) {
+    until(
+        c,
+        &format!("{menu} set to {value:?}"),
+        Duration::from_secs(20),
+        || async {
+            let select = c.find(Locator::Css(menu)).await.ok()?;
+            select.select_by_value(value).await.ok()
+        },
+    )
+    .await;
+}
+
 /// The filters narrow the timeline, by container, by workload and by kind.
 async fn filters(c: &Client, s: &Scene) {
     let out = s.b1.exec("cat /etc/shadow > /dev/null");
@@ -402,8 +424,7 @@ async fn filters(c: &Client, s: &Scene) {
         ("#f-container", "", ""),
         ("#f-workload", s.img_a.as_str(), s.a1.name.as_str()),
     ] {
-        let select = c.find(Locator::Css(menu)).await.unwrap();
-        select.select_by_value(value).await.unwrap();
+        choose(c, menu, value).await;
         if want.is_empty() {
             continue;
         }
@@ -421,8 +442,7 @@ async fn filters(c: &Client, s: &Scene) {
     // The workload filter also lands in the address, so a view can be shared.
     let url = c.current_url().await.unwrap();
     assert!(url.fragment().unwrap_or("").contains("workload="), "{url}");
-    let select = c.find(Locator::Css("#f-kind")).await.unwrap();
-    select.select_by_value("anomaly").await.unwrap();
+    choose(c, "#f-kind", "anomaly").await;
     until(c, "kind = anomaly", Duration::from_secs(20), || async {
         let r = rows(c).await;
         (!r.is_empty() && r.iter().all(|(_, _, text)| text.contains("anomaly"))).then_some(())
@@ -448,6 +468,201 @@ async fn filters(c: &Client, s: &Scene) {
         },
     )
     .await;
+}
+
+async fn text_of(c: &Client, css: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+/// Accepting from the alert page: the button opens a confirmation naming
+/// the workload, the reasons and where they go, wanting a name; confirmed,
+/// the page shows the new version and the model's audit entry. Gives the
+/// alert's id. The console without --allow-accept shows no button.
+async fn accept_in_page(c: &Client, s: &Scene, seq: u64) -> String {
+    c.goto(&format!("{}/#/alert/{seq}", s.base_no_accept))
+        .await
+        .unwrap();
+    until(c, "the alert page", Duration::from_secs(20), || {
+        text_of(c, "#reasons")
+    })
+    .await;
+    assert!(
+        c.find(Locator::Css("#accept")).await.is_err(),
+        "an accept button where accepting is not enabled"
+    );
+
+    c.goto(&format!("{}/#/alert/{seq}", s.base)).await.unwrap();
+    let button = until(c, "the accept button", Duration::from_secs(20), || async {
+        c.find(Locator::Css("#accept")).await.ok()
+    })
+    .await;
+    let alert_id = text_of(c, "dd.fact-id").await.unwrap();
+    let rising = c
+        .find_all(Locator::Css("#reasons tr.reason-rising"))
+        .await
+        .unwrap()
+        .len();
+    button.click().await.unwrap();
+    let dialog = until(c, "the confirmation", Duration::from_secs(10), || {
+        text_of(c, "#accept-dialog[open]")
+    })
+    .await;
+    for want in [s.img_a.as_str(), "/etc/shadow", alert_id.as_str(), "fleet"] {
+        assert!(dialog.contains(want), "the dialog names {want}: {dialog}");
+    }
+    // A frequency-driven alert says what accepting it allows.
+    assert_eq!(
+        c.find(Locator::Css("#accept-rising")).await.is_ok(),
+        rising > 0,
+        "the frequency note is shown exactly when the alert has rising reasons ({rising}): {dialog}"
+    );
+    // No name, no accept: the dialog stays and nothing is posted (a
+    // negative: given half a second to go wrong).
+    c.find(Locator::Css("#accept-confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        c.find(Locator::Css("#accept-dialog[open]")).await.is_ok()
+            && c.find(Locator::Css("#accept-result")).await.is_err(),
+        "accepted without a name"
+    );
+    // Cancel closes it; the button opens it again.
+    c.find(Locator::Css("#accept-cancel"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(c, "the dialog closed", Duration::from_secs(10), || async {
+        c.find(Locator::Css("#accept-dialog"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    c.find(Locator::Css("#accept"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(c, "the confirmation again", Duration::from_secs(10), || {
+        text_of(c, "#accept-dialog[open]")
+    })
+    .await;
+    c.find(Locator::Css("#accept-who"))
+        .await
+        .unwrap()
+        .send_keys("alice-e2e")
+        .await
+        .unwrap();
+    screenshot(c, "accept.png").await;
+    c.find(Locator::Css("#accept-confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let result = until(c, "the accept's result", Duration::from_secs(60), || {
+        text_of(c, "#accept-result")
+    })
+    .await;
+    assert!(result.starts_with("Accepted"), "{result}");
+    assert!(result.contains("published as version"), "{result}");
+    let audit = text_of(c, "#accept-audit").await.unwrap_or_default();
+    assert!(
+        audit.contains(&alert_id) && audit.contains("alice-e2e"),
+        "{audit}"
+    );
+    screenshot(c, "accept-result.png").await;
+    alert_id
+}
+
+/// The fleet's model of `workload`: its version and bundle.
+fn fleet_model(url: &str, workload: &str) -> Option<(u64, chids_detect::model::Bundle)> {
+    use chids_agent::fleet::{FleetOptions, FleetStore};
+    let store = FleetStore::connect(&FleetOptions {
+        url: url.to_string(),
+        models_bucket: "chids-models".into(),
+        bundles_bucket: "chids-bundles".into(),
+        node: "console-test".into(),
+    })
+    .unwrap();
+    store.fetch(workload).unwrap().map(|(v, b)| (v.version, b))
+}
+
+/// The broker holds a model of `workload` (the agent's own, published
+/// here unless an agent did): its version before any accept.
+fn fleet_has_model(url: &str, workload: &str, models: &Path) -> u64 {
+    if let Some((v, _)) = fleet_model(url, workload) {
+        return v;
+    }
+    let store = chids_agent::workloads::ModelStore::open(models).unwrap();
+    let (bundle, _) = store
+        .load(workload)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the agent saved no model of {workload}"));
+    chids_agent::fleet::FleetStore::connect(&chids_agent::fleet::FleetOptions {
+        url: url.to_string(),
+        models_bucket: "chids-models".into(),
+        bundles_bucket: "chids-bundles".into(),
+        node: "console-test".into(),
+    })
+    .unwrap()
+    .publish(workload, &bundle, "trained")
+    .unwrap()
+    .version
+}
+
+/// The accepted alert's audit entry, by whom.
+fn audit_names(bundle: &chids_detect::model::Bundle, alert_id: &str) -> Option<String> {
+    bundle
+        .accepted
+        .iter()
+        .find(|a| a.alert_id == alert_id)
+        .map(|a| a.accepted_by.clone())
+}
+
+/// `chids ui --allow-accept --models DIR` accepts into the agent's folder.
+fn accept_into_folder(url: &str, models: &Path, workload: &str, seq: u64, alert_id: &str) {
+    let port = free_port();
+    let _console = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_chids"))
+            .args(["ui", "--nats", url, "--allow-accept", "--models"])
+            .arg(models)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}")),
+        port,
+        "chids ui --models",
+    );
+    wait_for("the alert held", Duration::from_secs(30), || {
+        let (head, _) = http_get(port, &format!("/api/alerts/{seq}"), "127.0.0.1");
+        head.starts_with("http/1.1 200").then_some(())
+    });
+    let body = r#"{"who": "bob-e2e", "confirmed": true}"#;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "POST /api/alerts/{seq}/accept HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let store = chids_agent::workloads::ModelStore::open(models).unwrap();
+    let (bundle, folder) = store.load(workload).unwrap().unwrap();
+    assert!(answer.contains(&folder.display().to_string()), "{answer}");
+    assert_eq!(
+        audit_names(&bundle, alert_id).as_deref(),
+        Some("bob-e2e"),
+        "the local bundle's audit list"
+    );
 }
 
 /// The workloads view shows both learnt images detecting.
@@ -512,15 +727,26 @@ fn console_shows_attacks_live_as_text_and_filters() {
             .then_some(())
     });
 
+    let models = state.join("models");
+    let version_before = fleet_has_model(&url, &img_a.name, &models);
     let ui_port = free_port();
     let _console = spawn_listening(
         Command::new(env!("CARGO_BIN_EXE_chids"))
             .args(["ui", "--nats", &url, "--stream", "CHIDS_ALERTS", "--listen"])
             .arg(format!("127.0.0.1:{ui_port}"))
             .arg("--state-dir")
-            .arg(&state),
+            .arg(&state)
+            .arg("--allow-accept"),
         ui_port,
         "chids ui",
+    );
+    let plain_port = free_port();
+    let _plain_console = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_chids"))
+            .args(["ui", "--nats", &url, "--listen"])
+            .arg(format!("127.0.0.1:{plain_port}")),
+        plain_port,
+        "chids ui without --allow-accept",
     );
     check_headers(ui_port);
     let driver_port = free_port();
@@ -530,6 +756,7 @@ fn console_shows_attacks_live_as_text_and_filters() {
         "chromedriver",
     );
     let scene = Scene {
+        base_no_accept: format!("http://127.0.0.1:{plain_port}"),
         a1,
         b1,
         img_a: img_a.name.clone(),
@@ -541,13 +768,28 @@ fn console_shows_attacks_live_as_text_and_filters() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let (seq, alert_id) = rt.block_on(async {
         let c = browser(driver_port, &tmp.path().join("chromium")).await;
         workloads(&c, &scene).await;
-        live_alert(&c, &scene).await;
+        let seq = live_alert(&c, &scene).await;
+        let alert_id = accept_in_page(&c, &scene, seq).await;
         markup_is_text(&c, &scene).await;
         filters(&c, &scene).await;
         c.close().await.unwrap();
+        (seq, alert_id)
     });
+    // The broker's model has a new version whose audit list names the
+    // alert and who accepted it.
+    let (version, bundle) = fleet_model(&url, &img_a.name).expect("the fleet's model");
+    assert!(
+        version > version_before,
+        "version {version} after {version_before}"
+    );
+    assert_eq!(
+        audit_names(&bundle, &alert_id).as_deref(),
+        Some("alice-e2e"),
+        "the fleet bundle's audit list"
+    );
+    accept_into_folder(&url, &models, &img_a.name, seq, &alert_id);
     drop(agent);
 }

@@ -85,85 +85,19 @@ fn agent_learns_each_image_and_alerts_on_nats() {
     let a1 = Container::run(&format!("{p}-a1"), &img_a.name, LOOP_A);
     let a2 = Container::run(&format!("{p}-a2"), &img_a.name, LOOP_A);
     let b1 = Container::run(&format!("{p}-b1"), &img_b.name, LOOP_B);
-    // Discovered, with names and images from podman's state.
-    wait_for(
-        "the three containers in the status",
-        Duration::from_secs(15),
-        || {
-            let st = agent.status()?;
-            for (c, img) in [(&a1, &img_a), (&a2, &img_a), (&b1, &img_b)] {
-                let e = container(&st, &c.name)?;
-                assert_eq!(e["image"], img.name.as_str());
-                assert_eq!(e["runtime"], "podman");
-                assert_eq!(e["id"], c.id.as_str());
-            }
-            Some(())
-        },
-    );
+    discovered_with_podman_names_and_images(&agent, &[(&a1, &img_a), (&a2, &img_a), (&b1, &img_b)]);
     // Learnt, trained, detecting.
     wait_for("both images detecting", Duration::from_secs(240), || {
-        let st = agent.status()?;
-        (workload_state(&st, &img_a.name)? == "detecting"
-            && workload_state(&st, &img_b.name)? == "detecting")
-            .then_some(())
+        both_detecting(&agent, &img_a, &img_b)
     });
-    // The same, as Prometheus gauges per workload and per container.
-    let metrics = scrape(&metrics_addr);
-    for img in [&img_a, &img_b] {
-        let line = format!(
-            "chids_workload_state{{workload=\"{}\",state=\"detecting\"}} 1",
-            img.name
-        );
-        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
-    }
-    assert!(
-        metrics.contains(&format!("container=\"{}\"", a1.name)),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("\nchids_outbox_pending_alerts "),
-        "{metrics}"
-    );
-    assert!(metrics.contains("chids_agent_rss_bytes "), "{metrics}");
-    // No event came too late for its window (they are stamped and windows
-    // closed on one clock).
-    assert!(
-        metrics.contains("\nchids_late_events_total 0\n"),
-        "{metrics}"
-    );
+    metrics_show_each_workload_detecting(&metrics_addr, &[&img_a, &img_b], &a1);
     let models = std::fs::read_dir(state.join("models")).unwrap().count();
     assert!(models >= 2, "{models} model folders");
 
     // Restart: the models come back from disk, nothing is learnt again.
     assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
     agent = Agent::start(&state, &agent_args);
-    wait_for(
-        "restarted agent detecting all three",
-        Duration::from_secs(30),
-        || {
-            let st = agent.status()?;
-            let ok = workload_state(&st, &img_a.name)? == "detecting"
-                && workload_state(&st, &img_b.name)? == "detecting"
-                && [&a1, &a2, &b1]
-                    .iter()
-                    .all(|c| container(&st, &c.name).is_some());
-            ok.then_some(())
-        },
-    );
-    assert!(
-        agent.log_text().contains("model loaded"),
-        "{}",
-        agent.log_text()
-    );
-    // A few quiet seconds of detection: windows are scored.
-    wait_for(
-        "windows scored after the restart",
-        Duration::from_secs(30),
-        || {
-            let st = agent.status()?;
-            (container(&st, &a2.name)?["windows"].as_u64()? >= 3).then_some(())
-        },
-    );
+    restarted_agent_detects_with_its_saved_models(&agent, (&img_a, &img_b), [&a1, &a2, &b1]);
 
     // The broker goes away; the attack happens meanwhile.
     nats.kill();
@@ -177,57 +111,167 @@ fn agent_learns_each_image_and_alerts_on_nats() {
         "the alert waiting in the outbox",
         Duration::from_secs(30),
         || {
-            let st = agent.status()?;
-            let nats_sink = st["sinks"]
-                .as_array()?
-                .iter()
-                .find(|s| s["kind"] == "nats")?;
-            (nats_sink["pending"].as_u64()? >= 1).then_some(())
+            let (pending, _) = nats_sink_counts(&agent.status()?)?;
+            (pending >= 1).then_some(())
         },
     );
     // Back on the same store: the outbox drains.
     nats = Nats::start(&tmp.path().join("nats"), port);
     wait_for("the outbox delivered", Duration::from_secs(60), || {
-        let st = agent.status()?;
-        let nats_sink = st["sinks"]
-            .as_array()?
-            .iter()
-            .find(|s| s["kind"] == "nats")?;
-        (nats_sink["pending"].as_u64()? == 0 && nats_sink["delivered"].as_u64()? >= 1).then_some(())
+        let (pending, delivered) = nats_sink_counts(&agent.status()?)?;
+        (pending == 0 && delivered >= 1).then_some(())
     });
     // Some more normal activity under detection, then stop.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
 
-    let on_nats = nats.messages("CHIDS_ALERTS");
+    let on_nats = ours(&p, &nats.messages("CHIDS_ALERTS"));
     let in_file: Vec<Value> = std::fs::read_to_string(&alerts_file)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let ours = |v: &[Value]| -> Vec<Value> {
-        v.iter()
-            .filter(|a| {
-                a["container_name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(&p))
-            })
-            .cloned()
-            .collect()
-    };
-    let (on_nats, in_file) = (ours(&on_nats), ours(&in_file));
-    // The attacked container alerted, naming itself and its image...
-    let hits = alerts_for(&on_nats, &a1.name);
+    let in_file = ours(&p, &in_file);
+    only_the_attacked_container_alerted(&on_nats, (&a1, &img_a), [&a2, &b1]);
+    every_alert_reached_nats_once(&on_nats, &in_file);
+    drop((a1, a2, b1));
+}
+
+/// Discovered, with names and images from podman's state.
+fn discovered_with_podman_names_and_images(agent: &Agent, expected: &[(&Container, &Image)]) {
+    wait_for(
+        "the three containers in the status",
+        Duration::from_secs(15),
+        || {
+            let st = agent.status()?;
+            for (c, img) in expected {
+                let e = container(&st, &c.name)?;
+                assert_eq!(e["image"], img.name.as_str());
+                assert_eq!(e["runtime"], "podman");
+                assert_eq!(e["id"], c.id.as_str());
+            }
+            Some(())
+        },
+    );
+}
+
+fn both_detecting(agent: &Agent, img_a: &Image, img_b: &Image) -> Option<()> {
+    let st = agent.status()?;
+    (workload_state(&st, &img_a.name)? == "detecting"
+        && workload_state(&st, &img_b.name)? == "detecting")
+        .then_some(())
+}
+
+/// The status's detecting state, as Prometheus gauges per workload and per
+/// container, with the outbox, memory and late-event series.
+fn metrics_show_each_workload_detecting(
+    metrics_addr: &str,
+    images: &[&Image],
+    watched: &Container,
+) {
+    let metrics = scrape(metrics_addr);
+    for img in images {
+        let line = format!(
+            "chids_workload_state{{workload=\"{}\",state=\"detecting\"}} 1",
+            img.name
+        );
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+    assert!(
+        metrics.contains(&format!("container=\"{}\"", watched.name)),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nchids_outbox_pending_alerts "),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chids_agent_rss_bytes "), "{metrics}");
+    // No event came too late for its window (they are stamped and windows
+    // closed on one clock).
+    assert!(
+        metrics.contains("\nchids_late_events_total 0\n"),
+        "{metrics}"
+    );
+}
+
+/// A restarted agent detects at once with the models from disk (its log
+/// says so) and scores windows.
+fn restarted_agent_detects_with_its_saved_models(
+    agent: &Agent,
+    (img_a, img_b): (&Image, &Image),
+    containers: [&Container; 3],
+) {
+    wait_for(
+        "restarted agent detecting all three",
+        Duration::from_secs(30),
+        || {
+            let st = agent.status()?;
+            let ok = workload_state(&st, &img_a.name)? == "detecting"
+                && workload_state(&st, &img_b.name)? == "detecting"
+                && containers.iter().all(|c| container(&st, &c.name).is_some());
+            ok.then_some(())
+        },
+    );
+    assert!(
+        agent.log_text().contains("model loaded"),
+        "{}",
+        agent.log_text()
+    );
+    // A few quiet seconds of detection: windows are scored.
+    let quiet = containers[1];
+    wait_for(
+        "windows scored after the restart",
+        Duration::from_secs(30),
+        || {
+            let st = agent.status()?;
+            (container(&st, &quiet.name)?["windows"].as_u64()? >= 3).then_some(())
+        },
+    );
+}
+
+/// The NATS sink's (pending, delivered) alert counts in a status.
+fn nats_sink_counts(status: &Value) -> Option<(u64, u64)> {
+    let nats_sink = status["sinks"]
+        .as_array()?
+        .iter()
+        .find(|s| s["kind"] == "nats")?;
+    Some((
+        nats_sink["pending"].as_u64()?,
+        nats_sink["delivered"].as_u64()?,
+    ))
+}
+
+/// The alerts about this test's containers (names starting with `prefix`).
+fn ours(prefix: &str, alerts: &[Value]) -> Vec<Value> {
+    alerts
+        .iter()
+        .filter(|a| {
+            a["container_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The attacked container alerted, naming itself, its image and what it
+/// did that was unseen; the others did not.
+fn only_the_attacked_container_alerted(
+    on_nats: &[Value],
+    (attacked, img): (&Container, &Image),
+    others: [&Container; 2],
+) {
+    let hits = alerts_for(on_nats, &attacked.name);
     assert!(
         !hits.is_empty(),
         "no alert for {} on NATS: {on_nats:#?}",
-        a1.name
+        attacked.name
     );
     for a in &hits {
-        assert_eq!(a["image"], img_a.name.as_str());
-        assert_eq!(a["workload"], img_a.name.as_str());
+        assert_eq!(a["image"], img.name.as_str());
+        assert_eq!(a["workload"], img.name.as_str());
         assert_eq!(a["runtime"], "podman");
-        assert_eq!(a["container_id"], a1.id.as_str());
+        assert_eq!(a["container_id"], attacked.id.as_str());
     }
     let unseen: Vec<&str> = hits
         .iter()
@@ -240,28 +284,29 @@ fn agent_learns_each_image_and_alerts_on_nats() {
             .any(|u| u.contains("shadow") || u.contains("/tmp/ls")),
         "alerts do not name what was unseen: {unseen:?}"
     );
-    // ...and the others did not.
-    for c in [&a2, &b1] {
+    for c in others {
         assert!(
-            alerts_for(&on_nats, &c.name).is_empty(),
+            alerts_for(on_nats, &c.name).is_empty(),
             "false alerts for {}: {on_nats:#?}",
             c.name
         );
     }
-    // Every alert the agent raised (the file sink) reached NATS, once.
+}
+
+/// Every alert the agent raised (the file sink) reached NATS, once.
+fn every_alert_reached_nats_once(on_nats: &[Value], in_file: &[Value]) {
     let ids = |v: &[Value]| -> Vec<String> {
         v.iter()
             .map(|a| a["alert_id"].as_str().unwrap().to_string())
             .collect()
     };
-    let (nats_ids, file_ids) = (ids(&on_nats), ids(&in_file));
+    let (nats_ids, file_ids) = (ids(on_nats), ids(in_file));
     assert_eq!(
         nats_ids.iter().collect::<HashSet<_>>(),
         file_ids.iter().collect::<HashSet<_>>(),
         "NATS and the alert file differ"
     );
     assert_eq!(nats_ids.len(), file_ids.len(), "duplicates on NATS");
-    drop((a1, a2, b1));
 }
 
 #[test]

@@ -115,33 +115,87 @@ fn a_wall_clock_step_makes_no_event_late() {
         let st = agent.status()?;
         (workload_state(&st, &img.name)? == "detecting").then_some(())
     });
-    let windows = |st: &Value| container(st, &c.name)?["windows"].as_u64();
     wait_for("windows scored", Duration::from_secs(30), || {
-        (windows(&agent.status()?)? >= 3).then_some(())
+        (windows(&agent.status()?, &c)? >= 3).then_some(())
     });
 
     // An hour ahead, then two hours back (an hour behind the true time).
+    let watched = Watched {
+        agent: &agent,
+        container: &c,
+        alerts_file: &alerts_file,
+        offset_file: &offset_file,
+    };
     for (step, offset_ns) in [("+3600", HOUR_NS), ("-3600", -HOUR_NS)] {
-        std::fs::write(&offset_file, format!("{step}\n")).unwrap();
+        watched.step_the_wall_clock(step, offset_ns);
+        watched.windows_keep_closing_and_an_attack_alerts_on_time(step);
+    }
+
+    let metrics = scrape(&metrics_addr);
+    assert!(
+        metrics.contains("\nchids_late_events_total 0\n"),
+        "{metrics}"
+    );
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+    assert!(
+        !agent.log_text().contains("out of order"),
+        "{}",
+        agent.log_text()
+    );
+
+    late_events_are_counted_when_the_agents_clock_runs_ahead(
+        &state,
+        &metrics_addr,
+        (&faketime, &offset_file),
+        (&img, &c),
+    );
+    drop(c);
+}
+
+/// The container's scored windows, from a status.
+fn windows(st: &Value, c: &Container) -> Option<u64> {
+    container(st, &c.name)?["windows"].as_u64()
+}
+
+/// A running agent (its wall clock faked through `offset_file`) and the
+/// container it detects on.
+struct Watched<'a> {
+    agent: &'a Agent,
+    container: &'a Container,
+    alerts_file: &'a Path,
+    offset_file: &'a Path,
+}
+
+impl Watched<'_> {
+    /// Steps the agent's wall clock to `step` seconds off the true time,
+    /// and waits until its status file shows it moved.
+    fn step_the_wall_clock(&self, step: &str, offset_ns: i64) {
+        std::fs::write(self.offset_file, format!("{step}\n")).unwrap();
         // The agent's wall clock moved: its status file says so.
         wait_for(
             &format!("the agent's wall clock at {step}s"),
             Duration::from_secs(30),
             || {
-                let st = agent.status()?;
+                let st = self.agent.status()?;
                 let skew = st["updated_ns"].as_i64()? - real_now_ns() - offset_ns;
                 (skew.abs() < 60_000_000_000).then_some(())
             },
         );
+    }
+
+    /// After the step: windows keep closing, an attack raises alerts on the
+    /// events' timeline, and no event was late.
+    fn windows_keep_closing_and_an_attack_alerts_on_time(&self, step: &str) {
+        let (agent, c) = (self.agent, self.container);
         // Windows keep closing...
-        let w0 = windows(&agent.status().unwrap()).unwrap();
+        let w0 = windows(&agent.status().unwrap(), c).unwrap();
         wait_for(
             &format!("windows closing after the {step}s step"),
             Duration::from_secs(60),
-            || (windows(&agent.status()?)? >= w0 + 3).then_some(()),
+            || (windows(&agent.status()?, c)? >= w0 + 3).then_some(()),
         );
         // ...and an attack still raises alerts.
-        let before = alerts_of(&alerts_file, &c.name).len();
+        let before = alerts_of(self.alerts_file, &c.name).len();
         let out = c.exec(ATTACK);
         assert!(
             out.status.success(),
@@ -152,7 +206,7 @@ fn a_wall_clock_step_makes_no_event_late() {
             &format!("an alert after the {step}s step"),
             Duration::from_secs(60),
             || {
-                let a = alerts_of(&alerts_file, &c.name);
+                let a = alerts_of(self.alerts_file, &c.name);
                 (a.len() > before).then_some(a)
             },
         );
@@ -175,29 +229,24 @@ fn a_wall_clock_step_makes_no_event_late() {
         let st = agent.status().unwrap();
         assert_eq!(st["late_events"], 0, "late events after {step}s: {st:#}");
     }
+}
 
-    let metrics = scrape(&metrics_addr);
-    assert!(
-        metrics.contains("\nchids_late_events_total 0\n"),
-        "{metrics}"
-    );
-    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
-    assert!(
-        !agent.log_text().contains("out of order"),
-        "{}",
-        agent.log_text()
-    );
-
-    // The counter is real: when the agent's "now" and the events' clock
-    // do disagree — its CLOCK_MONOTONIC faked an hour ahead of the
-    // kernel's, which stamps the events — every window closes at once and
-    // every later event is late: counted per container, in the status,
-    // the metrics and the warning at exit. (The restarted agent detects at
-    // once with the model it stored.)
-    std::fs::write(&offset_file, "+0\n").unwrap();
+/// The counter is real: when the agent's "now" and the events' clock
+/// do disagree — its CLOCK_MONOTONIC faked an hour ahead of the
+/// kernel's, which stamps the events — every window closes at once and
+/// every later event is late: counted per container, in the status,
+/// the metrics and the warning at exit. (The restarted agent detects at
+/// once with the model it stored.)
+fn late_events_are_counted_when_the_agents_clock_runs_ahead(
+    state: &Path,
+    metrics_addr: &str,
+    (faketime, offset_file): (&Path, &Path),
+    (img, c): (&Image, &Container),
+) {
+    std::fs::write(offset_file, "+0\n").unwrap();
     let mut agent = Agent::start_with_env(
-        &state,
-        &["--metrics", &metrics_addr, "--learn-for", "20s"],
+        state,
+        &["--metrics", metrics_addr, "--learn-for", "20s"],
         &[
             ("LD_PRELOAD", faketime.to_str().unwrap()),
             ("FAKETIME_TIMESTAMP_FILE", offset_file.to_str().unwrap()),
@@ -206,15 +255,15 @@ fn a_wall_clock_step_makes_no_event_late() {
     );
     wait_for("windows scored again", Duration::from_secs(60), || {
         let st = agent.status()?;
-        (workload_state(&st, &img.name)? == "detecting" && windows(&st)? >= 2).then_some(())
+        (workload_state(&st, &img.name)? == "detecting" && windows(&st, c)? >= 2).then_some(())
     });
-    std::fs::write(&offset_file, "+3600\n").unwrap();
+    std::fs::write(offset_file, "+3600\n").unwrap();
     let st = wait_for("late events counted", Duration::from_secs(60), || {
         let st = agent.status()?;
         (container(&st, &c.name)?["late_events"].as_u64()? >= 10).then_some(st)
     });
     assert!(st["late_events"].as_u64().unwrap() >= 10, "{st:#}");
-    let metrics = scrape(&metrics_addr);
+    let metrics = scrape(metrics_addr);
     let line = metrics
         .lines()
         .find(|l| {
@@ -230,5 +279,4 @@ fn a_wall_clock_step_makes_no_event_late() {
         "{}",
         agent.log_text()
     );
-    drop(c);
 }

@@ -81,31 +81,71 @@ fn agent_names_cri_pods_and_alerts_with_their_kubernetes_identity() {
         agent.log_text()
     );
 
-    let ns = "chids-test";
-    let pod = format!("{p}-web-0");
-    let id = ctd.run_pod(ns, &pod, "app", &img.name, LOOP);
-    let name = format!("{pod}/app");
-    let entry = wait_for(
-        "the pod's container in the status",
-        Duration::from_secs(30),
-        || {
-            let st = agent.status()?;
-            st["containers"]
-                .as_array()?
-                .iter()
-                .find(|c| c["id"] == id.as_str())
-                .cloned()
-        },
+    let (ns, name) = ("chids-test", format!("{p}-web-0"));
+    let id = ctd.run_pod(ns, &name, "app", &img.name, LOOP);
+    let pod = Pod { ns, name, id };
+    discovered_under_kubepods_with_its_pod_name(&agent, &pod, &img);
+    learnt_then_an_attack_alerts_with_the_kubernetes_identity(
+        &agent,
+        &ctd,
+        &pod,
+        &img,
+        &alerts_file,
     );
-    assert_eq!(entry["name"], name.as_str(), "{entry:#}");
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+    named_from_disk_without_the_cri_socket(tmp.path(), &host, &pod);
+    drop(ctd);
+}
+
+/// The pod started through CRI: its namespace, pod name and container id.
+struct Pod {
+    ns: &'static str,
+    name: String,
+    id: String,
+}
+
+impl Pod {
+    /// The agent's name for the pod's container "app".
+    fn container_name(&self) -> String {
+        format!("{}/app", self.name)
+    }
+}
+
+/// The status entry of the container with `id`, once it is there.
+fn entry_of(agent: &Agent, what: &str, id: &str) -> Value {
+    wait_for(what, Duration::from_secs(30), || {
+        let st = agent.status()?;
+        st["containers"]
+            .as_array()?
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+    })
+}
+
+/// Named by the CRI socket, in the kubelet's cgroup layout.
+fn discovered_under_kubepods_with_its_pod_name(agent: &Agent, pod: &Pod, img: &Image) {
+    let entry = entry_of(agent, "the pod's container in the status", &pod.id);
+    assert_eq!(entry["name"], pod.container_name().as_str(), "{entry:#}");
     assert_eq!(entry["runtime"], "containerd", "{entry:#}");
     assert_eq!(entry["image"], img.name.as_str(), "{entry:#}");
     let cgroup = entry["cgroup"].as_str().unwrap();
     assert!(
-        cgroup.contains("/kubepods/besteffort/pod") && cgroup.ends_with(&id),
+        cgroup.contains("/kubepods/besteffort/pod") && cgroup.ends_with(&pod.id),
         "{cgroup}"
     );
+}
 
+/// The image is learnt; an attack in the pod raises an alert naming
+/// namespace, pod and container.
+fn learnt_then_an_attack_alerts_with_the_kubernetes_identity(
+    agent: &Agent,
+    ctd: &Containerd,
+    pod: &Pod,
+    img: &Image,
+    alerts_file: &std::path::Path,
+) {
+    let name = pod.container_name();
     wait_for("the image detecting", Duration::from_secs(240), || {
         let st = agent.status()?;
         (workload_state(&st, &img.name)? == "detecting").then_some(())
@@ -114,48 +154,42 @@ fn agent_names_cri_pods_and_alerts_with_their_kubernetes_identity() {
         let st = agent.status()?;
         (container(&st, &name)?["windows"].as_u64()? >= 3).then_some(())
     });
-    assert_eq!(ctd.exec(&id, ATTACK), 0, "the attack did not run");
+    assert_eq!(ctd.exec(&pod.id, ATTACK), 0, "the attack did not run");
     let alert = wait_for("an alert for the pod", Duration::from_secs(60), || {
-        alerts_in(&alerts_file)
+        alerts_in(alerts_file)
             .into_iter()
-            .find(|a| a["container_id"] == id.as_str())
+            .find(|a| a["container_id"] == pod.id.as_str())
     });
-    assert_eq!(alert["namespace"], ns, "{alert:#}");
-    assert_eq!(alert["pod"], pod.as_str(), "{alert:#}");
+    assert_eq!(alert["namespace"], pod.ns, "{alert:#}");
+    assert_eq!(alert["pod"], pod.name.as_str(), "{alert:#}");
     assert_eq!(alert["k8s_container"], "app", "{alert:#}");
     assert_eq!(alert["container_name"], name.as_str(), "{alert:#}");
     assert_eq!(alert["image"], img.name.as_str(), "{alert:#}");
     assert_eq!(alert["runtime"], "containerd", "{alert:#}");
-    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+}
 
-    // No CRI socket: the names come from containerd's state on disk
-    // (the CRI annotations in the OCI spec), and the log says why, once.
+/// No CRI socket: the names come from containerd's state on disk
+/// (the CRI annotations in the OCI spec), and the log says why, once.
+fn named_from_disk_without_the_cri_socket(
+    tmp: &std::path::Path,
+    host: &std::path::Path,
+    pod: &Pod,
+) {
     let agent = Agent::start(
-        &tmp.path().join("state-disk"),
+        &tmp.join("state-disk"),
         &[
             "--host-root",
             host.to_str().unwrap(),
             "--cri-socket",
-            tmp.path().join("no.sock").to_str().unwrap(),
+            tmp.join("no.sock").to_str().unwrap(),
             "--learn-for",
             "1h",
             "--alerts",
-            tmp.path().join("alerts-disk.jsonl").to_str().unwrap(),
+            tmp.join("alerts-disk.jsonl").to_str().unwrap(),
         ],
     );
-    let entry = wait_for(
-        "the pod's container, named from disk",
-        Duration::from_secs(30),
-        || {
-            let st = agent.status()?;
-            st["containers"]
-                .as_array()?
-                .iter()
-                .find(|c| c["id"] == id.as_str())
-                .cloned()
-        },
-    );
-    assert_eq!(entry["name"], name.as_str(), "{entry:#}");
+    let entry = entry_of(&agent, "the pod's container, named from disk", &pod.id);
+    assert_eq!(entry["name"], pod.container_name().as_str(), "{entry:#}");
     let log = agent.log_text();
     assert_eq!(
         log.matches("named from their state on disk").count(),
@@ -163,5 +197,4 @@ fn agent_names_cri_pods_and_alerts_with_their_kubernetes_identity() {
         "{log}"
     );
     drop(agent);
-    drop(ctd);
 }

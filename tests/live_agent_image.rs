@@ -28,62 +28,8 @@ fn agent_in_a_container_watches_a_sibling() {
     let app_image = Image::busybox(&format!("localhost/{p}-app:1"), &[]);
 
     let state = tempfile::tempdir().unwrap();
-    let cgroup_root = chids_live::cgroup::cgroup2_root().unwrap();
     let agent_name = format!("{p}-agent");
-    let _ = podman(&["rm", "-f", "-t", "0", &agent_name]);
-    let mounts = [
-        format!("{}:/host/sys/fs/cgroup:ro", cgroup_root.display()),
-        "/sys/kernel/btf:/sys/kernel/btf:ro".to_string(),
-        "/var/lib/containers/storage:/host/var/lib/containers/storage:ro".to_string(),
-        format!("{}:/var/lib/chids", state.path().display()),
-    ];
-    let mut args: Vec<&str> = vec![
-        "run",
-        "-d",
-        "--name",
-        &agent_name,
-        // The DaemonSet's settings: host pids, host cgroups, BPF and
-        // PERFMON (SYS_RESOURCE only matters before Linux 5.11 and is not
-        // in this machine's bounding set), no seccomp filter on bpf(2).
-        "--pid",
-        "host",
-        "--cgroupns",
-        "host",
-        "--cap-drop",
-        "all",
-        "--cap-add",
-        "bpf",
-        "--cap-add",
-        "perfmon",
-        "--cap-add",
-        "dac_read_search",
-        "--security-opt",
-        "seccomp=unconfined",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1000:1000",
-    ];
-    for m in &mounts {
-        args.push("-v");
-        args.push(m);
-    }
-    args.extend([
-        // The image's entrypoint is `chids agent`: arguments only, as the
-        // DaemonSet gives them.
-        agent_image.name.as_str(),
-        "--state-dir",
-        "/var/lib/chids",
-        "--host-root",
-        "/host",
-        "--cgroup-root",
-        "/host/sys/fs/cgroup",
-        "--learn-for",
-        "1h",
-        "--alerts",
-        "/var/lib/chids/alerts.jsonl",
-    ]);
-    podman_ok(&args);
+    run_the_agent_as_the_daemonset_does(&agent_name, &agent_image, state.path());
     struct Remove(String);
     impl Drop for Remove {
         fn drop(&mut self) {
@@ -140,6 +86,66 @@ fn agent_in_a_container_watches_a_sibling() {
     podman_ok(&["stop", "-t", "20", &agent_name]);
     let st = status().unwrap();
     assert_eq!(st["running"], false, "{}", logs());
+}
+
+/// Starts `podman run -d` of the agent image with the DaemonSet's
+/// settings and mounts, its state in `state`.
+fn run_the_agent_as_the_daemonset_does(agent_name: &str, agent_image: &Image, state: &Path) {
+    let cgroup_root = chids_live::cgroup::cgroup2_root().unwrap();
+    let _ = podman(&["rm", "-f", "-t", "0", agent_name]);
+    let mounts = [
+        format!("{}:/host/sys/fs/cgroup:ro", cgroup_root.display()),
+        "/sys/kernel/btf:/sys/kernel/btf:ro".to_string(),
+        "/var/lib/containers/storage:/host/var/lib/containers/storage:ro".to_string(),
+        format!("{}:/var/lib/chids", state.display()),
+    ];
+    let mut args: Vec<&str> = vec![
+        "run",
+        "-d",
+        "--name",
+        agent_name,
+        // The DaemonSet's settings: host pids, host cgroups, BPF and
+        // PERFMON (SYS_RESOURCE only matters before Linux 5.11 and is not
+        // in this machine's bounding set), no seccomp filter on bpf(2).
+        "--pid",
+        "host",
+        "--cgroupns",
+        "host",
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "bpf",
+        "--cap-add",
+        "perfmon",
+        "--cap-add",
+        "dac_read_search",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1000:1000",
+    ];
+    for m in &mounts {
+        args.push("-v");
+        args.push(m);
+    }
+    args.extend([
+        // The image's entrypoint is `chids agent`: arguments only, as the
+        // DaemonSet gives them.
+        agent_image.name.as_str(),
+        "--state-dir",
+        "/var/lib/chids",
+        "--host-root",
+        "/host",
+        "--cgroup-root",
+        "/host/sys/fs/cgroup",
+        "--learn-for",
+        "1h",
+        "--alerts",
+        "/var/lib/chids/alerts.jsonl",
+    ]);
+    podman_ok(&args);
 }
 
 /// `scripts/build-image.sh` run on the `chids` cargo built for this test.

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chids_core::features::Settings;
 use chids_detect::model::TrainConfig;
-use chids_detect::train::{train_calibrated, TrainOptions};
+use chids_detect::train::{train_calibrated, TrainOptions, Trained};
 use chids_live::{self as live, Alert, MonitorOptions, MonitorUpdate, RecordOptions, Target};
 
 /// Both tests start captures of their own; run them one at a time so the
@@ -119,12 +119,51 @@ fn monitor_alerts_only_after_the_attack() {
     let marker = tmp.path().join("attack-time");
 
     // 1. Five normal recordings: three to train on, two to calibrate with.
+    let recs = record_normal_runs(tmp.path(), &www, &marker);
+    // 2. Baseline, with the library the CLI's `baseline` uses.
+    let trained = train_on_three_calibrate_on_two(&recs);
+    let operating = trained.bundle.operating_threshold.unwrap();
+    let model_dir = tmp.path().join("model");
+    trained.bundle.save(&model_dir).unwrap();
+
+    // 3. Monitor a run that turns bad midway.
+    let alerts_file = tmp.path().join("alerts.jsonl");
+    let target = workload(free_port(), &www, &marker, true);
+    let alerts = monitor_the_run_that_turns_bad(target, model_dir, &alerts_file);
+
+    let attack_s: f64 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let attack_ns = (attack_s * 1e9) as u64;
+    let window_ns = trained.bundle.settings.window_ns;
+    eprintln!("attack at {attack_ns}, {} alerts:", alerts.len());
+    for a in &alerts {
+        eprintln!(
+            "  window {}..{} error {:.5} > {:.5} unseen {:?} {:?}",
+            a.window.window_start_ns,
+            a.window.window_end_ns,
+            a.window.error,
+            a.window.threshold,
+            a.window.reasons.unseen_syscalls,
+            a.window.reasons.unseen_args
+        );
+    }
+    alerts_at_the_operating_point_say_why(&alerts, operating);
+    alerts_come_only_after_the_attack_and_soon(&alerts, attack_ns, window_ns);
+    alerts_name_the_attacks_paths(&alerts);
+    alerts_file_has_one_line_per_alert_with_the_agreed_keys(&alerts_file, alerts.len());
+}
+
+/// Five normal runs of the workload, recorded with nothing dropped.
+fn record_normal_runs(dir: &Path, www: &Path, marker: &Path) -> Vec<PathBuf> {
     let mut recs = Vec::new();
     for i in 0..5 {
-        let out = tmp.path().join(format!("normal_{i}.zip"));
+        let out = dir.join(format!("normal_{i}.zip"));
         let s = live::record(
             RecordOptions {
-                target: workload(free_port(), &www, &marker, false),
+                target: workload(free_port(), www, marker, false),
                 out: out.clone(),
                 duration: Some(Duration::from_secs(60)),
                 exploit_at: None,
@@ -139,8 +178,12 @@ fn monitor_alerts_only_after_the_attack() {
         assert_eq!(s.counters.dropped, 0);
         recs.push(out);
     }
+    recs
+}
 
-    // 2. Baseline, with the library the CLI's `baseline` uses.
+/// Trains on the first three recordings; the operating threshold comes
+/// from the other two (validation), over enough windows.
+fn train_on_three_calibrate_on_two(recs: &[PathBuf]) -> Trained {
     let mut sources: Vec<_> = recs
         .iter()
         .map(|p| chids_core::source::discover::open(p).unwrap())
@@ -164,11 +207,16 @@ fn monitor_alerts_only_after_the_attack() {
     eprintln!("operating threshold {operating:.5}: {calibration:?}");
     assert_eq!(calibration.source, "validation");
     assert!(calibration.windows >= 10, "{calibration:?}");
-    let model_dir = tmp.path().join("model");
-    trained.bundle.save(&model_dir).unwrap();
+    trained
+}
 
-    // 3. Monitor a run that turns bad midway.
-    let alerts_file = tmp.path().join("alerts.jsonl");
+/// Monitors `target` at the model's operating threshold, scraping the
+/// metrics endpoint once mid-run; returns the alerts it raised.
+fn monitor_the_run_that_turns_bad(
+    target: Target,
+    model_dir: PathBuf,
+    alerts_file: &Path,
+) -> Vec<Alert> {
     let mut alerts: Vec<Alert> = Vec::new();
     let mut windows = 0;
     let mut reports = 0;
@@ -176,12 +224,12 @@ fn monitor_alerts_only_after_the_attack() {
     let mut scraped = String::new();
     let summary = live::monitor(
         MonitorOptions {
-            target: workload(free_port(), &www, &marker, true),
+            target,
             model_dir,
             // The model's operating threshold.
             theta: None,
             threshold: None,
-            alerts: Some(alerts_file.clone()),
+            alerts: Some(alerts_file.to_path_buf()),
             alerts_follow_symlink: false,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             duration: Some(Duration::from_secs(60)),
@@ -216,37 +264,26 @@ fn monitor_alerts_only_after_the_attack() {
         scraped.contains("chids_dropped_events_total 0"),
         "{scraped}"
     );
+    alerts
+}
 
-    let attack_s: f64 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let attack_ns = (attack_s * 1e9) as u64;
-    let window_ns = trained.bundle.settings.window_ns;
-    eprintln!("attack at {attack_ns}, {} alerts:", alerts.len());
-    for a in &alerts {
-        eprintln!(
-            "  window {}..{} error {:.5} > {:.5} unseen {:?} {:?}",
-            a.window.window_start_ns,
-            a.window.window_end_ns,
-            a.window.error,
-            a.window.threshold,
-            a.window.reasons.unseen_syscalls,
-            a.window.reasons.unseen_args
-        );
-    }
+/// Some alert, all at the operating threshold; every alert says why, and
+/// its score is error / threshold (>= 1).
+fn alerts_at_the_operating_point_say_why(alerts: &[Alert], operating: f64) {
     assert!(!alerts.is_empty(), "the attack raised no alert");
     assert!(alerts.iter().all(|a| a.window.threshold == operating));
-    // Every alert says why, and its score is error / threshold (>= 1).
-    for a in &alerts {
+    for a in alerts {
         assert!(
             !a.window.reasons.is_empty(),
             "an alert without reasons: {a:?}"
         );
         assert!(a.window.score >= 1.0, "an alert scoring below 1: {a:?}");
     }
-    for a in &alerts {
+}
+
+/// No alert before the attack; the first within two windows of it.
+fn alerts_come_only_after_the_attack_and_soon(alerts: &[Alert], attack_ns: u64, window_ns: u64) {
+    for a in alerts {
         assert!(
             a.window.window_end_ns > attack_ns,
             "false alarm before the attack: {a:?}"
@@ -261,6 +298,11 @@ fn monitor_alerts_only_after_the_attack() {
         first <= attack_ns + 2 * window_ns,
         "first alert more than two windows after the attack"
     );
+}
+
+/// Some alert has unseen calls or arguments, and the arguments name what
+/// the attack touched (/etc/shadow, the binary copied to /tmp).
+fn alerts_name_the_attacks_paths(alerts: &[Alert]) {
     assert!(alerts
         .iter()
         .any(|a| !a.window.reasons.unseen_syscalls.is_empty()
@@ -275,10 +317,12 @@ fn monitor_alerts_only_after_the_attack() {
             .any(|a| a.contains("shadow") || a.starts_with("/tmp")),
         "alerts do not name the attack's paths: {named:?}"
     );
+}
 
-    // The alerts file has one JSON object per alert with the agreed keys.
-    let text = std::fs::read_to_string(&alerts_file).unwrap();
-    assert_eq!(text.lines().count(), alerts.len());
+/// The alerts file has one JSON object per alert with the agreed keys.
+fn alerts_file_has_one_line_per_alert_with_the_agreed_keys(alerts_file: &Path, count: usize) {
+    let text = std::fs::read_to_string(alerts_file).unwrap();
+    assert_eq!(text.lines().count(), count);
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     for key in [
         "time_ns",

@@ -160,6 +160,32 @@ fn is_png(path: &Path) -> bool {
 #[test]
 fn both_detectors_side_by_side_in_the_report() {
     let lab = Lab::new();
+    train_chids_and_stide(&lab);
+    vectors_take_the_stide_bundle(&lab);
+    let o = lab.evaluate(&["m_chids", "m_stide"], &["--report", &lab.s("report")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("LID-DS metrics"), "{out}");
+    assert!(out.contains("(stide) =="), "{out}");
+    let md = report_markdown_has_both_side_by_side(&lab);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path("report/report.json")).unwrap()).unwrap();
+    assert_eq!(report["inputs"]["attack_with_exploit_time"], 2);
+    assert_eq!(report["inputs"]["normal_usable"], 2);
+    assert!(md.contains("At the operating point"), "{md}");
+    report_scores_both_models_per_window(&report);
+    report_plots_are_pngs(&lab, &report);
+    same_inputs_give_the_same_report(&lab);
+    plot_recording_picks_the_recording_and_names_an_unknown_one(&lab);
+    if std::env::var_os("CHIDS_KEEP_REPORT_LAB").is_some() {
+        // For looking at the report and plots by hand.
+        eprintln!("lab kept in {}", lab.dir.keep().display());
+    }
+}
+
+/// `baseline` trains the default detector and STIDE, whose bundle records
+/// its sequence length and locality frame.
+fn train_chids_and_stide(lab: &Lab) {
     let o = chids(&[
         "baseline",
         "--td",
@@ -192,9 +218,11 @@ fn both_detectors_side_by_side_in_the_report() {
     assert_eq!(meta["sequence_length"], 4);
     assert_eq!(meta["locality_frame"], 10);
     assert!(lab.path("m_stide/stide_sequences.json").exists());
+}
 
-    // `vectors` takes any detector's bundle (the Detector trait): STIDE's
-    // windows with its mismatch share as the score.
+/// `vectors` takes any detector's bundle (the Detector trait): STIDE's
+/// windows with its mismatch share as the score.
+fn vectors_take_the_stide_bundle(lab: &Lab) {
     let o = chids(&[
         "vectors",
         "--model",
@@ -205,13 +233,10 @@ fn both_detectors_side_by_side_in_the_report() {
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.starts_with("recording"), "{table}");
     assert!(table.lines().count() > 1, "{table}");
+}
 
-    let o = lab.evaluate(&["m_chids", "m_stide"], &["--report", &lab.s("report")]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("LID-DS metrics"), "{out}");
-    assert!(out.contains("(stide) =="), "{out}");
-
+/// report.md has every section, for both detectors; returned for more checks.
+fn report_markdown_has_both_side_by_side(lab: &Lab) -> String {
     let md = std::fs::read_to_string(lab.path("report/report.md")).unwrap();
     for needle in [
         "## Side by side",
@@ -226,12 +251,12 @@ fn both_detectors_side_by_side_in_the_report() {
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
+    md
+}
 
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lab.path("report/report.json")).unwrap()).unwrap();
-    assert_eq!(report["inputs"]["attack_with_exploit_time"], 2);
-    assert_eq!(report["inputs"]["normal_usable"], 2);
-    assert!(md.contains("At the operating point"), "{md}");
+/// report.json's models: both detectors, their tables, and window counts
+/// that follow from the lab's exploit times; STIDE catches both attacks.
+fn report_scores_both_models_per_window(report: &serde_json::Value) {
     let models = report["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
     assert_eq!(models[0]["detector"], "chids");
@@ -256,7 +281,10 @@ fn both_detectors_side_by_side_in_the_report() {
     assert_eq!(stide["detected"], 2);
     assert!(stide["latency_max_s"].as_f64().unwrap() <= 1.0);
     assert!(models[1]["roc"]["auc"].as_f64().unwrap() > 0.6);
+}
 
+/// The ROC plot and one score plot per model, named in report.json.
+fn report_plots_are_pngs(lab: &Lab, report: &serde_json::Value) {
     let plots = &report["plots"];
     assert_eq!(plots["roc"], "roc.png");
     let scores = plots["scores"].as_array().unwrap();
@@ -268,16 +296,20 @@ fn both_detectors_side_by_side_in_the_report() {
             "{f} is not a PNG"
         );
     }
+}
 
-    // Same inputs, same report.
+/// Same inputs, same report.
+fn same_inputs_give_the_same_report(lab: &Lab) {
     let o = lab.evaluate(&["m_chids", "m_stide"], &["--report", &lab.s("report2")]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         std::fs::read(lab.path("report/report.json")).unwrap(),
         std::fs::read(lab.path("report2/report.json")).unwrap()
     );
+}
 
-    // --plot-recording picks the recording; an unknown one is named.
+/// --plot-recording picks the recording; an unknown one is named.
+fn plot_recording_picks_the_recording_and_names_an_unknown_one(lab: &Lab) {
     let o = lab.evaluate(
         &["m_stide"],
         &[
@@ -304,8 +336,4 @@ fn both_detectors_side_by_side_in_the_report() {
         err.contains("\"nope\"") && err.contains("attack_0"),
         "{err}"
     );
-    if std::env::var_os("CHIDS_KEEP_REPORT_LAB").is_some() {
-        // For looking at the report and plots by hand.
-        eprintln!("lab kept in {}", lab.dir.keep().display());
-    }
 }

@@ -19,13 +19,12 @@ const APP: i64 = 100;
 const ODD: i64 = 200;
 const START: u64 = 1_700_000_000_000_000_000;
 
+/// Writes the capture; each step appends its events in order, so the event
+/// numbers the tests look up (1 = container metadata, 2 = openat, ...) stay
+/// those of one fixed sequence.
 fn capture(dir: &Path) -> PathBuf {
     let web_cg = format!("cpuset=/docker/{WEB}\0cpu=/docker/{WEB}");
     let db_cg = format!("cpuset=/docker/{DB}");
-    let json = format!(
-        "{{\"container\":{{\"id\":\"{}\",\"name\":\"web\"}}}}",
-        &WEB[..12]
-    );
     let mut w = ScapWriter::new(START);
     w.processes(&[
         Proc {
@@ -46,9 +45,31 @@ fn capture(dir: &Path) -> PathBuf {
     .files(
         APP as u64,
         &[(0, "/dev/pts/0"), (1, "/dev/pts/0"), (2, "/dev/pts/0")],
-    )
-    .event_at(0, -1, ty::CONTAINER_JSON_2_E, &[P::Str(&json)], true)
-    .event(
+    );
+    time_zero_container_metadata(&mut w);
+    file_descriptor_events(&mut w);
+    socket_events(&mut w);
+    newer_event_types(&mut w);
+    control_characters_in_a_name(&mut w);
+    user_metadata_with_a_real_time(&mut w);
+    close_range_of_the_pipe(&mut w);
+    let path = dir.join("newer.scap");
+    w.write(&path);
+    path
+}
+
+/// Event 1: the web container's metadata at time 0 (hidden by dump).
+fn time_zero_container_metadata(w: &mut ScapWriter) {
+    let json = format!(
+        "{{\"container\":{{\"id\":\"{}\",\"name\":\"web\"}}}}",
+        &WEB[..12]
+    );
+    w.event_at(0, -1, ty::CONTAINER_JSON_2_E, &[P::Str(&json)], true);
+}
+
+/// Events 2-9: open, stat, dup3/dup2 copies, close and reads through them.
+fn file_descriptor_events(w: &mut ScapWriter) {
+    w.event(
         APP,
         ty::OPENAT_2_X,
         &[
@@ -91,8 +112,12 @@ fn capture(dir: &Path) -> PathBuf {
         APP,
         ty::READ_X,
         &[P::I64(4), P::Bytes(b"abcd"), P::I64(1), P::U32(4)],
-    )
-    .event(
+    );
+}
+
+/// Events 10-12: a socket, an accept4 with its tuple, a read on it.
+fn socket_events(w: &mut ScapWriter) {
+    w.event(
         APP,
         ty::SOCKET_X,
         &[P::I64(4), P::U32(2), P::U32(1), P::U32(0), P::U32(0)],
@@ -113,8 +138,12 @@ fn capture(dir: &Path) -> PathBuf {
         APP,
         ty::READ_X,
         &[P::I64(4), P::Bytes(b"GET "), P::I64(5), P::U32(4)],
-    )
-    .event(
+    );
+}
+
+/// Events 13-16: types libs added after id 351, sent exit-only.
+fn newer_event_types(w: &mut ScapWriter) {
+    w.event(
         APP,
         ty::PIPE2_X,
         &[P::I64(0), P::I64(8), P::I64(9), P::U64(0), P::U32(0)],
@@ -133,8 +162,12 @@ fn capture(dir: &Path) -> PathBuf {
         APP,
         ty::FINIT_MODULE_X,
         &[P::I64(-1), P::I64(10), P::Str(""), P::U32(0)],
-    )
-    .event(
+    );
+}
+
+/// Event 17: the db container's process opens a name with a newline.
+fn control_characters_in_a_name(w: &mut ScapWriter) {
+    w.event(
         ODD,
         ty::OPENAT_2_X,
         &[
@@ -146,7 +179,10 @@ fn capture(dir: &Path) -> PathBuf {
             P::U32(0),
         ],
     );
-    // Metadata with a real time: printed by dump, no system call.
+}
+
+/// Event 18: metadata with a real time: printed by dump, no system call.
+fn user_metadata_with_a_real_time(w: &mut ScapWriter) {
     w.event(
         -1,
         ty::USER_ADDED_E,
@@ -159,7 +195,11 @@ fn capture(dir: &Path) -> PathBuf {
             P::Str(""),
         ],
     );
-    // close_range(8, 9) closes both pipe ends (id 451, the newest type).
+}
+
+/// Events 19-20: close_range(8, 9) closes both pipe ends (id 451, the
+/// newest type); a read on one end then fails.
+fn close_range_of_the_pipe(w: &mut ScapWriter) {
     w.event(
         APP,
         ty::CLOSE_RANGE_X,
@@ -170,9 +210,6 @@ fn capture(dir: &Path) -> PathBuf {
         ty::READ_X,
         &[P::I64(-9), P::Bytes(b""), P::I64(8), P::U32(1)],
     );
-    let path = dir.join("newer.scap");
-    w.write(&path);
-    path
 }
 
 fn dump_lines(path: &Path, options: &DumpOptions) -> Vec<String> {

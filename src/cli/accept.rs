@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use chids_detect::accept::{accept, read_alert_file, Accepted, AlertReasons};
+use chids_detect::accept::{accept, read_alert_file, Acceptance, Accepted, AlertReasons};
 use chids_detect::model::Bundle;
 
 #[derive(clap::Args)]
@@ -55,7 +55,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.workload.as_deref(),
     )?;
     let mut bundle = Bundle::load(dir).context("loading the model")?;
-    let changed = accept_all(&mut bundle, &alerts, &by);
+    let changed = accept_all(&mut bundle, &alerts, &by).print();
     if changed > 0 {
         bundle
             .save(dir)
@@ -99,17 +99,48 @@ fn selected(alerts: Vec<AlertReasons>, workload: Option<&str>) -> Result<Vec<Ale
     Ok(alerts)
 }
 
-/// Folds every alert in and says what each did; returns how many changed the bundle.
-pub(crate) fn accept_all(bundle: &mut Bundle, alerts: &[AlertReasons], by: &str) -> usize {
+/// What folding alerts into one bundle did.
+#[derive(Default)]
+pub(crate) struct Folded {
+    /// How many alerts changed the bundle.
+    pub changed: usize,
+    /// Per alert, in words.
+    pub lines: Vec<String>,
+    /// What deserves a second look (names the alert did not list).
+    pub warnings: Vec<String>,
+    /// The bundle's audit entries of these alerts (new or earlier).
+    pub audit: Vec<Acceptance>,
+}
+
+impl Folded {
+    /// Prints what happened (warnings to stderr); gives `changed`.
+    fn print(&self) -> usize {
+        for l in &self.lines {
+            println!("{l}");
+        }
+        for w in &self.warnings {
+            eprintln!("chids: warning: {w}");
+        }
+        self.changed
+    }
+}
+
+/// Folds every alert into `bundle` (`chids_detect::accept`) and says
+/// what each did.
+pub(crate) fn accept_all(bundle: &mut Bundle, alerts: &[AlertReasons], by: &str) -> Folded {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mut changed = 0;
+    let mut out = Folded::default();
     for alert in alerts {
         match accept(bundle, alert, by, now_ns) {
-            Accepted::AlreadyAccepted(id) => println!("alert {id}: already accepted"),
+            Accepted::AlreadyAccepted(id) => {
+                out.lines.push(format!("alert {id}: already accepted"));
+                out.audit
+                    .extend(bundle.accepted.iter().find(|a| a.alert_id == id).cloned());
+            }
             Accepted::Added(a) => {
-                changed += 1;
+                out.changed += 1;
                 let mut what = vec![
                     format!("{} syscalls", a.syscalls_added.len()),
                     format!("{} arguments", a.args_added.len()),
@@ -117,12 +148,16 @@ pub(crate) fn accept_all(bundle: &mut Bundle, alerts: &[AlertReasons], by: &str)
                 if let Some([from, to]) = a.max_freq_raised {
                     what.push(format!("max_freq {from} -> {to}"));
                 }
-                println!("alert {}: added {}", a.alert_id, what.join(", "));
+                if !a.maxima_raised.is_empty() {
+                    what.push(format!("{} training maxima raised", a.maxima_raised.len()));
+                }
+                out.lines
+                    .push(format!("alert {}: added {}", a.alert_id, what.join(", ")));
                 if a.names_not_listed > 0 {
-                    eprintln!(
-                        "chids: warning: alert {}: {} unseen names were not listed in it and stay unseen",
+                    out.warnings.push(format!(
+                        "alert {}: {} unseen names were not listed in it and stay unseen",
                         a.alert_id, a.names_not_listed
-                    );
+                    ));
                 }
                 if let Some(s) = a.score_after {
                     let verdict = if s < 1.0 {
@@ -130,12 +165,15 @@ pub(crate) fn accept_all(bundle: &mut Bundle, alerts: &[AlertReasons], by: &str)
                     } else {
                         "still alarms"
                     };
-                    println!("  the window now scores {s:.3} of the threshold: {verdict}");
+                    out.lines.push(format!(
+                        "  the window now scores {s:.3} of the threshold: {verdict}"
+                    ));
                 }
+                out.audit.push(a);
             }
         }
     }
-    changed
+    out
 }
 
 /// Who accepts, for the audit list.
@@ -158,14 +196,7 @@ fn fleet(_args: &Args, _url: &str, _by: &str) -> Result<ExitCode> {
 
 #[cfg(feature = "live")]
 fn fleet(args: &Args, url: &str, by: &str) -> Result<ExitCode> {
-    use chids_agent::fleet::{FleetOptions, FleetStore};
-    let store = FleetStore::connect(&FleetOptions {
-        url: url.to_string(),
-        models_bucket: args.models_bucket.clone(),
-        bundles_bucket: args.bundles_bucket.clone(),
-        node: format!("accept:{by}"),
-    })
-    .map_err(anyhow::Error::msg)?;
+    let store = fleet_store(url, &args.models_bucket, &args.bundles_bucket, by)?;
     let path = std::path::Path::new(&args.alerts);
     let alerts = if path.is_file() {
         read_alert_file(path).map_err(anyhow::Error::msg)?
@@ -178,25 +209,72 @@ fn fleet(args: &Args, url: &str, by: &str) -> Result<ExitCode> {
     let Some(workload) = alerts[0].workload.clone() else {
         bail!("the alerts name no workload: give --workload, or accept offline with --model");
     };
+    let done = into_fleet(&store, &workload, &alerts, by)?;
+    let changed = done.folded.print();
+    match done.published {
+        Some(v) => println!(
+            "{changed} of {} alerts accepted: {workload} version {v} published",
+            alerts.len()
+        ),
+        None => println!("nothing new: version {} of {workload} stays", done.version),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fleet's model store, for accepting on behalf of `by`.
+#[cfg(feature = "live")]
+pub(crate) fn fleet_store(
+    url: &str,
+    models_bucket: &str,
+    bundles_bucket: &str,
+    by: &str,
+) -> Result<chids_agent::fleet::FleetStore> {
+    use chids_agent::fleet::{FleetOptions, FleetStore};
+    FleetStore::connect(&FleetOptions {
+        url: url.to_string(),
+        models_bucket: models_bucket.to_string(),
+        bundles_bucket: bundles_bucket.to_string(),
+        node: format!("accept:{by}"),
+    })
+    .map_err(anyhow::Error::msg)
+}
+
+/// What accepting into the fleet's bundle did.
+#[cfg(feature = "live")]
+pub(crate) struct FleetAccepted {
+    pub folded: Folded,
+    /// The version the alerts were folded into.
+    pub version: u64,
+    /// The version published, when something changed.
+    pub published: Option<u64>,
+}
+
+/// Folds `alerts` into the fleet's current bundle of `workload` and
+/// publishes it as the next version (`chids accept --nats` and the
+/// console's accept button).
+#[cfg(feature = "live")]
+pub(crate) fn into_fleet(
+    store: &chids_agent::fleet::FleetStore,
+    workload: &str,
+    alerts: &[AlertReasons],
+    by: &str,
+) -> Result<FleetAccepted> {
     let (version, mut bundle) = store
-        .fetch(&workload)
+        .fetch(workload)
         .map_err(anyhow::Error::msg)?
         .with_context(|| format!("the fleet has no model of workload {workload}"))?;
-    let changed = accept_all(&mut bundle, &alerts, by);
-    if changed == 0 {
-        println!(
-            "nothing new: version {} of {workload} stays",
-            version.version
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let published = store
-        .publish(&workload, &bundle, &format!("accepted by {by}"))
-        .map_err(anyhow::Error::msg)?;
-    println!(
-        "{changed} of {} alerts accepted: {workload} version {} published",
-        alerts.len(),
-        published.version
-    );
-    Ok(ExitCode::SUCCESS)
+    let folded = accept_all(&mut bundle, alerts, by);
+    let published = if folded.changed == 0 {
+        None
+    } else {
+        let v = store
+            .publish(workload, &bundle, &format!("accepted by {by}"))
+            .map_err(anyhow::Error::msg)?;
+        Some(v.version)
+    };
+    Ok(FleetAccepted {
+        folded,
+        version: version.version,
+        published,
+    })
 }

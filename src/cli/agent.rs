@@ -377,8 +377,8 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         AgentUpdate::Alert(_) => {}
         AgentUpdate::Exec(x) => eprintln!(
             "chids agent: exec in {} ({}): {} as uid {}",
-            x.container_name,
-            &x.container_id[..x.container_id.len().min(12)],
+            x.who.container_name,
+            &x.who.container_id[..x.who.container_id.len().min(12)],
             x.command,
             x.uid
         ),

@@ -11,6 +11,8 @@ mod live;
 mod progress;
 #[cfg(feature = "console")]
 mod ui;
+#[cfg(all(feature = "console", feature = "live"))]
+mod ui_accept;
 mod vectors;
 
 use std::path::PathBuf;

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{bail, Result};
 use clap::Args as ClapArgs;
 
@@ -29,9 +31,22 @@ pub struct Args {
     /// An agent's --state-dir, for the workloads view (repeatable).
     #[arg(long = "state-dir", value_name = "DIR")]
     pub state_dirs: Vec<PathBuf>,
-    /// A JetStream key-value bucket of shared models, for the workloads view.
+    /// A JetStream key-value bucket of shared models, for the workloads view
+    /// (and where --allow-accept publishes; default there: chids-models).
     #[arg(long, value_name = "BUCKET")]
     pub models_bucket: Option<String>,
+    /// Let the alert page accept an alert as normal: its reasons are folded
+    /// into the workload's model with an audit entry. Into the fleet's
+    /// shared model on --nats, or with --models into an agent's folder.
+    #[arg(long)]
+    pub allow_accept: bool,
+    /// With --allow-accept: an agent's --models folder to accept into
+    /// (read by the agent at its next start) instead of the fleet's model.
+    #[arg(long, value_name = "DIR", requires = "allow_accept")]
+    pub models: Option<PathBuf>,
+    /// With --allow-accept: the object-store bucket of the fleet's bundle files.
+    #[arg(long, value_name = "BUCKET", default_value = "chids-bundles")]
+    pub bundles_bucket: String,
     /// Most alerts held in memory (the newest).
     #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub keep: u64,
@@ -45,6 +60,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Err(e) = chids_console::check_listen(a.listen, token.is_some()) {
         bail!(e);
     }
+    let accept = if a.allow_accept {
+        Some(accept_hook(&a)?)
+    } else {
+        None
+    };
     let opts = chids_console::Options {
         nats_url: a.nats,
         stream: a.stream,
@@ -55,12 +75,37 @@ pub fn run(a: Args) -> Result<ExitCode> {
         max_alerts: a.keep as usize,
         // Alerts are a few KiB; this bounds memory whatever they hold.
         max_bytes: 256 << 20,
-        // No accept capability exists yet (the fleet work adds one).
-        accept: None,
+        accept,
     };
     chids_console::run(opts, |addr| {
         eprintln!("chids: console at http://{addr}/");
     })
     .map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The accept button's work: into the agent's folder given with --models,
+/// else into the fleet's model on the broker.
+#[cfg(feature = "live")]
+fn accept_hook(a: &Args) -> Result<Arc<dyn chids_console::AcceptHook>> {
+    use super::ui_accept::{FleetAccept, FolderAccept};
+    Ok(match &a.models {
+        Some(dir) => Arc::new(FolderAccept::new(dir).map_err(anyhow::Error::msg)?),
+        None => Arc::new(FleetAccept {
+            url: a.nats.clone(),
+            models_bucket: a
+                .models_bucket
+                .clone()
+                .unwrap_or_else(|| "chids-models".into()),
+            bundles_bucket: a.bundles_bucket.clone(),
+        }),
+    })
+}
+
+#[cfg(not(feature = "live"))]
+fn accept_hook(_: &Args) -> Result<Arc<dyn chids_console::AcceptHook>> {
+    bail!(
+        "--allow-accept updates models with the agent's code, which this build leaves out: \
+         build with `cargo build --release --features live`"
+    )
 }

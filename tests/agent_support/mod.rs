@@ -168,8 +168,13 @@ pub struct Container {
 impl Container {
     /// `podman run -d` of `sh -c script` in `image`.
     pub fn run(name: &str, image: &str, script: &str) -> Container {
+        Self::run_with(name, image, script, &[])
+    }
+
+    /// As [`Container::run`], with more `podman run` options.
+    pub fn run_with(name: &str, image: &str, script: &str, options: &[&str]) -> Container {
         let _ = podman(&["rm", "-f", "-t", "0", name]);
-        let id = podman_ok(&[
+        let mut args = vec![
             "run",
             "-d",
             "--name",
@@ -180,11 +185,10 @@ impl Container {
             "nofile=1024:1024",
             "--ulimit",
             "nproc=1000:1000",
-            image,
-            "sh",
-            "-c",
-            script,
-        ]);
+        ];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[image, "sh", "-c", script]);
+        let id = podman_ok(&args);
         Container {
             name: name.to_string(),
             id,

@@ -31,16 +31,15 @@ pub(crate) struct LiveDetector {
 }
 
 impl LiveDetector {
-    /// `origin_ns`: where the stream begins when it watches something
-    /// already running (see [`StreamDetector::begin_at`]); `None`: at its
-    /// first event.
-    pub(crate) fn new(bundle: Arc<Bundle>, threshold: f64, origin_ns: Option<u64>) -> LiveDetector {
+    /// `mid_run`: the stream watches something already running (see
+    /// [`StreamDetector::begin_mid_run`]).
+    pub(crate) fn new(bundle: Arc<Bundle>, threshold: f64, mid_run: bool) -> LiveDetector {
         let window_ns = bundle.settings.window_ns;
         LiveDetector {
             cell: Cell::new(bundle, |b| {
                 let mut d = StreamDetector::new(b.as_ref(), threshold);
-                if let Some(origin) = origin_ns {
-                    d.begin_at(origin);
+                if mid_run {
+                    d.begin_mid_run();
                 }
                 Some(d)
             }),

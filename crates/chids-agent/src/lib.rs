@@ -111,6 +111,17 @@ pub struct AgentAlert {
     pub alert_id: String,
     #[serde(flatten)]
     pub alert: Alert,
+    #[serde(flatten)]
+    pub who: AlertContainer,
+    /// Where `threshold` comes from, in words (the workload's operating
+    /// threshold and the data behind it, or `--theta`).
+    pub threshold_source: String,
+}
+
+/// Who an alert or exec record is about: the container and its workload,
+/// the same keys in every record the agent sends.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertContainer {
     pub container_id: String,
     pub container_name: String,
     pub image: Option<String>,
@@ -122,9 +133,6 @@ pub struct AgentAlert {
     pub pod: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s_container: Option<String>,
-    /// Where `threshold` comes from, in words (the workload's operating
-    /// threshold and the data behind it, or `--theta`).
-    pub threshold_source: String,
 }
 
 /// What the agent tells its caller as it runs.

@@ -69,9 +69,7 @@ struct Config {
 /// finds out who it is; its events are held meanwhile.
 struct Pending {
     cgroup: CgroupRef,
-    /// The events' clock just before the watch.
-    watch_ns: u64,
-    /// Its program already ran when it was found (see `begin_at`).
+    /// Its program already ran when it was found (see `begin_mid_run`).
     running: bool,
     held: Held,
     /// Its cgroup went away before it was identified.
@@ -108,9 +106,6 @@ pub(crate) struct AgentRun {
     excluded: HashMap<u64, ExcludedStatus>,
     last_tick: Instant,
     last_status: Instant,
-    /// The events' clock (window time base) when the current turn began:
-    /// where streams that replace others begin (see `begin_at`).
-    turn_ns: u64,
 }
 
 /// The detection threshold of a bundle: at `theta` when given, else the
@@ -171,7 +166,6 @@ impl AgentRun {
             excluded: HashMap::new(),
             last_tick: Instant::now(),
             last_status: Instant::now() - STATUS_EVERY,
-            turn_ns: 0,
         };
         run.load_models(up);
         run
@@ -195,7 +189,6 @@ impl AgentRun {
     /// One turn of the loop after discovery: events, windows, learning,
     /// status.
     pub(crate) fn step(&mut self, session: &mut Session, up: Update<'_>) -> Result<(), LiveError> {
-        self.turn_ns = Mode::Modern.timestamp(session.now_ns());
         session.poll(POLL_FOR, &mut |raw| self.on_event(raw))?;
         let answers = self.identifier.answers();
         self.identities(answers, session, up);
@@ -240,11 +233,9 @@ impl AgentRun {
             )));
             return;
         }
-        // Taken before the watch: every event captured is later.
-        let watch_ns = Mode::Modern.timestamp(session.now_ns());
         // A container already running its program when found (found late,
         // or the agent restarted): what it does next is neither its
-        // start-up nor its first run of a program (see `begin_at`).
+        // start-up nor its first run of a program (see `begin_mid_run`).
         let running = runtime::workload_running(&found.path);
         let id = &found.container.id;
         let cgroup = CgroupRef {
@@ -264,7 +255,6 @@ impl AgentRun {
             .submit(found.cgroup_id, found.container.runtime, id);
         let pending = Pending {
             cgroup,
-            watch_ns,
             running,
             held: Held::default(),
             stopped: false,
@@ -327,8 +317,7 @@ impl AgentRun {
         self.workloads
             .entry(key.clone())
             .or_insert_with(|| Workload::new(WorkloadState::Learning));
-        let origin = p.running.then_some(p.watch_ns);
-        let stream = self.stream_for(&key, &ident.id, cgroup_id, origin);
+        let stream = self.stream_for(&key, &ident.id, cgroup_id, p.running);
         let w = self.workloads.get_mut(&key).expect("inserted above");
         w.containers += 1;
         self.summary.containers_seen += 1;
@@ -420,7 +409,7 @@ impl AgentRun {
         key: &str,
         container_id: &str,
         cgroup_id: u64,
-        origin_ns: Option<u64>,
+        mid_run: bool,
     ) -> Stream {
         let Some(w) = self.workloads.get(key) else {
             return Stream::Waiting;
@@ -429,7 +418,7 @@ impl AgentRun {
             WorkloadState::Detecting(b) => Stream::Detecting(Box::new(LiveDetector::new(
                 Arc::clone(b),
                 threshold_of(b, self.cfg.theta),
-                origin_ns,
+                mid_run,
             ))),
             WorkloadState::Training => Stream::Waiting,
             WorkloadState::Learning => Stream::Learning(Learner::start(
@@ -629,10 +618,9 @@ impl AgentRun {
             .filter(|(_, c)| c.workload == key)
             .map(|(&id, c)| (id, c.ident.id.clone()))
             .collect();
-        // The containers are running: their streams begin now.
-        let origin = Some(self.turn_ns);
+        // The containers are running: their new streams begin mid-run.
         for (id, container_id) in ids {
-            let stream = self.stream_for(key, &container_id, id, origin);
+            let stream = self.stream_for(key, &container_id, id, true);
             if let Some(c) = self.containers.get_mut(&id) {
                 c.stream = stream;
             }
@@ -735,18 +723,12 @@ impl AgentRun {
                 time_ns: ts_ns,
                 command,
                 uid,
-                container_id: c.ident.id.clone(),
-                container_name: c.ident.display_name().to_string(),
-                image: c.ident.image.clone(),
-                runtime: c.ident.runtime.clone(),
-                workload: c.workload.clone(),
-                namespace: c.ident.namespace.clone(),
-                pod: c.ident.pod.clone(),
+                who: c.who(),
                 suppressed_before: std::mem::take(&mut c.exec_limit.suppressed),
             };
             let json = serde_json::to_vec(&record).expect("exec record serialises");
             self.alerts
-                .deliver(&record.alert_id, &record.workload, &json);
+                .deliver(&record.alert_id, &record.who.workload, &json);
             up(AgentUpdate::Exec(&record));
         }
     }
@@ -786,7 +768,8 @@ impl AgentRun {
             let mut alert = agent_alert(id, c, scored, window_ns, now_ns, self.cfg.theta);
             alert.threshold_source = source;
             let json = serde_json::to_vec(&alert).expect("alert serialises");
-            self.alerts.deliver(&alert.alert_id, &alert.workload, &json);
+            self.alerts
+                .deliver(&alert.alert_id, &alert.who.workload, &json);
             up(AgentUpdate::Alert(&alert));
         }
     }
@@ -827,14 +810,7 @@ fn agent_alert(
             theta,
             window: WindowAlert::from_scored(scored, window_ns),
         },
-        container_id: c.ident.id.clone(),
-        container_name: c.ident.display_name().to_string(),
-        image: c.ident.image.clone(),
-        runtime: c.ident.runtime.clone(),
-        workload: c.workload.clone(),
-        namespace: c.ident.namespace.clone(),
-        pod: c.ident.pod.clone(),
-        k8s_container: c.ident.k8s_container.clone(),
+        who: c.who(),
         threshold_source: String::new(),
     }
 }

@@ -103,15 +103,8 @@ pub struct ExecRecord {
     /// The program started (the `execve` path; arguments are not captured).
     pub command: String,
     pub uid: u32,
-    pub container_id: String,
-    pub container_name: String,
-    pub image: Option<String>,
-    pub runtime: String,
-    pub workload: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
+    #[serde(flatten)]
+    pub who: crate::AlertContainer,
     /// Exec sessions of this container not reported before this one
     /// (past the rate limit).
     pub suppressed_before: u64,

@@ -113,6 +113,20 @@ pub(crate) struct Container {
 }
 
 impl Container {
+    /// Who this container's records are about.
+    pub(crate) fn who(&self) -> crate::AlertContainer {
+        crate::AlertContainer {
+            container_id: self.ident.id.clone(),
+            container_name: self.ident.display_name().to_string(),
+            image: self.ident.image.clone(),
+            runtime: self.ident.runtime.clone(),
+            workload: self.workload.clone(),
+            namespace: self.ident.namespace.clone(),
+            pod: self.ident.pod.clone(),
+            k8s_container: self.ident.k8s_container.clone(),
+        }
+    }
+
     /// Events the windower dropped for their time, so far.
     pub(crate) fn late(&self) -> u64 {
         self.late_done

@@ -381,6 +381,40 @@ impl ModelStore {
         (out, warnings)
     }
 
+    /// The stored bundle of workload `key` and its folder, with the same
+    /// checks as [`ModelStore::load_all`] (no symlinks, the folder's
+    /// `workload.json` names `key`); `None` when there is none.
+    pub fn load(&self, key: &str) -> Result<Option<(Bundle, PathBuf)>, String> {
+        let d = self.dir.join(folder_name(key));
+        if fs::symlink_metadata(&d).is_err() {
+            return Ok(None);
+        }
+        if !real_dir(&d) {
+            return Err(format!("{}: not a folder (or a symlink)", d.display()));
+        }
+        for f in ["baseline.json", "model.safetensors", WORKLOAD_FILE] {
+            if !real_file(&d.join(f)) {
+                return Err(format!(
+                    "{}: missing or not a regular file",
+                    d.join(f).display()
+                ));
+            }
+        }
+        let tag = fs::read_to_string(d.join(WORKLOAD_FILE))
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<WorkloadTag>(&t).map_err(|e| e.to_string()))
+            .map_err(|e| format!("{}: {e}", d.join(WORKLOAD_FILE).display()))?;
+        if tag.workload != key {
+            return Err(format!(
+                "{}: holds workload {:?}, not {key:?}",
+                d.display(),
+                tag.workload
+            ));
+        }
+        let bundle = Bundle::load(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        Ok(Some((bundle, d)))
+    }
+
     /// Stores a workload's bundle: written into a fresh folder, then moved
     /// into place, so a reader never sees half a bundle and nothing is
     /// written through a link planted at the destination.
@@ -541,5 +575,26 @@ mod tests {
         assert!(!folder_name("../../etc").contains('/'));
         assert!(!folder_name("..").starts_with('.'));
         assert!(!folder_name("").is_empty());
+    }
+
+    #[test]
+    fn load_one_refuses_links_and_other_workloads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(&tmp.path().join("models")).unwrap();
+        assert!(store.load("web").unwrap().is_none(), "no folder: no model");
+        // A folder whose workload.json names another key (planted or stale).
+        let d = store.dir().join(folder_name("web"));
+        fs::create_dir(&d).unwrap();
+        for f in ["baseline.json", "model.safetensors"] {
+            fs::write(d.join(f), "x").unwrap();
+        }
+        fs::write(d.join(WORKLOAD_FILE), r#"{"workload": "db"}"#).unwrap();
+        let e = store.load("web").unwrap_err();
+        assert!(e.contains("holds workload \"db\""), "{e}");
+        // A link where the folder should be.
+        fs::remove_dir_all(&d).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), &d).unwrap();
+        let e = store.load("web").unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
     }
 }

@@ -271,18 +271,93 @@ function windowChart(chart) {
   return el("figure", {}, s, el("figcaption", { id: "chart-note" }, chart.note));
 }
 
-function acceptButton(a) {
-  const b = el("button", { id: "accept", type: "button" }, "Accept as normal");
-  b.addEventListener("click", async () => {
-    const who = window.prompt("Accept this alert as normal for workload " + a.workload + "? Your name for the audit entry:");
-    if (!who) return;
+// ---- accepting an alert as normal ----
+
+// What accepting a frequency-driven alert does (chids_detect::accept).
+const RISING_NOTE = "This alert is (also) about frequency: counts rose above their training maxima. " +
+  "Accepting raises the model's max_freq so that this window's frequency index is no larger than the " +
+  "busiest training window's, and raises the training maxima of the counts listed to what this window " +
+  "saw. That is an allowance for the whole workload, not for this one window: a later burst up to these " +
+  "counts will score as the busiest normal window did. The autoencoder is not retrained.";
+
+function reasonLine(r) {
+  return el("li", {}, el("span", { class: "reason-kind" }, r.kind), " ", el("span", { class: "what" }, r.what),
+    r.detail ? ": " + r.detail : "");
+}
+
+// The confirmation: what goes into which model, and who says so.
+function acceptDialog(a, target, done) {
+  const who = el("input", { id: "accept-who", name: "who", required: "", maxlength: 200, autocomplete: "off" });
+  const cancel = el("button", { id: "accept-cancel", type: "button" }, "Cancel");
+  const confirm = el("button", { id: "accept-confirm", type: "submit", class: "accept" }, "Accept as normal");
+  const rising = a.reasons.some((r) => r.kind === "rising");
+  const form = el("form", { id: "accept-form" },
+    el("h3", {}, "Accept this alert as normal?"),
+    el("p", {}, "Workload ", el("strong", { id: "accept-workload" }, a.workload || "-"),
+      ": what alert ", el("code", {}, a.id || "#" + a.seq), " names is folded into ", el("span", { id: "accept-target" }, target),
+      ", and the model records who accepted it, when, and this alert's id."),
+    el("p", {}, "Folded in as normal:"),
+    el("ul", { id: "accept-reasons" }, ...a.reasons.map(reasonLine)),
+    a.reasons.length ? null : el("p", {}, "The alert names no reason: only the audit entry is added."),
+    a.more_reasons ? el("p", { class: "bad" }, `${a.more_reasons} more unseen name(s) were counted but not listed by the agent: they cannot be folded in and stay unseen.`) : null,
+    rising ? el("p", { id: "accept-rising", class: "note" }, RISING_NOTE) : null,
+    el("label", {}, "Your name, for the audit entry (required) ", who),
+    el("p", { class: "buttons" }, cancel, " ", confirm));
+  const dialog = el("dialog", { id: "accept-dialog" }, form);
+  cancel.addEventListener("click", () => { dialog.close(); dialog.remove(); });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!who.value.trim()) return;
+    confirm.disabled = true;
     const r = await fetch("/api/alerts/" + a.seq + "/accept", {
       method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ who, confirmed: true }),
-    });
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ who: who.value.trim(), confirmed: true }),
+    }).catch((err) => ({ ok: false, status: String(err), json: async () => ({}) }));
     const body = await r.json().catch(() => ({}));
-    b.replaceWith(el("p", { class: r.ok ? "ok" : "bad" }, r.ok ? "accepted: " + body.ok : "not accepted: " + (body.error || r.status)));
+    dialog.close();
+    dialog.remove();
+    done(r.ok ? body.ok : null, body.error || "HTTP " + r.status);
+  });
+  return dialog;
+}
+
+// The audit entry the model now holds for this alert.
+function auditList(audit) {
+  const dl = el("dl", { class: "facts", id: "accept-audit" });
+  const add = (k, v) => { if (v !== undefined && v !== null && v !== "") dl.append(el("dt", {}, k), el("dd", { class: "audit-" + k.replace(/\W+/g, "-") }, v)); };
+  add("alert id", audit.alert_id);
+  add("accepted by", audit.accepted_by);
+  add("accepted at", fmtTime(audit.accepted_at_ns) + " UTC");
+  add("syscalls added", (audit.syscalls_added || []).join(", "));
+  add("arguments added", (audit.args_added || []).join(", "));
+  if (audit.max_freq_raised) add("max_freq", audit.max_freq_raised.join(" → "));
+  add("maxima raised", (audit.maxima_raised || []).map((m) => `${m.what} ${m.training_max} → ${m.count}`).join(", "));
+  if (typeof audit.score_after === "number") add("score after", fmtNum(audit.score_after) + (audit.score_after < 1 ? " (no longer alarms)" : " (still alarms)"));
+  return dl;
+}
+
+function acceptResult(ok, error) {
+  if (!ok) return el("div", { id: "accept-result", class: "bad" }, "Not accepted: " + error);
+  return el("div", { id: "accept-result", class: "ok-box" },
+    el("p", { class: "ok" }, "Accepted: " + ok.summary),
+    el("p", {}, "Model: ", el("span", { id: "accept-model" }, ok.model)),
+    ok.audit ? el("h4", {}, "Audit entry in the model") : null,
+    ok.audit ? auditList(ok.audit) : null,
+    ok.notes.length ? el("ul", { id: "accept-notes" }, ...ok.notes.map((n) => el("li", {}, n))) : null);
+}
+
+function acceptButton(a, target) {
+  const b = el("button", { id: "accept", type: "button" }, "Accept as normal…");
+  b.addEventListener("click", () => {
+    const dialog = acceptDialog(a, target, (ok, error) => {
+      const shown = acceptResult(ok, error);
+      if (ok) b.replaceWith(shown); else { document.getElementById("accept-result")?.remove(); b.after(shown); }
+      shown.scrollIntoView({ block: "center" });
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    document.getElementById("accept-who").focus();
   });
   return b;
 }
@@ -309,7 +384,7 @@ async function alertPage(seq, gen) {
     el("h3", {}, "Reasons, most telling first"), reasonsTable(a),
     a.more_reasons ? el("p", {}, `${a.more_reasons} more unseen name(s) counted but not listed by the agent`) : null,
     el("h3", {}, "Around it"), windowChart(data.chart),
-    data.can_accept ? acceptButton(a) : null,
+    data.can_accept && a.kind === "anomaly" ? acceptButton(a, data.accept_target) : null,
     el("details", {}, el("summary", {}, "the alert as sent"), el("pre", { id: "raw" }, JSON.stringify(data.raw, null, 2))),
   ];
   view().replaceChildren(...parts.filter((p) => p));

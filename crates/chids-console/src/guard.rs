@@ -95,8 +95,29 @@ pub fn loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A request that changes something (a POST) sent by a page of another
+/// origin: its `Origin` names another host than the request's `Host`. A
+/// browser always sends `Origin` with a POST; a script without one (curl)
+/// is not a browser that another site could drive.
+pub fn cross_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.to_str().ok().and_then(|o| {
+        o.strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+    });
+    origin_host.is_none() || origin_host != host
+}
+
 /// Lets a request through or answers it (login, refusal).
 pub async fn check(State(access): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    // Cross-site request forgery: a page elsewhere posting to the console
+    // through the browser of someone who may use it.
+    let forged = req.method() != axum::http::Method::GET
+        && req.method() != axum::http::Method::HEAD
+        && cross_origin(req.headers());
     let allowed = match &access.token {
         None => req
             .headers()
@@ -109,7 +130,9 @@ pub async fn check(State(access): State<Arc<Shared>>, req: Request, next: Next) 
                 || presented(req.headers()).is_some_and(|p| same_token(p, t))
         }
     };
-    let mut resp = if allowed {
+    let mut resp = if forged {
+        (StatusCode::FORBIDDEN, "cross-origin request refused\n").into_response()
+    } else if allowed {
         next.run(req).await
     } else if access.token.is_none() {
         (
@@ -187,6 +210,27 @@ mod tests {
         h.insert(header::AUTHORIZATION, "Bearer other".parse().unwrap());
         assert_eq!(presented(&h), Some("other"));
         assert!(same_token("abc", "abc") && !same_token("abd", "abc") && !same_token("ab", "abc"));
+    }
+
+    #[test]
+    fn cross_origin_posts() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        assert!(
+            !cross_origin(&h),
+            "no Origin: not a browser's cross-site post"
+        );
+        h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
+        assert!(!cross_origin(&h));
+        for o in [
+            "http://evil.example",
+            "http://127.0.0.1:9999",
+            "null",
+            "file://",
+        ] {
+            h.insert(header::ORIGIN, o.parse().unwrap());
+            assert!(cross_origin(&h), "{o}");
+        }
     }
 
     #[test]

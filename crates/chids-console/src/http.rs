@@ -83,6 +83,7 @@ async fn meta(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({
         "stream": s.stream,
         "can_accept": s.accept.is_some(),
+        "accept_target": s.accept.as_ref().map(|h| h.target()),
         "state_dirs": s.state_dirs.len(),
         "models_bucket": s.models_bucket,
         "version": env!("CARGO_PKG_VERSION"),
@@ -158,6 +159,7 @@ async fn alert(State(s): State<Arc<Shared>>, Path(seq): Path<u64>) -> Response {
         "raw": *raw,
         "chart": chart,
         "can_accept": s.accept.is_some(),
+        "accept_target": s.accept.as_ref().map(|h| h.target()),
     }))
     .into_response()
 }
@@ -188,9 +190,18 @@ async fn workload_rows(State(s): State<Arc<Shared>>) -> Json<Value> {
 #[derive(Deserialize)]
 struct AcceptBody {
     /// Who accepts (for the audit entry).
+    #[serde(default)]
     who: String,
     /// The page asked for confirmation.
+    #[serde(default)]
     confirmed: bool,
+}
+
+/// Longest name kept for the audit entry.
+const MAX_WHO: usize = 200;
+
+fn refuse(code: StatusCode, why: String) -> Response {
+    (code, Json(json!({"error": why}))).into_response()
 }
 
 async fn accept(
@@ -201,24 +212,37 @@ async fn accept(
     let Some(hook) = s.accept.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if !body.confirmed || body.who.trim().is_empty() {
-        return (
+    let who: String = body.who.trim().chars().take(MAX_WHO).collect();
+    if !body.confirmed || who.is_empty() {
+        return refuse(
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "confirm, and say who accepts"})),
-        )
-            .into_response();
+            "not accepted: confirm (\"confirmed\": true), and say who accepts (\"who\")".into(),
+        );
     }
-    let Some((_, raw)) = s.store.read().unwrap().get(seq) else {
-        return StatusCode::NOT_FOUND.into_response();
+    if who.chars().any(char::is_control) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "not accepted: the name holds control characters".into(),
+        );
+    }
+    let Some((a, raw)) = s.store.read().unwrap().get(seq) else {
+        return refuse(StatusCode::NOT_FOUND, format!("no alert {seq} held"));
     };
-    let who = body.who.trim().chars().take(200).collect::<String>();
+    if a.kind != "anomaly" {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "not accepted: alert {seq} is of kind {}; only an anomaly alert names what to fold into a model",
+                a.kind
+            ),
+        );
+    }
+    // One accept at a time: each reads the current model and writes the
+    // next, so two at once would lose one of them.
+    let _one = s.accepting.lock().await;
     match tokio::task::spawn_blocking(move || hook.accept(&raw, &who)).await {
         Ok(Ok(done)) => Json(json!({"ok": done})).into_response(),
-        Ok(Err(e)) => (StatusCode::CONFLICT, Json(json!({"error": e}))).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Ok(Err(e)) => refuse(StatusCode::CONFLICT, e),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

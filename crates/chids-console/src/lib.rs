@@ -33,9 +33,28 @@ pub use workloads::WorkloadRow;
 /// the alert named into its workload's model and records who did it.
 /// The console shows an accept button only when it is given one.
 pub trait AcceptHook: Send + Sync {
+    /// Where accepted alerts go, in words, for the confirmation dialog
+    /// (the fleet's shared bundles on a broker, or a models folder).
+    fn target(&self) -> String;
     /// `alert` is the alert's JSON as the agent sent it; `who` the name
-    /// the person typed. Returns what was done, in words.
-    fn accept(&self, alert: &serde_json::Value, who: &str) -> Result<String, String>;
+    /// the person typed (trimmed, not empty). Blocking: the console calls
+    /// it off its event loop, one accept at a time.
+    fn accept(&self, alert: &serde_json::Value, who: &str) -> Result<Accepted, String>;
+}
+
+/// What an accept did, for the page.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Accepted {
+    /// In words: what changed (or that the alert was already accepted).
+    pub summary: String,
+    /// Where the model is now: the fleet's new version, or the bundle's folder.
+    pub model: String,
+    /// The bundle's audit entry for this alert (`chids_detect::accept::Acceptance`
+    /// as JSON: `alert_id`, `accepted_by`, `accepted_at_ns`, what was added).
+    pub audit: Option<serde_json::Value>,
+    /// Anything worth a second look (names the alert did not list, a
+    /// window that still alarms).
+    pub notes: Vec<String>,
 }
 
 pub struct Options {
@@ -72,6 +91,7 @@ pub fn run(opts: Options, listening: impl FnOnce(SocketAddr)) -> Result<(), Stri
         models_bucket: opts.models_bucket,
         jetstream: OnceLock::new(),
         accept: opts.accept,
+        accepting: tokio::sync::Mutex::new(()),
         token: opts.token,
     });
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -24,6 +24,8 @@ pub struct Shared {
     /// Set once the NATS client exists (the models bucket is read through it).
     pub jetstream: OnceLock<async_nats::jetstream::Context>,
     pub accept: Option<Arc<dyn AcceptHook>>,
+    /// Held while an accept runs (they read and write the same model).
+    pub accepting: tokio::sync::Mutex<()>,
     /// The console token, when one is required.
     pub token: Option<String>,
 }

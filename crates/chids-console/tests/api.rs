@@ -1,7 +1,9 @@
 //! The console's JSON and its guard against a real nats-server (no root,
 //! no browser): started before the stream exists, it waits for it, then
 //! holds every alert the stream gets, skips what is not an alert, filters,
-//! ranks; bound off loopback it wants the token on every request.
+//! ranks; bound off loopback it wants the token on every request. With an
+//! accept capability, POST /api/alerts/N/accept wants the token, a
+//! confirmation, a name and an anomaly alert the console holds.
 //!
 //! Needs nats-server (scripts/install-test-deps.sh); run with
 //! `--include-ignored`, when its absence fails the test.
@@ -109,7 +111,10 @@ fn api(addr: SocketAddr, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn start_console(url: String) -> SocketAddr {
+fn start_console(
+    url: String,
+    accept: Option<std::sync::Arc<dyn chids_console::AcceptHook>>,
+) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     let opts = chids_console::Options {
         nats_url: url,
@@ -120,7 +125,7 @@ fn start_console(url: String) -> SocketAddr {
         models_bucket: None,
         max_alerts: 100,
         max_bytes: 1 << 20,
-        accept: None,
+        accept,
     };
     // Serves until the test process ends.
     std::thread::spawn(move || chids_console::run(opts, |a| tx.send(a).unwrap()));
@@ -140,6 +145,28 @@ fn alert(name: &str, node: &str, arg: &str) -> Vec<u8> {
 #[test]
 #[ignore = "needs nats-server"]
 fn console_reads_the_stream_filters_and_wants_its_token() {
+    refuses_an_open_address_without_a_token();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = nats_server(dir.path(), port);
+    let url = format!("nats://127.0.0.1:{port}");
+    // The console first, the stream later: it waits and says so.
+    let addr = start_console(url.clone(), None);
+    wait_for("the missing stream reported", || {
+        let v = api(addr, "/api/alerts");
+        (v["source"]["connected"] == false
+            && v["source"]["note"].as_str()?.contains("CHIDS_ALERTS"))
+        .then_some(())
+    });
+    let seq = reads_live_alerts_and_filters(addr, &url);
+    an_alerts_page_ranks_its_reasons(addr, seq);
+    the_guard_wants_the_token(addr);
+    // No accept route without an accept capability.
+    let (code, _, _) = http(addr, &format!("POST /api/alerts/{seq}/accept HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"));
+    assert!(code == 404 || code == 405, "{code}");
+}
+
+fn refuses_an_open_address_without_a_token() {
     let open = chids_console::Options {
         nats_url: String::new(),
         stream: String::new(),
@@ -153,22 +180,15 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
     };
     let refused = chids_console::run(open, |_| panic!("must not listen")).unwrap_err();
     assert!(refused.contains("--ui-token-file"), "{refused}");
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _nats = nats_server(dir.path(), port);
-    let url = format!("nats://127.0.0.1:{port}");
-    // The console first, the stream later: it waits and says so.
-    let addr = start_console(url.clone());
-    wait_for("the missing stream reported", || {
-        let v = api(addr, "/api/alerts");
-        (v["source"]["connected"] == false
-            && v["source"]["note"].as_str()?.contains("CHIDS_ALERTS"))
-        .then_some(())
-    });
+/// Alerts published before and while the console runs are held (a line
+/// that is not JSON refused), newest first, and filtered; the sequence
+/// number of web-1's alert.
+fn reads_live_alerts_and_filters(addr: SocketAddr, url: &str) -> u64 {
     let subject = "chids.alerts";
     publish(
-        &url,
+        url,
         subject,
         &[
             alert("web-1", "n1", "/etc/shadow"),
@@ -184,7 +204,7 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
     assert_eq!(v["source"]["connected"], true, "{v}");
     // Newest first; the new one arrives while the console runs.
     assert_eq!(v["alerts"][0]["container"], "db-1");
-    publish(&url, subject, &[alert("web-2", "n1", "/root/.ssh/id_rsa")]);
+    publish(url, subject, &[alert("web-2", "n1", "/root/.ssh/id_rsa")]);
     let v = wait_for("a live alert", || {
         let v = api(addr, "/api/alerts?node=n1");
         (v["alerts"].as_array()?.len() == 2).then_some(v)
@@ -196,21 +216,13 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
         .map(|a| a["container"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web-2", "web-1"]);
-    assert_eq!(
-        api(addr, "/api/alerts?container=db-1")["alerts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        api(addr, "/api/alerts?kind=exec")["alerts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
-    let seq = v["alerts"][1]["seq"].as_u64().unwrap();
+    let count = |query: &str| api(addr, query)["alerts"].as_array().unwrap().len();
+    assert_eq!(count("/api/alerts?container=db-1"), 1);
+    assert_eq!(count("/api/alerts?kind=exec"), 0);
+    v["alerts"][1]["seq"].as_u64().unwrap()
+}
+
+fn an_alerts_page_ranks_its_reasons(addr: SocketAddr, seq: u64) {
     let one = api(addr, &format!("/api/alerts/{seq}"));
     let kinds: Vec<&str> = one["alert"]["reasons"]
         .as_array()
@@ -221,8 +233,10 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
     assert_eq!(kinds, ["path", "rising"]);
     assert_eq!(one["raw"]["alert_id"], "n1-web-1");
     assert_eq!(one["can_accept"], false);
+}
 
-    // The guard: no token, a wrong one, the login form, the cookie.
+/// The guard: no token, a wrong one, the login form, the cookie.
+fn the_guard_wants_the_token(addr: SocketAddr) {
     assert_eq!(get(addr, "/api/alerts", "").0, 401);
     assert_eq!(
         get(
@@ -261,7 +275,131 @@ fn console_reads_the_stream_filters_and_wants_its_token() {
         !body.contains("innerHTML"),
         "the page script must not parse markup"
     );
-    // No accept route without an accept capability.
-    let (code, _, _) = http(addr, &format!("POST /api/alerts/{seq}/accept HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"));
-    assert!(code == 404 || code == 405, "{code}");
+}
+
+/// An accept capability that records what it was asked (the real ones,
+/// into the fleet or a models folder, are driven by tests/console_ui.rs).
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(Value, String)>>);
+
+impl chids_console::AcceptHook for Recorder {
+    fn target(&self) -> String {
+        "the recorder".into()
+    }
+    fn accept(&self, alert: &Value, who: &str) -> Result<chids_console::Accepted, String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((alert.clone(), who.to_string()));
+        Ok(chids_console::Accepted {
+            summary: "recorded".into(),
+            model: "nowhere".into(),
+            audit: Some(json!({"alert_id": alert["alert_id"], "accepted_by": who})),
+            notes: vec![],
+        })
+    }
+}
+
+/// POSTs `body` to alert `seq`'s accept, with `headers` (each ending in CRLF).
+fn post_accept(addr: SocketAddr, seq: u64, body: &str, headers: &str) -> (u16, Value) {
+    let (code, head, text) = http(
+        addr,
+        &format!(
+            "POST /api/alerts/{seq}/accept HTTP/1.1\r\nHost: console.example\r\n{headers}\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| json!({"text": text, "head": head}));
+    (code, v)
+}
+
+#[test]
+#[ignore = "needs nats-server"]
+fn accept_wants_token_confirmation_name_and_a_held_anomaly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = nats_server(dir.path(), port);
+    let url = format!("nats://127.0.0.1:{port}");
+    let exec = json!({"kind": "exec", "alert_id": "n1-exec-1", "workload": "w", "container_name": "web-1"});
+    publish(
+        &url,
+        "chids.alerts",
+        &[
+            alert("web-1", "n1", "/etc/shadow"),
+            exec.to_string().into_bytes(),
+        ],
+    );
+    let hook = std::sync::Arc::new(Recorder::default());
+    let addr = start_console(url, Some(hook.clone()));
+    let v = wait_for("both alerts held", || {
+        let v = api(addr, "/api/alerts");
+        (v["alerts"].as_array()?.len() == 2).then_some(v)
+    });
+    let seq_of = |kind: &str| {
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == kind)
+            .unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    let (anomaly, exec_seq) = (seq_of("anomaly"), seq_of("exec"));
+    let meta = api(addr, "/api/meta");
+    assert_eq!(meta["can_accept"], true, "{meta}");
+    assert_eq!(meta["accept_target"], "the recorder", "{meta}");
+    assert_eq!(
+        api(addr, &format!("/api/alerts/{anomaly}"))["can_accept"],
+        true
+    );
+
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let good = r#"{"who": " alice ", "confirmed": true}"#;
+    // The token, as on every request.
+    assert_eq!(post_accept(addr, anomaly, good, "").0, 401);
+    let wrong = "Authorization: Bearer wrong-token-0123456\r\n";
+    assert_eq!(post_accept(addr, anomaly, good, wrong).0, 401);
+    // A confirmation and a name.
+    for body in [
+        "{}",
+        r#"{"who": "alice"}"#,
+        r#"{"who": "alice", "confirmed": false}"#,
+        r#"{"confirmed": true}"#,
+        r#"{"who": "   ", "confirmed": true}"#,
+        r#"{"who": "al\nice", "confirmed": true}"#,
+    ] {
+        let (code, v) = post_accept(addr, anomaly, body, &auth);
+        assert_eq!(code, 400, "{body}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with("not accepted"),
+            "{v}"
+        );
+    }
+    // An alert the console holds, and an anomaly.
+    let (code, v) = post_accept(addr, 999_999, good, &auth);
+    assert_eq!(code, 404, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("999999"), "{v}");
+    let (code, v) = post_accept(addr, exec_seq, good, &auth);
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("exec"), "{v}");
+    // A page of another site posting through someone's browser.
+    let forged = format!("{auth}Origin: http://evil.example\r\n");
+    assert_eq!(post_accept(addr, anomaly, good, &forged).0, 403);
+    assert!(
+        hook.0.lock().unwrap().is_empty(),
+        "nothing refused reached the hook"
+    );
+
+    // Confirmed, named, with the token (the page's way: cookie, same origin).
+    let page = format!("Cookie: chids_ui_token={TOKEN}\r\nOrigin: http://console.example\r\n");
+    let (code, v) = post_accept(addr, anomaly, good, &page);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["ok"]["summary"], "recorded", "{v}");
+    assert_eq!(v["ok"]["audit"]["accepted_by"], "alice", "{v}");
+    let calls = hook.0.lock().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0["alert_id"], "n1-web-1", "the alert as sent");
+    assert_eq!(calls[0].1, "alice", "the name, trimmed");
 }

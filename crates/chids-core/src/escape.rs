@@ -40,7 +40,7 @@ pub fn escaped(bytes: &[u8]) -> String {
 }
 
 /// `text` in escaped form, borrowed when nothing needed escaping.
-pub fn escaped_str(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escaped_str(text: &str) -> std::borrow::Cow<'_, str> {
     if text.chars().any(needs_escape) {
         std::borrow::Cow::Owned(escaped(text.as_bytes()))
     } else {

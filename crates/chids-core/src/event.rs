@@ -15,7 +15,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub fn from_char(c: u8) -> Option<Direction> {
+    pub(crate) fn from_char(c: u8) -> Option<Direction> {
         match c {
             b'>' => Some(Direction::Enter),
             b'<' => Some(Direction::Exit),

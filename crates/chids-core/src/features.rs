@@ -407,9 +407,9 @@ impl<'b> FeatureStream<'b> {
         self.windower.stats()
     }
 
-    /// Declares where a live stream begins (see [`Windower::begin_at`]).
-    pub fn begin_at(&mut self, origin_ns: u64) {
-        self.windower.begin_at(origin_ns);
+    /// A live stream that begins mid-run (see [`Windower::begin_mid_run`]).
+    pub fn begin_mid_run(&mut self) {
+        self.windower.begin_mid_run();
     }
 
     /// Closes windows that ended well before `now_ns` (live: silent containers).
@@ -705,7 +705,7 @@ pub struct EncodedRecording {
 
 /// Recordings with more events than this are not kept in memory between
 /// the training passes (12 bytes each, 192 MiB): they are read twice instead.
-pub const KEEP_LIMIT_EVENTS: usize = 16 << 20;
+pub(crate) const KEEP_LIMIT_EVENTS: usize = 16 << 20;
 
 /// First training pass: reads a recording, keeping it encoded when small enough.
 pub fn encode_recording(

@@ -36,7 +36,7 @@ pub enum ArgKind {
 
 /// The argument of one event, before normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawArg<'a> {
+pub(crate) enum RawArg<'a> {
     /// A path (or, in compat mode, whatever token the reference slices),
     /// normalised by [`normalize_path`].
     Path(&'a str),
@@ -87,7 +87,7 @@ impl Mode {
 
     /// The raw argument of an event whose node is argument-bearing, before
     /// normalisation. `None` when the event has no such argument.
-    pub fn raw_arg<'a>(self, kind: ArgKind, event: &Event<'a>) -> Option<RawArg<'a>> {
+    pub(crate) fn raw_arg<'a>(self, kind: ArgKind, event: &Event<'a>) -> Option<RawArg<'a>> {
         match self {
             // The reference slices fixed-width prefixes off fixed token
             // positions of the rendered text, whatever the token really is
@@ -123,7 +123,7 @@ impl Mode {
 /// Compat's argument of an event: which whitespace-separated token of
 /// `evt.info` it is, and how many characters the reference slices off its
 /// front (`name=`, `exe=`, `filename=`). `None`: not an argument in compat.
-pub fn compat_token(kind: ArgKind) -> Option<(usize, usize)> {
+pub(crate) fn compat_token(kind: ArgKind) -> Option<(usize, usize)> {
     match kind {
         ArgKind::Open | ArgKind::Stat => Some((1, 5)),
         ArgKind::Clone => Some((1, 4)),
@@ -142,13 +142,13 @@ fn py_slice_from(s: &str, n: usize) -> &str {
 
 /// Ports from here up are ephemeral (Linux's default range starts at
 /// 32768; IANA's at 49152): they name a connection, not a service.
-pub const EPHEMERAL_PORT_MIN: u16 = 32768;
+pub(crate) const EPHEMERAL_PORT_MIN: u16 = 32768;
 
 /// The model argument of a socket endpoint: `inet:ADDRESS:PORT`,
 /// `inet6:[ADDRESS]:PORT` or `unix:PATH`, with an ephemeral or zero port
 /// folded to `*`, so that a client's changing source port is one argument
 /// while a new service or peer (a reverse shell's listener) is unseen.
-pub fn normalize_endpoint(endpoint: &Endpoint<'_>, out: &mut String) {
+pub(crate) fn normalize_endpoint(endpoint: &Endpoint<'_>, out: &mut String) {
     out.clear();
     match endpoint {
         Endpoint::Ip(addr) => {

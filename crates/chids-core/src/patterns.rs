@@ -36,14 +36,14 @@ pub struct PathPattern {
 }
 
 /// A directory needs at least this many distinct children to be a pattern.
-pub const MIN_NAMES: usize = 4;
+pub(crate) const MIN_NAMES: usize = 4;
 /// ... and at least this share of them one-off or generated.
-pub const MIN_CHURN_SHARE: f64 = 0.5;
+pub(crate) const MIN_CHURN_SHARE: f64 = 0.5;
 
 /// Paths with more names than this have no pattern positions: each
 /// position costs a copy of the path, so a hostile deep path would cost
 /// its depth squared in pattern statistics.
-pub const MAX_PATTERN_DEPTH: usize = 16;
+pub(crate) const MAX_PATTERN_DEPTH: usize = 16;
 
 /// What one training recording contributes to learning: its normalised
 /// arguments, and which of them had a generated-looking raw name.
@@ -167,7 +167,7 @@ pub fn covering<'p>(patterns: &'p [PathPattern], arg: &str) -> Option<&'p PathPa
 /// Whether a raw path's last name looks machine-made: a number (pid,
 /// counter, timestamp), a hex hash, a UUID, or a random suffix as
 /// `mkstemp`/`tempfile` make them (letters mixed with several digits).
-pub fn looks_generated(raw: &str) -> bool {
+pub(crate) fn looks_generated(raw: &str) -> bool {
     let name = raw.rsplit('/').next().unwrap_or(raw);
     // The longest run of letters and digits carries the randomness;
     // prefixes (`tmp`, `sess_`, `php`) and extensions are separators' business.

@@ -62,7 +62,7 @@ pub enum EdgeOrder {
     Thread,
 }
 
-pub const NO_ARG: u32 = u32::MAX;
+pub(crate) const NO_ARG: u32 = u32::MAX;
 
 /// The node every unseen syscall is renamed to.
 pub const USN: u32 = u32::MAX - 1;
@@ -71,7 +71,7 @@ pub const UAN: u32 = u32::MAX - 2;
 
 /// One event labelled against the baseline (SPEC §5 steps 1–2).
 #[derive(Clone, Copy, Debug)]
-pub enum Labelled<'a> {
+pub(crate) enum Labelled<'a> {
     /// A seen syscall, with a seen argument or none: node `id`.
     Seen(u32),
     /// A syscall the baseline lacks. `key` identifies the name within the
@@ -105,7 +105,7 @@ impl AnomalyVector {
 /// syscalls and (argument, syscall, process) triples, in order of
 /// appearance, and how many more distinct ones there were.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     pub unseen_syscalls: Vec<Box<str>>,
     pub more_unseen_syscalls: u64,
     /// (argument, syscall node id, process).
@@ -207,7 +207,7 @@ struct Named {
 /// What one window's graph needs, gathered event by event in bounded
 /// memory (see the module comment).
 #[derive(Clone, Debug, Default)]
-pub struct WindowGraph {
+pub(crate) struct WindowGraph {
     events: u64,
     first: u32,
     last: u32,
@@ -248,7 +248,7 @@ impl WindowGraph {
     }
 
     /// Adds the next event of `thread` ([`EdgeOrder::Thread`]).
-    pub fn push_in_thread(&mut self, event: Labelled<'_>, thread: u32, explain: bool) {
+    pub(crate) fn push_in_thread(&mut self, event: Labelled<'_>, thread: u32, explain: bool) {
         let label = self.label(event, explain);
         let n = self.last_by_thread.len();
         match self.last_by_thread.get_mut(&thread) {
@@ -265,7 +265,7 @@ impl WindowGraph {
     }
 
     /// Adds an event in the given order.
-    pub fn push_ordered(
+    pub(crate) fn push_ordered(
         &mut self,
         event: Labelled<'_>,
         thread: u32,
@@ -331,6 +331,7 @@ impl WindowGraph {
         }
     }
 
+    #[cfg(test)]
     pub fn events(&self) -> u64 {
         self.events
     }
@@ -498,7 +499,7 @@ pub fn anomaly_vector(
 }
 
 /// Labels an event whose names are ids of one table.
-pub fn label_by_id(e: &WindowEvent, seen: &impl Seen) -> Labelled<'static> {
+pub(crate) fn label_by_id(e: &WindowEvent, seen: &impl Seen) -> Labelled<'static> {
     if !seen.syscall_seen(e.node) {
         Labelled::UnseenSyscall {
             key: u64::from(e.node),

@@ -88,15 +88,6 @@ pub struct WindowStats {
     /// The stream yields no windows at all (compat: the last row is earlier
     /// than the first, as when a text capture crosses midnight).
     pub void: bool,
-    /// Events stamped before a live stream's declared beginning
-    /// ([`Windower::begin_at`]): from before the stream existed (still in
-    /// flight when it began), not late, so not counted as dropped.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub before_origin: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl WindowStats {
@@ -131,9 +122,9 @@ pub struct Windower<B> {
     /// nothing per closed window.
     limit: Option<u64>,
     first_ns: Option<u64>,
-    /// `first_ns` was declared by [`Windower::begin_at`], not taken from
-    /// the first event.
-    declared_origin: bool,
+    /// Index of the first window: 0, or 1 for a stream that began mid-run
+    /// ([`Windower::begin_mid_run`]), which has no start-up window.
+    base: u64,
     last_ns: u64,
     /// Index of `pending[0]`.
     next_index: u64,
@@ -155,7 +146,7 @@ impl<B: Bucket> Windower<B> {
             clamp_to_last_row,
             limit,
             first_ns: None,
-            declared_origin: false,
+            base: 0,
             last_ns: 0,
             next_index: 0,
             pending: VecDeque::new(),
@@ -177,20 +168,20 @@ impl<B: Bucket> Windower<B> {
     }
 
     /// The open windows, oldest first.
-    pub fn open_mut(&mut self) -> impl Iterator<Item = &mut B> {
+    pub(crate) fn open_mut(&mut self) -> impl Iterator<Item = &mut B> {
         self.pending.iter_mut()
     }
 
-    /// Declares where a live stream begins: window 0 starts at `origin_ns`
-    /// rather than at the first event. For a stream that starts watching
-    /// something already running: its first activity may come long after
-    /// the stream began, and is then not the start-up that the first
-    /// window stands for (see `chids_detect::detect::evidence`). No effect
-    /// once an event has arrived.
-    pub fn begin_at(&mut self, origin_ns: u64) {
+    /// Declares that a live stream begins in the middle of what it
+    /// watches (a container already running), so none of its windows is a
+    /// start-up: the first is numbered 1, not 0 (window 0 stands for the
+    /// start-up, see `chids_detect::detect::evidence`). Clock-free on
+    /// purpose: the windows still start at the first event. No effect once
+    /// an event has arrived.
+    pub fn begin_mid_run(&mut self) {
         if self.first_ns.is_none() {
-            self.first_ns = Some(origin_ns);
-            self.declared_origin = true;
+            self.base = 1;
+            self.next_index = 1;
         }
     }
 
@@ -204,16 +195,12 @@ impl<B: Bucket> Windower<B> {
     ) -> Result<Option<&mut B>, TooManyWindows> {
         let first = *self.first_ns.get_or_insert(ts_ns);
         if ts_ns < first {
-            if self.declared_origin {
-                self.stats.before_origin += 1;
-                return Ok(None);
-            }
             // The reference's last row can be one of these (compat clamp).
             self.last_ns = ts_ns;
             self.stats.before_start += 1;
             return Ok(None);
         }
-        let k = (ts_ns - first) / self.window_ns;
+        let k = (ts_ns - first) / self.window_ns + self.base;
         if k < self.next_index {
             self.last_ns = ts_ns;
             self.stats.late += 1;
@@ -247,7 +234,7 @@ impl<B: Bucket> Windower<B> {
         if now_ns < first {
             return;
         }
-        let k = (now_ns - first) / self.window_ns;
+        let k = (now_ns - first) / self.window_ns + self.base;
         // Live: report a silence as it passes.
         self.close_before(k.saturating_sub(GRACE_WINDOWS - 1), true, emit);
     }
@@ -293,7 +280,7 @@ impl<B: Bucket> Windower<B> {
     }
 
     fn start_of(&self, first: u64, index: u64) -> u64 {
-        first.saturating_add(index.saturating_mul(self.window_ns))
+        first.saturating_add((index - self.base).saturating_mul(self.window_ns))
     }
 
     fn empty_run(&self, first: u64, count: u64) -> EmptyRun {
@@ -314,7 +301,7 @@ impl<B: Bucket> Windower<B> {
                 self.stats.void = true;
                 return self.stats;
             }
-            let last_k = (self.last_ns - first) / self.window_ns;
+            let last_k = (self.last_ns - first) / self.window_ns + self.base;
             // Windows after the last row's window fold into it.
             if last_k >= self.next_index {
                 let keep = (last_k - self.next_index + 1) as usize;
@@ -394,27 +381,38 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_beginning_starts_window_zero_there() {
-        let mut w: Windower<Vec<usize>> = Windower::new(1_000, false, None);
-        w.begin_at(10_000);
-        // Still in flight from before the stream began: not late.
-        assert!(w.slot(9_990, &mut |_| {}).unwrap().is_none());
-        let mut indices = Vec::new();
-        w.slot(25_500, &mut |_| {}).unwrap().unwrap().push(0);
-        w.advance_to(40_000, &mut |c| {
-            if let Closed::Window(win) = c {
-                indices.push((win.index, win.start_ns));
+    fn a_stream_begun_mid_run_numbers_its_windows_from_one() {
+        let collect = |mid_run: bool| {
+            let mut w: Windower<Vec<usize>> = Windower::new(1_000, false, None);
+            if mid_run {
+                w.begin_mid_run();
             }
-        });
-        // The first activity, 15.5 windows after the beginning, is window 15.
-        assert_eq!(indices, vec![(15, 25_000)]);
-        assert_eq!(w.stats().before_origin, 1);
-        assert_eq!(w.stats().dropped(), 0);
-        // Once an event has set the origin, a later declaration is ignored.
+            let mut out = Vec::new();
+            let mut keep = |c: Closed<Vec<usize>>| {
+                if let Closed::Window(win) = c {
+                    out.push((win.index, win.start_ns, win.items));
+                }
+            };
+            for (i, t) in [25_500u64, 25_900, 27_100].into_iter().enumerate() {
+                w.slot(t, &mut keep).unwrap().unwrap().push(i);
+            }
+            w.advance_to(40_000, &mut keep);
+            out
+        };
+        let from_zero = collect(false);
+        let from_one = collect(true);
+        // The same windows, at the same times, numbered one higher.
+        assert_eq!(from_zero.len(), 2);
+        for (a, b) in from_zero.iter().zip(&from_one) {
+            assert_eq!(a.0 + 1, b.0);
+            assert_eq!((a.1, &a.2), (b.1, &b.2));
+        }
+        assert_eq!(from_one[0].1, 25_500);
+        // Once an event has arrived, it is too late to say so.
         let mut w: Windower<Vec<usize>> = Windower::new(1_000, false, None);
         w.slot(500, &mut |_| {}).unwrap();
-        w.begin_at(100);
-        assert_eq!(w.first_ns(), Some(500));
+        w.begin_mid_run();
+        assert_eq!(w.base, 0);
     }
 
     #[test]

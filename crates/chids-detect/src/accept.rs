@@ -79,7 +79,7 @@ impl NamedArg {
 }
 
 /// Longest alert line read; an alert is a few KB (32 names of each kind).
-pub const MAX_ALERT_LINE: usize = 1 << 20;
+pub(crate) const MAX_ALERT_LINE: usize = 1 << 20;
 /// Most names one alert may add: an alert lists at most 32 of each kind;
 /// more is not an alert chids wrote.
 const MAX_NAMES: usize = 256;
@@ -259,7 +259,7 @@ fn max_freq_covering(m: u64, events: u64) -> u64 {
 }
 
 /// Largest alert file read (a million alerts are far more than anyone triages at once).
-pub const MAX_ALERT_FILE: u64 = 1 << 30;
+pub(crate) const MAX_ALERT_FILE: u64 = 1 << 30;
 
 /// Reads alert JSON lines from `path` (blank lines skipped). Errors name
 /// the file and line; a FIFO or device is refused (it may never end).

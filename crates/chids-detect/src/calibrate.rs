@@ -152,7 +152,7 @@ pub fn calibrate(input: &CalibrationInput<'_>) -> (f64, Calibration) {
 /// One-sided 95 % upper confidence bound on a Poisson mean after observing
 /// `k` events (Wilson–Hilferty approximation of the chi-square quantile;
 /// within 1 % of the exact value, 2.99 for k = 0 where exact is 3.00).
-pub fn poisson_upper_95(k: u64) -> f64 {
+pub(crate) fn poisson_upper_95(k: u64) -> f64 {
     let a = (k + 1) as f64;
     let z = 1.644_853_626_951_472_2;
     a * (1.0 - 1.0 / (9.0 * a) + z / (3.0 * a.sqrt())).powi(3)

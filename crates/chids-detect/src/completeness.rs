@@ -31,7 +31,7 @@ use chids_core::features::{normalized_arg, Settings};
 use chids_core::source::{EventSource, ReadOptions, SourceError};
 
 /// Distinct names tracked at most (about 20 bytes each).
-pub const MAX_NAMES: usize = 1 << 20;
+pub(crate) const MAX_NAMES: usize = 1 << 20;
 /// Fewer windows than this: the estimate rests on too little to trust.
 pub const MIN_WINDOWS: u64 = 60;
 const NS_PER_HOUR: f64 = 3.6e12;
@@ -85,7 +85,7 @@ impl Completeness {
 
 /// Counts, per name, the windows it occurs in (only whether once or more).
 #[derive(Debug, Default)]
-pub struct NameIncidence {
+pub(crate) struct NameIncidence {
     /// Name hash -> windows seen in, 1 or 2 (= more than one).
     seen: HashMap<u64, u8>,
     /// Names of the open window.
@@ -109,7 +109,7 @@ impl NameIncidence {
     }
 
     /// Closes the open window (an empty one is not a sample).
-    pub fn end_window(&mut self) {
+    pub(crate) fn end_window(&mut self) {
         if self.window.is_empty() {
             return;
         }

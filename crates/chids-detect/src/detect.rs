@@ -10,7 +10,7 @@ use chids_core::features::WindowFeatures;
 use chids_core::mode::Mode;
 
 /// Windows with fewer events than this are not evidence (modern mode).
-pub const MIN_EVIDENCE_EVENTS: usize = 10;
+pub(crate) const MIN_EVIDENCE_EVENTS: usize = 10;
 
 /// Which windows count as evidence. In modern mode every window except:
 /// a recording's first (start-up, or cut where capture began); its last
@@ -66,7 +66,7 @@ pub struct ScoredWindow {
 }
 
 /// The reconstruction error of a window's vector under the bundle's model.
-pub fn window_error(bundle: &Bundle, features: &WindowFeatures) -> Option<f64> {
+pub(crate) fn window_error(bundle: &Bundle, features: &WindowFeatures) -> Option<f64> {
     features.vector.map(|v| bundle.error(&v.to_array()))
 }
 
@@ -98,9 +98,9 @@ impl<'d> StreamDetector<'d> {
         self.scorer.push(event, emit)
     }
 
-    /// Declares where the stream began (see [`StreamScorer::begin_at`]).
-    pub fn begin_at(&mut self, origin_ns: u64) {
-        self.scorer.begin_at(origin_ns)
+    /// The stream begins mid-run (see [`StreamScorer::begin_mid_run`]).
+    pub fn begin_mid_run(&mut self) {
+        self.scorer.begin_mid_run()
     }
 
     /// Closes windows that ended before `now_ns` (a silent container).

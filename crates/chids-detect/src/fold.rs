@@ -19,7 +19,7 @@ use chids_core::source::{EventSource, ReadOptions, SourceError};
 /// Scoring rounds at most: each names up to
 /// [`chids_core::ssg::EXPLAIN_TOP`] new names per window, so a window with
 /// more needs another round.
-pub const MAX_ROUNDS: usize = 4;
+pub(crate) const MAX_ROUNDS: usize = 4;
 
 /// Names calibration's normal data used that training lacked, folded into
 /// the model as seen (`baseline.json`'s `folded_names`).
@@ -51,7 +51,7 @@ fn unseen_names(scored: &[ScoredRecording]) -> (Vec<String>, Vec<String>) {
 /// Scores normal `recordings` for calibration, folding the names they use
 /// that `bundle` lacks into it (and into `bundle.folded`) until none is
 /// left or [`MAX_ROUNDS`] passed; returns the last scores.
-pub fn score_folding(
+pub(crate) fn score_folding(
     bundle: &mut Bundle,
     recordings: &[&dyn EventSource],
     source: &str,

@@ -26,4 +26,4 @@ pub mod scored;
 pub mod stide;
 pub mod train;
 
-pub use detector::{Detector, Fit, StreamScorer};
+pub use detector::Detector;

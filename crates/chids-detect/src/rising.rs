@@ -24,11 +24,11 @@ use chids_core::ssg::EdgeOrder;
 use chids_core::window::{Bucket, Closed, Windower};
 
 /// Names one counter interns (system-call node names are a few hundred).
-pub const MAX_NAMES: usize = 4096;
+pub(crate) const MAX_NAMES: usize = 4096;
 /// Distinct transitions, and threads, one window counts.
-pub const MAX_DISTINCT: usize = 4096;
+pub(crate) const MAX_DISTINCT: usize = 4096;
 /// `rising` entries an alarm lists.
-pub const RISING_TOP: usize = 5;
+pub(crate) const RISING_TOP: usize = 5;
 
 /// One window's counts, by name id.
 #[derive(Clone, Debug, Default)]
@@ -109,7 +109,7 @@ impl Bucket for WindowCounts {
 }
 
 /// The key of a transition in [`CountMaxima::edges`] and in `rising`.
-pub fn edge_name(from: &str, to: &str) -> String {
+pub(crate) fn edge_name(from: &str, to: &str) -> String {
     format!("{from}->{to}")
 }
 
@@ -191,7 +191,7 @@ pub struct IdMaxima {
 
 impl IdMaxima {
     /// Raises the maxima to a window's counts.
-    pub fn observe(&mut self, counts: &WindowCounts) {
+    pub(crate) fn observe(&mut self, counts: &WindowCounts) {
         for (&k, &n) in &counts.calls {
             let m = self.calls.entry(k).or_default();
             *m = (*m).max(n);
@@ -213,7 +213,7 @@ pub struct Counted<'a> {
 /// The count maxima over the training windows of the usable recordings:
 /// from the events the first training pass kept, or, for a recording too
 /// large to keep, by reading it again.
-pub fn training_maxima(
+pub(crate) fn training_maxima(
     recordings: &[&dyn EventSource],
     encoded: &[EncodedRecording],
     usable: &[usize],
@@ -351,9 +351,9 @@ impl CallCounter {
         }
     }
 
-    /// Declares where a live stream begins, as [`Windower::begin_at`].
-    pub fn begin_at(&mut self, origin_ns: u64) {
-        self.windower.begin_at(origin_ns);
+    /// A live stream that begins mid-run, as [`Windower::begin_mid_run`].
+    pub fn begin_mid_run(&mut self) {
+        self.windower.begin_mid_run();
     }
 
     /// Closes windows as [`Windower::advance_to`].

@@ -66,7 +66,7 @@ pub struct Trained {
 /// Runs `f` on every recording in parallel, as one progress stage. Results
 /// keep the input order whatever the thread count; the first error in input
 /// order is returned.
-pub fn map_recordings<'a, R: Send>(
+pub(crate) fn map_recordings<'a, R: Send>(
     recordings: &[&'a dyn EventSource],
     stage: &str,
     progress: &Progress<'_>,
@@ -99,7 +99,7 @@ pub fn map_recordings<'a, R: Send>(
 }
 
 /// Warnings about a recording's read: malformed lines, or nothing usable.
-pub fn read_warnings(
+pub(crate) fn read_warnings(
     source: &dyn EventSource,
     read: &ReadStats,
     windows: &WindowStats,

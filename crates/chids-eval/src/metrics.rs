@@ -41,7 +41,7 @@ pub struct Series {
 
 impl Series {
     /// Whether window `i` is in the attack phase.
-    pub fn is_attack_window(&self, i: usize) -> bool {
+    pub(crate) fn is_attack_window(&self, i: usize) -> bool {
         match self.exploit_ns {
             Some(exploit) => self.starts[i].saturating_add(self.window_ns) > exploit,
             None => false,
@@ -78,7 +78,7 @@ pub struct LiddsRow {
 
 /// LID-DS metrics for one threshold over `series` (normal and attack
 /// recordings together; `exploit_ns` tells them apart).
-pub fn lidds_row(series: &[Series], theta: f64, threshold: f64) -> LiddsRow {
+pub(crate) fn lidds_row(series: &[Series], theta: f64, threshold: f64) -> LiddsRow {
     let mut attacks = 0;
     let mut detected = 0;
     let mut normal_windows = 0;
@@ -142,7 +142,7 @@ pub fn lidds_row(series: &[Series], theta: f64, threshold: f64) -> LiddsRow {
 }
 
 /// [`lidds_row`] for every (theta, threshold) pair.
-pub fn lidds_table(series: &[Series], thetas: &[f64], thresholds: &[f64]) -> Vec<LiddsRow> {
+pub(crate) fn lidds_table(series: &[Series], thetas: &[f64], thresholds: &[f64]) -> Vec<LiddsRow> {
     thetas
         .iter()
         .zip(thresholds)
@@ -233,7 +233,7 @@ pub fn roc(series: &[Series]) -> Roc {
 impl Roc {
     /// At most about `max` points (the first and last always kept), for
     /// reports: a curve over millions of windows has as many points.
-    pub fn thinned(&self, max: usize) -> Vec<RocPoint> {
+    pub(crate) fn thinned(&self, max: usize) -> Vec<RocPoint> {
         let n = self.points.len();
         if n <= max.max(2) {
             return self.points.clone();

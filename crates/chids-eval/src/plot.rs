@@ -72,7 +72,7 @@ fn render_png(
 }
 
 /// Loads the font once per process.
-pub fn ensure_font() -> Result<(), PlotError> {
+pub(crate) fn ensure_font() -> Result<(), PlotError> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
@@ -108,13 +108,13 @@ pub fn ensure_font() -> Result<(), PlotError> {
 }
 
 /// One ROC curve to draw.
-pub struct RocCurve<'a> {
+pub(crate) struct RocCurve<'a> {
     pub label: String,
     pub points: &'a [RocPoint],
 }
 
 /// Draws ROC curves (and the chance diagonal) into `path`.
-pub fn roc_png(path: &Path, curves: &[RocCurve<'_>]) -> Result<(), PlotError> {
+pub(crate) fn roc_png(path: &Path, curves: &[RocCurve<'_>]) -> Result<(), PlotError> {
     ensure_font()?;
     let draw_err = |e: &dyn std::fmt::Display| PlotError::Draw {
         path: path.to_path_buf(),
@@ -158,7 +158,7 @@ pub fn roc_png(path: &Path, curves: &[RocCurve<'_>]) -> Result<(), PlotError> {
 }
 
 /// What to draw for one recording.
-pub struct ScorePlot<'a> {
+pub(crate) struct ScorePlot<'a> {
     pub title: String,
     /// Axis name of the scores (e.g. "reconstruction error").
     pub score_name: &'a str,
@@ -171,7 +171,7 @@ pub struct ScorePlot<'a> {
 /// window), the threshold, and the exploit start, into `path`. Scores that
 /// span more than a factor of 20 are drawn as log10, so that both the
 /// threshold and an attack's peak stay visible.
-pub fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
+pub(crate) fn scores_png(path: &Path, plot: &ScorePlot<'_>) -> Result<(), PlotError> {
     ensure_font()?;
     let draw_err = |e: &dyn std::fmt::Display| PlotError::Draw {
         path: path.to_path_buf(),

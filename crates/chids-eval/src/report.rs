@@ -196,7 +196,7 @@ pub enum ReportError {
 }
 
 /// The numbers of `report.json`, without plots.
-pub fn build_report(inputs: &Inputs, evals: &[ModelEvaluation]) -> Report {
+pub(crate) fn build_report(inputs: &Inputs, evals: &[ModelEvaluation]) -> Report {
     Report {
         chids_version: env!("CARGO_PKG_VERSION").into(),
         inputs: inputs.clone(),
@@ -369,7 +369,7 @@ fn opt(x: Option<f64>, digits: usize) -> String {
 }
 
 /// `report.md`: the same numbers as `report.json`, as tables.
-pub fn markdown(report: &Report) -> String {
+pub(crate) fn markdown(report: &Report) -> String {
     let mut s = String::new();
     let i = &report.inputs;
     let _ = writeln!(s, "# chids evaluation report\n");

@@ -17,7 +17,7 @@ use super::LiveError;
 use chids_core::event::Direction;
 
 /// Longest a final [`Capture::drain`] may take.
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// Kernel-side counters (summed over CPUs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,7 +170,7 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, the offset that turns
 /// `bpf_ktime_get_ns` into epoch time. Taken as the tightest of a few
 /// monotonic/realtime/monotonic sandwiches.
-pub fn epoch_offset_ns() -> i64 {
+pub(crate) fn epoch_offset_ns() -> i64 {
     let now = clock_ns;
     let mut best = (i64::MAX, 0);
     for _ in 0..16 {
@@ -501,7 +501,7 @@ impl Capture {
     }
 
     /// REALTIME − MONOTONIC as measured when the capture opened.
-    pub fn epoch_offset(&self) -> i64 {
+    pub(crate) fn epoch_offset(&self) -> i64 {
         self.epoch_offset_ns
     }
 }

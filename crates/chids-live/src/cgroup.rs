@@ -57,7 +57,7 @@ pub fn cgroup2_root() -> Result<PathBuf, LiveError> {
 
 impl CgroupRef {
     /// Resolves a cgroup directory (absolute, or relative to the cgroup2 root).
-    pub fn from_path(path: &Path) -> Result<CgroupRef, LiveError> {
+    pub(crate) fn from_path(path: &Path) -> Result<CgroupRef, LiveError> {
         let root = cgroup2_root()?;
         let full = if path.is_absolute() {
             path.to_path_buf()
@@ -135,21 +135,8 @@ impl CgroupRef {
 }
 
 /// The container id in a cgroup directory name, if it has one.
-pub fn container_id_of(name: &str) -> Option<&str> {
-    let mut s = name.strip_suffix(".scope").unwrap_or(name);
-    for prefix in [
-        "docker-",
-        "cri-containerd-",
-        "crio-",
-        "libpod-",
-        "containerd-",
-    ] {
-        if let Some(rest) = s.strip_prefix(prefix) {
-            s = rest;
-            break;
-        }
-    }
-    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+fn container_id_of(name: &str) -> Option<&str> {
+    crate::container_dir::container_id_in(name).map(|(_, id)| id)
 }
 
 fn find_container_dirs(dir: &Path, id: &str, depth: u32, out: &mut Vec<(PathBuf, String)>) {
@@ -232,7 +219,7 @@ impl CommandCgroup {
 
     /// Sends the command's stdout to chids' stderr (for consumers that
     /// write their own results on stdout).
-    pub fn output_to_stderr(mut self) -> CommandCgroup {
+    pub(crate) fn output_to_stderr(mut self) -> CommandCgroup {
         self.output_to_stderr = true;
         self
     }
@@ -411,7 +398,7 @@ fn sweep_stale(parent: &Path) {
 
 /// `prog` itself if it names a path, else the first executable file called
 /// `prog` on PATH.
-pub fn resolve_program(prog: &str) -> Option<PathBuf> {
+pub(crate) fn resolve_program(prog: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| {
         fs::metadata(p)

@@ -20,6 +20,7 @@ mod agg_record;
 pub mod aggregate;
 pub mod capture;
 pub mod cgroup;
+pub mod container_dir;
 pub mod format;
 mod marker;
 pub mod metrics;

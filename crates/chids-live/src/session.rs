@@ -53,7 +53,7 @@ impl StopToken {
         self.0.store(true, Ordering::SeqCst);
     }
 
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -115,7 +115,7 @@ impl Followed {
             .filter(|c| c.id != self.cgroup.id)
     }
 
-    pub fn moved_to(&mut self, cgroup: CgroupRef) {
+    pub(crate) fn moved_to(&mut self, cgroup: CgroupRef) {
         self.cgroup = cgroup;
     }
 }
@@ -155,7 +155,7 @@ impl Session {
     /// [`Session::begin`]) and events from the command's first `execve`
     /// on (see [`ExecGate`]). Nothing is watched yet: the consumer chooses
     /// how (per-event records, kernel windows).
-    pub fn for_target(
+    pub(crate) fn for_target(
         target: &Target,
         purpose: &str,
         stop: StopToken,
@@ -191,13 +191,13 @@ impl Session {
     }
 
     /// Whether events are admitted only from a command's `execve` on.
-    pub fn gated(&self) -> bool {
+    pub(crate) fn gated(&self) -> bool {
         self.argv.is_some()
     }
 
     /// The command's output goes to stderr (`monitor` prints alerts on
     /// stdout, which the command's output must not mix into).
-    pub fn command_output_to_stderr(&mut self) {
+    pub(crate) fn command_output_to_stderr(&mut self) {
         self.command = self.command.take().map(CommandCgroup::output_to_stderr);
     }
 
@@ -294,7 +294,7 @@ impl Session {
     }
 
     /// Removes the command's cgroup now (it is also removed on drop).
-    pub fn release_command(&mut self) {
+    pub(crate) fn release_command(&mut self) {
         self.command = None;
     }
 }

@@ -12,11 +12,11 @@ mod table;
 mod table_ia32;
 
 /// Offset of ia32 syscall numbers in events (NR_IA32_BASE, bpf/chids_abi.h).
-pub const IA32_BASE: i32 = crate::abi::chids_limit::NR_IA32_BASE.0 as i32;
+pub(crate) const IA32_BASE: i32 = crate::abi::chids_limit::NR_IA32_BASE.0 as i32;
 
 /// Offset of io_uring operations in events (NR_IOURING_BASE,
 /// bpf/chids_abi.h): an operation is this plus its opcode.
-pub const IOURING_BASE: i32 = crate::abi::chids_limit::NR_IOURING_BASE.0 as i32;
+pub(crate) const IOURING_BASE: i32 = crate::abi::chids_limit::NR_IOURING_BASE.0 as i32;
 
 /// io_uring operations by opcode (enum io_uring_op in the kernel's uapi
 /// `linux/io_uring.h`, through Linux 6.18), named `io_uring_` and the

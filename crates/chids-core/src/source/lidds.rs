@@ -33,7 +33,7 @@ pub struct Lidds2021 {
 
 impl Lidds2021 {
     /// Opens a `.zip` recording: checks the archive and reads its labels.
-    pub fn open_zip(path: &Path) -> Result<Self, SourceError> {
+    pub(crate) fn open_zip(path: &Path) -> Result<Self, SourceError> {
         let file = File::open(path).map_err(|e| SourceError::io(path, Position::Whole, &e))?;
         let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
             SourceError::new(
@@ -132,7 +132,7 @@ fn read_limited(path: &Path) -> Result<String, SourceError> {
 }
 
 /// `exploit` and `time.exploit[0].absolute` from a LID-DS 2021 `.json`.
-pub fn parse_labels(text: &str) -> Result<Labels, String> {
+pub(crate) fn parse_labels(text: &str) -> Result<Labels, String> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("invalid JSON metadata: {e}"))?;
     let exploit = v.get("exploit").and_then(|e| e.as_bool()).unwrap_or(false);
@@ -158,7 +158,7 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
 
 /// Exact decimal seconds → ns: going through f64 would move the exploit
 /// time by up to ~100 ns at today's epoch values.
-pub fn decimal_seconds_to_ns(s: &str) -> Option<u64> {
+pub(crate) fn decimal_seconds_to_ns(s: &str) -> Option<u64> {
     if s.contains(['e', 'E', '-']) {
         let f: f64 = s.parse().ok()?;
         return seconds_to_ns(f);
@@ -256,7 +256,7 @@ pub fn parse_sc_line(line: &str) -> Option<Event<'_>> {
 }
 
 /// A LID-DS 2019 recording: `<name>.txt` labelled by `runs.csv`.
-pub struct Lidds2019 {
+pub(crate) struct Lidds2019 {
     info: RecordingInfo,
 }
 
@@ -301,7 +301,7 @@ impl Lidds2019 {
         })
     }
 
-    pub fn looks_like(line: &str) -> bool {
+    pub(crate) fn looks_like(line: &str) -> bool {
         parse_2019_line(line).is_some()
     }
 }

@@ -7,13 +7,13 @@ use super::{Position, ReadStats, Sink, SourceError};
 use crate::event::Event;
 
 /// Longest line accepted: a guard against a binary file read as text.
-pub const MAX_LINE: usize = 1 << 20;
+pub(crate) const MAX_LINE: usize = 1 << 20;
 
 /// Calls `f(line_number, line)` for every line (with its newline, if it
 /// has one). Lines are handed out straight from a large read buffer, found
 /// with `memchr`: no copy and no allocation per line. Lines longer than
 /// [`MAX_LINE`] are an error.
-pub fn for_each_line(
+pub(crate) fn for_each_line(
     path: &Path,
     mut reader: impl Read,
     mut f: impl FnMut(u64, &[u8]) -> Result<(), SourceError>,
@@ -62,7 +62,7 @@ pub fn for_each_line(
 }
 
 /// How a line-based format's lines become events.
-pub struct LineFormat {
+pub(crate) struct LineFormat {
     /// Names the format in "not a ... event line" warnings.
     pub name: &'static str,
     pub parse: for<'l> fn(&'l str) -> Option<Event<'l>>,
@@ -114,7 +114,7 @@ pub fn read_events(
 }
 
 /// Splits on ASCII whitespace, returning each token with its byte offset.
-pub fn tokens_with_offsets(line: &str) -> impl Iterator<Item = (usize, &str)> {
+pub(crate) fn tokens_with_offsets(line: &str) -> impl Iterator<Item = (usize, &str)> {
     let bytes = line.as_bytes();
     let mut i = 0;
     std::iter::from_fn(move || {
@@ -133,13 +133,13 @@ pub fn tokens_with_offsets(line: &str) -> impl Iterator<Item = (usize, &str)> {
 }
 
 /// The rest of `line` from `offset`, trimmed: the `info` of an event.
-pub fn rest_from(line: &str, offset: Option<usize>) -> &str {
+pub(crate) fn rest_from(line: &str, offset: Option<usize>) -> &str {
     offset.map_or("", |o| line[o..].trim_end())
 }
 
 /// Parses `HH:MM:SS.fffffffff` into nanoseconds since midnight (1 to 9
 /// fraction digits, or none).
-pub fn parse_time_of_day(s: &str) -> Option<u64> {
+pub(crate) fn parse_time_of_day(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 8 || b[2] != b':' || b[5] != b':' {
         return None;
@@ -173,7 +173,7 @@ pub fn parse_time_of_day(s: &str) -> Option<u64> {
 /// Midnight roll-over for time-of-day clocks: when time jumps back by more
 /// than 12 hours, a day has passed.
 #[derive(Default)]
-pub struct DayCounter {
+pub(crate) struct DayCounter {
     last: Option<u64>,
     offset: u64,
 }
@@ -195,7 +195,7 @@ impl DayCounter {
 /// The reference's noise filter (SPEC §1, quirk Q2): a line is dropped when
 /// Python's `repr()` of its bytes is at most 20 characters, or contains one
 /// of the sysdig metadata words anywhere.
-pub fn compat_noise(line_with_newline: &[u8]) -> bool {
+pub(crate) fn compat_noise(line_with_newline: &[u8]) -> bool {
     // repr() adds at least 3 characters, so only short lines can be <= 20.
     if line_with_newline.len() < 18 && py_bytes_repr_len(line_with_newline) <= 20 {
         return true;

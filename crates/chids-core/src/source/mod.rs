@@ -82,7 +82,7 @@ pub struct ReadStats {
 }
 
 impl ReadStats {
-    pub fn malformed_at(&mut self, position: Position, why: impl Into<String>) {
+    pub(crate) fn malformed_at(&mut self, position: Position, why: impl Into<String>) {
         self.malformed += 1;
         if self.first_malformed.is_none() {
             self.first_malformed = Some((position, why.into()));

@@ -26,7 +26,7 @@ impl SysdigText {
     }
 
     /// Whether a line looks like sysdig's default output (for sniffing).
-    pub fn looks_like(line: &str) -> bool {
+    pub(crate) fn looks_like(line: &str) -> bool {
         let t: Vec<&str> = line.split_ascii_whitespace().take(7).collect();
         t.len() == 7
             && t[0].bytes().all(|b| b.is_ascii_digit())

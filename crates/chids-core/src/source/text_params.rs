@@ -68,7 +68,7 @@ fn endpoint<'a>(info: &'a str, side: Side) -> Option<Endpoint<'a>> {
 }
 
 /// The typed parameters of one text event.
-pub fn params_from_info<'a>(syscall: &str, dir: Direction, info: &'a str) -> Params<'a> {
+pub(crate) fn params_from_info<'a>(syscall: &str, dir: Direction, info: &'a str) -> Params<'a> {
     if info.is_empty() {
         return Params::default();
     }

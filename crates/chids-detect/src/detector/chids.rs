@@ -22,30 +22,9 @@ impl Detector for Bundle {
     fn score_name(&self) -> &'static str {
         "reconstruction error"
     }
-    fn mode(&self) -> Mode {
-        self.settings.mode
-    }
-    fn window_ns(&self) -> u64 {
-        self.settings.window_ns
-    }
-    fn thetas(&self) -> &[f64] {
-        &self.thetas
-    }
-    fn thresholds(&self) -> &[f64] {
-        &self.thresholds
-    }
+    settings_and_thresholds_accessors!();
     fn training_max(&self) -> f64 {
         self.training.max_error
-    }
-    fn calibrated_threshold(&self) -> Option<f64> {
-        self.operating_threshold
-    }
-    fn calibration(&self) -> Option<&Calibration> {
-        self.calibration.as_ref()
-    }
-    fn set_operating_threshold(&mut self, threshold: f64, calibration: Calibration) {
-        self.operating_threshold = Some(threshold);
-        self.calibration = Some(calibration);
     }
     fn score_recording(
         &self,
@@ -96,7 +75,7 @@ pub(crate) fn alarm_reasons(bundle: &Bundle, reasons: Reasons, events: usize) ->
 
 /// A live stream scored by the autoencoder: the same [`FeatureStream`] as
 /// files, plus per-window call counts for the `rising` reasons.
-pub struct ChidsStream<'b> {
+pub(crate) struct ChidsStream<'b> {
     bundle: &'b Bundle,
     stream: FeatureStream<'b>,
     counter: CallCounter,
@@ -147,9 +126,9 @@ impl StreamScorer for ChidsStream<'_> {
             self.scored(w, emit);
         }
     }
-    fn begin_at(&mut self, origin_ns: u64) {
-        self.counter.begin_at(origin_ns);
-        self.stream.begin_at(origin_ns);
+    fn begin_mid_run(&mut self) {
+        self.counter.begin_mid_run();
+        self.stream.begin_mid_run();
     }
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow)) {
         self.counter.advance_to(now_ns);

@@ -4,6 +4,38 @@
 //! are [`Detector`]; a live stream is scored by a [`StreamScorer`] any
 //! detector makes.
 
+/// The [`Detector`] methods every bundle type answers from the same fields
+/// (`settings`, `thetas`, `thresholds`, `operating_threshold`,
+/// `calibration`): written once for the autoencoder bundle and the STIDE
+/// model. A macro rather than a shared struct, because the fields sit at
+/// the top level of each bundle's `baseline.json`.
+macro_rules! settings_and_thresholds_accessors {
+    () => {
+        fn mode(&self) -> Mode {
+            self.settings.mode
+        }
+        fn window_ns(&self) -> u64 {
+            self.settings.window_ns
+        }
+        fn thetas(&self) -> &[f64] {
+            &self.thetas
+        }
+        fn thresholds(&self) -> &[f64] {
+            &self.thresholds
+        }
+        fn calibrated_threshold(&self) -> Option<f64> {
+            self.operating_threshold
+        }
+        fn calibration(&self) -> Option<&Calibration> {
+            self.calibration.as_ref()
+        }
+        fn set_operating_threshold(&mut self, threshold: f64, calibration: Calibration) {
+            self.operating_threshold = Some(threshold);
+            self.calibration = Some(calibration);
+        }
+    };
+}
+
 mod chids;
 mod stide;
 
@@ -25,8 +57,6 @@ use chids_core::source::{EventSource, ReadOptions, SourceError};
 use chids_core::window::WindowStats;
 
 pub(crate) use chids::alarm_reasons;
-pub use chids::ChidsStream;
-pub use stide::{StideFitOptions, StideStream};
 
 /// A trained detector.
 pub trait Detector: Send + Sync {
@@ -116,11 +146,10 @@ pub trait Fit: Detector + Sized {
 pub trait StreamScorer: Send {
     /// Adds one event; `emit` gets every window this closes, scored.
     fn push(&mut self, event: &Event<'_>, emit: &mut dyn FnMut(ScoredWindow));
-    /// Declares that the stream began at `origin_ns` (on the events' time
-    /// base): window 0 starts there, not at the first event. Call before
-    /// the first event, for a stream that starts watching something
-    /// already running.
-    fn begin_at(&mut self, origin_ns: u64);
+    /// Declares that the stream begins in the middle of what it watches
+    /// (something already running): none of its windows is a start-up
+    /// window, exempt from alarming. Call before the first event.
+    fn begin_mid_run(&mut self);
     /// Closes windows that ended before `now_ns` (a silent container).
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow));
     /// Ends the stream, flushing the open windows.
@@ -190,7 +219,11 @@ pub fn choose_threshold(
 /// above its training maximum explains an alarm (a bundle without count
 /// maxima, kernel-computed windows), the window's event count against the
 /// busiest training window's is the reason (FI is that ratio).
-pub fn never_empty(mut reasons: Reasons, events: usize, training_max_events: u64) -> Reasons {
+pub(crate) fn never_empty(
+    mut reasons: Reasons,
+    events: usize,
+    training_max_events: u64,
+) -> Reasons {
     if reasons.is_empty() {
         reasons.rising.push(crate::alert::Rising {
             what: "events".into(),

@@ -13,7 +13,7 @@ use chids_core::features::WindowFeatures;
 use chids_core::mode::Mode;
 use chids_core::source::{EventSource, ReadOptions, SourceError};
 
-pub use crate::stide::StideStream;
+pub(crate) use crate::stide::StideStream;
 
 impl Detector for StideModel {
     fn name(&self) -> &'static str {
@@ -22,30 +22,9 @@ impl Detector for StideModel {
     fn score_name(&self) -> &'static str {
         "STIDE mismatch share"
     }
-    fn mode(&self) -> Mode {
-        self.settings.mode
-    }
-    fn window_ns(&self) -> u64 {
-        self.settings.window_ns
-    }
-    fn thetas(&self) -> &[f64] {
-        &self.thetas
-    }
-    fn thresholds(&self) -> &[f64] {
-        &self.thresholds
-    }
+    settings_and_thresholds_accessors!();
     fn training_max(&self) -> f64 {
         self.training.max_score
-    }
-    fn calibrated_threshold(&self) -> Option<f64> {
-        self.operating_threshold
-    }
-    fn calibration(&self) -> Option<&Calibration> {
-        self.calibration.as_ref()
-    }
-    fn set_operating_threshold(&mut self, threshold: f64, calibration: Calibration) {
-        self.operating_threshold = Some(threshold);
-        self.calibration = Some(calibration);
     }
     fn score_recording(
         &self,

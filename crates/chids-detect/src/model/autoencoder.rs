@@ -516,7 +516,7 @@ impl Autoencoder {
     }
 
     /// The model output for `v` (cast to f32 first, as Keras does).
-    pub fn reconstruct(&self, v: &[f64; 3]) -> [f32; 3] {
+    pub(crate) fn reconstruct(&self, v: &[f64; 3]) -> [f32; 3] {
         let a = forward(&self.params, &v.map(|c| c as f32));
         [a[OUT_OFF], a[OUT_OFF + 1], a[OUT_OFF + 2]]
     }
@@ -536,7 +536,7 @@ impl Autoencoder {
 
     /// Serialises the weights as safetensors: `dense_{i}.kernel` `[in, out]`
     /// and `dense_{i}.bias` `[out]`, F32 little-endian, i = 0..4.
-    pub fn to_safetensors(&self) -> Vec<u8> {
+    pub(crate) fn to_safetensors(&self) -> Vec<u8> {
         let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(10);
         for (l, &(ni, no)) in LAYERS.iter().enumerate() {
             let (kn, bn) = tensor_names(l);
@@ -557,7 +557,7 @@ impl Autoencoder {
     /// Loads weights written by [`to_safetensors`](Self::to_safetensors).
     /// Every expected tensor must be present with dtype F32, the right
     /// shape and finite values; any other tensor is rejected.
-    pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelError> {
+    pub(crate) fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelError> {
         let st =
             SafeTensors::deserialize(bytes).map_err(|e| ModelError::Safetensors(e.to_string()))?;
         let mut expected = BTreeSet::new();

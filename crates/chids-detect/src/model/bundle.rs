@@ -13,14 +13,14 @@ use chids_core::mode::Mode;
 use chids_core::ssg::EdgeOrder;
 
 /// Bumped whenever a field changes meaning; loading refuses other versions.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const BASELINE_FILE: &str = "baseline.json";
 /// Identifies our `baseline.json` among other JSON files.
-pub const KIND: &str = "chids-baseline";
+pub(crate) const KIND: &str = "chids-baseline";
 /// `baseline.json`'s `detector` for the autoencoder; bundles written before
 /// the field existed have none and are autoencoder bundles.
-pub const DETECTOR: &str = "chids";
+pub(crate) const DETECTOR: &str = "chids";
 
 /// How the model was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ pub struct TrainingInfo {
 
 /// `baseline.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BaselineFile {
+pub(crate) struct BaselineFile {
     pub kind: String,
     pub format_version: u32,
     /// Which detector the bundle holds (`chids`, `stide`).
@@ -286,7 +286,7 @@ impl Bundle {
 /// version, and returns it with the detector it names. Every detector's
 /// loader starts here, so a bundle of one detector loaded as another is a
 /// clear error rather than a missing-field one.
-pub fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), BundleError> {
+pub(crate) fn read_baseline_json(dir: &Path) -> Result<(serde_json::Value, String), BundleError> {
     let json_path = dir.join(BASELINE_FILE);
     let bytes = std::fs::read(&json_path).map_err(|source| BundleError::Io {
         path: json_path.clone(),
@@ -362,7 +362,7 @@ pub(crate) fn save_bundle<F: Serialize + serde::de::DeserializeOwned>(
 /// thousands of windows (memory and time grow with them), above an hour
 /// nothing is ever detected in time. Both ends are refused at training
 /// and at loading.
-pub const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> =
+pub(crate) const WINDOW_NS_RANGE: std::ops::RangeInclusive<u64> =
     chids_core::features::MIN_WINDOW_NS..=chids_core::features::MAX_WINDOW_NS;
 
 /// The checks every detector's bundle passes on load (and before save):

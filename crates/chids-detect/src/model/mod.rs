@@ -3,12 +3,13 @@
 
 pub mod autoencoder;
 
-pub use autoencoder::{
-    default_thetas, thresholds, Autoencoder, ModelError, TrainConfig, TrainReport,
-};
+pub(crate) use autoencoder::ModelError;
+pub use autoencoder::{default_thetas, thresholds, Autoencoder, TrainConfig};
 pub mod bundle;
 
-pub use bundle::{Bundle, BundleError};
+pub use bundle::Bundle;
+pub(crate) use bundle::BundleError;
 pub mod scoring;
 
-pub use scoring::{ErrorKind, Scoring};
+pub use scoring::ErrorKind;
+pub(crate) use scoring::Scoring;

@@ -44,14 +44,14 @@ pub struct Scoring {
 }
 
 /// The smallest scale of USI and UAI in modern mode (see [`Scoring::fit`]).
-pub const UNSEEN_SCALE: f64 = 0.05;
+pub(crate) const UNSEEN_SCALE: f64 = 0.05;
 
 /// Optimiser steps the modern mode trains for at least (see module doc).
-pub const MODERN_MIN_STEPS: usize = 4_000;
+pub(crate) const MODERN_MIN_STEPS: usize = 4_000;
 
 impl Scoring {
     /// The reference's rule: raw features, mean error.
-    pub const REFERENCE: Scoring = Scoring {
+    pub(crate) const REFERENCE: Scoring = Scoring {
         scale: [1.0; 3],
         error: ErrorKind::Mean,
     };

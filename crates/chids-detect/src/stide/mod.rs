@@ -37,9 +37,9 @@ use chids_core::source::{EventSource, ReadOptions, SourceError};
 use chids_core::window::WindowStats;
 
 /// `baseline.json`'s `detector` for STIDE bundles.
-pub const DETECTOR: &str = "stide";
+pub(crate) const DETECTOR: &str = "stide";
 /// The sequence database beside `baseline.json`.
-pub const SEQUENCES_FILE: &str = "stide_sequences.json";
+pub(crate) const SEQUENCES_FILE: &str = "stide_sequences.json";
 pub const DEFAULT_LENGTH: usize = 6;
 pub const DEFAULT_FRAME: usize = 20;
 /// Id of a system call the database never saw: no stored sequence holds it.
@@ -153,7 +153,7 @@ struct SequencesFile {
 
 mod stream;
 
-pub use stream::StideStream;
+pub(crate) use stream::StideStream;
 use stream::{Names, Sequencer};
 
 /// The sequences of one training recording, in its own ids.

@@ -140,7 +140,7 @@ impl Sequencer {
 }
 
 /// Scores a stream of events with a STIDE model, window by window.
-pub struct StideStream<'m> {
+pub(crate) struct StideStream<'m> {
     model: &'m StideModel,
     global: FxHashMap<&'m str, u32>,
     /// Stream-local ids, and each one's id in the model (UNKNOWN when the
@@ -352,8 +352,8 @@ impl StreamScorer for StideStream<'_> {
             emit(scored_window(model, threshold, w, e, m))
         });
     }
-    fn begin_at(&mut self, origin_ns: u64) {
-        self.windower.begin_at(origin_ns);
+    fn begin_mid_run(&mut self) {
+        self.windower.begin_mid_run();
     }
     fn advance_to(&mut self, now_ns: u64, emit: &mut dyn FnMut(ScoredWindow)) {
         let (names, naming) = (&self.names, self.naming_threshold());

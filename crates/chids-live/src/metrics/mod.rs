@@ -39,7 +39,7 @@ struct PerContainer {
 
 /// Everything `/metrics` reports.
 #[derive(Clone, Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub counters: Counters,
     threshold: f64,
     containers: BTreeMap<String, PerContainer>,
@@ -91,11 +91,6 @@ impl Metrics {
         if anomalous {
             c.alerts += 1;
         }
-    }
-
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self) -> String {
-        Exposition::render(self)
     }
 }
 

@@ -26,11 +26,11 @@ use super::Exposition;
 use crate::LiveError;
 
 /// Time a client has to send its request head.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a connection may last in all (a client that reads slowly too).
-pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections served at once.
-pub const MAX_CLIENTS: usize = 32;
+pub(crate) const MAX_CLIENTS: usize = 32;
 
 /// The running metrics server; stops (and joins its thread) on drop.
 pub struct Server {

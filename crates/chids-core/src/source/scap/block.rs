@@ -7,38 +7,38 @@ use std::io::{self, Read};
 
 pub const SHB: u32 = 0x0A0D_0D0A;
 pub const MI: u32 = 0x201;
-pub const PL_V1: u32 = 0x202;
-pub const FDL: u32 = 0x203;
-pub const EV: u32 = 0x204;
+pub(crate) const PL_V1: u32 = 0x202;
+pub(crate) const FDL: u32 = 0x203;
+pub(crate) const EV: u32 = 0x204;
 pub const IL: u32 = 0x205;
-pub const UL: u32 = 0x206;
-pub const PL_V2: u32 = 0x207;
-pub const EVF: u32 = 0x208;
-pub const PL_V3: u32 = 0x209;
-pub const PL_V4: u32 = 0x210;
-pub const PL_V5: u32 = 0x211;
-pub const PL_V6: u32 = 0x212;
-pub const PL_V7: u32 = 0x213;
-pub const PL_V8: u32 = 0x214;
+pub(crate) const UL: u32 = 0x206;
+pub(crate) const PL_V2: u32 = 0x207;
+pub(crate) const EVF: u32 = 0x208;
+pub(crate) const PL_V3: u32 = 0x209;
+pub(crate) const PL_V4: u32 = 0x210;
+pub(crate) const PL_V5: u32 = 0x211;
+pub(crate) const PL_V6: u32 = 0x212;
+pub(crate) const PL_V7: u32 = 0x213;
+pub(crate) const PL_V8: u32 = 0x214;
 pub const EV_V2: u32 = 0x216;
-pub const EVF_V2: u32 = 0x217;
+pub(crate) const EVF_V2: u32 = 0x217;
 pub const FDL_V2: u32 = 0x218;
 pub const PL_V9: u32 = 0x215;
-pub const UL_V2: u32 = 0x220;
+pub(crate) const UL_V2: u32 = 0x220;
 pub const EV_V2_LARGE: u32 = 0x221;
-pub const EVF_V2_LARGE: u32 = 0x222;
+pub(crate) const EVF_V2_LARGE: u32 = 0x222;
 /// "Internal" variants of old blocks have this bit set and the same layout.
-pub const INT_BIT: u32 = 0x8000;
+pub(crate) const INT_BIT: u32 = 0x8000;
 
-pub const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+pub(crate) const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
 
 /// Largest block we accept. Real event blocks are at most a few MiB; a
 /// larger length is corruption, and refusing it keeps allocation bounded.
-pub const MAX_BLOCK: u32 = 64 << 20;
+pub(crate) const MAX_BLOCK: u32 = 64 << 20;
 
 /// Why a block could not be read, and at which byte it starts.
 #[derive(Debug)]
-pub struct BlockError {
+pub(crate) struct BlockError {
     pub offset: u64,
     pub message: String,
 }
@@ -57,7 +57,7 @@ const CHUNK: usize = 256 << 10;
 /// Streams blocks out of one large buffer: each block is handed out as a
 /// slice of the bytes read, without a copy per block (only the partial
 /// block at the end of a chunk moves to the front).
-pub struct BlockReader<R> {
+pub(crate) struct BlockReader<R> {
     inner: R,
     /// Stream offset of `buf[start]`.
     offset: u64,
@@ -78,10 +78,6 @@ impl<R: Read> BlockReader<R> {
             end: 0,
             eof: false,
         }
-    }
-
-    pub fn offset(&self) -> u64 {
-        self.offset
     }
 
     /// Reads until `need` bytes are buffered or the input ends. The buffer
@@ -109,7 +105,7 @@ impl<R: Read> BlockReader<R> {
     }
 
     /// The next block, `None` at a clean end of file (no partial header).
-    pub fn next_block(&mut self) -> Result<Option<Block<'_>>, BlockError> {
+    pub(crate) fn next_block(&mut self) -> Result<Option<Block<'_>>, BlockError> {
         let start = self.offset;
         let err = |m: String| BlockError {
             offset: start,
@@ -169,7 +165,7 @@ impl<R: Read> BlockReader<R> {
 /// Little-endian cursor over a block body with bounds checks: every read
 /// that would run past the end returns `None` instead of panicking.
 #[derive(Clone, Copy)]
-pub struct Cur<'a> {
+pub(crate) struct Cur<'a> {
     pub data: &'a [u8],
     pub pos: usize,
 }
@@ -178,7 +174,7 @@ impl<'a> Cur<'a> {
     pub fn new(data: &'a [u8]) -> Self {
         Cur { data, pos: 0 }
     }
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
     }
     pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {

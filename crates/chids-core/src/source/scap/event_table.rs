@@ -85,19 +85,19 @@ pub struct EventInfo {
 }
 
 // Well-known ids the reader's state tracking needs.
-pub const GENERIC_E: u16 = 0;
-pub const GENERIC_X: u16 = 1;
-pub const PROCEXIT_E: u16 = 16;
-pub const PROCEXIT_1_E: u16 = 186;
-pub const NOTIFICATION_E: u16 = 280;
-pub const CONTAINER_JSON_E: u16 = 272;
+pub(crate) const GENERIC_E: u16 = 0;
+pub(crate) const GENERIC_X: u16 = 1;
+pub(crate) const PROCEXIT_E: u16 = 16;
+pub(crate) const PROCEXIT_1_E: u16 = 186;
+pub(crate) const NOTIFICATION_E: u16 = 280;
+pub(crate) const CONTAINER_JSON_E: u16 = 272;
 pub const CONTAINER_JSON_2_E: u16 = 324;
 
 /// Internal events (category EC_INTERNAL: drop, scapevent, old container,
 /// procinfo, k8s, mesos, infra) that `sysdig -r` reads and numbers but does
 /// not print. Notification events were internal in the sysdig that made the
 /// shared reference dumps (0.29) and it leaves them out too.
-pub fn is_internal(ty: u16) -> bool {
+pub(crate) fn is_internal(ty: u16) -> bool {
     ty == NOTIFICATION_E || info(ty).is_some_and(|i| i.category & EC_INTERNAL != 0)
 }
 
@@ -105,7 +105,7 @@ pub fn is_internal(ty: u16) -> bool {
 /// `sysdig -r` prints the JSON ones, but they describe a container, they
 /// are not something it did, and some carry time 0 — which would start a
 /// recording's windows at the epoch.
-pub fn is_container_metadata(ty: u16) -> bool {
+pub(crate) fn is_container_metadata(ty: u16) -> bool {
     matches!(ty, 228 | 229 | 272 | 273 | 324 | 325)
 }
 
@@ -113,7 +113,7 @@ pub fn is_container_metadata(ty: u16) -> bool {
 /// user and group added, async plugin events), kernel-iterator snapshots of
 /// what existed when the capture started, plugin events. They are left out
 /// of the pipeline; `dump` prints them as `sysdig -r` does.
-pub fn is_metadata(ty: u16) -> bool {
+pub(crate) fn is_metadata(ty: u16) -> bool {
     info(ty).is_some_and(|i| {
         i.category & (EC_METAEVENT | EC_ITER | EC_PLUGIN) != 0 && i.category & EC_SYSCALL == 0
     })
@@ -129,7 +129,7 @@ pub fn info(ty: u16) -> Option<&'static EventInfo> {
 }
 
 /// Syscall names by PPM syscall code, for generic events (`PT_SYSCALLID`).
-pub fn syscall_name(code: u16) -> &'static str {
+pub(crate) fn syscall_name(code: u16) -> &'static str {
     events_gen::SYSCALLS
         .get(code as usize)
         .copied()

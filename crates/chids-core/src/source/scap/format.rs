@@ -10,11 +10,11 @@ use super::{ScapEvent, State};
 
 pub(super) const AT_FDCWD: i64 = -100;
 
-pub fn ipv4(b: &[u8]) -> String {
+pub(crate) fn ipv4(b: &[u8]) -> String {
     format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
 }
 
-pub fn ipv6(b: &[u8]) -> String {
+pub(crate) fn ipv6(b: &[u8]) -> String {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
     let ip = std::net::Ipv6Addr::from(a);
@@ -26,7 +26,7 @@ pub fn ipv6(b: &[u8]) -> String {
 }
 
 /// sysdig's one-letter fd type tag for scap fd type codes.
-pub fn fd_type_char(ty: u8) -> &'static str {
+pub(crate) fn fd_type_char(ty: u8) -> &'static str {
     match ty {
         1 | 16 => "f",
         2 => "d",
@@ -475,7 +475,7 @@ pub fn sysdig_line(ev: &ScapEvent<'_>, info: &str, line: &mut String) {
 /// Appends `s` with its control characters escaped as `\xNN` (the form
 /// [`crate::escape`] uses), spaces and everything else as they are: the
 /// line keeps `sysdig -r`'s shape and stays one line.
-pub fn push_controls_escaped(out: &mut String, s: &str) {
+pub(crate) fn push_controls_escaped(out: &mut String, s: &str) {
     // Fast byte scan: C0 controls and DEL are single bytes, C1 controls
     // (U+0080..U+009F) start with 0xC2; decode chars only when one may be
     // there. Branch-free over 32-byte chunks so the compiler vectorises it.

@@ -142,7 +142,7 @@ pub struct ScapSource {
 }
 
 /// The event sink of [`ScapSource::for_each_raw`].
-pub type RawSink<'s> = dyn FnMut(&ScapEvent<'_>) -> Result<(), SourceError> + 's;
+pub(crate) type RawSink<'s> = dyn FnMut(&ScapEvent<'_>) -> Result<(), SourceError> + 's;
 
 /// Compressed captures from this size up are inflated on a thread of
 /// their own ([`prefetch`]).
@@ -509,7 +509,7 @@ fn lossy(b: &[u8]) -> String {
 /// Container id from a cgroup list: the 64-hex id in a docker / containerd /
 /// cri-o path, in full (sysdig's `container.id` is its first 12 chars), so
 /// that `--container` can take the whole id as well as a prefix.
-pub fn container_from_cgroups(cg: &[u8]) -> Option<String> {
+pub(crate) fn container_from_cgroups(cg: &[u8]) -> Option<String> {
     // Bytes, not text: every process of the capture has a cgroup list,
     // and the separators and hex digits are ASCII.
     cg.split(|&b| matches!(b, 0 | b'/' | b':' | b'\n' | b'.' | b'-'))

@@ -3,12 +3,12 @@
 //! printed order), errno and signal names (the Linux numbering, written
 //! down in our own form).
 
-pub type Flags = &'static [(&'static str, u32)];
+pub(crate) type Flags = &'static [(&'static str, u32)];
 
 /// The flag table (libs `flags_table.c`, generated into `events_gen.rs`)
 /// for a table name as the event table gives it; `None` for names it does
 /// not hold (the value is printed as a bare number).
-pub fn flag_table(name: &str) -> Option<Flags> {
+pub(crate) fn flag_table(name: &str) -> Option<Flags> {
     super::events_gen::flag_table(name)
 }
 
@@ -16,7 +16,7 @@ pub fn flag_table(name: &str) -> Option<Flags> {
 /// collect every entry whose bits are all set (consuming them, so `O_RDWR`
 /// is not also printed as `O_WRONLY|O_RDONLY`), and stop at an exact match,
 /// which is appended last. A zero entry matches only a zero value.
-pub fn render_flags(table: Flags, val: u32, out: &mut String) {
+pub(crate) fn render_flags(table: Flags, val: u32, out: &mut String) {
     let mut rest = val;
     let mut first = true;
     let mut push = |name: &str, out: &mut String| {
@@ -176,7 +176,7 @@ const ERRNO_NAMES: [&str; 134] = [
     "EHWPOISON",
 ];
 
-pub fn errno_name(e: i64) -> Option<&'static str> {
+pub(crate) fn errno_name(e: i64) -> Option<&'static str> {
     match e {
         512 => Some("ERESTARTSYS"),
         513 => Some("ERESTARTNOINTR"),
@@ -188,7 +188,7 @@ pub fn errno_name(e: i64) -> Option<&'static str> {
     }
 }
 
-pub fn signal_name(s: u64) -> Option<&'static str> {
+pub(crate) fn signal_name(s: u64) -> Option<&'static str> {
     const NAMES: [&str; 32] = [
         "",
         "SIGHUP",

@@ -95,7 +95,7 @@ const BUF_SHOWN: usize = 77;
 
 /// Whether the `sysdig -r` line of `ev` holds a noise word: in its process
 /// name, its type or its `evt.info` (the rest of the line is numbers).
-pub fn line_has_noise_word(ev: &ScapEvent<'_>) -> bool {
+pub(crate) fn line_has_noise_word(ev: &ScapEvent<'_>) -> bool {
     // An unknown thread prints as `<NA>`.
     let process_noise = ev.thread.is_some_and(|t| t.comm.noise());
     process_noise || NOISY_NAMES.contains(&ev.name) || info_has_noise_word(ev)
@@ -103,7 +103,7 @@ pub fn line_has_noise_word(ev: &ScapEvent<'_>) -> bool {
 
 /// Whether `evt.info` of `ev`, as [`super::format::info`] renders it, holds
 /// a noise word. Walks the same parameters, testing only the text pieces.
-pub fn info_has_noise_word(ev: &ScapEvent<'_>) -> bool {
+pub(crate) fn info_has_noise_word(ev: &ScapEvent<'_>) -> bool {
     let Some(info) = ev.info else { return false };
     if ev.ty == GENERIC_E || ev.ty == GENERIC_X {
         return false;

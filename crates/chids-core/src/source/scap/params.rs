@@ -16,7 +16,7 @@ use crate::source::param_rules::{endpoint_side, path_params, Side};
 
 /// Buffers the typed parameters of one event borrow from.
 #[derive(Default)]
-pub struct ParamBufs {
+pub(crate) struct ParamBufs {
     path: String,
     unix: String,
 }
@@ -113,7 +113,7 @@ static SLOTS: LazyLock<Vec<Slots>> =
     LazyLock::new(|| EVENTS.iter().map(|e| Slots::of(e.name, e)).collect());
 
 /// The typed parameters of `ev`, borrowing `bufs`.
-pub fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'b> {
+pub(crate) fn typed_params<'b>(ev: &ScapEvent<'_>, bufs: &'b mut ParamBufs) -> Params<'b> {
     let Some(info) = ev.info else {
         return Params::default();
     };

@@ -141,7 +141,7 @@ static TYPES: LazyLock<Vec<(ExitKind, EnterSlots)>> = LazyLock::new(|| {
 });
 
 /// Applies what sysdig learns from an event to the thread and fd tables.
-pub fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &EventInfo) {
+pub(crate) fn update_state(st: &mut State, tid: i64, ty: u16, params: &[&[u8]], info: &EventInfo) {
     let exit = ty % 2 == 1;
     let (kind, slots) = TYPES[ty as usize];
     if !exit {
