@@ -8,7 +8,10 @@
 //! - a full 3 MB state folder: alerts that do not fit are counted lost, no
 //!   record is torn, what is stored is delivered;
 //! - a symbolic link planted at every file the agent writes is refused,
-//!   and everything it writes is 0600 in 0700 folders.
+//!   and everything it writes is 0600 in 0700 folders;
+//! - `--no-jetstream` on a broker without any stream: alerts are
+//!   published plainly to a core-NATS subscriber, each once, the outbox
+//!   marks them delivered, and the agent says delivery is at most once.
 //!
 //! Each workload gets a model up front (trained by `chids baseline` on a
 //! synthetic sleeping process), so the agent detects at once and every
@@ -141,6 +144,77 @@ fn pending_until_the_stream_exists_and_exactly_once_through_kill_9() {
         .collect();
     assert!(runs.len() >= 2, "alerts of both runs expected: {runs:?}");
     assert_stream_matches_outbox(&nats.messages("CHIDS_K9"), &stored);
+}
+
+#[test]
+#[ignore = "needs root, podman, nats-server"]
+fn no_jetstream_publishes_plainly_to_core_subscribers() {
+    require_prerequisites();
+    let p = prefix();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let models = tmp.path().join("models");
+    let img = Image::busybox(&format!("localhost/{p}-plain-nats:1"), &[]);
+    preload_model(&models, &img.name, &train_sleepy_model(tmp.path()));
+    // A broker with no stream at all: only a core-NATS subscriber listens.
+    let nats = Nats::start(&tmp.path().join("nats"), free_port());
+    let subject = format!("{p}.plain");
+    let sub = CoreSubscriber::start(&nats.url(), &subject);
+    let mut agent = Agent::start(
+        &state,
+        &[
+            "--models",
+            models.to_str().unwrap(),
+            "--nats",
+            &nats.url(),
+            "--subject",
+            &subject,
+            "--no-jetstream",
+            "--alert-rate",
+            "0",
+            // Other tests' containers are not this test's business.
+            "--include",
+            &format!("image={}", img.name),
+        ],
+    );
+    wait_for("agent status", Duration::from_secs(30), || agent.status());
+    let log = agent.log_text();
+    assert!(
+        log.contains("--no-jetstream") && log.contains("plainly, at most once"),
+        "the agent did not say delivery is at most once:\n{log}"
+    );
+    let noisy = Container::run(&format!("{p}-plain-nats"), &img.name, NOISY);
+    wait_for(
+        "alerts at the core subscriber",
+        Duration::from_secs(60),
+        || (sub.messages().len() >= 5).then_some(()),
+    );
+    // Quiet, then everything stored is marked delivered.
+    drop(noisy);
+    wait_for("nothing undelivered", Duration::from_secs(60), || {
+        stored_alerts(&state, true).is_empty().then_some(())
+    });
+    let stored = stored_alerts(&state, false);
+    // The sink counts them delivered (the status file is a second behind).
+    wait_for("the sink's count", Duration::from_secs(30), || {
+        let delivered = nats_sink(&agent)?["delivered"].as_u64()?;
+        (delivered >= stored.len() as u64).then_some(())
+    });
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
+    let stored = stored_alerts(&state, false);
+    // The last ones may still be on their way to the subscriber.
+    wait_for(
+        "the subscriber to have every stored alert",
+        Duration::from_secs(10),
+        || (sub.messages().len() >= stored.len()).then_some(()),
+    );
+    let got = sub.messages();
+    for m in &got {
+        assert_eq!(m["image"], img.name.as_str(), "{m}");
+    }
+    assert_stream_matches_outbox(&got, &stored);
+    let log = agent.log_text();
+    assert!(!log.contains("no JetStream stream covers"), "{log}");
 }
 
 #[test]

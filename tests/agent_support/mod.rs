@@ -468,3 +468,62 @@ pub fn workload_state(status: &Value, key: &str) -> Option<String> {
         .and_then(|w| w["state"].as_str())
         .map(str::to_owned)
 }
+
+/// A core-NATS subscriber (no JetStream) collecting, on a thread of its
+/// own, every message published on a subject from the moment `start`
+/// returns.
+pub struct CoreSubscriber {
+    got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CoreSubscriber {
+    pub fn start(url: &str, subject: &str) -> CoreSubscriber {
+        use futures_util::StreamExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (url, subject) = (url.to_string(), subject.to_string());
+        let (g, s) = (Arc::clone(&got), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            Nats::rt().block_on(async move {
+                let c = async_nats::connect(url).await.expect("connect to nats");
+                let mut sub = c.subscribe(subject).await.expect("subscribe");
+                c.flush().await.expect("flush the subscription");
+                ready_tx.send(()).unwrap();
+                while !s.load(Ordering::Relaxed) {
+                    let next = tokio::time::timeout(Duration::from_millis(200), sub.next());
+                    if let Ok(Some(m)) = next.await {
+                        let v = serde_json::from_slice(&m.payload).expect("message is JSON");
+                        g.lock().unwrap().push(v);
+                    }
+                }
+            })
+        });
+        ready
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the subscription is in place");
+        CoreSubscriber {
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<Value> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for CoreSubscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

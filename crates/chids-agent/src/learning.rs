@@ -1,5 +1,6 @@
 //! Learning: each container of a learning workload writes its events as
-//! `.sc` lines under `<state>/learn/<workload>/`, in segments (so that
+//! `.sc` lines under `<state>/learn/<workload>/` (through the writer
+//! thread, `learn_writer.rs`), in segments (so that
 //! calibration can hold out whole ones); when the workload has learnt long
 //! enough (at least `--learn-for`; then until the estimated rate of new
 //! names fits the alarm budget, or `--learn-max`), a bounded pool of
@@ -7,8 +8,7 @@
 //! `chids baseline` uses.
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -22,153 +22,107 @@ use chids_detect::model::bundle::Bundle;
 use chids_detect::model::{default_thetas, TrainConfig};
 use chids_detect::train::{train_calibrated, TrainOptions};
 
+use crate::learn_writer::{LearnWriter, Target};
 use crate::workloads::folder_name;
 
-/// Learning data beyond this many bytes per workload is not written (the
-/// recording window still ends at `learn_for`).
-pub(crate) const LEARN_MAX_BYTES: u64 = 512 << 20;
-/// How long after a failure to open a learning file it is tried again.
-const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A workload's learning is cut into about this many segments per
 /// container, so that calibration can validate on whole held-out ones.
 const SEGMENTS: u32 = 6;
 /// ... none shorter than this (a segment should hold whole windows).
 const MIN_SEGMENT: Duration = Duration::from_secs(5);
+/// A container's lines go to the writer when this many bytes are buffered...
+const HAND_OVER_BYTES: usize = 64 << 10;
+/// ... or when they have waited this long.
+const HAND_OVER_EVERY: Duration = Duration::from_secs(1);
 
 /// How long one learning segment lasts when a workload learns for `learn_for`.
 pub(crate) fn segment_length(learn_for: Duration) -> Duration {
     (learn_for / SEGMENTS).max(MIN_SEGMENT)
 }
 
-enum LearnFile {
-    Open {
-        wr: BufWriter<File>,
-        opened: Instant,
-    },
-    /// The workload's share of [`LEARN_MAX_BYTES`] is used up.
-    Full,
-    /// Opening failed (logged, counted); tried again at `retry_at`.
-    Failed { retry_at: Instant },
-}
-
-/// One container's learning data.
+/// One container's learning data, as the capture thread sees them: lines
+/// buffered here, written by the [`LearnWriter`] thread.
 pub(crate) struct Learner {
-    dir: PathBuf,
-    stem: String,
-    segment: u32,
-    file: LearnFile,
-    /// Bytes this container may still write.
-    budget: u64,
+    id: u64,
+    buf: Vec<u8>,
+    segment_began: Instant,
+    handed_at: Instant,
 }
 
 impl Learner {
-    /// Starts learning into `<learn_root>/<workload>/`. An error (logged by
-    /// the caller, counted) leaves the learner retrying later.
+    /// Starts learning into `<learn_root>/<workload>/` (the writer opens
+    /// the file and reports errors, see [`LearnWriter::errors`]).
     pub(crate) fn start(
+        writer: &mut LearnWriter,
         learn_root: &Path,
         key: &str,
         container_id: &str,
         cgroup_id: u64,
-    ) -> (Learner, Result<(), String>) {
-        let dir = learn_root.join(folder_name(key));
+    ) -> Learner {
         let short = &container_id[..container_id.len().min(12)];
-        let stem = format!("{short}-{cgroup_id}");
-        // Learning that resumes (after a completeness check) starts a new
-        // segment: earlier ones stay whole.
-        let segment = (0..)
-            .find(|i| !dir.join(segment_name(&stem, *i)).exists())
-            .unwrap_or(0);
-        let mut l = Learner {
-            budget: LEARN_MAX_BYTES.saturating_sub(dir_bytes(&dir)),
-            dir,
-            stem,
-            segment,
-            file: LearnFile::Full,
-        };
-        let r = l.open();
-        (l, r)
-    }
-
-    fn open(&mut self) -> Result<(), String> {
-        if self.budget == 0 {
-            self.file = LearnFile::Full;
-            return Ok(());
-        }
-        match open_segment(&self.dir, &self.stem, self.segment) {
-            Ok(f) => {
-                self.file = LearnFile::Open {
-                    wr: BufWriter::with_capacity(64 << 10, f),
-                    opened: Instant::now(),
-                };
-                Ok(())
-            }
-            Err(e) => {
-                self.file = LearnFile::Failed {
-                    retry_at: Instant::now() + RETRY_AFTER,
-                };
-                Err(e)
-            }
+        let id = writer.open(Target {
+            workload: key.to_string(),
+            dir: learn_root.join(folder_name(key)),
+            stem: format!("{short}-{cgroup_id}"),
+        });
+        Learner {
+            id,
+            buf: Vec::with_capacity(HAND_OVER_BYTES + 512),
+            segment_began: Instant::now(),
+            handed_at: Instant::now(),
         }
     }
 
-    /// Appends one `.sc` line (dropped when full or failed).
-    pub(crate) fn write(&mut self, line: &[u8]) {
-        let LearnFile::Open { wr, .. } = &mut self.file else {
-            return;
-        };
-        let n = line.len() as u64;
-        if n > self.budget || wr.write_all(line).is_err() {
-            // Full (or unwritable): learning goes on with what is there.
-            let _ = wr.flush();
-            self.file = LearnFile::Full;
+    /// Appends one `.sc` line. Returns how many lines were dropped because
+    /// the writer is too far behind (0 mostly).
+    pub(crate) fn write(&mut self, line: &[u8], writer: &LearnWriter) -> u64 {
+        self.buf.extend_from_slice(line);
+        if self.buf.len() >= HAND_OVER_BYTES {
+            self.hand_over(writer)
         } else {
-            self.budget -= n;
+            0
         }
     }
 
-    /// Starts the next segment when this one is `segment` old; retries a
-    /// failed open. Returns an error to log.
-    pub(crate) fn tick(&mut self, segment: Duration) -> Result<(), String> {
-        match &mut self.file {
-            LearnFile::Open { wr, opened } if opened.elapsed() >= segment => {
-                let _ = wr.flush();
-                self.segment += 1;
-                self.open()
+    fn hand_over(&mut self, writer: &LearnWriter) -> u64 {
+        self.handed_at = Instant::now();
+        if self.buf.is_empty() {
+            return 0;
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HAND_OVER_BYTES + 512));
+        match writer.write(self.id, full) {
+            Ok(()) => 0,
+            Err(mut dropped) => {
+                let lines = dropped.iter().filter(|&&b| b == b'\n').count() as u64;
+                // Reused: the next lines go where these were.
+                dropped.clear();
+                self.buf = dropped;
+                lines
             }
-            LearnFile::Failed { retry_at } if Instant::now() >= *retry_at => self.open(),
-            _ => Ok(()),
         }
     }
 
-    pub(crate) fn finish(&mut self) {
-        if let LearnFile::Open { wr, .. } = &mut self.file {
-            let _ = wr.flush();
+    /// Hands over lines that waited long enough; starts the next segment
+    /// when this one is `segment` old. Returns lines dropped (see `write`).
+    pub(crate) fn tick(&mut self, segment: Duration, writer: &LearnWriter) -> u64 {
+        let mut dropped = 0;
+        if self.handed_at.elapsed() >= HAND_OVER_EVERY {
+            dropped = self.hand_over(writer);
         }
-        self.file = LearnFile::Full;
+        if self.segment_began.elapsed() >= segment {
+            dropped += self.hand_over(writer);
+            writer.rotate(self.id);
+            self.segment_began = Instant::now();
+        }
+        dropped
     }
-}
 
-/// Opens a learning segment for appending: in a real folder (never
-/// through a link planted in the state dir), 0600, never through a link.
-fn open_segment(dir: &Path, stem: &str, segment: u32) -> Result<File, String> {
-    crate::sink::private_fs::private_dir(dir).map_err(|e| e.to_string())?;
-    let path = dir.join(segment_name(stem, segment));
-    crate::sink::private_fs::append_file(&path).map_err(|e| e.to_string())
-}
-
-fn segment_name(stem: &str, segment: u32) -> String {
-    format!("{stem}-{segment:03}.sc")
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|es| {
-            es.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    /// The last lines, then the file is closed. Returns lines dropped.
+    pub(crate) fn finish(&mut self, writer: &LearnWriter) -> u64 {
+        let dropped = self.hand_over(writer);
+        writer.finish(self.id);
+        dropped
+    }
 }
 
 /// What a workload's training needs.
@@ -182,6 +136,9 @@ pub(crate) struct TrainJob {
     /// The workload has learnt for `--learn-max`: train even when the
     /// data do not look complete.
     pub at_max: bool,
+    /// Answered when the learning files are all written (see
+    /// [`LearnWriter::barrier`]).
+    pub written: mpsc::Receiver<()>,
 }
 
 /// A trained, calibrated bundle and what the user should hear about it.
@@ -206,6 +163,8 @@ pub(crate) type TrainResult = (String, Result<Outcome, String>);
 /// the training data itself when there are fewer than three). First,
 /// unless at `--learn-max`, whether the data are complete enough.
 fn train_workload(job: &TrainJob) -> Result<Outcome, String> {
+    // An error here means the writer is gone: what is on disk is all.
+    let _ = job.written.recv();
     let dir = &job.dir;
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?

@@ -2,15 +2,18 @@
 //! learns a baseline per workload and then raises alerts on it.
 //!
 //! ```text
-//! discovery (inotify on the cgroup tree) ─► identity (runtime state) ─► workload key
-//!   └► session.capture.watch(container cgroup) ─► per-container stream
-//!        learning:  .sc segments under <state>/learn/<workload>/ ─► train (bounded pool) ─► --models
+//! discovery (inotify on the cgroup tree) ─► session.capture.watch(container cgroup) at once
+//!   └► identity (runtime state, CRI; worker thread) ─► workload key ─► per-container stream
+//!        (events until then held, then replayed into it)
+//!        learning:  .sc segments under <state>/learn/<workload>/ (writer thread) ─► train (bounded pool) ─► --models
 //!        detecting: detector(workload bundle, Arc) ─► alerts ─► outbox (SQLite) ─► sinks (file, NATS)
 //!   fleet (--nats): models trained here ─► broker (KV + object store) ─► every agent adopts them
 //! ```
 //!
 //! The agent is a consumer of a [`Session`] (see `run.rs`); the loop runs
-//! on one thread (the capture is not `Send`). Training runs on a bounded
+//! on one thread (the capture is not `Send`), and nothing slow runs on it:
+//! identity look-ups, learning-file writes, training and NATS delivery
+//! have threads of their own. Training runs on a bounded
 //! pool of threads with the same [`chids_detect::train::train_calibrated`]
 //! `chids baseline` uses, on the recordings the agent wrote, so a model the
 //! agent learnt is a model `chids baseline` would have made from them,
@@ -20,8 +23,11 @@ pub mod cri;
 mod detector;
 pub mod discovery;
 pub mod fleet;
+mod held;
+mod identify;
 pub mod identity;
 mod learn_names;
+mod learn_writer;
 mod learning;
 pub mod metrics;
 mod run;

@@ -31,6 +31,8 @@ pub(crate) struct WorkloadLine {
     pub alerts: u64,
     /// Events the windower dropped for their time (see [`AgentMetrics::late`]).
     pub late: u64,
+    /// Learning lines not written: the writer thread fell behind.
+    pub learn_dropped: u64,
     pub learned_seconds: f64,
 }
 
@@ -56,6 +58,9 @@ pub struct AgentMetrics {
     /// more than two windows late, before a stream's first window, or
     /// absurdly far ahead. All containers, stopped ones included.
     pub late: u64,
+    /// Events of containers not yet identified that did not fit the bound
+    /// of what is held for them (see `held.rs`).
+    pub held_dropped: u64,
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub watched: usize,
@@ -163,7 +168,7 @@ impl AgentMetrics {
                 e.sample(metric, &[("workload", k.as_str())], value(w));
             }
         }
-        let counters: [Column<WorkloadLine, u64>; 4] = [
+        let counters: [Column<WorkloadLine, u64>; 5] = [
             (
                 "chids_workload_events_total",
                 "Events of the workload's containers.",
@@ -183,6 +188,11 @@ impl AgentMetrics {
                 "chids_workload_late_events_total",
                 "Events of the workload's containers dropped for their time.",
                 |w| w.late,
+            ),
+            (
+                "chids_workload_learning_dropped_total",
+                "Learning events not recorded because the writer thread fell behind (a slow disk).",
+                |w| w.learn_dropped,
             ),
         ];
         for (metric, help, value) in counters {
@@ -226,6 +236,12 @@ impl AgentMetrics {
             Kind::Counter,
             "Events dropped for their time (more than two windows late, before the first window, or absurdly far ahead), all containers.",
             self.late,
+        );
+        e.single(
+            "chids_identify_held_dropped_total",
+            Kind::Counter,
+            "Events of containers being identified that did not fit the bound of what is held for them (not detected on).",
+            self.held_dropped,
         );
         chids_live::metrics::kernel_families(e, &self.counters);
     }

@@ -5,7 +5,7 @@
 //! workload it concerns (logged, counted); only losing the capture is
 //! fatal (`?` on the session's calls).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,9 +22,12 @@ use chids_live::monitor::Alert;
 use chids_live::{LiveError, Session};
 
 use crate::detector::LiveDetector;
-use crate::discovery::{Change, Found, Runtime};
+use crate::discovery::{Change, Found};
+use crate::held::{Held, HELD_BYTES_TOTAL};
+use crate::identify::{Answer, Identifier};
 use crate::identity::{Identity, Resolver};
 use crate::learn_names;
+use crate::learn_writer::LearnWriter;
 use crate::learning::{segment_length, Learner, Outcome, TrainJob, Trained, Trainer};
 use crate::metrics::AgentMetrics;
 use crate::runtime::{self, ExecRecord};
@@ -36,16 +39,21 @@ use crate::{cri, status, view, AgentAlert, AgentOptions, AgentSummary, AgentUpda
 
 mod fleet_sync;
 
+/// How long one turn waits for events. New cgroups are read between
+/// turns, and a container runs its program some 50-100 ms after its cgroup
+/// appears: a shorter wait watches it before that (its start-up is seen).
+const POLL_FOR: Duration = Duration::from_millis(20);
 /// How often the status file and the process metrics are refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long sinks get to deliver what is left when the agent stops.
 const SINK_GRACE: Duration = Duration::from_secs(5);
+/// How long containers still being identified are waited for at the stop.
+const IDENTIFY_GRACE: Duration = Duration::from_secs(3);
 
 type Update<'u> = &'u mut dyn FnMut(AgentUpdate<'_>);
 
 /// What the agent was asked to do, once set up.
 struct Config {
-    host_root: PathBuf,
     state_dir: PathBuf,
     learn_root: PathBuf,
     learn_for: Duration,
@@ -59,11 +67,28 @@ struct Config {
     own_cgroup: Option<PathBuf>,
 }
 
+/// A container watched from the moment it was found, while the worker
+/// finds out who it is; its events are held meanwhile.
+struct Pending {
+    cgroup: CgroupRef,
+    /// Its program already ran when it was found (see `begin_mid_run`).
+    running: bool,
+    held: Held,
+    /// Its cgroup went away before it was identified.
+    stopped: bool,
+}
+
 pub(crate) struct AgentRun {
     cfg: Config,
     store: ModelStore,
-    resolver: Resolver,
-    cri: cri::CriSource,
+    /// Identity look-ups, on a thread of their own.
+    identifier: Identifier,
+    /// Containers watched, not yet identified, by cgroup id.
+    pending: HashMap<u64, Pending>,
+    /// Bytes of events `pending` holds (bounded by [`HELD_BYTES_TOTAL`]).
+    held_bytes: usize,
+    /// Events of unidentified containers past the bounds (not detected on).
+    held_dropped: u64,
     /// The outbox, the per-workload budget and the sinks.
     alerts: AlertDispatch,
     pub(crate) metrics: Arc<Mutex<AgentMetrics>>,
@@ -74,7 +99,8 @@ pub(crate) struct AgentRun {
     closed: Vec<(u64, ScoredWindow)>,
     /// One .sc line buffer for every learning container's events.
     sc_line: Vec<u8>,
-    bare_warned: HashSet<String>,
+    /// Learning files are written on a thread of their own.
+    learn_writer: LearnWriter,
     /// Exec sessions seen during a poll (cgroup, program, uid, time),
     /// reported after it.
     execs: Vec<(u64, String, u32, u64)>,
@@ -113,10 +139,14 @@ impl AgentRun {
         let cri = cri::CriSource::new(opts.cri_socket.as_deref(), &opts.host_root, &mut |l| {
             up(AgentUpdate::Log(l))
         });
+        let identifier =
+            Identifier::start(Resolver::new(&opts.host_root), cri, opts.host_root.clone());
         let mut run = AgentRun {
-            resolver: Resolver::new(&opts.host_root),
+            identifier,
+            pending: HashMap::new(),
+            held_bytes: 0,
+            held_dropped: 0,
             cfg: Config {
-                host_root: opts.host_root,
                 learn_root,
                 state_dir: opts.state_dir,
                 learn_for: opts.learn_for,
@@ -129,7 +159,6 @@ impl AgentRun {
                 own_cgroup: own_cgroup(root),
             },
             store,
-            cri,
             alerts: opts.alerts,
             metrics: Arc::new(Mutex::new(AgentMetrics::default())),
             workloads: HashMap::new(),
@@ -138,7 +167,7 @@ impl AgentRun {
             trainer: Trainer::new(),
             closed: Vec::new(),
             sc_line: Vec::with_capacity(512),
-            bare_warned: HashSet::new(),
+            learn_writer: LearnWriter::start(),
             execs: Vec::new(),
             excluded: HashMap::new(),
             last_tick: Instant::now(),
@@ -171,7 +200,9 @@ impl AgentRun {
     /// One turn of the loop after discovery: events, windows, learning,
     /// status.
     pub(crate) fn step(&mut self, session: &mut Session, up: Update<'_>) -> Result<(), LiveError> {
-        session.poll(Duration::from_millis(100), &mut |raw| self.on_event(raw))?;
+        session.poll(POLL_FOR, &mut |raw| self.on_event(raw))?;
+        let answers = self.identifier.answers();
+        self.identities(answers, session, up);
         self.report_execs(up);
         // Silent containers' windows close on the events' clock.
         let now = Mode::Modern.timestamp(session.now_ns());
@@ -198,25 +229,9 @@ impl AgentRun {
         }
     }
 
-    fn identify(&mut self, found: &Found, up: Update<'_>) -> Identity {
-        let mut ident = self
-            .resolver
-            .resolve(found.container.runtime, &found.container.id);
-        if matches!(found.container.runtime, Runtime::Containerd | Runtime::Crio) {
-            // The runtime's own answer first; the disk's where it says nothing.
-            self.cri.fill(&mut ident, &mut |l| up(AgentUpdate::Log(l)));
-        }
-        if ident.is_bare() && self.bare_warned.insert(ident.runtime.clone()) {
-            up(AgentUpdate::Log(format!(
-                "identity: no {} state found under {} for {}; containers of this runtime are named by id",
-                ident.runtime,
-                self.cfg.host_root.display(),
-                ident.short_id()
-            )));
-        }
-        ident
-    }
-
+    /// Watches a container at once (its first events are captured) and
+    /// asks who it is; it joins its workload when the answer comes
+    /// (`container_identified`).
     fn container_started(&mut self, found: Found, session: &mut Session, up: Update<'_>) {
         if self
             .cfg
@@ -230,63 +245,110 @@ impl AgentRun {
             )));
             return;
         }
-        let ident = self.identify(&found, up);
+        // A container already running its program when found (found late,
+        // or the agent restarted): what it does next is neither its
+        // start-up nor its first run of a program (see `begin_mid_run`).
+        let running = runtime::workload_running(&found.path);
+        let id = &found.container.id;
+        let cgroup = CgroupRef {
+            path: found.path.clone(),
+            id: found.cgroup_id,
+            level: found.level,
+            name: id[..id.len().min(12)].to_string(),
+        };
+        if let Err(e) = session.capture().watch(&cgroup) {
+            up(AgentUpdate::Log(format!(
+                "container {}: cannot watch: {e}",
+                cgroup.name
+            )));
+            return;
+        }
+        self.identifier
+            .submit(found.cgroup_id, found.container.runtime, id);
+        let pending = Pending {
+            cgroup,
+            running,
+            held: Held::default(),
+            stopped: false,
+        };
+        if let Some(old) = self.pending.insert(found.cgroup_id, pending) {
+            self.held_bytes -= old.held.bytes();
+        }
+    }
+
+    /// Answers of the identity worker: log lines, containers identified.
+    fn identities(&mut self, answers: Vec<Answer>, session: &mut Session, up: Update<'_>) {
+        for answer in answers {
+            match answer {
+                Answer::Log(l) => up(AgentUpdate::Log(l)),
+                Answer::Identified {
+                    cgroup_id,
+                    ident,
+                    took,
+                } => self.container_identified(cgroup_id, ident, took, session, up),
+            }
+        }
+    }
+
+    /// A watched container is known: excluded (unwatched), or given its
+    /// workload and stream, into which the events held meanwhile are
+    /// replayed.
+    fn container_identified(
+        &mut self,
+        cgroup_id: u64,
+        ident: Identity,
+        took: Duration,
+        session: &mut Session,
+        up: Update<'_>,
+    ) {
+        let Some(p) = self.pending.remove(&cgroup_id) else {
+            return;
+        };
+        self.held_bytes -= p.held.bytes();
         if let Some(why) = self.cfg.workloads.excluded(&ident) {
+            let _ = session.capture().unwatch(&p.cgroup);
             up(AgentUpdate::Log(format!(
                 "container {} ({}, image {}): not watched: {why}",
                 ident.display_name(),
                 ident.short_id(),
                 ident.image.as_deref().unwrap_or("?")
             )));
-            let entry = ExcludedStatus {
-                id: ident.id.clone(),
-                name: ident.display_name().to_string(),
-                image: ident.image.clone(),
-                namespace: ident.namespace.clone(),
-                why,
-            };
-            self.excluded.insert(found.cgroup_id, entry);
+            if !p.stopped {
+                let entry = ExcludedStatus {
+                    id: ident.id.clone(),
+                    name: ident.display_name().to_string(),
+                    image: ident.image.clone(),
+                    namespace: ident.namespace.clone(),
+                    why,
+                };
+                self.excluded.insert(cgroup_id, entry);
+            }
             return;
         }
         let key = self.cfg.workloads.key_of(&ident);
-        // A container already running its program when found (found late,
-        // or the agent restarted): what it does next is neither its
-        // start-up nor its first run of a program (see `begin_mid_run`).
-        let running = runtime::workload_running(&found.path);
-        let cgroup = CgroupRef {
-            path: found.path.clone(),
-            id: found.cgroup_id,
-            level: found.level,
-            name: ident.short_id().to_string(),
-        };
-        if let Err(e) = session.capture().watch(&cgroup) {
-            up(AgentUpdate::Log(format!(
-                "container {}: cannot watch: {e}",
-                ident.display_name()
-            )));
-            return;
-        }
         self.workloads
             .entry(key.clone())
             .or_insert_with(|| Workload::new(WorkloadState::Learning));
-        let stream = self.stream_for(&key, &ident.id, found.cgroup_id, running, up);
+        let stream = self.stream_for(&key, &ident.id, cgroup_id, p.running);
         let w = self.workloads.get_mut(&key).expect("inserted above");
         w.containers += 1;
         self.summary.containers_seen += 1;
         up(AgentUpdate::Log(format!(
-            "container {} ({}, image {}, {}) started: workload {key}, {}",
+            "container {} ({}, image {}, {}) started: workload {key}, {}{}",
             ident.display_name(),
             ident.short_id(),
             ident.image.as_deref().unwrap_or("?"),
             ident.runtime,
-            w.state.name()
+            w.state.name(),
+            held_note(&p.held, took)
         )));
+        self.held_dropped += p.held.dropped;
         self.metrics
             .lock()
             .unwrap()
-            .container_started(found.cgroup_id, &ident, &key);
+            .container_started(cgroup_id, &ident, &key);
         let container = Container {
-            cgroup,
+            cgroup: p.cgroup,
             ident,
             workload: key,
             fmt: Formatter::new(),
@@ -295,30 +357,42 @@ impl AgentRun {
             windows: 0,
             alerts: 0,
             runtime_events: 0,
-            running_when_found: running,
+            running_when_found: p.running,
             exec_limit: Default::default(),
             late_done: 0,
         };
-        if let Some(old) = self.containers.insert(found.cgroup_id, container) {
+        if let Some(old) = self.containers.insert(cgroup_id, container) {
             // The same cgroup id twice cannot happen; keep counts right if it does.
             if let Some(w) = self.workloads.get_mut(&old.workload) {
                 w.containers = w.containers.saturating_sub(1);
             }
         }
+        // What it did while it was being identified, in order, as if live.
+        p.held.replay(&mut |raw| self.on_event(raw));
+        if p.stopped {
+            self.container_stopped(cgroup_id, session, up);
+        }
     }
 
     fn container_stopped(&mut self, cgroup_id: u64, session: &mut Session, up: Update<'_>) {
         self.excluded.remove(&cgroup_id);
+        if let Some(p) = self.pending.get_mut(&cgroup_id) {
+            // Its events so far are still detected on, once it is known.
+            let _ = session.capture().unwatch(&p.cgroup);
+            p.stopped = true;
+            return;
+        }
         let Some(c) = self.containers.get_mut(&cgroup_id) else {
             return;
         };
         let _ = session.capture().unwatch(&c.cgroup);
         // Events still in the ring buffer belong to windows we close now.
         let closed = &mut self.closed;
-        c.finish_stream(&mut |w| closed.push((cgroup_id, w)));
+        let dropped = c.finish_stream(&self.learn_writer, &mut |w| closed.push((cgroup_id, w)));
         self.process_closed(session.now_ns(), up);
         let c = self.containers.remove(&cgroup_id).expect("present above");
         if let Some(w) = self.workloads.get_mut(&c.workload) {
+            w.learn_dropped += dropped;
             w.containers = w.containers.saturating_sub(1);
             w.events += c.events;
             w.late += c.late();
@@ -340,17 +414,16 @@ impl AgentRun {
     }
 
     /// The stream a container of workload `key` starts with. A learning
-    /// file that cannot be opened is this workload's error: logged,
-    /// counted, retried later.
+    /// file that cannot be opened is this workload's error: the writer
+    /// reports it (logged, counted in `learning_tick`) and tries again later.
     fn stream_for(
         &mut self,
         key: &str,
         container_id: &str,
         cgroup_id: u64,
         mid_run: bool,
-        up: Update<'_>,
     ) -> Stream {
-        let Some(w) = self.workloads.get_mut(key) else {
+        let Some(w) = self.workloads.get(key) else {
             return Stream::Waiting;
         };
         match &w.state {
@@ -360,21 +433,21 @@ impl AgentRun {
                 mid_run,
             ))),
             WorkloadState::Training => Stream::Waiting,
-            WorkloadState::Learning => {
-                let (l, r) = Learner::start(&self.cfg.learn_root, key, container_id, cgroup_id);
-                if let Err(e) = r {
-                    w.errors += 1;
-                    up(AgentUpdate::Log(format!(
-                        "workload {key}: learning file: {e}; trying again in a while"
-                    )));
-                }
-                Stream::Learning(l)
-            }
+            WorkloadState::Learning => Stream::Learning(Learner::start(
+                &mut self.learn_writer,
+                &self.cfg.learn_root,
+                key,
+                container_id,
+                cgroup_id,
+            )),
         }
     }
 
     fn on_event(&mut self, raw: &RawEvent<'_>) {
         let Some(c) = self.containers.get_mut(&raw.watch) else {
+            if let Some(p) = self.pending.get_mut(&raw.watch) {
+                self.held_bytes += p.held.push(raw, HELD_BYTES_TOTAL - self.held_bytes);
+            }
             return;
         };
         if runtime::is_runtime_task(raw.comm) {
@@ -393,17 +466,16 @@ impl AgentRun {
         match &mut c.stream {
             Stream::Learning(l) => {
                 let ev = c.fmt.format(raw);
+                let Some(w) = self.workloads.get_mut(&c.workload) else {
+                    return;
+                };
                 // Past the workload's bound on distinct names: not recorded.
-                if !self
-                    .workloads
-                    .get_mut(&c.workload)
-                    .is_none_or(|w| w.names.admit(&ev))
-                {
+                if !w.names.admit(&ev) {
                     return;
                 }
                 self.sc_line.clear();
                 write_sc_line(&mut self.sc_line, &ev, raw.uid);
-                l.write(&self.sc_line);
+                w.learn_dropped += l.write(&self.sc_line, &self.learn_writer);
             }
             Stream::Detecting(d) => {
                 let ev = c.fmt.format(raw);
@@ -422,16 +494,19 @@ impl AgentRun {
         let segment = segment_length(self.cfg.learn_for);
         for c in self.containers.values_mut() {
             if let Stream::Learning(l) = &mut c.stream {
-                if let Err(e) = l.tick(segment) {
-                    if let Some(w) = self.workloads.get_mut(&c.workload) {
-                        w.errors += 1;
-                    }
-                    up(AgentUpdate::Log(format!(
-                        "workload {}: learning file: {e}; trying again in a while",
-                        c.workload
-                    )));
+                let dropped = l.tick(segment, &self.learn_writer);
+                if let Some(w) = self.workloads.get_mut(&c.workload) {
+                    w.learn_dropped += dropped;
                 }
             }
+        }
+        for (key, e) in self.learn_writer.errors() {
+            if let Some(w) = self.workloads.get_mut(&key) {
+                w.errors += 1;
+            }
+            up(AgentUpdate::Log(format!(
+                "workload {key}: learning file: {e}; trying again in a while"
+            )));
         }
         let mut to_train = Vec::new();
         for (key, w) in self.workloads.iter_mut() {
@@ -455,7 +530,7 @@ impl AgentRun {
         let at_max = w.learned >= self.cfg.learn_max;
         for c in self.containers.values_mut().filter(|c| c.workload == key) {
             if let Stream::Learning(mut l) = std::mem::replace(&mut c.stream, Stream::Waiting) {
-                l.finish();
+                w.learn_dropped += l.finish(&self.learn_writer);
             }
         }
         up(AgentUpdate::Log(format!(
@@ -474,6 +549,7 @@ impl AgentRun {
             epochs: self.cfg.epochs,
             budget_per_hour: self.cfg.budget_per_hour,
             at_max,
+            written: self.learn_writer.barrier(),
         });
     }
 
@@ -505,7 +581,7 @@ impl AgentRun {
                 }
                 Err(e) => self.training_failed(&key, e, up),
             }
-            self.restart_streams(&key, up);
+            self.restart_streams(&key);
         }
     }
 
@@ -553,7 +629,7 @@ impl AgentRun {
     }
 
     /// Gives the workload's containers the stream its new state calls for.
-    fn restart_streams(&mut self, key: &str, up: Update<'_>) {
+    fn restart_streams(&mut self, key: &str) {
         let ids: Vec<(u64, String)> = self
             .containers
             .iter()
@@ -562,7 +638,7 @@ impl AgentRun {
             .collect();
         // The containers are running: their new streams begin mid-run.
         for (id, container_id) in ids {
-            let stream = self.stream_for(key, &container_id, id, true, up);
+            let stream = self.stream_for(key, &container_id, id, true);
             if let Some(c) = self.containers.get_mut(&id) {
                 c.stream = stream;
             }
@@ -572,6 +648,13 @@ impl AgentRun {
     /// Sink logs every turn; status file and metrics about once a second.
     fn refresh_status(&mut self, session: &Session, up: Update<'_>, last: bool) {
         for (key, w) in self.workloads.iter_mut() {
+            if w.learn_dropped > 0 && !w.learn_drop_warned {
+                w.learn_drop_warned = true;
+                up(AgentUpdate::Log(format!(
+                    "workload {key}: warning: the learning files are written slower than events come (a slow disk?); {} events not recorded so far (said once)",
+                    w.learn_dropped
+                )));
+            }
             if w.names.refused > 0 && !w.names.warned {
                 w.names.warned = true;
                 up(AgentUpdate::Log(format!(
@@ -596,6 +679,7 @@ impl AgentRun {
             &self.workloads,
             &self.alerts,
         );
+        self.metrics.lock().unwrap().held_dropped = self.held_dropped;
         let mut st = view::status_now(
             capture,
             &self.containers,
@@ -621,11 +705,19 @@ impl AgentRun {
         up: Update<'_>,
     ) -> Result<(), LiveError> {
         session.drain(&mut |raw| self.on_event(raw))?;
+        // Containers still being identified: their names are worth a
+        // short wait, their held events are detected on.
+        let answers = self
+            .identifier
+            .answers_until(self.pending.len(), Instant::now() + IDENTIFY_GRACE);
+        self.identities(answers, session, up);
         for (&id, c) in self.containers.iter_mut() {
             let closed = &mut self.closed;
-            c.finish_stream(&mut |w| closed.push((id, w)));
+            c.finish_stream(&self.learn_writer, &mut |w| closed.push((id, w)));
             self.summary.late += c.late();
         }
+        // The learning files are whole when the agent has stopped.
+        let _ = self.learn_writer.barrier().recv_timeout(SINK_GRACE);
         self.process_closed(session.now_ns(), up);
         self.alerts.close(SINK_GRACE);
         self.refresh_status(session, up, true);
@@ -698,6 +790,22 @@ impl AgentRun {
                 .deliver(&alert.alert_id, &alert.who.workload, &json);
             up(AgentUpdate::Alert(&alert));
         }
+    }
+}
+
+/// What the start-up log says of the events held while a container was
+/// identified (nothing when none were).
+fn held_note(held: &Held, took: Duration) -> String {
+    match (held.len(), held.dropped) {
+        (0, 0) => String::new(),
+        (n, 0) => format!(
+            "; identified after {} ms, its {n} events meanwhile replayed",
+            took.as_millis()
+        ),
+        (n, d) => format!(
+            "; identified after {} ms, its {n} events meanwhile replayed, {d} more dropped (past the bound)",
+            took.as_millis()
+        ),
     }
 }
 

@@ -11,6 +11,7 @@ use chids_live::format::Formatter;
 
 use crate::detector::LiveDetector;
 use crate::identity::Identity;
+use crate::learn_writer::LearnWriter;
 use crate::learning::Learner;
 use crate::runtime::ExecLimit;
 
@@ -58,6 +59,10 @@ pub(crate) struct Workload {
     pub names: crate::learn_names::LearnNames,
     /// Where its model comes from (fleet version, node, reason, time).
     pub origin: Option<crate::status::ModelOrigin>,
+    /// Learning lines not written because the writer fell behind the
+    /// capture (see `learn_writer.rs`); warned about once.
+    pub learn_dropped: u64,
+    pub learn_drop_warned: bool,
 }
 
 impl Workload {
@@ -75,6 +80,8 @@ impl Workload {
             completeness: None,
             names: Default::default(),
             origin: None,
+            learn_dropped: 0,
+            learn_drop_warned: false,
         }
     }
 }
@@ -133,13 +140,21 @@ impl Container {
     }
 
     /// Ends the container's stream: a detector's open windows go to `emit`,
-    /// a learning file is flushed.
-    pub(crate) fn finish_stream(&mut self, emit: &mut impl FnMut(ScoredWindow)) {
+    /// a learning file gets its last lines and is closed. Returns the
+    /// learning lines dropped (the writer too far behind).
+    pub(crate) fn finish_stream(
+        &mut self,
+        writer: &LearnWriter,
+        emit: &mut impl FnMut(ScoredWindow),
+    ) -> u64 {
         self.late_done = self.late();
         match std::mem::replace(&mut self.stream, Stream::Waiting) {
-            Stream::Detecting(mut d) => d.finish(emit),
-            Stream::Learning(mut l) => l.finish(),
-            Stream::Waiting => {}
+            Stream::Detecting(mut d) => {
+                d.finish(emit);
+                0
+            }
+            Stream::Learning(mut l) => l.finish(writer),
+            Stream::Waiting => 0,
         }
     }
 }

@@ -53,6 +53,7 @@ pub(crate) fn update_metrics(
                     windows: w.windows,
                     alerts: w.alerts,
                     late: w.late + late,
+                    learn_dropped: w.learn_dropped,
                     learned_seconds: w.learned.as_secs_f64(),
                 },
             )

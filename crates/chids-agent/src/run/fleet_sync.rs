@@ -105,19 +105,23 @@ impl AgentRun {
         )));
         // The old streams end: learning files are closed, a detector's open
         // windows are scored with the model they began with.
+        let mut dropped = 0;
         for (&id, c) in self
             .containers
             .iter_mut()
             .filter(|(_, c)| c.workload == key)
         {
             let closed = &mut self.closed;
-            c.finish_stream(&mut |w| closed.push((id, w)));
+            dropped += c.finish_stream(&self.learn_writer, &mut |w| closed.push((id, w)));
+        }
+        if let Some(w) = self.workloads.get_mut(&key) {
+            w.learn_dropped += dropped;
         }
         self.process_closed(now_ns, up);
         if before != "detecting" {
             let _ = std::fs::remove_dir_all(self.cfg.learn_root.join(folder_name(&key)));
         }
-        self.restart_streams(&key, up);
+        self.restart_streams(&key);
     }
 
     /// A model this node trained is on the broker: its origin gets the
