@@ -15,6 +15,14 @@ use chids_agent::{self as agent, AgentOptions, AgentUpdate};
 
 use super::live::parse_duration;
 
+/// `eprintln!` that gives up quietly when stderr cannot be written.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct AgentArgs {
@@ -418,21 +426,23 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         fleet,
         stop,
     };
+    // The running agent's log must not stop it: a line that cannot be
+    // written (stderr on a full disk) is lost, where eprintln! would panic.
     let summary = agent::agent(opts, &mut |u| match u {
         AgentUpdate::Started {
             cgroup_root,
             metrics,
-        } => eprintln!(
+        } => say!(
             "chids agent: watching containers under {}{}",
             cgroup_root.display(),
             metrics
                 .map(|m| format!(", metrics on http://{m}/metrics"))
                 .unwrap_or_default()
         ),
-        AgentUpdate::Log(line) => eprintln!("chids agent: {line}"),
+        AgentUpdate::Log(line) => say!("chids agent: {line}"),
         // Alerts reach stdout only through a sink.
         AgentUpdate::Alert(_) => {}
-        AgentUpdate::Exec(x) => eprintln!(
+        AgentUpdate::Exec(x) => say!(
             "chids agent: exec in {} ({}): {} as uid {}",
             x.who.container_name,
             &x.who.container_id[..x.who.container_id.len().min(12)],
