@@ -30,7 +30,7 @@ if [ ! -s "$report" ]; then
   tail -40 "$report.log" >&2
   exit 1
 fi
-jq -r '"watched \(.detected_minutes | . * 10 | round / 10) min after learning; agent CPU \(.agent_cpu_percent_of_one_core | . * 100 | round / 100)% of one core (\(.agent_cpu_seconds) s), peak RSS \(.agent_rss_max_mib | . * 10 | round / 10) MiB",
+jq -r '"watched \(.detected_minutes | . * 10 | round / 10) min after learning; agent CPU \(.agent_cpu_percent_of_one_core | . * 100 | round / 100)% of one core (\(.agent_cpu_seconds | . * 100 | round / 100) s), peak RSS \(.agent_rss_max_mib | . * 10 | round / 10) MiB",
        (.workloads[] | "  \(.workload): \(.windows_scored) windows scored in \(.containers | length) container(s), \(.false_alarm_windows) false-alarm windows = \(.false_alarm_windows_per_hour | . * 100 | round / 100) per hour")' "$report"
 jq -r '.false_alarms[] | "  false alarm in \(.container): score \(.score), unseen \(.unseen_syscalls) \(.unseen_args | map(.arg)), rising \(.rising | map(.what))"' "$report"
 if [ $status -eq 0 ]; then
