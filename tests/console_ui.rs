@@ -729,6 +729,11 @@ fn console_shows_attacks_live_as_text_and_filters() {
 
     let models = state.join("models");
     let version_before = fleet_has_model(&url, &img_a.name, &models);
+    // The agent's models folder as it is before any accept: accepting into
+    // a folder is checked on this copy, because the agent's own folder
+    // gets the fleet's accepted version (it follows the broker).
+    let folder_copy = tmp.path().join("models-before-accept");
+    copy_folder(&models, &folder_copy);
     let ui_port = free_port();
     let _console = spawn_listening(
         Command::new(env!("CARGO_BIN_EXE_chids"))
@@ -790,6 +795,31 @@ fn console_shows_attacks_live_as_text_and_filters() {
         Some("alice-e2e"),
         "the fleet bundle's audit list"
     );
-    accept_into_folder(&url, &models, &img_a.name, seq, &alert_id);
+    // The agent follows the broker: the accepted version reaches its folder.
+    wait_for(
+        "the agent's folder holding the accepted version",
+        Duration::from_secs(30),
+        || {
+            let store = chids_agent::workloads::ModelStore::open(&models).ok()?;
+            let (bundle, _) = store.load(&img_a.name).ok()??;
+            (audit_names(&bundle, &alert_id).as_deref() == Some("alice-e2e")).then_some(())
+        },
+    );
+    accept_into_folder(&url, &folder_copy, &img_a.name, seq, &alert_id);
     drop(agent);
+}
+
+/// Copies a models folder (folders 0700, files with their modes).
+fn copy_folder(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_folder(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
 }

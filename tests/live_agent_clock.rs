@@ -62,12 +62,7 @@ fn scrape(addr: &str) -> String {
 }
 
 fn alerts_of(file: &Path, name: &str) -> Vec<Value> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|a| a["container_name"] == name && a["kind"] == "anomaly")
-        .collect()
+    anomalies_of(file, name)
 }
 
 #[test]

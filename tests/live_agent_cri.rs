@@ -29,10 +29,8 @@ const ATTACK: &str = "cat /etc/shadow > /dev/null; cp /bin/busybox /tmp/ls; /tmp
 
 /// The anomaly alerts in `file` (exec-session records are left out).
 fn alerts_in(file: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    json_lines(file)
+        .into_iter()
         .filter(|a| a["kind"] == "anomaly")
         .collect()
 }

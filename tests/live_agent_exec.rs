@@ -17,11 +17,7 @@ use serde_json::Value;
 const LOOP: &str = "while true; do cat /etc/passwd > /dev/null; sleep 0.2; done";
 
 fn records(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    json_lines(path)
 }
 
 #[test]

@@ -97,14 +97,6 @@ fn build(dir: &Path) -> PathBuf {
     bin
 }
 
-fn alerts(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root, podman, liburing"]
 fn io_uring_reads_in_a_container_are_named_in_the_agents_alert() {
@@ -162,11 +154,11 @@ fn io_uring_reads_in_a_container_are_named_in_the_agents_alert() {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let alert = loop {
-        if let Some(a) = alerts(&alerts_file).into_iter().find(names_shadow) {
+        if let Some(a) = json_lines(&alerts_file).into_iter().find(names_shadow) {
             break a;
         }
         if std::time::Instant::now() > deadline {
-            let seen: Vec<String> = alerts(&alerts_file)
+            let seen: Vec<String> = json_lines(&alerts_file)
                 .iter()
                 .map(|a| {
                     format!(

@@ -451,6 +451,12 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         ),
     })
     .map_err(|e| e.to_string())?;
+    report_summary(&summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the agent did, and what it lost, when it has stopped.
+fn report_summary(summary: &agent::AgentSummary) {
     eprintln!(
         "chids agent: stopped after {:.1}s: {} containers, {} events, {} windows, {} alerts, {} models trained",
         summary.elapsed.as_secs_f64(),
@@ -473,5 +479,4 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
             summary.late
         );
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -527,3 +527,21 @@ impl Drop for CoreSubscriber {
         }
     }
 }
+
+/// The records of a JSON-lines file (an agent's `--alerts` file), those
+/// that parse; none while the file does not exist.
+pub fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+/// The anomaly alerts of container `name` in an alerts file.
+pub fn anomalies_of(path: &Path, name: &str) -> Vec<Value> {
+    json_lines(path)
+        .into_iter()
+        .filter(|a| a["container_name"] == name && a["kind"] == "anomaly")
+        .collect()
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::identity::Identity;
 
 /// The sockets probed when no `--cri-socket` is given (under the host root).
-pub const DEFAULT_SOCKETS: [&str; 3] = [
+pub(crate) const DEFAULT_SOCKETS: [&str; 3] = [
     "run/containerd/containerd.sock",
     "run/crio/crio.sock",
     "var/run/crio/crio.sock",
@@ -39,13 +39,13 @@ pub mod msg {
     use std::collections::HashMap;
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VersionRequest {
+    pub(crate) struct VersionRequest {
         #[prost(string, tag = "1")]
         pub version: String,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VersionResponse {
+    pub(crate) struct VersionResponse {
         #[prost(string, tag = "1")]
         pub version: String,
         #[prost(string, tag = "2")]
@@ -55,7 +55,7 @@ pub mod msg {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ContainerStatusRequest {
+    pub(crate) struct ContainerStatusRequest {
         #[prost(string, tag = "1")]
         pub container_id: String,
         #[prost(bool, tag = "2")]
@@ -63,7 +63,7 @@ pub mod msg {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ContainerStatusResponse {
+    pub(crate) struct ContainerStatusResponse {
         #[prost(message, optional, tag = "1")]
         pub status: Option<ContainerStatus>,
         #[prost(map = "string, string", tag = "2")]
@@ -101,7 +101,7 @@ pub mod msg {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandboxStatusRequest {
+    pub(crate) struct PodSandboxStatusRequest {
         #[prost(string, tag = "1")]
         pub pod_sandbox_id: String,
         #[prost(bool, tag = "2")]
@@ -109,7 +109,7 @@ pub mod msg {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandboxStatusResponse {
+    pub(crate) struct PodSandboxStatusResponse {
         #[prost(message, optional, tag = "1")]
         pub status: Option<PodSandboxStatus>,
     }
@@ -127,7 +127,7 @@ pub mod msg {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PodSandboxStatus {
+    pub(crate) struct PodSandboxStatus {
         #[prost(string, tag = "1")]
         pub id: String,
         #[prost(message, optional, tag = "2")]

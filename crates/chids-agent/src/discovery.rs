@@ -30,7 +30,7 @@ pub struct Found {
 
 /// What changed in the cgroup tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Started(Found),
     /// The container's cgroup directory is gone.
     Stopped {
@@ -44,7 +44,7 @@ pub enum Change {
 const MAX_DEPTH: usize = 12;
 
 /// Follows the container cgroups under a cgroup v2 root.
-pub struct Discovery {
+pub(crate) struct Discovery {
     root: PathBuf,
     /// How deep `root` sits in the cgroup v2 hierarchy (0 at its mount
     /// point): the kernel counts a cgroup's level from the hierarchy's
@@ -112,16 +112,12 @@ impl Discovery {
     }
 
     /// What went wrong since the last call (for the log).
-    pub fn take_errors(&mut self) -> Vec<String> {
+    pub(crate) fn take_errors(&mut self) -> Vec<String> {
         std::mem::take(&mut self.errors)
     }
 
-    /// The cgroup v2 root being watched.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Directories under inotify watch (for tests: bounded by the tree).
+    #[cfg(test)]
     pub fn watched_dirs(&self) -> usize {
         self.dirs.len()
     }
@@ -267,12 +263,6 @@ impl Discovery {
         // Containers we knew and still see are not new.
         out.extend(fresh);
         Ok(())
-    }
-
-    /// The inotify descriptor, to wait on beside other descriptors.
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.inotify.as_fd()
     }
 }
 

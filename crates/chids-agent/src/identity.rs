@@ -43,7 +43,7 @@ pub struct Identity {
 
 impl Identity {
     /// The short id (12 digits), as runtimes print it.
-    pub fn short_id(&self) -> &str {
+    pub(crate) fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
     }
 
@@ -53,7 +53,7 @@ impl Identity {
     }
 
     /// True when nothing beyond the id was found.
-    pub fn is_bare(&self) -> bool {
+    pub(crate) fn is_bare(&self) -> bool {
         self.name.is_none() && self.image.is_none()
     }
 }
@@ -77,7 +77,7 @@ fn string(v: &Value, key: &str) -> Option<String> {
 }
 
 /// Looks up container identities under a host root.
-pub struct Resolver {
+pub(crate) struct Resolver {
     host_root: PathBuf,
 }
 

@@ -20,7 +20,7 @@ use chids_core::event::{Endpoint, Event};
 /// at about 3 KB) this bounds the name-dependent part of training memory
 /// to about 60 MB per workload; the rest is bounded by the learning data's
 /// size (`LEARN_MAX_BYTES`).
-pub const LEARN_MAX_NAMES: usize = 20_000;
+pub(crate) const LEARN_MAX_NAMES: usize = 20_000;
 
 /// The names one workload used while learning (hashes only: 8 bytes each).
 #[derive(Default)]

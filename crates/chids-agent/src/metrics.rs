@@ -46,7 +46,7 @@ pub(crate) struct ContainerCounts {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct AgentMetrics {
+pub(crate) struct AgentMetrics {
     /// By cgroup id; removed when the container stops, so label sets do
     /// not pile up on a host where containers come and go.
     containers: BTreeMap<u64, ContainerLine>,

@@ -69,7 +69,7 @@ pub struct ModelOrigin {
 
 impl ModelOrigin {
     /// A fleet version's origin.
-    pub fn of_version(v: &crate::fleet::ModelVersion) -> ModelOrigin {
+    pub(crate) fn of_version(v: &crate::fleet::ModelVersion) -> ModelOrigin {
         ModelOrigin {
             version: Some(v.version),
             node: v.node.clone(),

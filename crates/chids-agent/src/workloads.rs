@@ -128,7 +128,7 @@ impl WorkloadConfig {
 
     /// The workload key of a container: the first matching rule's key, else
     /// its image, else (no identity) its name or id.
-    pub fn key_of(&self, ident: &Identity) -> String {
+    pub(crate) fn key_of(&self, ident: &Identity) -> String {
         for r in &self.workloads {
             if r.matches(ident) {
                 return r.key.clone();
@@ -239,7 +239,7 @@ impl Fields<'_> {
 /// Whole-string match where `*` is any run of characters. Written here
 /// because a glob crate's path semantics (`/` never matched by `*`) are
 /// wrong for image names like `registry/team/app:1`.
-pub fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;
@@ -337,7 +337,7 @@ impl ModelStore {
     /// symlinks, or hold symlinks where the bundle's files should be, are
     /// passed over with a warning: nobody can make the agent read a file
     /// outside the store by planting a link.
-    pub fn load_all(&self) -> (Vec<(String, Bundle)>, Vec<String>) {
+    pub(crate) fn load_all(&self) -> (Vec<(String, Bundle)>, Vec<String>) {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         let Ok(entries) = fs::read_dir(&self.dir) else {
@@ -398,7 +398,11 @@ impl ModelStore {
 
     /// Records where the stored bundle of `key` comes from (written whole
     /// under a fresh name, then renamed).
-    pub fn set_origin(&self, key: &str, origin: &crate::status::ModelOrigin) -> Result<(), String> {
+    pub(crate) fn set_origin(
+        &self,
+        key: &str,
+        origin: &crate::status::ModelOrigin,
+    ) -> Result<(), String> {
         let dir = self.dir.join(folder_name(key));
         if !real_dir(&dir) {
             return Err(format!("{}: no stored bundle", dir.display()));

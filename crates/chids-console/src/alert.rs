@@ -84,7 +84,7 @@ fn node_of(v: &Value) -> String {
 
 impl Alert {
     /// Reads an alert; `seq` is its place in the stream.
-    pub fn from_json(seq: u64, v: &Value) -> Alert {
+    pub(crate) fn from_json(seq: u64, v: &Value) -> Alert {
         let error = number(v, "error");
         let threshold = number(v, "threshold");
         let score = number(v, "score").or(match (error, threshold) {

@@ -5,13 +5,13 @@ use serde::Deserialize;
 use crate::alert::Alert;
 
 /// Most alerts one timeline request returns.
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// A timeline query (the `/api/alerts` query string). Empty strings mean
 /// "any", so the page can send every field every time.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub node: String,
     pub workload: String,
     /// A container's name or id.

@@ -19,13 +19,14 @@ use crate::state::Shared;
 
 /// No inline script or style, nothing from elsewhere: data shown by the
 /// page can never run as code even if it reached markup.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-pub const COOKIE: &str = "chids_ui_token";
+pub(crate) const COOKIE: &str = "chids_ui_token";
 
 /// Shortest token accepted.
-pub const MIN_TOKEN: usize = 16;
+pub(crate) const MIN_TOKEN: usize = 16;
 
 /// Refuses a listen address other than loopback without a token.
 pub fn check_listen(addr: SocketAddr, has_token: bool) -> Result<(), String> {
@@ -61,7 +62,7 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
     Ok(token)
 }
 
-pub fn same_token(given: &str, token: &str) -> bool {
+pub(crate) fn same_token(given: &str, token: &str) -> bool {
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
@@ -82,7 +83,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A loopback name for the Host header (with or without a port).
-pub fn loopback_host(host: &str) -> bool {
+pub(crate) fn loopback_host(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
@@ -99,7 +100,7 @@ pub fn loopback_host(host: &str) -> bool {
 /// origin: its `Origin` names another host than the request's `Host`. A
 /// browser always sends `Origin` with a POST; a script without one (curl)
 /// is not a browser that another site could drive.
-pub fn cross_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn cross_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };

@@ -25,7 +25,7 @@ const STYLE: &str = include_str!("../assets/style.css");
 /// The alert page charts the container's alerts this close in time.
 const AROUND_NS: u64 = 10 * 60 * 1_000_000_000;
 
-pub fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut r = Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX)))
         .route(

@@ -24,10 +24,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-pub use alert::{Alert, Reason};
-pub use filter::Filter;
+pub use alert::Alert;
 pub use guard::{check_listen, read_token_file};
-pub use workloads::WorkloadRow;
 
 /// Accepting an alert as normal (the fleet's `chids accept`): folds what
 /// the alert named into its workload's model and records who did it.

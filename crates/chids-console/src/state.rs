@@ -10,7 +10,7 @@ use crate::AcceptHook;
 
 /// How the alert source is doing, for the page's status line.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct SourceState {
+pub(crate) struct SourceState {
     pub connected: bool,
     pub note: String,
 }
@@ -31,7 +31,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn set_source(&self, connected: bool, note: String) {
+    pub(crate) fn set_source(&self, connected: bool, note: String) {
         *self.source.lock().unwrap() = SourceState { connected, note };
     }
 }

@@ -31,7 +31,7 @@ pub struct Store {
 
 /// The values the filter menus offer.
 #[derive(Debug, Default, Serialize, PartialEq)]
-pub struct Facets {
+pub(crate) struct Facets {
     pub nodes: BTreeSet<String>,
     pub workloads: BTreeSet<String>,
     pub containers: BTreeSet<String>,
@@ -93,7 +93,7 @@ impl Store {
         self.alerts.len()
     }
 
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.alerts.back().map_or(0, |s| s.alert.seq)
     }
 
@@ -108,7 +108,7 @@ impl Store {
             .collect()
     }
 
-    pub fn facets(&self) -> Facets {
+    pub(crate) fn facets(&self) -> Facets {
         let mut out = Facets::default();
         for s in &self.alerts {
             let a = &s.alert;

@@ -17,7 +17,7 @@ const MAX_STATUS: u64 = 16 << 20;
 const MAX_MODELS: usize = 1000;
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct WorkloadRow {
+pub(crate) struct WorkloadRow {
     /// The agent's node name when it sends one, else its state folder.
     pub node: String,
     pub workload: String,
@@ -92,7 +92,7 @@ fn row(node: &str, stale: bool, learn_for: Option<f64>, w: &Value) -> WorkloadRo
 }
 
 /// The rows of one agent's status file, or why there are none.
-pub fn from_state_dir(dir: &Path) -> Result<Vec<WorkloadRow>, String> {
+pub(crate) fn from_state_dir(dir: &Path) -> Result<Vec<WorkloadRow>, String> {
     let path = dir.join("status.json");
     let mut text_buf = String::new();
     std::fs::File::open(&path)
@@ -123,7 +123,7 @@ pub fn from_state_dir(dir: &Path) -> Result<Vec<WorkloadRow>, String> {
 /// Models in the shared bucket: one row each, from the entry's JSON where
 /// it is JSON (`workload`, `version`, `node`/`origin`), else its key and
 /// revision.
-pub async fn from_models_bucket(
+pub(crate) async fn from_models_bucket(
     js: &async_nats::jetstream::Context,
     bucket: &str,
 ) -> Result<Vec<WorkloadRow>, String> {

@@ -78,7 +78,7 @@ impl FleetLink {
     /// Tells the link which model (by digest) a workload detects with,
     /// e.g. one loaded from disk at start: a fleet version with the same
     /// digest is then not adopted again.
-    pub fn set_using(&mut self, workload: &str, digest: &str) {
+    pub(crate) fn set_using(&mut self, workload: &str, digest: &str) {
         self.using.insert(workload.to_string(), digest.to_string());
     }
 

@@ -63,7 +63,7 @@ pub struct ModelVersion {
 
 /// Largest bundle file fetched from the broker: a hostile or damaged
 /// entry cannot make an agent read without bound.
-pub const MAX_BUNDLE_FILE: u64 = 256 << 20;
+pub(crate) const MAX_BUNDLE_FILE: u64 = 256 << 20;
 
 impl ModelVersion {
     /// The objects holding the bundle's files.

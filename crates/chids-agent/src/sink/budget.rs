@@ -21,7 +21,7 @@ pub enum Verdict {
 
 /// Alerts of one workload folded away in one period.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Suppressed {
+pub(crate) struct Suppressed {
     /// This record's own id (set when it is committed).
     pub alert_id: String,
     pub kind: &'static str,
@@ -119,7 +119,7 @@ impl AlertBudget {
     /// Summaries of periods that have ended by `now` (or all of them when
     /// `all`, at shutdown); their workloads start a fresh period. Idle
     /// workloads are forgotten.
-    pub fn due(&mut self, now: Instant, all: bool) -> Vec<Suppressed> {
+    pub(crate) fn due(&mut self, now: Instant, all: bool) -> Vec<Suppressed> {
         let mut out = Vec::new();
         let period = self.period;
         self.workloads.retain(|_, p| {
@@ -143,7 +143,7 @@ impl AlertBudget {
     }
 
     /// Folded alerts per workload so far.
-    pub fn suppressed_total(&self) -> &HashMap<String, u64> {
+    pub(crate) fn suppressed_total(&self) -> &HashMap<String, u64> {
         &self.suppressed_total
     }
 }

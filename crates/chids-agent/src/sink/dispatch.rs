@@ -12,7 +12,7 @@ use super::{AlertSink, SinkStats};
 
 /// The outbox's figures for metrics.
 #[derive(Clone, Debug, Default)]
-pub struct OutboxFigures {
+pub(crate) struct OutboxFigures {
     pub committed: u64,
     pub pending: u64,
     pub pending_bytes: u64,
@@ -69,7 +69,7 @@ impl AlertDispatch {
 
     /// An id for a record that is not under the alert budget (an exec
     /// session's, which has a rate limit of its own).
-    pub fn record_id(&mut self) -> String {
+    pub(crate) fn record_id(&mut self) -> String {
         self.outbox.next_alert_id()
     }
 
@@ -111,7 +111,7 @@ impl AlertDispatch {
     }
 
     /// Log lines since the last call (the sinks' too).
-    pub fn take_log(&mut self) -> Vec<String> {
+    pub(crate) fn take_log(&mut self) -> Vec<String> {
         let mut lines = std::mem::take(&mut self.log);
         for s in self.sinks.iter_mut() {
             lines.extend(s.take_log());
@@ -119,11 +119,11 @@ impl AlertDispatch {
         lines
     }
 
-    pub fn sink_stats(&self) -> Vec<(&'static str, SinkStats)> {
+    pub(crate) fn sink_stats(&self) -> Vec<(&'static str, SinkStats)> {
         self.sinks.iter().map(|s| (s.kind(), s.stats())).collect()
     }
 
-    pub fn outbox_figures(&self) -> OutboxFigures {
+    pub(crate) fn outbox_figures(&self) -> OutboxFigures {
         let c = &self.counters;
         OutboxFigures {
             committed: c.committed.load(Ordering::Relaxed),

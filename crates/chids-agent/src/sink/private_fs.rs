@@ -13,9 +13,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::Path;
 
 /// Mode of every folder the agent writes into.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of every file the agent writes.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 fn refused(path: &Path, why: &str) -> io::Error {
     io::Error::new(
@@ -27,7 +27,7 @@ fn refused(path: &Path, why: &str) -> io::Error {
 /// Creates `dir` and the missing folders above it (mode 0700), or checks
 /// an existing one; either way the folder ends up a real folder (no link)
 /// of mode 0700. Folders above `dir` that already exist are not changed.
-pub fn private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(refused(dir, "is a symbolic link; refusing to use it"))
@@ -65,7 +65,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 
 /// Opens `path` for appending, created 0600 if missing; a link, a FIFO,
 /// a device or a hard-linked file is refused.
-pub fn append_file(path: &Path) -> io::Result<File> {
+pub(crate) fn append_file(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -79,7 +79,7 @@ pub fn append_file(path: &Path) -> io::Result<File> {
 /// Creates `path` (0600) if missing and checks it like [`append_file`];
 /// for files another library opens by name afterwards (the outbox
 /// database), so that it finds a safe file in place.
-pub fn ensure_file(path: &Path) -> io::Result<()> {
+pub(crate) fn ensure_file(path: &Path) -> io::Result<()> {
     let file = OpenOptions::new()
         .create(true)
         .read(true)

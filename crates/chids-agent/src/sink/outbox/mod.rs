@@ -36,10 +36,10 @@ use super::private_fs;
 use chids_live::LiveError;
 
 /// The database's file name in the state folder.
-pub const DB_FILE: &str = "outbox.db";
+pub(crate) const DB_FILE: &str = "outbox.db";
 
 /// Why alerts were lost (labels of `chids_alerts_lost_total`).
-pub const LOSS_REASONS: [&str; 3] = ["disk_full", "outbox_full", "expired"];
+pub(crate) const LOSS_REASONS: [&str; 3] = ["disk_full", "outbox_full", "expired"];
 
 /// Figures shared by the committing side, the delivery thread and metrics.
 #[derive(Debug, Default)]
@@ -66,7 +66,7 @@ impl OutboxCounters {
         }
     }
 
-    pub fn lost_total(&self) -> u64 {
+    pub(crate) fn lost_total(&self) -> u64 {
         self.lost.iter().map(|l| l.load(Ordering::Relaxed)).sum()
     }
 }
@@ -191,7 +191,7 @@ impl Outbox {
 
     /// The next alert id (also for alerts folded into a summary, which are
     /// never stored: the summary names the first and last).
-    pub fn next_alert_id(&mut self) -> String {
+    pub(crate) fn next_alert_id(&mut self) -> String {
         let id = format!("{}.{}", self.id_prefix, self.next_n);
         self.next_n += 1;
         id
@@ -250,7 +250,7 @@ impl Outbox {
     /// Drops what is past the outbox's age and size limits (see
     /// [`Retention`]); called on its own every few seconds by `commit`,
     /// and by the agent's periodic tick.
-    pub fn enforce_retention(&mut self) {
+    pub(crate) fn enforce_retention(&mut self) {
         self.last_retention = Instant::now();
         retention::enforce(&self.conn, &self.retention, &self.counters);
     }

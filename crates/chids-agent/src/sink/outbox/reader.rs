@@ -50,7 +50,7 @@ impl OutboxReader {
 
     /// The next records to deliver, at most `limit`, round-robin across
     /// workloads.
-    pub fn next_batch(&mut self, limit: usize) -> Result<Vec<Pending>, LiveError> {
+    pub(crate) fn next_batch(&mut self, limit: usize) -> Result<Vec<Pending>, LiveError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -83,7 +83,7 @@ impl OutboxReader {
     /// Marks records delivered (one transaction). A failed mark is kept in
     /// memory and retried with the next call; the records are not
     /// published again meanwhile.
-    pub fn mark_delivered(&mut self, seqs: &[i64]) -> Result<(), LiveError> {
+    pub(crate) fn mark_delivered(&mut self, seqs: &[i64]) -> Result<(), LiveError> {
         self.acked_unmarked.extend(seqs.iter().copied());
         let all: Vec<i64> = self.acked_unmarked.iter().copied().collect();
         self.mark(&all)?;
@@ -93,7 +93,7 @@ impl OutboxReader {
 
     /// Retries marking what was acknowledged but could not be marked (a
     /// full disk); nothing to do otherwise.
-    pub fn retry_marks(&mut self) -> Result<(), LiveError> {
+    pub(crate) fn retry_marks(&mut self) -> Result<(), LiveError> {
         if self.acked_unmarked.is_empty() {
             return Ok(());
         }
@@ -102,7 +102,7 @@ impl OutboxReader {
 
     /// Marks records delivered before they are sent (`--no-jetstream`, at
     /// most once): on failure nothing is kept, the records stay pending.
-    pub fn mark_before_send(&mut self, seqs: &[i64]) -> Result<(), LiveError> {
+    pub(crate) fn mark_before_send(&mut self, seqs: &[i64]) -> Result<(), LiveError> {
         self.mark(seqs)?;
         self.refresh_pending()
     }
@@ -135,7 +135,7 @@ impl OutboxReader {
     }
 
     /// Counts of what waits (for metrics and the status file).
-    pub fn refresh_pending(&self) -> Result<(), LiveError> {
+    pub(crate) fn refresh_pending(&self) -> Result<(), LiveError> {
         let (n, bytes): (i64, i64) = self
             .conn
             .query_row(
