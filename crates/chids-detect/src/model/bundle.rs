@@ -272,20 +272,16 @@ impl Bundle {
         self.scoring.error(&self.model, v)
     }
 
-    /// The threshold alarms use by default: the calibrated operating
-    /// threshold, or θ 1.0 for bundles without one.
+    /// The threshold alarms use by default (as every detector chooses it:
+    /// [`Detector::operating_threshold`]).
     pub fn operating_threshold(&self) -> f64 {
-        self.operating_threshold
-            .unwrap_or_else(|| self.threshold(1.0))
+        crate::Detector::operating_threshold(self)
     }
 
-    /// The threshold for `theta`: the stored one when theta is in the grid,
-    /// else theta × the largest training error.
+    /// The threshold for `theta` ([`Detector::threshold`]; the largest
+    /// training error is the scale).
     pub fn threshold(&self, theta: f64) -> f64 {
-        self.thetas
-            .iter()
-            .position(|&t| (t - theta).abs() < 1e-9)
-            .map_or(theta * self.training.max_error, |i| self.thresholds[i])
+        crate::Detector::threshold(self, theta)
     }
 }
 

@@ -360,19 +360,15 @@ impl StideModel {
         score_refs(&refs, self, read, stage, progress)
     }
 
-    /// The default threshold: the calibrated one, or θ 1.0 without one.
+    /// The default threshold ([`Detector::operating_threshold`]).
     pub fn operating_threshold(&self) -> f64 {
-        self.operating_threshold
-            .unwrap_or_else(|| self.threshold(1.0))
+        crate::Detector::operating_threshold(self)
     }
 
-    /// The threshold for `theta`: the stored one when theta is in the grid,
-    /// else theta × the largest held-out score.
+    /// The threshold for `theta` ([`Detector::threshold`]; the largest
+    /// held-out score is the scale).
     pub fn threshold(&self, theta: f64) -> f64 {
-        self.thetas
-            .iter()
-            .position(|&t| (t - theta).abs() < 1e-9)
-            .map_or(theta * self.training.max_score, |i| self.thresholds[i])
+        crate::Detector::threshold(self, theta)
     }
 
     /// Writes `baseline.json` and `stide_sequences.json` into `dir`.
