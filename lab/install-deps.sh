@@ -9,7 +9,7 @@ declare -A PKGS=(
 	[nginx-alias-traversal]="nginx-light"
 	[redis-config-write]="redis-server redis-tools"
 	[flask-ssti]="python3-flask"
-	[post-exploitation]="nginx-light netcat-openbsd busybox"
+	[post-exploitation]="nginx-light netcat-openbsd busybox-static"
 )
 scen=("$@")
 [ ${#scen[@]} -gt 0 ] || scen=(ftp-bruteforce nginx-alias-traversal redis-config-write flask-ssti post-exploitation)

@@ -26,8 +26,14 @@ use serde_json::{json, Value};
 
 /// A small web service: busybox httpd on loopback, fetched by the loop,
 /// which also reads configuration, lists directories, keeps a counter in
-/// /tmp and, every 25th round, walks /etc and checksums its page (a rare
-/// branch, seen a few times while learning).
+/// /tmp and, every 5th round, walks /etc and checksums its page (a branch
+/// taken now and then; /etc/shadow is listed, never read). It was every
+/// 25th round, seen only about ten times per container in two minutes of
+/// learning; on a loaded machine (load 7) one window then came out 3 %
+/// above the largest training score — a frequency alarm, a few more reads
+/// and writes than any training window had, no unseen name — and the
+/// thinly sampled branch is the likeliest source. A steady load, as the
+/// claim asks, is one whose every branch learning sees many times.
 ///
 /// The page is fetched with `nc`, not `wget`: busybox wget reads the body
 /// non-blocking and calls `poll` only when the body has not arrived yet —
@@ -44,7 +50,7 @@ while true; do i=$((i+1)); \
 cat /etc/passwd > /dev/null; ls /bin > /dev/null; \
 busybox nc 127.0.0.1 8080 < /tmp/request > /tmp/page; \
 cat /tmp/page > /dev/null; echo $i > /tmp/count; \
-if [ $((i % 25)) -eq 0 ]; then busybox find /etc > /dev/null; busybox md5sum /tmp/page > /dev/null; fi; \
+if [ $((i % 5)) -eq 0 ]; then busybox find /etc > /dev/null; busybox md5sum /tmp/page > /dev/null; fi; \
 sleep 0.5; done";
 
 /// A batch worker: logs each job through syslogd, which forwards over UDP

@@ -22,6 +22,7 @@
 pub mod cri;
 mod detector;
 pub mod discovery;
+mod exec_spans;
 pub mod fleet;
 mod held;
 mod identify;

@@ -359,6 +359,8 @@ impl AgentRun {
             runtime_events: 0,
             running_when_found: p.running,
             exec_limit: Default::default(),
+            exec_spans: Default::default(),
+            exec_rises: 0,
             late_done: 0,
         };
         if let Some(old) = self.containers.insert(cgroup_id, container) {
@@ -456,11 +458,13 @@ impl AgentRun {
             // ran: an exec session (a container's own start is not one).
             if c.events > 0 || c.running_when_found {
                 if let Some(command) = runtime::exec_start(raw) {
+                    c.exec_spans.start(raw.pid, raw.ts_ns);
                     self.execs.push((raw.watch, command, raw.uid, raw.ts_ns));
                 }
             }
             return;
         }
+        c.exec_spans.observe(raw);
         c.events += 1;
         self.summary.events += 1;
         match &mut c.stream {
@@ -760,19 +764,20 @@ impl AgentRun {
             };
             c.windows += 1;
             self.summary.windows += 1;
-            if let Some(w) = self.workloads.get_mut(&c.workload) {
-                w.windows += 1;
-                w.alerts += u64::from(scored.anomalous);
-            }
-            if !scored.anomalous {
-                continue;
-            }
-            c.alerts += 1;
-            self.summary.alerts += 1;
             let window_ns = match &c.stream {
                 Stream::Detecting(d) => d.window_ns(),
                 _ => self.cfg.window_ns,
             };
+            let anomalous = scored.anomalous && !exec_rise(c, &scored, window_ns, up);
+            if let Some(w) = self.workloads.get_mut(&c.workload) {
+                w.windows += 1;
+                w.alerts += u64::from(anomalous);
+            }
+            if !anomalous {
+                continue;
+            }
+            c.alerts += 1;
+            self.summary.alerts += 1;
             // Past the workload's budget: folded into the period's summary.
             let Some(id) = self.alerts.admit(&c.workload) else {
                 continue;
@@ -791,6 +796,30 @@ impl AgentRun {
             up(AgentUpdate::Alert(&alert));
         }
     }
+}
+
+/// Whether an anomalous window of `c` is only an exec session's rise: no
+/// name the model does not know, while an exec session's processes ran
+/// (see `exec_spans.rs`). Counted, and the first one of a container logged.
+fn exec_rise(c: &mut Container, scored: &ScoredWindow, window_ns: u64, up: Update<'_>) -> bool {
+    let w = &scored.features;
+    let names_unseen = !w.unseen_syscalls.is_empty()
+        || w.more_unseen_syscalls > 0
+        || !w.unseen_args.is_empty()
+        || w.more_unseen_args > 0;
+    let end_ns = w.start_ns.saturating_add(window_ns);
+    if names_unseen || !c.exec_spans.overlaps(w.start_ns, end_ns) {
+        return false;
+    }
+    c.exec_rises += 1;
+    if c.exec_rises == 1 {
+        up(AgentUpdate::Log(format!(
+            "container {}: a window scored over the threshold on rising counts alone while an exec session ran; \
+             not an anomaly (the exec has its own record; a name never seen would still alarm)",
+            c.ident.display_name()
+        )));
+    }
+    true
 }
 
 /// What the start-up log says of the events held while a container was

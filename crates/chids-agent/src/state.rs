@@ -111,6 +111,11 @@ pub(crate) struct Container {
     /// container's first own event.
     pub running_when_found: bool,
     pub exec_limit: ExecLimit,
+    /// When its exec sessions' processes ran (see `exec_spans.rs`).
+    pub exec_spans: crate::exec_spans::ExecSpans,
+    /// Windows whose only reason was rising counts while an exec session
+    /// ran: counted, not raised (see `exec_spans.rs`).
+    pub exec_rises: u64,
     /// Late events of the container's earlier detectors (see [`Container::late`]).
     pub late_done: u64,
 }

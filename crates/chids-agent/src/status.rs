@@ -98,6 +98,10 @@ pub struct ContainerStatus {
     /// counted, not fed to the model.
     #[serde(default)]
     pub runtime_events: u64,
+    /// Windows over the threshold on rising counts alone while an exec
+    /// session ran: not raised (the exec has its own record).
+    #[serde(default)]
+    pub exec_rises: u64,
 }
 
 /// A running container the agent does not watch, and why.

@@ -93,6 +93,7 @@ fn containers_view(containers: &HashMap<u64, Container>) -> Vec<ContainerStatus>
             alerts: c.alerts,
             late_events: c.late(),
             runtime_events: c.runtime_events,
+            exec_rises: c.exec_rises,
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));

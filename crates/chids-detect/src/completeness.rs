@@ -14,6 +14,14 @@
 //! A baseline with no name seen only once estimates 0: nothing seen
 //! suggests more names to come.
 //!
+//! Only windows that can alarm are samples (modern mode: not a recording's
+//! first window — the start-up, which never alarms — nor one of fewer than
+//! the evidence minimum of events; see [`crate::detect::evidence`]). Names
+//! seen in the other windows are known to the model all the same, so they
+//! are never counted as seen once: a container's start-up brings names
+//! (its mounts, its pid file, a `bind`) that it never uses again and that
+//! cannot alarm, and counting them would call every baseline incomplete.
+//!
 //! Names are counted as the model sees them: node names (the mode's
 //! families) and normalised arguments (digits removed, endpoints as the
 //! model keys them). Memory is bounded: past [`MAX_NAMES`] distinct names
@@ -29,6 +37,8 @@ use serde::{Deserialize, Serialize};
 use chids_core::event::Event;
 use chids_core::features::{normalized_arg, Settings};
 use chids_core::source::{EventSource, ReadOptions, SourceError};
+
+use crate::detect::is_evidence;
 
 /// Distinct names tracked at most (about 20 bytes each).
 pub(crate) const MAX_NAMES: usize = 1 << 20;
@@ -109,17 +119,26 @@ impl NameIncidence {
     }
 
     /// Closes the open window (an empty one is not a sample).
-    pub(crate) fn end_window(&mut self) {
+    #[cfg(test)]
+    fn end_window(&mut self) {
+        self.end_window_as(true);
+    }
+
+    /// Closes the open window; one that is not `evidence` (cannot alarm)
+    /// is no sample, and its names become known ones, never seen once.
+    pub(crate) fn end_window_as(&mut self, evidence: bool) {
         if self.window.is_empty() {
             return;
         }
-        self.windows += 1;
+        if evidence {
+            self.windows += 1;
+        }
         for h in self.window.drain() {
             let full = self.seen.len() >= MAX_NAMES;
             match self.seen.get_mut(&h) {
                 Some(n) => *n = 2,
                 None if !full => {
-                    self.seen.insert(h, 1);
+                    self.seen.insert(h, if evidence { 1 } else { 2 });
                 }
                 None => self.capped = true,
             }
@@ -161,20 +180,23 @@ pub fn estimate(
     let mut names = NameIncidence::new();
     let mut arg = String::new();
     let window_ns = settings.window_ns.max(1);
+    // Whether a window ends partial is not known while reading: counted in.
+    let evidence = |first: bool, events: usize| is_evidence(settings.mode, events, first, false);
     for r in recordings {
         let mut start: Option<u64> = None;
-        let mut current = 0u64;
+        let (mut current, mut events) = (0u64, 0usize);
         r.read(read, &mut |ev| {
             let t0 = *start.get_or_insert(ev.ts_ns);
             let k = ev.ts_ns.saturating_sub(t0) / window_ns;
             if k != current {
-                names.end_window();
-                current = k;
+                names.end_window_as(evidence(current == 0, events));
+                (current, events) = (k, 0);
             }
+            events += 1;
             event_names(settings, ev, &mut arg, &mut names);
             Ok(())
         })?;
-        names.end_window();
+        names.end_window_as(evidence(current == 0, events));
     }
     Ok(names.estimate())
 }
@@ -223,6 +245,24 @@ mod tests {
         n.end_window();
         assert_eq!(n.estimate().windows, 0);
         assert_eq!(n.estimate().new_per_window, 0.0);
+    }
+
+    #[test]
+    fn names_of_windows_that_cannot_alarm_are_known_not_samples() {
+        let mut n = NameIncidence::new();
+        // The start-up window: its names are known, it is no sample.
+        n.name(1, "a");
+        n.name(1, "startup-only");
+        n.end_window_as(false);
+        n.name(1, "a");
+        n.end_window();
+        n.name(1, "a");
+        n.name(1, "rare");
+        n.end_window();
+        let c = n.estimate();
+        assert_eq!(c.windows, 2);
+        assert_eq!(c.names, 3);
+        assert_eq!(c.singletons, 1, "only `rare`: `startup-only` cannot alarm");
     }
 
     #[test]

@@ -42,9 +42,14 @@ pub fn evidence(mode: Mode, windows: &[WindowFeatures]) -> Vec<bool> {
 /// [`evidence`] for one window, knowing whether it is the first and
 /// whether it is a partial last one.
 pub fn window_is_evidence(mode: Mode, w: &WindowFeatures, first: bool, partial_last: bool) -> bool {
+    is_evidence(mode, w.events, first, partial_last)
+}
+
+/// The rule of [`window_is_evidence`], from a window's event count.
+pub(crate) fn is_evidence(mode: Mode, events: usize, first: bool, partial_last: bool) -> bool {
     match mode {
         Mode::Compat => true,
-        Mode::Modern => !first && !partial_last && w.events >= MIN_EVIDENCE_EVENTS,
+        Mode::Modern => !first && !partial_last && events >= MIN_EVIDENCE_EVENTS,
     }
 }
 
