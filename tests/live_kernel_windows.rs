@@ -267,8 +267,7 @@ fn plain_baseline_and_monitor_take_kernel_windows() {
     let stream = model("stream", &["--edges", "stream"]);
     let compat = model("compat", &["--compat"]);
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{thread}/baseline.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(format!("{thread}/baseline.json")).unwrap()).unwrap();
     assert_eq!(json["edges"], "thread");
 
     let monitor = |model: &str, extra: &[&str], fail: bool| {
@@ -301,5 +300,8 @@ fn plain_baseline_and_monitor_take_kernel_windows() {
     assert!(!asked.contains("(slower)"), "{asked}");
 
     let refused = monitor(&stream, &["--windows", "kernel"], true);
-    assert!(refused.contains("this bundle has stream edges"), "{refused}");
+    assert!(
+        refused.contains("this bundle has stream edges"),
+        "{refused}"
+    );
 }

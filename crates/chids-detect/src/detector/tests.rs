@@ -128,10 +128,7 @@ fn new_modern_bundles_have_thread_edges_and_old_bundles_keep_stream_edges() {
     use chids_core::mode::Mode;
     use chids_core::ssg::EdgeOrder;
     assert_eq!(Settings::default().edges, EdgeOrder::Thread);
-    assert_eq!(
-        Settings::for_mode(Mode::Compat, S).edges,
-        EdgeOrder::Stream
-    );
+    assert_eq!(Settings::for_mode(Mode::Compat, S).edges, EdgeOrder::Stream);
     let normal = |name: &str| -> Box<dyn EventSource> {
         Box::new(Rhythm::new(name, (0..8).map(|s| (s, 20)).collect()))
     };
@@ -155,9 +152,15 @@ fn new_modern_bundles_have_thread_edges_and_old_bundles_keep_stream_edges() {
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     assert_eq!(json["edges"], "thread");
-    assert_eq!(Bundle::load(dir.path()).unwrap().settings.edges, EdgeOrder::Thread);
+    assert_eq!(
+        Bundle::load(dir.path()).unwrap().settings.edges,
+        EdgeOrder::Thread
+    );
 
     json.as_object_mut().unwrap().remove("edges").unwrap();
     std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
-    assert_eq!(Bundle::load(dir.path()).unwrap().settings.edges, EdgeOrder::Stream);
+    assert_eq!(
+        Bundle::load(dir.path()).unwrap().settings.edges,
+        EdgeOrder::Stream
+    );
 }
