@@ -161,6 +161,13 @@ fn print_summary(b: &chids_detect::model::Bundle, used: usize, compat: bool) {
         "mode                   {}",
         if compat { "compat" } else { "modern" }
     );
+    println!(
+        "edges                  {}",
+        match b.settings.edges {
+            EdgeOrder::Thread => "per thread (monitor computes windows in the kernel)",
+            EdgeOrder::Stream => "stream (monitor computes windows from per-event records)",
+        }
+    );
     println!("training recordings    {}", used);
     if !b.elements.patterns.is_empty() {
         println!(
