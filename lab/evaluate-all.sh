@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Trains and evaluates chids on every scenario recorded under OUT (default
-# lab/out): a modern model, a --compat model and a STIDE baseline, each on
-# training/ with its operating threshold set from validation/ (normal data
-# only; attack recordings play no part in choosing it). Writes per scenario
-# and detector OUT/results/<scenario>/<detector>.json (chids evaluate
-# --json, at the operating point) and the summary table
-# OUT/results/summary.md.
+# lab/out): a modern model (per-thread edges, the default), a --compat
+# model and a STIDE baseline, each on training/ with its operating
+# threshold set from validation/ (normal data only; attack recordings play
+# no part in choosing it). Writes per scenario and detector
+# OUT/results/<scenario>/<detector>.json (chids evaluate --json, at the
+# operating point) and the summary table OUT/results/summary.md (every
+# detector with results there, also from earlier runs).
 # usage: lab/evaluate-all.sh [SCENARIO...]
-# knobs: OUT, CHIDS (default target/release/chids), EPOCHS, TRAIN_SEED
+# knobs: OUT, CHIDS (default target/release/chids), EPOCHS, TRAIN_SEED,
+#   DETECTORS (default "modern compat stide"; also modern-stream: modern
+#   with --edges stream, for comparison)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -22,7 +25,7 @@ if [ ${#scen[@]} -eq 0 ]; then
 	for d in "$OUT"/*/training; do [ -d "$d" ] && scen+=("$(basename "$(dirname "$d")")"); done
 fi
 [ ${#scen[@]} -gt 0 ] || die "no scenario folders (with training/) in $OUT"
-detectors=(modern compat stide)
+read -r -a detectors <<<"${DETECTORS:-modern compat stide}"
 report=0
 "$CHIDS" evaluate --help 2>/dev/null | grep -q -- '--report' && report=1
 epochs=()
@@ -39,8 +42,10 @@ for s in "${scen[@]}"; do
 		rm -rf "$model"
 		case $det in
 		modern) args=() ;;
+		modern-stream) args=(--edges stream) ;;
 		compat) args=(--compat) ;;
 		stide) args=(--detector stide) ;;
+		*) die "unknown detector '$det' in DETECTORS (modern, modern-stream, compat, stide)" ;;
 		esac
 		echo "== $s: $det" >&2
 		val=()

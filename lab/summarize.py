@@ -11,7 +11,8 @@ import sys
 
 out, scenarios = sys.argv[1], sys.argv[2:]
 res = os.path.join(out, "results")
-NAMES = {"modern": "chids modern", "compat": "chids --compat", "stide": "STIDE"}
+NAMES = {"modern": "chids modern", "modern-stream": "chids modern, stream edges",
+         "compat": "chids --compat", "stide": "STIDE"}
 
 
 def count(d):
@@ -37,7 +38,7 @@ for s in scenarios:
     print("| detector | threshold (θ) | DR | FAR | alarm windows / h normal | latency | "
           "DR θ=1.0 | FAR θ=1.0 | ROC AUC |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for det in ("modern", "compat", "stide"):
+    for det in NAMES:
         p = os.path.join(res, s, det + ".json")
         if not os.path.exists(p):
             continue

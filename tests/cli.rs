@@ -117,6 +117,8 @@ fn baseline_holds_out_a_recording_to_calibrate(lab: &Lab) -> serde_json::Value {
     // One of the three recordings is held out to set the operating threshold.
     assert!(out.contains("training recordings    2"), "{out}");
     assert!(out.contains("Operating point"), "{out}");
+    // Modern mode's default: per-thread edges, what the kernel computes.
+    assert!(out.contains("edges                  per thread"), "{out}");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(lab.path("model/baseline.json")).unwrap())
             .unwrap();
@@ -141,6 +143,7 @@ fn baseline_holds_out_a_recording_to_calibrate(lab: &Lab) -> serde_json::Value {
         1
     );
     assert_eq!(meta["mode"], "modern");
+    assert_eq!(meta["edges"], "thread");
     assert_eq!(
         meta["seen_args"],
         serde_json::json!(["/var/www/index.html"])

@@ -233,3 +233,75 @@ fn kernel_windows_equal_the_recordings_windows() {
     assert!(v.iter().any(|v| v.usi > 0.0), "no unseen syscall");
     assert!(v.iter().any(|v| v.uai > 0.0), "no unseen argument");
 }
+
+/// Runs the chids binary; it must succeed unless `fail` is set.
+fn chids(args: &[&str], fail: bool) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chids"))
+        .args(args)
+        .output()
+        .expect("run chids");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.success(), !fail, "chids {args:?}: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+/// The defaults take the fast path: plain `chids baseline` trains
+/// per-thread edges and plain `chids monitor` computes that bundle's
+/// windows in the kernel. A stream-edge bundle (`--edges stream`) and a
+/// compat one still monitor, from per-event records, and say why once;
+/// `--windows kernel` refuses them with the same reason.
+#[test]
+#[ignore = "needs root and eBPF (run with --include-ignored)"]
+fn plain_baseline_and_monitor_take_kernel_windows() {
+    chids_live::capture::check_environment().expect("live capture environment");
+    let training = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/training");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = |name: &str, extra: &[&str]| {
+        let dir = tmp.path().join(name);
+        let mut args = vec!["baseline", "--td", training, "--od", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        chids(&args, false);
+        dir.to_str().unwrap().to_string()
+    };
+    let thread = model("thread", &[]);
+    let stream = model("stream", &["--edges", "stream"]);
+    let compat = model("compat", &["--compat"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{thread}/baseline.json")).unwrap()).unwrap();
+    assert_eq!(json["edges"], "thread");
+
+    let monitor = |model: &str, extra: &[&str], fail: bool| {
+        let mut args = vec!["monitor", "--model", model];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/sh", "-c", "cat /etc/hostname >/dev/null"]);
+        chids(&args, fail).1
+    };
+    let fast = monitor(&thread, &[], false);
+    assert!(fast.contains(", kernel windows"), "{fast}");
+    assert!(!fast.contains("per-event windows"), "{fast}");
+
+    let slow = monitor(&stream, &[], false);
+    assert!(slow.contains("per-event windows"), "{slow}");
+    assert_eq!(
+        slow.matches("chids: per-event windows (slower): this bundle has stream edges")
+            .count(),
+        1,
+        "{slow}"
+    );
+    assert!(!slow.contains(", kernel windows"), "{slow}");
+    let compat_run = monitor(&compat, &[], false);
+    assert!(
+        compat_run.contains("chids: per-event windows (slower): a compat bundle"),
+        "{compat_run}"
+    );
+    // Asked for, per-event windows are no fallback: nothing to explain.
+    let asked = monitor(&thread, &["--windows", "event"], false);
+    assert!(asked.contains("per-event windows"), "{asked}");
+    assert!(!asked.contains("(slower)"), "{asked}");
+
+    let refused = monitor(&stream, &["--windows", "kernel"], true);
+    assert!(
+        refused.contains("this bundle has stream edges"),
+        "{refused}"
+    );
+}

@@ -221,6 +221,7 @@ fn monitor_the_run_that_turns_bad(
     let mut windows = 0;
     let mut reports = 0;
     let mut metrics_addr = None;
+    let mut fallback: Option<String> = None;
     let mut scraped = String::new();
     let summary = live::monitor(
         MonitorOptions {
@@ -246,10 +247,20 @@ fn monitor_the_run_that_turns_bad(
                     scraped = scrape(metrics_addr.unwrap());
                 }
             }
-            MonitorUpdate::Started { metrics, .. } => metrics_addr = metrics,
+            MonitorUpdate::Started {
+                metrics,
+                per_event_reason,
+                ..
+            } => {
+                metrics_addr = metrics;
+                fallback = per_event_reason.map(str::to_string);
+            }
         },
     )
     .unwrap();
+    // A bundle trained with the defaults runs on the fast path by default.
+    assert!(summary.kernel_windows, "per-event windows: {fallback:?}");
+    assert_eq!(fallback, None);
     assert_eq!(summary.command_status, Some(0));
     assert_eq!(summary.counters.dropped, 0);
     assert!(windows >= 6, "{summary:?}");

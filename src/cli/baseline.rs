@@ -40,9 +40,10 @@ pub struct Args {
     #[arg(long)]
     compat: bool,
     /// Graph edges (modern mode): `thread` joins consecutive calls of each
-    /// thread (feature version 2, computable in the kernel by `monitor`);
-    /// `stream` joins consecutive calls of the whole stream, as bundles
-    /// before version 2 and compat mode do (the default).
+    /// thread (feature version 2, computed in the kernel by `monitor`; the
+    /// default); `stream` joins consecutive calls of the whole stream, as
+    /// bundles before version 2 and compat mode do (such a bundle is
+    /// monitored from per-event records).
     #[arg(long, value_enum)]
     edges: Option<Edges>,
     /// Window length (e.g. 1s, 500ms; from 1ms to 1h).
@@ -159,6 +160,13 @@ fn print_summary(b: &chids_detect::model::Bundle, used: usize, compat: bool) {
     println!(
         "mode                   {}",
         if compat { "compat" } else { "modern" }
+    );
+    println!(
+        "edges                  {}",
+        match b.settings.edges {
+            EdgeOrder::Thread => "per thread (monitor computes windows in the kernel)",
+            EdgeOrder::Stream => "stream (monitor computes windows from per-event records)",
+        }
     );
     println!("training recordings    {}", used);
     if !b.elements.patterns.is_empty() {

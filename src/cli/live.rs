@@ -83,9 +83,10 @@ pub struct MonitorArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Where window features are computed: `kernel` (BPF maps, one record
-    /// only per new argument; needs a modern bundle with per-thread edges),
-    /// `events` (one record per event, any bundle), `auto` (kernel when
-    /// the bundle allows).
+    /// only per new argument; needs a modern bundle with per-thread edges,
+    /// what `chids baseline` trains by default), `events` (one record per
+    /// event, any bundle), `auto` (kernel when the bundle allows, else
+    /// events, saying why once).
     #[arg(long, value_enum, default_value_t = WindowsArg::Auto)]
     pub windows: WindowsArg,
 }
@@ -94,6 +95,7 @@ pub struct MonitorArgs {
 pub enum WindowsArg {
     Auto,
     Kernel,
+    #[value(alias = "event")]
     Events,
 }
 
@@ -243,15 +245,21 @@ mod convert {
                 cgroup,
                 metrics,
                 threshold,
+                kernel_windows,
+                per_event_reason,
             } => {
                 eprintln!(
-                    "monitoring {} ({}), threshold {threshold:.6}{}",
+                    "monitoring {} ({}), threshold {threshold:.6}, {} windows{}",
                     cgroup.name,
                     cgroup.path.display(),
+                    if kernel_windows { "kernel" } else { "per-event" },
                     metrics
                         .map(|a| format!(", metrics on http://{a}/metrics"))
                         .unwrap_or_default()
                 );
+                if let Some(why) = per_event_reason {
+                    eprintln!("chids: per-event windows (slower): {why}");
+                }
             }
             MonitorUpdate::Window(_) => {}
             MonitorUpdate::Alert(a) => {

@@ -59,11 +59,11 @@ pub struct Settings {
     pub mode: Mode,
     pub window_ns: u64,
     /// Which consecutive events are joined by an edge. Compat is always
-    /// [`EdgeOrder::Stream`] (the reference's). Modern also defaults to
-    /// stream edges, the definition the lab results and the calibrated
-    /// operating points were measured with; [`EdgeOrder::Thread`]
-    /// (feature version 2, `baseline --edges thread`) is what live
-    /// monitoring can compute in the kernel.
+    /// [`EdgeOrder::Stream`] (the reference's). Modern defaults to
+    /// [`EdgeOrder::Thread`] (feature version 2): program order, which
+    /// live monitoring computes in the kernel; stream edges stay
+    /// available (`baseline --edges stream`) and bundles that have them
+    /// keep them.
     pub edges: EdgeOrder,
 }
 
@@ -74,13 +74,17 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The default settings of a mode: stream edges for both (per-thread
-    /// edges are opt-in until the lab is re-measured with them).
+    /// The default settings of a mode: per-thread edges for modern (what
+    /// the kernel can compute, so `monitor` and the agent take the fast
+    /// path), the reference's stream edges for compat.
     pub const fn for_mode(mode: Mode, window_ns: u64) -> Settings {
         Settings {
             mode,
             window_ns,
-            edges: EdgeOrder::Stream,
+            edges: match mode {
+                Mode::Modern => EdgeOrder::Thread,
+                Mode::Compat => EdgeOrder::Stream,
+            },
         }
     }
 }

@@ -43,15 +43,18 @@ pub struct WindowEvent {
     pub thread: u32,
 }
 
-/// Which consecutive events of a window are joined by an edge.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which consecutive events of a window are joined by an edge. No
+/// `Default`: what a new model gets depends on its mode
+/// (`Settings::for_mode`), and what a bundle without the field had is
+/// [`EdgeOrder::BEFORE_VERSION_2`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeOrder {
     /// Consecutive events of the whole stream, in arrival order: the
-    /// reference's definition (compat, and modern bundles written before
-    /// feature version 2). Live, arrival order across CPUs is the ring
-    /// buffer's, which only a per-event capture reproduces.
-    #[default]
+    /// reference's definition (compat, modern bundles written before
+    /// feature version 2, and `baseline --edges stream`). Live, arrival
+    /// order across CPUs is the ring buffer's, which only a per-event
+    /// capture reproduces.
     Stream,
     /// Consecutive events of the same thread (by thread id), in that
     /// thread's order: program order, exact whether the events are
@@ -60,6 +63,12 @@ pub enum EdgeOrder {
     /// special nodes are unchanged; the nodes are the distinct labels of
     /// the window's events (feature version 2).
     Thread,
+}
+
+impl EdgeOrder {
+    /// The edges of a bundle written before the field existed: every such
+    /// bundle linked the whole stream.
+    pub const BEFORE_VERSION_2: EdgeOrder = EdgeOrder::Stream;
 }
 
 pub(crate) const NO_ARG: u32 = u32::MAX;

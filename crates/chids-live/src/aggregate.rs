@@ -59,7 +59,22 @@ const EXTRA_LABELS: u32 = 1 << 16;
 
 /// Whether the kernel can compute a bundle's windows (else: per-event path).
 pub fn supported(settings: &Settings) -> bool {
-    settings.mode == Mode::Modern && settings.edges == EdgeOrder::Thread
+    unsupported_reason(settings).is_none()
+}
+
+/// Why the kernel cannot compute a bundle's windows, or `None` when it can:
+/// it keeps per-thread edges only (a stream's arrival order across CPUs
+/// exists only in per-event records).
+pub fn unsupported_reason(settings: &Settings) -> Option<&'static str> {
+    match (settings.mode, settings.edges) {
+        (Mode::Modern, EdgeOrder::Thread) => None,
+        (Mode::Compat, _) => Some(
+            "a compat bundle links the whole stream's calls, as the reference does; kernel windows keep per-thread edges only",
+        ),
+        (Mode::Modern, EdgeOrder::Stream) => Some(
+            "this bundle has stream edges (trained with --edges stream, or before per-thread edges were the default); train it again without --edges for kernel windows",
+        ),
+    }
 }
 
 /// What the records and the user-space labels add to one window.
@@ -150,11 +165,10 @@ impl KernelWindows {
         gated: bool,
         also_events: bool,
     ) -> Result<KernelWindows, LiveError> {
-        if !supported(&settings) {
-            return Err(LiveError::Other(
-                "kernel windows need a modern bundle with per-thread edges (chids baseline --edges thread)"
-                    .into(),
-            ));
+        if let Some(why) = unsupported_reason(&settings) {
+            return Err(LiveError::Other(format!(
+                "kernel windows need a modern bundle with per-thread edges: {why}"
+            )));
         }
         let slot = capture.take_agg_slot().ok_or_else(|| {
             LiveError::Other(format!(

@@ -110,6 +110,12 @@ pub enum MonitorUpdate<'a> {
         cgroup: &'a CgroupRef,
         metrics: Option<SocketAddr>,
         threshold: f64,
+        /// Windows are computed in the kernel.
+        kernel_windows: bool,
+        /// Why `--windows auto` fell back to per-event records (the
+        /// bundle cannot use kernel windows); `None` when it did not, or
+        /// when per-event records were asked for.
+        per_event_reason: Option<&'a str>,
     },
     Window(&'a WindowReport<'a>),
     Alert(&'a Alert),
@@ -175,12 +181,18 @@ pub fn monitor(
         None => None,
     };
     let kernel_windows = kernel_bundle(detector, opts.windows)?.is_some();
+    let per_event_reason = match opts.windows {
+        WindowPath::Auto if !kernel_windows => Some(why_per_event(detector)),
+        _ => None,
+    };
     let mut run = MonitorRun::new(detector, threshold, opts.theta, alerts_file, metrics);
     run.watch(&mut session, &target.cgroup, kernel_windows)?;
     on_update(MonitorUpdate::Started {
         cgroup: &target.cgroup,
         metrics: server.as_ref().map(|s| s.addr),
         threshold,
+        kernel_windows,
+        per_event_reason: per_event_reason.as_deref(),
     });
 
     session.begin()?;
@@ -229,6 +241,20 @@ fn kernel_bundle(detector: &dyn Detector, path: WindowPath) -> Result<Option<&Bu
             )))
         }
     })
+}
+
+/// Why a detector's windows cannot be computed in the kernel, in words a
+/// user can act on.
+fn why_per_event(detector: &dyn Detector) -> String {
+    match detector.as_bundle() {
+        None => format!(
+            "a {} model scores per-event records, not window features",
+            detector.name()
+        ),
+        Some(b) => aggregate::unsupported_reason(&b.settings)
+            .unwrap_or("the bundle allows kernel windows")
+            .to_string(),
+    }
 }
 
 /// `monitor` as a consumer of a [`Session`]: the watched cgroups' window

@@ -119,3 +119,48 @@ fn a_frequency_alarm_names_what_rose_above_its_training_maximum() {
         .filter(|w| !w.anomalous)
         .all(|w| w.reasons.is_none()));
 }
+
+/// Modern models link each thread's calls (what the kernel computes);
+/// compat keeps the reference's stream edges; a bundle written before the
+/// `edges` field existed keeps the stream edges it was trained with.
+#[test]
+fn new_modern_bundles_have_thread_edges_and_old_bundles_keep_stream_edges() {
+    use chids_core::mode::Mode;
+    use chids_core::ssg::EdgeOrder;
+    assert_eq!(Settings::default().edges, EdgeOrder::Thread);
+    assert_eq!(Settings::for_mode(Mode::Compat, S).edges, EdgeOrder::Stream);
+    let normal = |name: &str| -> Box<dyn EventSource> {
+        Box::new(Rhythm::new(name, (0..8).map(|s| (s, 20)).collect()))
+    };
+    let bundle = <Bundle as Fit>::fit(
+        &[normal("a"), normal("b")],
+        &TrainOptions {
+            settings: Settings::default(),
+            model: TrainConfig {
+                epochs: 1,
+                ..TrainConfig::default()
+            },
+            thetas: default_thetas(),
+            read: ReadOptions::default(),
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    Detector::save(&bundle, dir.path()).unwrap();
+    let json_path = dir.path().join(crate::model::bundle::BASELINE_FILE);
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["edges"], "thread");
+    assert_eq!(
+        Bundle::load(dir.path()).unwrap().settings.edges,
+        EdgeOrder::Thread
+    );
+
+    json.as_object_mut().unwrap().remove("edges").unwrap();
+    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    assert_eq!(
+        Bundle::load(dir.path()).unwrap().settings.edges,
+        EdgeOrder::Stream
+    );
+}

@@ -51,7 +51,7 @@ pub(crate) struct BaselineFile {
     pub window_ns: u64,
     /// Feature version: which consecutive events form graph edges. Bundles
     /// written before the field existed linked the whole stream.
-    #[serde(default)]
+    #[serde(default = "edges_before_version_2")]
     pub edges: EdgeOrder,
     pub seen_syscalls: Vec<String>,
     pub seen_args: Vec<String>,
@@ -94,6 +94,10 @@ pub(crate) struct BaselineFile {
 
 fn default_detector() -> String {
     DETECTOR.into()
+}
+
+fn edges_before_version_2() -> EdgeOrder {
+    EdgeOrder::BEFORE_VERSION_2
 }
 
 /// A loaded model: what scoring needs.
