@@ -181,6 +181,7 @@ impl AlertDispatch {
     /// Writes the last summaries, waits until the writer has committed
     /// everything queued, then gives the sinks `grace` to deliver.
     pub fn close(&mut self, grace: Duration) {
+        self.writer.closing();
         self.tick(true);
         self.closed_sinks = self.writer.finish();
         for s in self.closed_sinks.iter_mut() {

@@ -117,11 +117,18 @@ impl OutboxWriter {
         tx.send(record).map_err(|_| NotQueued::WriterGone)
     }
 
+    /// The agent stops: a database locked by another process is no longer
+    /// waited for past SQLite's busy timeout (so the last records queued
+    /// waiting for room, and the exit, cannot hang on it).
+    pub(crate) fn closing(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+    }
+
     /// Closes the queue and waits until everything in it is committed and
     /// handed to the sinks; gives the sinks back (to be closed). Empty when
     /// the writer panicked or was finished already.
     pub(crate) fn finish(&mut self) -> Vec<Box<dyn AlertSink>> {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        self.closing();
         self.tx = None;
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(sinks)) => {
