@@ -78,39 +78,12 @@ fn a_hung_cri_socket_holds_neither_detection_nor_the_pods_identity() {
     let calm = Image::busybox(&format!("localhost/{p}-crihung-calm:1"), &[]);
     let mut ctd = Containerd::start(&host, &img.name);
     ctd.import(&img.name);
-    // podman's state where `--host-root` has the agent look for it (the
-    // calm container is named, and its workload found, from there).
-    for rel in ["run/containers", "var/lib/containers"] {
-        let link = host.join(rel);
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(Path::new("/").join(rel), &link).unwrap();
-    }
+    link_podman_state(&host);
     let models = tmp.path().join("models");
     preload_model(&models, &calm.name, &train_sleepy_model(tmp.path()));
     let hung = HungSocket::start(&tmp.path().join("hung.sock"));
     let alerts = tmp.path().join("alerts.jsonl");
-    let mut agent = Agent::start(
-        &tmp.path().join("state"),
-        &[
-            "--host-root",
-            host.to_str().unwrap(),
-            "--cri-socket",
-            hung.path.to_str().unwrap(),
-            "--models",
-            models.to_str().unwrap(),
-            "--learn-for",
-            "1h",
-            "--alerts",
-            alerts.to_str().unwrap(),
-        ],
-    );
-    wait_for("agent status", Duration::from_secs(60), || agent.status());
-    let log = agent.log_text();
-    assert!(
-        log.contains(&format!("{}: no answer within 2s", hung.path.display()))
-            && log.contains("named from their state on disk"),
-        "the agent did not say it gave the hung socket up at its timeout:\n{log}"
-    );
+    let mut agent = start_agent(tmp.path(), &host, &hung, &models, &alerts);
     let first_ask = wait_for(
         "the agent's first CRI call",
         Duration::from_secs(30),
@@ -145,26 +118,7 @@ fn a_hung_cri_socket_holds_neither_detection_nor_the_pods_identity() {
 
     // The identity thread waits on the socket now; capture and detection
     // must not.
-    let attacked = Instant::now();
-    let out = quiet.exec("cat /etc/shadow > /dev/null; ls / > /dev/null");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let arrived = wait_for(
-        "the calm container's anomaly alert",
-        Duration::from_secs(60),
-        || (!anomalies_of(&alerts, &quiet.name).is_empty()).then(|| attacked.elapsed()),
-    );
-    eprintln!(
-        "the calm container's alert {arrived:?} after the attack; the hung socket was asked {} times",
-        hung.accepted().len()
-    );
-    assert!(
-        arrived <= Duration::from_secs(5),
-        "the alert took {arrived:?} while the CRI socket hung"
-    );
+    attack_alarms_within_5s(&quiet, &alerts, &hung);
 
     let (ctd, pod_id) = starting.join().expect("the pod started");
     let entry = wait_for(
@@ -189,4 +143,66 @@ fn a_hung_cri_socket_holds_neither_detection_nor_the_pods_identity() {
     assert_eq!(agent.stop(), Some(0), "{}", agent.log_text());
     drop(quiet);
     drop(ctd);
+}
+
+/// podman's state where `--host-root` has the agent look for it (the calm
+/// container is named, and its workload found, from there).
+fn link_podman_state(host: &Path) {
+    for rel in ["run/containers", "var/lib/containers"] {
+        let link = host.join(rel);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(Path::new("/").join(rel), &link).unwrap();
+    }
+}
+
+/// The agent on containerd's `host` folder with the hung socket as its
+/// CRI; it says at start that it gave the socket up at its timeout.
+fn start_agent(tmp: &Path, host: &Path, hung: &HungSocket, models: &Path, alerts: &Path) -> Agent {
+    let agent = Agent::start(
+        &tmp.join("state"),
+        &[
+            "--host-root",
+            host.to_str().unwrap(),
+            "--cri-socket",
+            hung.path.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+            "--learn-for",
+            "1h",
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ],
+    );
+    wait_for("agent status", Duration::from_secs(60), || agent.status());
+    let log = agent.log_text();
+    assert!(
+        log.contains(&format!("{}: no answer within 2s", hung.path.display()))
+            && log.contains("named from their state on disk"),
+        "the agent did not say it gave the hung socket up at its timeout:\n{log}"
+    );
+    agent
+}
+
+/// An attack in the calm container is an alert within 5 s.
+fn attack_alarms_within_5s(quiet: &Container, alerts: &Path, hung: &HungSocket) {
+    let attacked = Instant::now();
+    let out = quiet.exec("cat /etc/shadow > /dev/null; ls / > /dev/null");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arrived = wait_for(
+        "the calm container's anomaly alert",
+        Duration::from_secs(60),
+        || (!anomalies_of(alerts, &quiet.name).is_empty()).then(|| attacked.elapsed()),
+    );
+    eprintln!(
+        "the calm container's alert {arrived:?} after the attack; the hung socket was asked {} times",
+        hung.accepted().len()
+    );
+    assert!(
+        arrived <= Duration::from_secs(5),
+        "the alert took {arrived:?} while the CRI socket hung"
+    );
 }

@@ -250,7 +250,8 @@ fn check_cgroup_root(root: &Path) -> Result<PathBuf, LiveError> {
     if unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } != 0 {
         return Err(refused(std::io::Error::last_os_error().to_string()));
     }
-    if fs.f_type as i64 != libc::CGROUP2_SUPER_MAGIC as i64 {
+    // f_type is i64 on x86_64, u32 or u64 elsewhere: compared as u64.
+    if fs.f_type as u64 != libc::CGROUP2_SUPER_MAGIC as u64 {
         return Err(refused(
             "not on a cgroup v2 file system (mounted at /sys/fs/cgroup on most hosts)".into(),
         ));
