@@ -752,3 +752,32 @@ fn model_folder_inside_training_folder_and_attack_labels_are_warned_about() {
         stderr(&o)
     );
 }
+
+/// `chids agent --cgroup-root` that is missing, or a folder not on cgroup
+/// v2, is a clear error at start (it used to start an agent that never
+/// found a container). Checked before anything is captured, so it needs
+/// neither root nor BPF.
+#[cfg(feature = "live")]
+#[test]
+fn agent_refuses_a_cgroup_root_that_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for (root, why) in [
+        (dir.path().join("nonexistent"), "No such file or directory"),
+        (plain.clone(), "not on a cgroup v2 file system"),
+    ] {
+        let o = chids(&[
+            "agent",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--cgroup-root",
+            root.to_str().unwrap(),
+            "--duration",
+            "20s",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_clean_error(&o, &format!("--cgroup-root {}: {why}", root.display()));
+    }
+}

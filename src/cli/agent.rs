@@ -295,6 +295,7 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
             );
         }
     }
+    print_identifying(&st);
     println!();
     println!(
         "{:<24} {:<14} {:<32} {:>10} {:>8} {:>8}",
@@ -327,6 +328,30 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Containers watched while the agent finds out who they are: their
+/// events are held meanwhile.
+fn print_identifying(st: &agent::AgentStatus) {
+    if st.identifying.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<24} {:<12} {:>10} {:>10} {:>8}",
+        "IDENTIFYING", "RUNTIME", "SINCE", "HELD", "DROPPED"
+    );
+    for p in &st.identifying {
+        let since = st.updated_ns.saturating_sub(p.since_ns) as f64 / 1e9;
+        println!(
+            "{:<24} {:<12} {:>9.1}s {:>10} {:>8}",
+            &p.id[..p.id.len().min(12)],
+            p.runtime,
+            since,
+            p.held_events,
+            p.held_dropped
+        );
+    }
 }
 
 /// `version 3 from node-a (trained, 2026-12-07T21:30:00Z)`.
@@ -416,7 +441,7 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
         learn_max: a.learn_max.unwrap_or(a.learn_for * 3),
         theta: a.theta,
         workloads,
-        alerts: AlertDispatch::new(outbox, budget, sinks),
+        alerts: AlertDispatch::new(outbox, budget, sinks).map_err(|e| e.to_string())?,
         metrics: a.metrics,
         duration: a.duration,
         window_ns: a.window.as_nanos() as u64,

@@ -470,6 +470,13 @@ impl CriSource {
                     "identity: {e}; containerd / CRI-O containers are named from their state on disk (said once)"
                 ));
             }
+            // Asked again (a containerd / CRI-O container came, at most
+            // every RETRY_AFTER): a socket that hangs costs this look-up
+            // one call's timeout, and is said each time.
+            Err(e) if say_absent => log(format!(
+                "identity: {e}; still named from the runtime's state on disk (asked again in {}s at the soonest)",
+                RETRY_AFTER.as_secs()
+            )),
             Err(_) => {}
         }
     }

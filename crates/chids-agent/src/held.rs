@@ -10,12 +10,49 @@
 
 use chids_core::event::Direction;
 use chids_live::capture::RawEvent;
+use chids_live::cgroup::CgroupRef;
+
+use crate::discovery::Runtime;
+use crate::status::IdentifyingStatus;
 
 /// At most this many events are held per container (about the first
 /// windows of a busy start-up).
 pub(crate) const HELD_PER_CONTAINER: usize = 8192;
 /// At most this many bytes of events are held for all containers together.
 pub(crate) const HELD_BYTES_TOTAL: usize = 32 << 20;
+
+/// A container watched from the moment it was found, while the identity
+/// worker finds out who it is; its events are held meanwhile.
+pub(crate) struct Pending {
+    pub cgroup: CgroupRef,
+    /// Its id, from its cgroup's name.
+    pub container_id: String,
+    pub runtime: Runtime,
+    /// When it was found, ns since the epoch.
+    pub since_ns: u64,
+    /// Its program already ran when it was found (see `begin_mid_run`).
+    pub running: bool,
+    pub held: Held,
+    /// Its cgroup went away before it was identified.
+    pub stopped: bool,
+}
+
+impl Pending {
+    /// How `agent status` shows it.
+    pub(crate) fn status(&self) -> IdentifyingStatus {
+        IdentifyingStatus {
+            id: self.container_id.clone(),
+            runtime: self.runtime.as_str().to_string(),
+            state: "identifying".into(),
+            cgroup: self.cgroup.path.display().to_string(),
+            cgroup_id: self.cgroup.id,
+            since_ns: self.since_ns,
+            held_events: self.held.len() as u64,
+            held_dropped: self.held.dropped,
+            stopped: self.stopped,
+        }
+    }
+}
 
 /// A [`RawEvent`] that owns its bytes.
 struct HeldEvent {

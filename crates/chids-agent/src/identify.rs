@@ -200,6 +200,9 @@ impl Worker {
             }
             ident
         }));
+        for line in self.resolver.take_log() {
+            log(line);
+        }
         let ident = found.unwrap_or_else(|_| {
             log(format!(
                 "identity: looking up container {} failed (panic); named by its id",

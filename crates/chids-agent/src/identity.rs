@@ -16,15 +16,15 @@
 //!
 //! In a DaemonSet these live under a host mount: `host_root` prefixes them.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::discovery::Runtime;
+use crate::host_file;
 
 /// What the agent knows about a container. Missing facts stay `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -62,13 +62,6 @@ impl Identity {
 /// not make the agent allocate without bound).
 const MAX_STATE_FILE: u64 = 64 << 20;
 
-fn read_json(path: &Path) -> Option<Value> {
-    let f = File::open(path).ok()?;
-    let mut text = String::new();
-    f.take(MAX_STATE_FILE).read_to_string(&mut text).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
 fn string(v: &Value, key: &str) -> Option<String> {
     v.get(key)
         .and_then(Value::as_str)
@@ -76,16 +69,52 @@ fn string(v: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Files whose trouble is said at most (each once).
+const MAX_SAID: usize = 1000;
+
 /// Looks up container identities under a host root.
 pub(crate) struct Resolver {
     host_root: PathBuf,
+    /// What went wrong reading state files, for the log (see [`Resolver::take_log`]).
+    log: RefCell<Vec<String>>,
+    /// Files already said (a planted FIFO is said once, not per container).
+    said: RefCell<HashSet<PathBuf>>,
 }
 
 impl Resolver {
     pub fn new(host_root: &Path) -> Resolver {
         Resolver {
             host_root: host_root.to_path_buf(),
+            log: RefCell::default(),
+            said: RefCell::default(),
         }
+    }
+
+    /// Lines about state files that could not be used since the last call.
+    pub(crate) fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.borrow_mut())
+    }
+
+    /// A runtime state file as JSON (see [`host_file`]: a FIFO, link or
+    /// device planted there is refused, the read bounded). A file that is
+    /// not there is nothing to say; any other trouble is said once per file.
+    fn read_json(&self, path: &Path) -> Option<Value> {
+        let failed = match host_file::read_bounded(path, MAX_STATE_FILE) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(v) => return Some(v),
+                Err(e) => format!("line {} column {}: {e}", e.line(), e.column()),
+            },
+            Err(e) if host_file::is_absent(&e) => return None,
+            Err(e) => e.to_string(),
+        };
+        let mut said = self.said.borrow_mut();
+        if said.len() < MAX_SAID && said.insert(path.to_path_buf()) {
+            self.log.borrow_mut().push(format!(
+                "identity: {}: {failed}; not used (said once per file)",
+                path.display()
+            ));
+        }
+        None
     }
 
     fn host(&self, p: &str) -> PathBuf {
@@ -121,14 +150,14 @@ impl Resolver {
                 candidates.push(ns.path().join(id).join("config.json"));
             }
         }
-        candidates.iter().find_map(|p| read_json(p))
+        candidates.iter().find_map(|p| self.read_json(p))
     }
 
     /// podman and CRI-O share containers/storage.
     fn containers_storage(&self, ident: &mut Identity) {
         let storage = self.host("var/lib/containers/storage");
         let Some(Value::Array(all)) =
-            read_json(&storage.join("overlay-containers/containers.json"))
+            self.read_json(&storage.join("overlay-containers/containers.json"))
         else {
             return;
         };
@@ -163,7 +192,8 @@ impl Resolver {
     }
 
     fn image_name(&self, storage: &Path, image_id: &str) -> Option<String> {
-        let Value::Array(images) = read_json(&storage.join("overlay-images/images.json"))? else {
+        let Value::Array(images) = self.read_json(&storage.join("overlay-images/images.json"))?
+        else {
             return None;
         };
         images
@@ -180,7 +210,7 @@ impl Resolver {
             "var/lib/docker/containers/{}/config.v2.json",
             ident.id
         ));
-        let Some(v) = read_json(&path) else {
+        let Some(v) = self.read_json(&path) else {
             return;
         };
         let parsed: DockerConfig = match serde_json::from_value(v) {
@@ -282,6 +312,44 @@ mod tests {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn a_planted_fifo_or_link_is_refused_at_once_and_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir
+            .path()
+            .join("var/lib/containers/storage/overlay-containers");
+        std::fs::create_dir_all(&storage).unwrap();
+        let fifo = storage.join("containers.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let secret = dir.path().join("secret.json");
+        std::fs::write(&secret, r#"{"annotations":{"io.kubernetes.pod.name":"x"}}"#).unwrap();
+        let bundle = dir.path().join(format!(
+            "run/containers/storage/overlay-containers/{ID}/userdata"
+        ));
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::os::unix::fs::symlink(&secret, bundle.join("config.json")).unwrap();
+        let r = Resolver::new(dir.path());
+        for _ in 0..3 {
+            // A plain open of the FIFO would block this thread for ever.
+            let id = r.resolve(Runtime::Podman, ID);
+            assert!(id.is_bare(), "{id:?}");
+            assert_eq!(id.pod, None, "the link was followed: {id:?}");
+        }
+        let log = r.take_log();
+        assert_eq!(log.len(), 2, "each file said once: {log:?}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains("containers.json") && l.contains("a FIFO")),
+            "{log:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|l| l.contains("config.json") && l.contains("symbolic link")),
+            "{log:?}"
+        );
     }
 
     #[test]

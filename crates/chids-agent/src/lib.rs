@@ -25,6 +25,7 @@ pub mod discovery;
 mod exec_spans;
 pub mod fleet;
 mod held;
+mod host_file;
 mod identify;
 pub mod identity;
 mod learn_names;
@@ -56,8 +57,8 @@ use discovery::Discovery;
 use run::AgentRun;
 pub use runtime::ExecRecord;
 pub use status::{
-    read_status, AgentStatus, ContainerStatus, ExcludedStatus, ModelOrigin, SinkStatus,
-    WorkloadStatus,
+    read_status, AgentStatus, ContainerStatus, ExcludedStatus, IdentifyingStatus, ModelOrigin,
+    SinkStatus, WorkloadStatus,
 };
 pub use view::rss_bytes;
 use workloads::{ModelStore, WorkloadConfig};
@@ -192,13 +193,13 @@ pub fn agent(
             opts.budget_per_hour
         )));
     }
+    let root = match &opts.cgroup_root {
+        Some(r) => check_cgroup_root(r)?,
+        None => cgroup2_root()?,
+    };
     prepare_state_dir(&opts.state_dir)?;
     let store = ModelStore::open(&opts.models).map_err(LiveError::Other)?;
     let mut session = Session::open(opts.stop.clone(), opts.duration)?;
-    let root = match &opts.cgroup_root {
-        Some(r) => r.clone(),
-        None => cgroup2_root()?,
-    };
     let metrics_addr = opts.metrics;
     let mut run = AgentRun::new(opts, store, &root, on_update);
     let server = match metrics_addr {
@@ -232,6 +233,31 @@ pub fn agent(
     drop(server);
     // Training threads finish on their own; their results are not needed.
     Ok(std::mem::take(&mut run.summary))
+}
+
+/// `--cgroup-root` must be a folder on a cgroup v2 file system: anything
+/// else would start an agent that never finds a container, silently.
+fn check_cgroup_root(root: &Path) -> Result<PathBuf, LiveError> {
+    let refused =
+        |why: String| LiveError::Other(format!("--cgroup-root {}: {why}", root.display()));
+    let meta = std::fs::metadata(root).map_err(|e| refused(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(refused("not a folder".into()));
+    }
+    let c_path = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
+        .map_err(|_| refused("contains a NUL byte".into()))?;
+    // SAFETY: a valid C string and a zeroed statfs for the kernel to fill.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } != 0 {
+        return Err(refused(std::io::Error::last_os_error().to_string()));
+    }
+    // f_type is i64 on x86_64, u32 or u64 elsewhere: compared as u64.
+    if fs.f_type as u64 != libc::CGROUP2_SUPER_MAGIC as u64 {
+        return Err(refused(
+            "not on a cgroup v2 file system (mounted at /sys/fs/cgroup on most hosts)".into(),
+        ));
+    }
+    Ok(root.to_path_buf())
 }
 
 /// Creates the state folder and its `learn/` (0700), never through a

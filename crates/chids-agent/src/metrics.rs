@@ -270,7 +270,7 @@ impl AgentMetrics {
         e.family(
             lost,
             Kind::Counter,
-            "Alerts lost: not stored (disk_full), or dropped undelivered past the outbox's size (outbox_full) or age (expired).",
+            "Alerts lost: not taken by the outbox writer, its queue full (queue_full); not stored (disk_full); or dropped undelivered past the outbox's size (outbox_full) or age (expired).",
         );
         for (reason, n) in &o.lost {
             e.sample(lost, &[("reason", *reason)], *n);

@@ -23,7 +23,7 @@ use chids_live::{LiveError, Session};
 
 use crate::detector::LiveDetector;
 use crate::discovery::{Change, Found};
-use crate::held::{Held, HELD_BYTES_TOTAL};
+use crate::held::{Held, Pending, HELD_BYTES_TOTAL};
 use crate::identify::{Answer, Identifier};
 use crate::identity::{Identity, Resolver};
 use crate::learn_names;
@@ -65,17 +65,6 @@ struct Config {
     budget_per_hour: f64,
     /// The agent's own container (in a DaemonSet): never watched.
     own_cgroup: Option<PathBuf>,
-}
-
-/// A container watched from the moment it was found, while the worker
-/// finds out who it is; its events are held meanwhile.
-struct Pending {
-    cgroup: CgroupRef,
-    /// Its program already ran when it was found (see `begin_mid_run`).
-    running: bool,
-    held: Held,
-    /// Its cgroup went away before it was identified.
-    stopped: bool,
 }
 
 pub(crate) struct AgentRun {
@@ -267,6 +256,9 @@ impl AgentRun {
             .submit(found.cgroup_id, found.container.runtime, id);
         let pending = Pending {
             cgroup,
+            container_id: id.clone(),
+            runtime: found.container.runtime,
+            since_ns: crate::sink::outbox::now_ns(),
             running,
             held: Held::default(),
             stopped: false,
@@ -697,6 +689,7 @@ impl AgentRun {
             },
             !last,
         );
+        st.identifying = view::identifying_view(&self.pending);
         st.excluded = self.excluded.values().cloned().collect();
         st.excluded.sort_by(|a, b| a.name.cmp(&b.name));
         status::write(&self.cfg.state_dir, &st);
@@ -750,7 +743,7 @@ impl AgentRun {
             };
             let json = serde_json::to_vec(&record).expect("exec record serialises");
             self.alerts
-                .deliver(&record.alert_id, &record.who.workload, &json);
+                .deliver(&record.alert_id, &record.who.workload, json);
             up(AgentUpdate::Exec(&record));
         }
     }
@@ -792,7 +785,7 @@ impl AgentRun {
             alert.threshold_source = source;
             let json = serde_json::to_vec(&alert).expect("alert serialises");
             self.alerts
-                .deliver(&alert.alert_id, &alert.who.workload, &json);
+                .deliver(&alert.alert_id, &alert.who.workload, json);
             up(AgentUpdate::Alert(&alert));
         }
     }

@@ -15,6 +15,12 @@ use serde::Serialize;
 use chids_live::capture::RawEvent;
 use chids_live::syscalls;
 
+use crate::host_file;
+
+/// `cgroup.procs` is read this far at most (some 30,000 pids; only the
+/// first 256 are looked at).
+const MAX_PROCS_BYTES: u64 = 256 << 10;
+
 /// Whether a task named `comm` (the kernel's 16-byte task name) is the
 /// container runtime's own: runc's and crun's init stages (`runc:[0:PARENT]`,
 /// `runc:[1:CHILD]`, `runc:[2:INIT]`, `crun` likewise), conmon, the
@@ -42,13 +48,16 @@ pub(crate) fn workload_running(dir: &Path) -> bool {
         if seen_folders > 64 {
             break;
         }
-        let procs = std::fs::read_to_string(folder.join("cgroup.procs")).unwrap_or_default();
+        // Bounded, and never a FIFO or link planted in the folder (see host_file).
+        let procs =
+            host_file::read_text(&folder.join("cgroup.procs"), MAX_PROCS_BYTES).unwrap_or_default();
         for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
             seen_tasks += 1;
             if seen_tasks > 256 {
                 return false;
             }
-            let Ok(comm) = std::fs::read(format!("/proc/{pid}/comm")) else {
+            let Ok(comm) = host_file::read_bounded(Path::new(&format!("/proc/{pid}/comm")), 64)
+            else {
                 continue;
             };
             let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);

@@ -115,6 +115,31 @@ pub struct ExcludedStatus {
     pub why: String,
 }
 
+/// A container watched while the agent finds out who it is (runtime state
+/// on disk, the CRI socket): its events are held meanwhile, then replayed
+/// into its workload's stream (see `held.rs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct IdentifyingStatus {
+    /// The container id (from its cgroup's name).
+    pub id: String,
+    /// The runtime its cgroup's name says (`podman`, `containerd`, ...).
+    pub runtime: String,
+    /// Always `identifying`.
+    pub state: String,
+    pub cgroup: String,
+    pub cgroup_id: u64,
+    /// When it was found (and watched), ns since the epoch.
+    pub since_ns: u64,
+    /// Events held for it so far.
+    pub held_events: u64,
+    /// Events past the bounds of what is held: not detected on.
+    pub held_dropped: u64,
+    /// Its cgroup is gone already (its events are still detected on once
+    /// it is known).
+    #[serde(default)]
+    pub stopped: bool,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SinkStatus {
     pub kind: String,
@@ -164,6 +189,9 @@ pub struct AgentStatus {
     /// Running containers not watched (--include / --exclude).
     #[serde(default)]
     pub excluded: Vec<ExcludedStatus>,
+    /// Containers watched, not yet identified (oldest first).
+    #[serde(default)]
+    pub identifying: Vec<IdentifyingStatus>,
     pub sinks: Vec<SinkStatus>,
 }
 

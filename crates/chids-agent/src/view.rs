@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use chids_live::capture::Capture;
 
+use crate::held::Pending;
 use crate::metrics::{AgentMetrics, ContainerCounts, WorkloadLine};
 use crate::run::threshold_of;
 use crate::sink::AlertDispatch;
 use crate::state::{threshold_source, Container, Workload};
-use crate::status::{AgentStatus, ContainerStatus, SinkStatus, WorkloadStatus};
+use crate::status::{AgentStatus, ContainerStatus, IdentifyingStatus, SinkStatus, WorkloadStatus};
 use crate::AgentSummary;
 
 pub(crate) fn update_metrics(
@@ -100,6 +101,13 @@ fn containers_view(containers: &HashMap<u64, Container>) -> Vec<ContainerStatus>
     v
 }
 
+/// Containers watched and not yet identified, oldest first.
+pub(crate) fn identifying_view(pending: &HashMap<u64, Pending>) -> Vec<IdentifyingStatus> {
+    let mut v: Vec<IdentifyingStatus> = pending.values().map(Pending::status).collect();
+    v.sort_by(|a, b| (a.since_ns, &a.id).cmp(&(b.since_ns, &b.id)));
+    v
+}
+
 fn workloads_view(
     workloads: &HashMap<String, Workload>,
     containers: &HashMap<u64, Container>,
@@ -174,10 +182,87 @@ pub(crate) fn status_now(
         workloads,
         containers: containers_view(containers),
         excluded: Vec::new(),
+        identifying: Vec::new(),
         sinks: alerts
             .sink_stats()
             .into_iter()
             .map(|(kind, st)| SinkStatus::new(kind, st))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chids_core::event::Direction;
+    use chids_live::capture::RawEvent;
+    use chids_live::cgroup::CgroupRef;
+
+    use super::*;
+    use crate::discovery::Runtime;
+    use crate::held::Held;
+
+    fn pending(id: &str, cgroup_id: u64, since_ns: u64, events: u64) -> Pending {
+        let mut held = Held::default();
+        for ts_ns in 0..events {
+            let raw = RawEvent {
+                ts_ns,
+                watch: cgroup_id,
+                ret: 0,
+                flags: 0,
+                pid: 1,
+                tid: 1,
+                uid: 0,
+                nr: 0,
+                dir: Direction::Exit,
+                comm: b"sh",
+                path: None,
+                path_fault: false,
+                sockaddr: None,
+            };
+            held.push(&raw, usize::MAX);
+        }
+        Pending {
+            cgroup: CgroupRef {
+                path: PathBuf::from(format!("/sys/fs/cgroup/kubepods/pod1/{id}")),
+                id: cgroup_id,
+                level: 3,
+                name: id[..12].to_string(),
+            },
+            container_id: id.to_string(),
+            runtime: Runtime::Containerd,
+            since_ns,
+            running: false,
+            held,
+            stopped: false,
+        }
+    }
+
+    #[test]
+    fn containers_being_identified_are_shown_oldest_first_with_what_is_held() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let pending = HashMap::from([(7, pending(&b, 7, 2_000, 3)), (5, pending(&a, 5, 1_000, 0))]);
+        let shown = identifying_view(&pending);
+        assert_eq!(shown.len(), 2);
+        assert_eq!(shown[0].id, a, "oldest first");
+        assert_eq!((shown[0].since_ns, shown[0].held_events), (1_000, 0));
+        let second = &shown[1];
+        assert_eq!(second.state, "identifying");
+        assert_eq!(second.runtime, "containerd");
+        assert_eq!(
+            (second.cgroup_id, second.since_ns, second.held_events),
+            (7, 2_000, 3)
+        );
+        assert_eq!(second.cgroup, format!("/sys/fs/cgroup/kubepods/pod1/{b}"));
+        // And in the status file as `agent status` reads it.
+        let dir = tempfile::tempdir().unwrap();
+        let st = AgentStatus {
+            identifying: shown.clone(),
+            ..AgentStatus::default()
+        };
+        crate::status::write(dir.path(), &st);
+        let back = crate::status::read_status(dir.path()).unwrap();
+        assert_eq!(back.identifying, shown);
     }
 }

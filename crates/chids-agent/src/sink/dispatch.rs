@@ -1,5 +1,6 @@
-//! The agent's one way out for alerts: the budget decides, the outbox
-//! commits, then every sink gets the committed JSON.
+//! The agent's one way out for alerts: the budget decides (on the capture
+//! thread), the outbox commits (on the writer thread, `super::writer`),
+//! then every sink gets the committed JSON.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -7,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::budget::{AlertBudget, Verdict};
-use super::outbox::{now_ns, Outbox, OutboxCounters, LOSS_REASONS};
+use super::outbox::{now_ns, AlertIds, Outbox, OutboxCounters, LOSS_REASONS};
+use super::writer::{NotQueued, OutboxWriter, Record, QUEUE};
 use super::{AlertSink, SinkStats};
+use chids_live::LiveError;
 
 /// The outbox's figures for metrics.
 #[derive(Clone, Debug, Default)]
@@ -23,41 +26,47 @@ pub(crate) struct OutboxFigures {
 }
 
 pub struct AlertDispatch {
-    outbox: Outbox,
+    ids: AlertIds,
     counters: Arc<OutboxCounters>,
     budget: AlertBudget,
-    sinks: Vec<Box<dyn AlertSink>>,
+    /// Commits and hands to the sinks, on a thread of its own.
+    writer: OutboxWriter,
+    /// The sinks once the writer finished (closed, still asked for
+    /// figures and last log lines).
+    closed_sinks: Vec<Box<dyn AlertSink>>,
     log: Vec<String>,
-    /// Commit failures logged in the current burst (a full disk must not
-    /// flood the log: one line, then a count).
-    unstored_since_log: u64,
-    last_unstored_log: Option<Instant>,
+    /// Records the writer's queue had no room for, since the last line
+    /// about it (a storm must not flood the log: one line, then a count).
+    not_queued_since_log: u64,
+    last_not_queued_log: Option<Instant>,
 }
 
-const UNSTORED_LOG_EVERY: Duration = Duration::from_secs(10);
+const NOT_QUEUED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl AlertDispatch {
+    /// Starts the writer thread, which owns `outbox` and `sinks`.
     pub fn new(
         outbox: Outbox,
         budget: AlertBudget,
         sinks: Vec<Box<dyn AlertSink>>,
-    ) -> AlertDispatch {
-        AlertDispatch {
+    ) -> Result<AlertDispatch, LiveError> {
+        Ok(AlertDispatch {
+            ids: outbox.alert_ids(),
             counters: outbox.counters(),
-            outbox,
             budget,
-            sinks,
+            writer: OutboxWriter::start(outbox, sinks)?,
+            closed_sinks: Vec::new(),
             log: Vec::new(),
-            unstored_since_log: 0,
-            last_unstored_log: None,
-        }
+            not_queued_since_log: 0,
+            last_not_queued_log: None,
+        })
     }
 
     /// Some(alert_id) when `workload`'s alert goes out (build its JSON with
     /// that id, then call [`AlertDispatch::deliver`]); None when the
     /// budget folded it into the period's summary.
     pub fn admit(&mut self, workload: &str) -> Option<String> {
-        let id = self.outbox.next_alert_id();
+        let id = self.ids.next_id();
         match self.budget.admit(workload, Instant::now()) {
             Verdict::Send => Some(id),
             Verdict::Suppress => {
@@ -70,57 +79,87 @@ impl AlertDispatch {
     /// An id for a record that is not under the alert budget (an exec
     /// session's, which has a rate limit of its own).
     pub(crate) fn record_id(&mut self) -> String {
-        self.outbox.next_alert_id()
+        self.ids.next_id()
     }
 
-    /// Commits `json` (carrying `alert_id`) to the outbox, then hands it
-    /// to every sink. An alert the outbox could not store (full disk) is
-    /// counted there and still goes to the file sinks.
-    pub fn deliver(&mut self, alert_id: &str, workload: &str, json: &[u8]) {
-        if let Err(e) = self.outbox.commit(alert_id, workload, json) {
-            self.unstored_since_log += 1;
-            if self
-                .last_unstored_log
-                .is_none_or(|t| t.elapsed() >= UNSTORED_LOG_EVERY)
-            {
-                self.log.push(format!(
-                    "{e} ({} alert(s) not stored since the last such line; counted in chids_alerts_lost_total)",
-                    self.unstored_since_log
-                ));
-                self.unstored_since_log = 0;
-                self.last_unstored_log = Some(Instant::now());
-            }
-        }
-        for s in self.sinks.iter_mut() {
-            if let Err(e) = s.send(json) {
-                self.log.push(format!("{} sink: {e}", s.kind()));
-            }
+    /// Queues `json` (carrying `alert_id`) for the writer thread, which
+    /// commits it to the outbox, then hands it to every sink. Never waits:
+    /// when the queue is full the record is counted lost (`queue_full`)
+    /// and logged.
+    pub fn deliver(&mut self, alert_id: &str, workload: &str, json: Vec<u8>) {
+        let record = Record {
+            alert_id: alert_id.to_string(),
+            workload: workload.to_string(),
+            json,
+        };
+        if let Err(why) = self.writer.queue(record) {
+            self.not_queued(alert_id, why);
         }
     }
 
-    /// Periodic work: summaries of budget periods that ended (all of them
-    /// when `all`), the outbox's retention.
+    fn not_queued(&mut self, alert_id: &str, why: NotQueued) {
+        self.counters.add_lost("queue_full", 1);
+        self.not_queued_since_log += 1;
+        if self
+            .last_not_queued_log
+            .is_some_and(|t| t.elapsed() < NOT_QUEUED_LOG_EVERY)
+        {
+            return;
+        }
+        let what = match why {
+            NotQueued::Full => format!(
+                "the outbox writer's queue is full ({QUEUE} records: the disk is slow or the database locked)"
+            ),
+            NotQueued::WriterGone => "the outbox writer thread has stopped".to_string(),
+        };
+        self.log.push(format!(
+            "outbox: alert {alert_id} lost: {what} ({} alert(s) lost since the last such line; counted in chids_alerts_lost_total{{reason=\"queue_full\"}})",
+            self.not_queued_since_log
+        ));
+        self.not_queued_since_log = 0;
+        self.last_not_queued_log = Some(Instant::now());
+    }
+
+    /// Summaries of budget periods that ended (all of them when `all`,
+    /// then queued waiting for room: the agent stops).
     pub fn tick(&mut self, all: bool) {
         for mut summary in self.budget.due(Instant::now(), all) {
-            summary.alert_id = self.outbox.next_alert_id();
-            let json = serde_json::to_vec(&summary).expect("summary serialises");
-            let (id, workload) = (summary.alert_id.clone(), summary.workload.clone());
-            self.deliver(&id, &workload, &json);
+            summary.alert_id = self.ids.next_id();
+            let record = Record {
+                json: serde_json::to_vec(&summary).expect("summary serialises"),
+                alert_id: summary.alert_id,
+                workload: summary.workload,
+            };
+            let id = record.alert_id.clone();
+            let queued = if all {
+                self.writer.queue_waiting(record)
+            } else {
+                self.writer.queue(record)
+            };
+            if let Err(why) = queued {
+                self.not_queued(&id, why);
+            }
         }
-        self.outbox.tick();
     }
 
-    /// Log lines since the last call (the sinks' too).
+    /// Log lines since the last call (the writer's and the sinks' too).
     pub(crate) fn take_log(&mut self) -> Vec<String> {
         let mut lines = std::mem::take(&mut self.log);
-        for s in self.sinks.iter_mut() {
+        lines.extend(self.writer.take_log());
+        for s in self.closed_sinks.iter_mut() {
             lines.extend(s.take_log());
         }
         lines
     }
 
     pub(crate) fn sink_stats(&self) -> Vec<(&'static str, SinkStats)> {
-        self.sinks.iter().map(|s| (s.kind(), s.stats())).collect()
+        if self.closed_sinks.is_empty() {
+            return self.writer.sink_stats();
+        }
+        self.closed_sinks
+            .iter()
+            .map(|s| (s.kind(), s.stats()))
+            .collect()
     }
 
     pub(crate) fn outbox_figures(&self) -> OutboxFigures {
@@ -139,11 +178,24 @@ impl AlertDispatch {
         }
     }
 
-    /// Writes the last summaries, then gives the sinks `grace` to deliver.
+    /// Writes the last summaries, waits until the writer has committed
+    /// everything queued, then gives the sinks `grace` to deliver.
     pub fn close(&mut self, grace: Duration) {
+        self.writer.closing();
         self.tick(true);
-        for s in self.sinks.iter_mut() {
+        self.closed_sinks = self.writer.finish();
+        for s in self.closed_sinks.iter_mut() {
             s.close(grace);
         }
     }
 }
+
+impl Drop for AlertDispatch {
+    /// An agent ending on an error still commits what it queued.
+    fn drop(&mut self) {
+        self.writer.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,9 @@
 //! Where alerts go. Every alert is committed to the [`outbox`] first
-//! (SQLite, on the node), then handed, as one JSON object, to every
-//! [`AlertSink`] the agent was given: a file or stdout ([`file`]), or a
-//! NATS subject whose delivery thread drains the outbox ([`nats`]). The
-//! [`budget`] folds a workload's alerts past its rate into summaries.
+//! (SQLite, on the node, by the writer thread of [`writer`]), then handed,
+//! as one JSON object, to every [`AlertSink`] the agent was given: a file
+//! or stdout ([`file`]), or a NATS subject whose delivery thread drains
+//! the outbox ([`nats`]). The [`budget`] folds a workload's alerts past
+//! its rate into summaries.
 
 pub mod budget;
 pub mod dispatch;
@@ -10,6 +11,7 @@ pub mod file;
 pub mod nats;
 pub mod outbox;
 pub mod private_fs;
+mod writer;
 
 pub use dispatch::AlertDispatch;
 pub use file::FileSink;

@@ -8,9 +8,12 @@
 //! ([`super::budget`]): a flood becomes one summary record per period, not
 //! one commit per alert.
 //!
+//! Commits run on a writer thread of their own (`super::writer`), several
+//! waiting records in one transaction.
+//!
 //! Each record has an `alert_id`, `NODE.RUN.N`: `NODE` random, chosen when
 //! the database was created; `RUN` counted up at every open; `N` counted
-//! in memory. It is unique per node (and across nodes sharing a stream),
+//! in memory ([`AlertIds`], on the capture thread). It is unique per node (and across nodes sharing a stream),
 //! written into the alert's JSON at commit and reused by every retry, so
 //! JetStream drops a re-publish after a crash (`Nats-Msg-Id`).
 //!
@@ -33,13 +36,16 @@ pub use reader::{OutboxReader, Pending};
 pub use retention::Retention;
 
 use super::private_fs;
+use super::writer::Record;
 use chids_live::LiveError;
 
 /// The database's file name in the state folder.
 pub(crate) const DB_FILE: &str = "outbox.db";
 
 /// Why alerts were lost (labels of `chids_alerts_lost_total`).
-pub(crate) const LOSS_REASONS: [&str; 3] = ["disk_full", "outbox_full", "expired"];
+/// `queue_full`: not taken by the writer thread (its queue full, see
+/// `super::writer`); the others: see [`Outbox::commit`] and `retention`.
+pub(crate) const LOSS_REASONS: [&str; 4] = ["disk_full", "outbox_full", "expired", "queue_full"];
 
 /// Figures shared by the committing side, the delivery thread and metrics.
 #[derive(Debug, Default)]
@@ -49,7 +55,7 @@ pub struct OutboxCounters {
     pub pending: AtomicU64,
     pub pending_bytes: AtomicU64,
     /// By [`LOSS_REASONS`] index.
-    pub lost: [AtomicU64; 3],
+    pub lost: [AtomicU64; 4],
 }
 
 impl OutboxCounters {
@@ -93,6 +99,13 @@ pub(crate) fn is_disk_full(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(ErrorCode::DiskFull)
 }
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
 pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -134,7 +147,6 @@ pub struct Outbox {
     conn: Connection,
     path: PathBuf,
     id_prefix: String,
-    next_n: u64,
     /// Without a remote destination (no `--nats`) records are stored
     /// already delivered: kept for `chids agent alerts`, not pending.
     remote: bool,
@@ -166,7 +178,6 @@ impl Outbox {
             conn,
             path,
             id_prefix: format!("{node}.{run}"),
-            next_n: 1,
             remote,
             retention,
             last_retention: Instant::now(),
@@ -189,12 +200,12 @@ impl Outbox {
         OutboxReader::open(&self.path, self.counters())
     }
 
-    /// The next alert id (also for alerts folded into a summary, which are
-    /// never stored: the summary names the first and last).
-    pub(crate) fn next_alert_id(&mut self) -> String {
-        let id = format!("{}.{}", self.id_prefix, self.next_n);
-        self.next_n += 1;
-        id
+    /// This run's alert ids (take them once: each call counts from 1).
+    pub(crate) fn alert_ids(&self) -> AlertIds {
+        AlertIds {
+            prefix: self.id_prefix.clone(),
+            next_n: 1,
+        }
     }
 
     /// Commits one record (a JSON object carrying `alert_id`). On error the
@@ -208,13 +219,7 @@ impl Outbox {
         }
         match result {
             Ok(()) => {
-                self.counters.committed.fetch_add(1, Ordering::Relaxed);
-                if self.remote {
-                    self.counters.pending.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .pending_bytes
-                        .fetch_add(body.len() as u64, Ordering::Relaxed);
-                }
+                self.counted_committed(body.len());
                 Ok(())
             }
             Err(e) => {
@@ -229,15 +234,71 @@ impl Outbox {
         }
     }
 
+    fn counted_committed(&self, body_len: usize) {
+        self.counters.committed.fetch_add(1, Ordering::Relaxed);
+        if self.remote {
+            self.counters.pending.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .pending_bytes
+                .fetch_add(body_len as u64, Ordering::Relaxed);
+        }
+    }
+
     fn insert(&self, alert_id: &str, workload: &str, body: &[u8]) -> rusqlite::Result<()> {
-        let now = now_ns() as i64;
-        let delivered = (!self.remote).then_some(now);
-        self.conn
-            .prepare_cached(
-                "INSERT INTO alerts(alert_id, workload, created_ns, body, delivered_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![alert_id, workload, now, body, delivered])
-            .map(drop)
+        insert(&self.conn, self.remote, alert_id, workload, body)
+    }
+
+    /// Commits `records` in one transaction (one fsync). When that fails,
+    /// they are committed one by one, so a full disk loses only what does
+    /// not fit, each counted (see [`Outbox::commit`]); the errors are
+    /// returned. A database locked by another process (SQLite's busy
+    /// timeout passed) is waited for, `locked` told each time, until
+    /// `closing()`: then the records are counted lost (`outbox_full`).
+    pub(crate) fn commit_batch(
+        &mut self,
+        records: &[Record],
+        closing: &dyn Fn() -> bool,
+        locked: &mut dyn FnMut(Duration),
+    ) -> Vec<LiveError> {
+        self.tick();
+        let since = Instant::now();
+        loop {
+            match self.insert_all(records) {
+                Ok(()) => {
+                    for r in records {
+                        self.counted_committed(r.json.len());
+                    }
+                    return Vec::new();
+                }
+                Err(e) if is_busy(&e) && !closing() => locked(since.elapsed()),
+                Err(e) if is_busy(&e) => {
+                    // The agent stops: no record waits the timeout again.
+                    self.counters.add_lost("outbox_full", records.len() as u64);
+                    return records
+                        .iter()
+                        .map(|r| {
+                            LiveError::Other(format!(
+                                "outbox: alert {} not stored: {e}",
+                                r.alert_id
+                            ))
+                        })
+                        .collect();
+                }
+                Err(_) => break,
+            }
+        }
+        records
+            .iter()
+            .filter_map(|r| self.commit(&r.alert_id, &r.workload, &r.json).err())
+            .collect()
+    }
+
+    fn insert_all(&mut self, records: &[Record]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for r in records {
+            insert(&tx, self.remote, &r.alert_id, &r.workload, &r.json)?;
+        }
+        tx.commit()
     }
 
     /// Runs retention when it is due (every few seconds).
@@ -253,6 +314,41 @@ impl Outbox {
     pub(crate) fn enforce_retention(&mut self) {
         self.last_retention = Instant::now();
         retention::enforce(&self.conn, &self.retention, &self.counters);
+    }
+}
+
+/// Inserts one record (in the caller's transaction, if any); without a
+/// remote destination it is stored delivered already.
+fn insert(
+    conn: &Connection,
+    remote: bool,
+    alert_id: &str,
+    workload: &str,
+    body: &[u8],
+) -> rusqlite::Result<()> {
+    let now = now_ns() as i64;
+    let delivered = (!remote).then_some(now);
+    conn.prepare_cached(
+        "INSERT INTO alerts(alert_id, workload, created_ns, body, delivered_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![alert_id, workload, now, body, delivered])
+    .map(drop)
+}
+
+/// Alert ids of one run, `NODE.RUN.N` (see the module's notes).
+#[derive(Debug)]
+pub(crate) struct AlertIds {
+    prefix: String,
+    next_n: u64,
+}
+
+impl AlertIds {
+    /// The next alert id (also for alerts folded into a summary, which are
+    /// never stored: the summary names the first and last).
+    pub(crate) fn next_id(&mut self) -> String {
+        let id = format!("{}.{}", self.prefix, self.next_n);
+        self.next_n += 1;
+        id
     }
 }
 

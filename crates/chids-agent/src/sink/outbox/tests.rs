@@ -13,8 +13,19 @@ fn open(dir: &Path, max_bytes: u64) -> Outbox {
     Outbox::open(dir, r, true).unwrap()
 }
 
+thread_local! {
+    /// Ids for the records the tests commit; unique across the reopens of
+    /// one database (a fresh run number each open), so a counter per
+    /// thread is enough.
+    static N: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 fn commit(o: &mut Outbox, workload: &str) -> String {
-    let id = o.next_alert_id();
+    let n = N.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let id = format!("{}.{n}", o.id_prefix);
     let body = format!("{{\"alert_id\":\"{id}\",\"workload\":\"{workload}\"}}");
     o.commit(&id, workload, body.as_bytes()).unwrap();
     id
