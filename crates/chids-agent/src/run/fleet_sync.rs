@@ -55,10 +55,20 @@ impl AgentRun {
         let Some(link) = self.fleet.as_mut() else {
             return;
         };
-        for update in link.poll() {
+        let updates = link.poll();
+        for update in updates {
             match update {
                 FleetUpdate::Adopt { version, bundle } => self.adopt(version, *bundle, now_ns, up),
                 FleetUpdate::Published(v) => self.published(v, up),
+                FleetUpdate::PoolClaimed { workload, data } => {
+                    self.pool_claimed(workload, data, up)
+                }
+                FleetUpdate::PoolNotClaimed { workload, claim } => {
+                    self.pool_not_claimed(workload, claim, up)
+                }
+                FleetUpdate::PoolUnavailable { workload, error } => {
+                    self.pool_unavailable(workload, error, up)
+                }
                 FleetUpdate::Log(line) => up(AgentUpdate::Log(line)),
             }
         }
@@ -121,6 +131,8 @@ impl AgentRun {
         if before != "detecting" {
             let _ = std::fs::remove_dir_all(self.cfg.learn_root.join(folder_name(&key)));
         }
+        // A lease held for a training here is given back.
+        self.pool_done(&key, false);
         self.restart_streams(&key);
     }
 
@@ -147,21 +159,27 @@ impl AgentRun {
     /// A model this node just trained (and stored): its origin, and with
     /// a fleet its publication.
     pub(super) fn model_trained(&mut self, key: &str, up: Update<'_>) {
-        let Some(w) = self.workloads.get_mut(key) else {
+        if self
+            .workloads
+            .get(key)
+            .and_then(|w| w.state.bundle())
+            .is_none()
+        {
             return;
-        };
-        let Some(bundle) = w.state.bundle() else {
-            return;
-        };
+        }
+        let learnt_from = self.pool_done(key, true);
+        let w = self.workloads.get_mut(key).expect("present above");
+        let bundle = w.state.bundle().expect("detecting above");
         let origin = ModelOrigin {
             version: None,
             node: self.node.clone(),
             reason: "trained".into(),
             time_ns: now_ns(),
             digest: bundle.to_bytes().ok().map(|(j, b)| bundle_digest(&j, &b)),
+            learnt_from: learnt_from.clone(),
         };
         if let Some(link) = self.fleet.as_mut() {
-            link.publish(key, bundle);
+            link.publish(key, bundle, learnt_from);
         }
         if let Err(e) = self.store.set_origin(key, &origin) {
             up(AgentUpdate::Log(format!("workload {key}: {e}")));
