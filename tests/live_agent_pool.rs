@@ -365,4 +365,11 @@ fn a_version_put_after_the_restart_is_adopted(pool: &Pool, nodes: &[&Node; 2]) {
             t0.elapsed().as_secs_f64()
         );
     }
+    // How each watch came back (for the record).
+    for n in nodes {
+        let log = n.agent.log_text();
+        for line in log.lines().filter(|l| l.contains("fleet:")) {
+            eprintln!("{}: {line}", n.name);
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! The agent and the fleet's models (`--nats`): a model this node trains
 //! is published; the fleet's current version of every workload is saved
 //! into the local models folder and detected with, at once — a workload
-//! still learning stops learning (the first node to finish training a
-//! workload trains it for all). Without `--nats` only the model's origin
+//! still learning stops learning (with pooled learning, `pool_sync.rs`,
+//! the model was trained on every node's data; without, on the data of
+//! the first node to finish). Without `--nats` only the model's origin
 //! is recorded. Everything here runs in the agent's loop turn and never
 //! waits on the broker (see `FleetLink`).
 
