@@ -427,9 +427,9 @@ fn the_learning_pool_takes_every_nodes_data_and_leases_one_trainer() {
     assert_eq!(data.nodes, ["node-a", "node-b"]);
     assert_eq!((data.files, data.left_out), (3, 0));
     let want = [
-        ("000000.sc", "a0\n"),
-        ("000001.sc", "a1\nhalf a line\n"),
-        ("000002.sc", "b0\n"),
+        ("000000-node-a-c1-000.sc", "a0\n"),
+        ("000001-node-a-c1-001.sc", "a1\nhalf a line\n"),
+        ("000002-node-b-c2-000.sc", "b0\n"),
     ]
     .map(|(n, t)| (n.to_string(), t.to_string()));
     assert_eq!(read(&p1), want);

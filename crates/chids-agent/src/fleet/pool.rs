@@ -223,8 +223,8 @@ impl LearningPool {
     }
 
     /// Reads every node's learning data of the workload into `into` (made
-    /// afresh, 0700), as `000000.sc`, `000001.sc`, … in the pool's fixed
-    /// order: node key, then file name.
+    /// afresh, 0700), as `000000-<node key>-<file>`, `000001-…`, … in the
+    /// pool's fixed order: node key, then file name.
     pub fn fetch(&self, workload: &str, into: &Path) -> Result<PoolData, String> {
         let _ = fs::remove_dir_all(into);
         crate::sink::private_fs::private_dir(into)
@@ -260,12 +260,13 @@ impl LearningPool {
                 data.left_out += 1;
                 continue;
             }
-            let bytes = self.call(
+            // Numbered in the pool's order; the rest of the name says
+            // where a line that does not parse came from.
+            let path = into.join(format!("{:06}-{}", data.files, local_name(&name)));
+            self.call(
                 &format!("reading {name}"),
-                read_object(objects, &name, size),
+                copy_object(objects, &name, size, &path),
             )?;
-            let path = into.join(format!("{:06}.sc", data.files));
-            write_private(&path, &bytes)?;
             data.files += 1;
             data.bytes += size;
             if data.nodes.last() != Some(&node) {
@@ -368,37 +369,57 @@ fn whole_lines(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(bytes))
 }
 
-/// Reads an object of the expected size, never more than that.
-async fn read_object(
+/// An object's name as a file name: `<node key>-<file>`, every byte but
+/// letters, digits, `.`, `-`, `_` and `=` as `_`.
+fn local_name(object: &str) -> String {
+    let tail = object.split_once('/').map_or(object, |p| p.1);
+    tail.bytes()
+        .map(|b| match b {
+            b'/' => '-',
+            b if b.is_ascii_alphanumeric() || b"._-=".contains(&b) => b as char,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// Copies an object of the expected size into a new private file (0600,
+/// never through a link), a chunk at a time, never more than the size.
+async fn copy_object(
     objects: &object_store::ObjectStore,
     name: &str,
     size: u64,
-) -> Result<Vec<u8>, String> {
+    path: &Path,
+) -> Result<(), String> {
     let mut object = objects
         .get(name)
         .await
         .map_err(|e| format!("object {name}: {e}"))?;
-    let mut bytes = Vec::with_capacity(size.min(POOL_NODE_MAX_BYTES) as usize);
-    (&mut object)
-        .take(size + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| format!("object {name}: {e}"))?;
-    if bytes.len() as u64 != size {
+    let mut file = crate::sink::private_fs::append_file(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut copied = 0u64;
+    loop {
+        let n = (&mut object)
+            .take(size + 1 - copied)
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("object {name}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+        if copied > size {
+            break;
+        }
+        file.write_all(&chunk[..n])
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if copied != size {
         return Err(format!(
-            "object {name}: {} bytes where its listing says {size}",
-            bytes.len()
+            "object {name}: {copied} bytes where its listing says {size}"
         ));
     }
-    Ok(bytes)
-}
-
-/// Writes a file 0600, never through a link.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut f = crate::sink::private_fs::append_file(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -412,6 +433,12 @@ mod tests {
         assert_eq!(node_of("w/node-a/", "w/"), None);
         assert_eq!(node_of("w/a/b/c.sc", "w/"), None);
         assert_eq!(node_of("v/a/c.sc", "w/"), None);
+    }
+
+    #[test]
+    fn local_names_keep_the_node_and_nothing_unsafe() {
+        assert_eq!(local_name("w/node-a/c1-2-000.sc"), "node-a-c1-2-000.sc");
+        assert_eq!(local_name("w/n/../x y.sc"), "n-..-x_y.sc");
     }
 
     #[test]
