@@ -589,6 +589,7 @@ fn fleet_model(url: &str, workload: &str) -> Option<(u64, chids_detect::model::B
         url: url.to_string(),
         models_bucket: "chids-models".into(),
         bundles_bucket: "chids-bundles".into(),
+        learning_bucket: None,
         node: "console-test".into(),
     })
     .unwrap();
@@ -610,6 +611,7 @@ fn fleet_has_model(url: &str, workload: &str, models: &Path) -> u64 {
         url: url.to_string(),
         models_bucket: "chids-models".into(),
         bundles_bucket: "chids-bundles".into(),
+        learning_bucket: None,
         node: "console-test".into(),
     })
     .unwrap()

@@ -95,6 +95,7 @@ fn published_versions_reach_watchers_checked() {
         url: nats.url(),
         models_bucket: "chids-models".into(),
         bundles_bucket: "chids-bundles".into(),
+        learning_bucket: None,
         node: node.into(),
     };
     let a = FleetStore::connect(&opts("node-a")).unwrap();
@@ -214,11 +215,12 @@ fn a_model_one_node_trains_is_adopted_by_the_other() {
         url: nats.url(),
         models_bucket: "m".into(),
         bundles_bucket: "b".into(),
+        learning_bucket: None,
         node: node.into(),
     };
     let mut a = FleetLink::start(opts("node-a")).unwrap();
     let mut b = FleetLink::start(opts("node-b")).unwrap();
-    a.publish(WORKLOAD, &bundle);
+    a.publish(WORKLOAD, &bundle, Vec::new());
     let (mut a_saw, mut b_got) = (Vec::new(), None);
     wait_for(
         "node B to adopt node A's model",
@@ -275,14 +277,15 @@ fn nodes_publishing_at_once_end_on_the_same_version() {
         url: nats.url(),
         models_bucket: "m".into(),
         bundles_bucket: "b".into(),
+        learning_bucket: None,
         node: node.into(),
     };
     let mut a = FleetLink::start(opts("node-a")).unwrap();
     let mut b = FleetLink::start(opts("node-b")).unwrap();
     // What each node detects with: its own model, then what it adopts.
     let mut using = [digest(&mine), digest(&theirs)];
-    a.publish(WORKLOAD, &mine);
-    b.publish(WORKLOAD, &theirs);
+    a.publish(WORKLOAD, &mine, Vec::new());
+    b.publish(WORKLOAD, &theirs, Vec::new());
     let mut published = Vec::new();
     wait_for(
         "both nodes on version 2, with its model",
@@ -296,7 +299,7 @@ fn nodes_publishing_at_once_end_on_the_same_version() {
                             using[i] = version.digest;
                         }
                         FleetUpdate::Published(v) => published.push(v),
-                        FleetUpdate::Log(_) => {}
+                        _ => {}
                     }
                 }
             }
@@ -326,10 +329,11 @@ fn a_model_trained_while_the_broker_is_away_is_published_when_it_is_back() {
         url: format!("nats://127.0.0.1:{port}"),
         models_bucket: "m".into(),
         bundles_bucket: "b".into(),
+        learning_bucket: None,
         node: "node-a".into(),
     })
     .unwrap();
-    a.publish(WORKLOAD, &bundle);
+    a.publish(WORKLOAD, &bundle, Vec::new());
     let mut logs = Vec::new();
     wait_for("the failure, logged", Duration::from_secs(30), || {
         for u in a.poll() {
@@ -350,9 +354,122 @@ fn a_model_trained_while_the_broker_is_away_is_published_when_it_is_back() {
                 None
             }
             FleetUpdate::Adopt { .. } => panic!("adopted its own model"),
+            _ => None,
         })
     });
     assert_eq!((published.version, published.node.as_str()), (1, "node-a"));
     let failures = logs.iter().filter(|l| l.contains("stays local")).count();
     assert_eq!(failures, 1, "{logs:?}");
+}
+
+/// The learning pool: each node's learning files go up (only what grew,
+/// whole lines only), the training lease goes to one node at a time (a
+/// lease past its expiry is taken over; none once the fleet has a model),
+/// and the pool reads back in one order, the same every time.
+#[test]
+#[ignore = "needs nats-server"]
+fn the_learning_pool_takes_every_nodes_data_and_leases_one_trainer() {
+    use chids_agent::fleet::{Claim, LearningPool};
+    require_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("js"), free_port());
+    let opts = |node: &str| FleetOptions {
+        url: nats.url(),
+        models_bucket: "m".into(),
+        bundles_bucket: "b".into(),
+        learning_bucket: Some("l".into()),
+        node: node.into(),
+    };
+    let learn = |node: &str, files: &[(&str, &str)]| {
+        let d = dir.path().join(node);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).unwrap();
+        }
+        d
+    };
+    let da = learn("a", &[("c1-000.sc", "a0\n"), ("c1-001.sc", "a1\nhalf")]);
+    let db = learn(
+        "b",
+        &[("c2-000.sc", "b0\n"), ("notes.txt", "not learning data\n")],
+    );
+    let mut a = LearningPool::connect(&opts("node-a")).unwrap();
+    let mut b = LearningPool::connect(&opts("node-b")).unwrap();
+    assert_eq!(a.upload(WORKLOAD, &da).unwrap(), 2);
+    assert_eq!(b.upload(WORKLOAD, &db).unwrap(), 1);
+    // Nothing grew, or only a line not finished yet: nothing to upload.
+    assert_eq!(a.upload(WORKLOAD, &da).unwrap(), 0);
+    std::fs::write(da.join("c1-001.sc"), "a1\nhalf a line").unwrap();
+    assert_eq!(a.upload(WORKLOAD, &da).unwrap(), 0);
+    std::fs::write(da.join("c1-001.sc"), "a1\nhalf a line\n").unwrap();
+    assert_eq!(a.upload(WORKLOAD, &da).unwrap(), 1);
+
+    // One trainer at a time; its own lease is its own.
+    assert_eq!(a.claim(WORKLOAD).unwrap(), Claim::Taken);
+    assert_eq!(b.claim(WORKLOAD).unwrap(), Claim::HeldBy("node-a".into()));
+    assert_eq!(a.claim(WORKLOAD).unwrap(), Claim::Taken);
+
+    // The pool, in (node, file) order, the same twice.
+    let read = |into: &Path| {
+        let mut files: Vec<(String, String)> = std::fs::read_dir(into)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let p1 = dir.path().join("pool1");
+    let data = a.fetch(WORKLOAD, &p1).unwrap();
+    assert_eq!(data.nodes, ["node-a", "node-b"]);
+    assert_eq!((data.files, data.left_out), (3, 0));
+    let want = [
+        ("000000-node-a-c1-000.sc", "a0\n"),
+        ("000001-node-a-c1-001.sc", "a1\nhalf a line\n"),
+        ("000002-node-b-c2-000.sc", "b0\n"),
+    ]
+    .map(|(n, t)| (n.to_string(), t.to_string()));
+    assert_eq!(read(&p1), want);
+    let p2 = dir.path().join("pool2");
+    assert_eq!(b.fetch(WORKLOAD, &p2).unwrap(), data);
+    assert_eq!(read(&p2), want);
+    // Another workload's pool is empty.
+    assert_eq!(a.fetch("other", &p2).unwrap().files, 0);
+
+    // Released: the next node takes it.
+    a.release(WORKLOAD).unwrap();
+    assert_eq!(b.claim(WORKLOAD).unwrap(), Claim::Taken);
+    assert_eq!(a.claim(WORKLOAD).unwrap(), Claim::HeldBy("node-b".into()));
+
+    // A lease past its expiry (a trainer that died) is taken over.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = async_nats::connect(nats.url()).await.unwrap();
+        let kv = async_nats::jetstream::new(c)
+            .get_key_value("l")
+            .await
+            .unwrap();
+        kv.put(
+            chids_agent::fleet::bucket_key(WORKLOAD),
+            r#"{"node":"node-dead","expires_ns":1}"#.into(),
+        )
+        .await
+        .unwrap();
+    });
+    assert_eq!(a.claim(WORKLOAD).unwrap(), Claim::Taken);
+
+    // Once the fleet has a model, nobody trains the pool again.
+    a.release(WORKLOAD).unwrap();
+    let bundle = small_bundle(dir.path());
+    FleetStore::connect(&opts("node-a"))
+        .unwrap()
+        .publish(WORKLOAD, &bundle, "trained")
+        .unwrap();
+    assert_eq!(b.claim(WORKLOAD).unwrap(), Claim::Trained(1));
 }

@@ -234,6 +234,7 @@ pub(crate) fn fleet_store(
         url: url.to_string(),
         models_bucket: models_bucket.to_string(),
         bundles_bucket: bundles_bucket.to_string(),
+        learning_bucket: None,
         node: format!("accept:{by}"),
     })
     .map_err(anyhow::Error::msg)

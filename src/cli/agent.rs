@@ -117,6 +117,16 @@ pub struct RunArgs {
     /// Object-store bucket of the fleet's bundle files (with --nats).
     #[arg(long, default_value = "chids-bundles", value_name = "NAME")]
     pub bundles_bucket: String,
+    /// Pooled learning (with --nats): every node learning a workload
+    /// uploads its learning data to this object store, and the first to
+    /// finish learning trains one model on all of them (its training lease
+    /// is in the key-value bucket of the same name).
+    #[arg(long, default_value = "chids-learning", value_name = "NAME")]
+    pub learning_bucket: String,
+    /// No pooled learning (with --nats): the first node to train a
+    /// workload, on its own data, trains it for all.
+    #[arg(long)]
+    pub no_pool: bool,
     /// Work alone even with --nats: no models from or to the fleet (the
     /// broker gets alerts only).
     #[arg(long)]
@@ -354,11 +364,17 @@ fn print_identifying(st: &agent::AgentStatus) {
     }
 }
 
-/// `version 3 from node-a (trained, 2026-12-07T21:30:00Z)`.
+/// `version 3 from node-a (trained, 2026-12-07T21:30:00Z)`; a pooled
+/// model adds `, on the data of node-a, node-b`.
 fn describe_origin(m: &agent::ModelOrigin) -> String {
     let when = std::time::UNIX_EPOCH + Duration::from_nanos(m.time_ns);
+    let pooled = if m.learnt_from.is_empty() {
+        String::new()
+    } else {
+        format!(", on the data of {}", m.learnt_from.join(", "))
+    };
     format!(
-        "{} from {} ({}, {})",
+        "{} from {} ({}, {}{pooled})",
         m.version.map_or_else(
             || "local (not on the fleet)".to_string(),
             |v| format!("version {v}")
@@ -426,6 +442,7 @@ fn run_agent(a: RunArgs) -> Result<ExitCode, String> {
             url: url.clone(),
             models_bucket: a.models_bucket.clone(),
             bundles_bucket: a.bundles_bucket.clone(),
+            learning_bucket: (!a.no_pool).then(|| a.learning_bucket.clone()),
             node: node.clone(),
         });
     let opts = AgentOptions {

@@ -3,8 +3,12 @@
 //! resource is a guard that cleans up on drop, panics included.
 #![allow(dead_code)]
 
+pub mod cgroup_tree;
 pub mod cri;
 pub mod outbox;
+
+#[allow(unused_imports)]
+pub use cgroup_tree::CgroupTree;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

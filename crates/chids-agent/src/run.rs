@@ -38,6 +38,7 @@ use crate::workloads::{folder_name, ModelStore, WorkloadConfig};
 use crate::{cri, status, view, AgentAlert, AgentOptions, AgentSummary, AgentUpdate};
 
 mod fleet_sync;
+mod pool_sync;
 
 /// How long one turn waits for events. New cgroups are read between
 /// turns, and a container runs its program some 50-100 ms after its cgroup
@@ -101,6 +102,8 @@ pub(crate) struct AgentRun {
     node: String,
     /// The fleet's models (`--nats`), see `fleet_sync.rs`.
     fleet: Option<crate::fleet::FleetLink>,
+    /// Pooled learning through the fleet, see `pool_sync.rs`.
+    pool: pool_sync::PoolSync,
 }
 
 /// The detection threshold of a bundle: at `theta` when given, else the
@@ -125,6 +128,8 @@ impl AgentRun {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+        // Pools read for a training an earlier run did not finish.
+        let _ = std::fs::remove_dir_all(opts.state_dir.join("pool"));
         let cri = cri::CriSource::new(opts.cri_socket.as_deref(), &opts.host_root, &mut |l| {
             up(AgentUpdate::Log(l))
         });
@@ -163,6 +168,7 @@ impl AgentRun {
             last_status: Instant::now() - STATUS_EVERY,
             node: opts.node,
             fleet: None,
+            pool: pool_sync::PoolSync::new(),
         };
         run.load_models(up);
         run.start_fleet(opts.fleet, up);
@@ -516,6 +522,7 @@ impl AgentRun {
         for key in to_train {
             self.start_training(key, up);
         }
+        self.pool_uploads();
     }
 
     /// Stops learning and hands the data to the trainer, which first checks
@@ -538,14 +545,33 @@ impl AgentRun {
                 "checking completeness, then training"
             }
         )));
+        let written = self.learn_writer.barrier();
+        if let Some(written) = self.claim_pool(&key, written) {
+            let dir = self.cfg.learn_root.join(folder_name(&key));
+            self.submit_training(key, dir, written);
+        }
+    }
+
+    /// Hands a workload's learning data in `dir` to the trainer, once
+    /// `written` answers.
+    fn submit_training(
+        &mut self,
+        key: String,
+        dir: PathBuf,
+        written: std::sync::mpsc::Receiver<()>,
+    ) {
+        let at_max = self
+            .workloads
+            .get(&key)
+            .is_some_and(|w| w.learned >= self.cfg.learn_max);
         self.trainer.submit(TrainJob {
-            dir: self.cfg.learn_root.join(folder_name(&key)),
+            dir,
             key,
             settings: Settings::for_mode(Mode::Modern, self.cfg.window_ns),
             epochs: self.cfg.epochs,
             budget_per_hour: self.cfg.budget_per_hour,
             at_max,
-            written: self.learn_writer.barrier(),
+            written,
         });
     }
 
@@ -574,8 +600,12 @@ impl AgentRun {
                         segment.as_secs_f64(),
                         self.cfg.learn_max.as_secs_f64()
                     )));
+                    self.pool_done(&key, false);
                 }
-                Err(e) => self.training_failed(&key, e, up),
+                Err(e) => {
+                    self.training_failed(&key, e, up);
+                    self.pool_done(&key, false);
+                }
             }
             self.restart_streams(&key);
         }

@@ -65,6 +65,10 @@ pub struct ModelOrigin {
     /// `fleet::bundle_digest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The nodes whose learning data it was trained on (pooled
+    /// learning); empty for a model of one node's data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learnt_from: Vec<String>,
 }
 
 impl ModelOrigin {
@@ -76,6 +80,7 @@ impl ModelOrigin {
             reason: v.reason.clone(),
             time_ns: v.published_ns,
             digest: Some(v.digest.clone()),
+            learnt_from: v.learnt_from.clone(),
         }
     }
 }

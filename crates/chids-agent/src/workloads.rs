@@ -612,6 +612,7 @@ mod tests {
             reason: "trained".into(),
             time_ns: 42,
             digest: Some("ab".repeat(32)),
+            learnt_from: vec!["node-a".into(), "node-b".into()],
         };
         // No bundle folder: nothing to attach it to.
         assert!(store.set_origin(key, &origin).is_err());

@@ -21,10 +21,13 @@
 //! fleet is an addition, never a dependency.
 
 mod link;
+mod pool;
+mod pool_worker;
 mod store;
 mod watch;
 
 pub use link::{FleetLink, FleetUpdate};
+pub use pool::{Claim, LearningPool, PoolData, LEASE_FOR, POOL_MAX_BYTES, POOL_NODE_MAX_BYTES};
 pub use store::FleetStore;
 pub use watch::{FleetEvent, FleetWatch};
 
@@ -39,6 +42,11 @@ pub struct FleetOptions {
     pub models_bucket: String,
     /// Object-store bucket of bundle files (`--bundles-bucket`).
     pub bundles_bucket: String,
+    /// Object store of the nodes' learning data and key-value bucket of
+    /// the training leases, both of this name (`--learning-bucket`; see
+    /// `pool.rs`). `None`: no pooled learning, the first node to train a
+    /// workload trains it for all.
+    pub learning_bucket: Option<String>,
     /// This node's name, recorded with what it publishes.
     pub node: String,
 }
@@ -59,6 +67,10 @@ pub struct ModelVersion {
     pub digest: String,
     pub baseline_bytes: u64,
     pub weights_bytes: u64,
+    /// The nodes whose learning data the model was trained on (pooled
+    /// learning), in order; empty for a model of one node's data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learnt_from: Vec<String>,
 }
 
 /// Largest bundle file fetched from the broker: a hostile or damaged
@@ -130,6 +142,25 @@ pub fn bucket_key(workload: &str) -> String {
     key
 }
 
+/// The name [`bucket_key`] was made from; `None` for a string it cannot
+/// have made.
+pub fn from_bucket_key(key: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(key.len());
+    let mut bytes = key.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'=' {
+            let hex = [bytes.next()?, bytes.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b);
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Nanoseconds since the epoch, now.
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -151,6 +182,12 @@ mod tests {
         assert_ne!(bucket_key("a/b"), bucket_key("a_b"));
         assert_ne!(bucket_key("a=2Fb"), bucket_key("a/b"));
         assert_eq!(bucket_key(""), "=");
+        for name in ["docker.io/library/nginx:1.25", "node-a", "a=b", "é"] {
+            assert_eq!(from_bucket_key(&bucket_key(name)).as_deref(), Some(name));
+        }
+        assert_eq!(from_bucket_key("a.b"), None);
+        assert_eq!(from_bucket_key("a=4"), None);
+        assert_eq!(from_bucket_key("=ZZ"), None);
     }
 
     #[test]

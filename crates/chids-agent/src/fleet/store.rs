@@ -109,6 +109,18 @@ impl FleetStore {
         bundle: &Bundle,
         reason: &str,
     ) -> Result<ModelVersion, String> {
+        self.publish_learnt_from(workload, bundle, reason, &[])
+    }
+
+    /// Publishes `bundle`, trained on the learning data of `learnt_from`
+    /// (pooled learning), as the workload's next version.
+    pub fn publish_learnt_from(
+        &self,
+        workload: &str,
+        bundle: &Bundle,
+        reason: &str,
+        learnt_from: &[String],
+    ) -> Result<ModelVersion, String> {
         let (baseline, weights) = bundle.to_bytes()?;
         self.rt.block_on(async {
             tokio::time::timeout(
@@ -118,7 +130,7 @@ impl FleetStore {
                     &self.objects,
                     &self.node,
                     workload,
-                    reason,
+                    (reason, learnt_from),
                     &baseline,
                     &weights,
                 ),
@@ -254,7 +266,7 @@ async fn publish(
     objects: &object_store::ObjectStore,
     node: &str,
     workload: &str,
-    reason: &str,
+    (reason, learnt_from): (&str, &[String]),
     baseline: &[u8],
     weights: &[u8],
 ) -> Result<ModelVersion, String> {
@@ -268,6 +280,7 @@ async fn publish(
         digest: bundle_digest(baseline, weights),
         baseline_bytes: baseline.len() as u64,
         weights_bytes: weights.len() as u64,
+        learnt_from: learnt_from.to_vec(),
     };
     for (name, bytes) in record.objects().iter().zip([baseline, weights]) {
         objects

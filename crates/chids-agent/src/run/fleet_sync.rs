@@ -1,8 +1,9 @@
 //! The agent and the fleet's models (`--nats`): a model this node trains
 //! is published; the fleet's current version of every workload is saved
 //! into the local models folder and detected with, at once — a workload
-//! still learning stops learning (the first node to finish training a
-//! workload trains it for all). Without `--nats` only the model's origin
+//! still learning stops learning (with pooled learning, `pool_sync.rs`,
+//! the model was trained on every node's data; without, on the data of
+//! the first node to finish). Without `--nats` only the model's origin
 //! is recorded. Everything here runs in the agent's loop turn and never
 //! waits on the broker (see `FleetLink`).
 
@@ -55,10 +56,20 @@ impl AgentRun {
         let Some(link) = self.fleet.as_mut() else {
             return;
         };
-        for update in link.poll() {
+        let updates = link.poll();
+        for update in updates {
             match update {
                 FleetUpdate::Adopt { version, bundle } => self.adopt(version, *bundle, now_ns, up),
                 FleetUpdate::Published(v) => self.published(v, up),
+                FleetUpdate::PoolClaimed { workload, data } => {
+                    self.pool_claimed(workload, data, up)
+                }
+                FleetUpdate::PoolNotClaimed { workload, claim } => {
+                    self.pool_not_claimed(workload, claim, up)
+                }
+                FleetUpdate::PoolUnavailable { workload, error } => {
+                    self.pool_unavailable(workload, error, up)
+                }
                 FleetUpdate::Log(line) => up(AgentUpdate::Log(line)),
             }
         }
@@ -121,6 +132,8 @@ impl AgentRun {
         if before != "detecting" {
             let _ = std::fs::remove_dir_all(self.cfg.learn_root.join(folder_name(&key)));
         }
+        // A lease held for a training here is given back.
+        self.pool_done(&key, false);
         self.restart_streams(&key);
     }
 
@@ -147,21 +160,27 @@ impl AgentRun {
     /// A model this node just trained (and stored): its origin, and with
     /// a fleet its publication.
     pub(super) fn model_trained(&mut self, key: &str, up: Update<'_>) {
-        let Some(w) = self.workloads.get_mut(key) else {
+        if self
+            .workloads
+            .get(key)
+            .and_then(|w| w.state.bundle())
+            .is_none()
+        {
             return;
-        };
-        let Some(bundle) = w.state.bundle() else {
-            return;
-        };
+        }
+        let learnt_from = self.pool_done(key, true);
+        let w = self.workloads.get_mut(key).expect("present above");
+        let bundle = w.state.bundle().expect("detecting above");
         let origin = ModelOrigin {
             version: None,
             node: self.node.clone(),
             reason: "trained".into(),
             time_ns: now_ns(),
             digest: bundle.to_bytes().ok().map(|(j, b)| bundle_digest(&j, &b)),
+            learnt_from: learnt_from.clone(),
         };
         if let Some(link) = self.fleet.as_mut() {
-            link.publish(key, bundle);
+            link.publish(key, bundle, learnt_from);
         }
         if let Err(e) = self.store.set_origin(key, &origin) {
             up(AgentUpdate::Log(format!("workload {key}: {e}")));
