@@ -3,12 +3,17 @@
 #
 #   bash benches/ab_find.sh OLD_CHIDS NEW_CHIDS [REPS]
 #
-# Each rep runs, one after the other: `find /usr` plainly, then under each
+# Each rep runs, one after the other: the workload plainly, then under each
 # binary's `monitor --windows kernel -- CMD`, `monitor --windows events` and
-# `record -- CMD` (the workload's own wall time, from /usr/bin/time inside
-# the watched cgroup). Both binaries use one model, trained from NEW's
-# recordings with per-thread edges. Prints each run, then medians and their
-# ratio to plain. On a machine shared with other work, ratios from one loop
+# `record -- CMD`. Measured by /usr/bin/time inside the watched cgroup: the
+# workload's wall time and its system time. The system time is the better
+# measure of what the kernel program costs a call on a busy machine: the
+# programs run in the calling task's context, and other processes' calls
+# (which inflate the kernel's global BPF run-time stats) do not count in it.
+# Both binaries use one model, trained from NEW's recordings with per-thread
+# edges. Prints each run, then medians and their ratio to plain.
+# AB_WORK=flood runs `dd bs=1 count=1000000` (2M tiny calls) instead of
+# `find /usr`. On a machine shared with other work, ratios from one loop
 # are comparable; absolute times between loops are not. CHIDS_BENCH_RT=1
 # runs everything at real-time priority (chrt -f 50), as benches/live_overhead.sh.
 set -euo pipefail
@@ -24,10 +29,16 @@ OLD=$(realpath "$1") NEW=$(realpath "$2") REPS=${3:-5}
 [ "$(id -u)" = 0 ] || die "needs root (BPF, cgroups)"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-WORK=(find /usr)
+case ${AB_WORK:-find} in
+  find) WORK=(find /usr) ;;
+  flood) WORK=(dd if=/dev/zero of=/dev/null bs=1 count=1000000) ;;
+  *) die "AB_WORK is find or flood, got '$AB_WORK'" ;;
+esac
 "${WORK[@]}" >/dev/null 2>&1 || true # warm the dentry cache
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-wall_of() { sed -n 's/.*W=\([0-9.]*\).*/\1/p' "$1" | tail -1; }
+# "wall system" seconds as /usr/bin/time printed them (tag "W=").
+times_of() { sed -n 's/.*W=\([0-9.]*\) S=\([0-9.]*\).*/\1 \2/p' "$1" | tail -1; }
+TIME=(/usr/bin/time -f "W=%e S=%S")
 
 for i in 1 2; do
   "$NEW" record --out "$TMP/t$i.zip" -- "${WORK[@]}" >/dev/null 2>&1 || die "training recording $i failed"
@@ -35,20 +46,20 @@ done
 "$NEW" baseline --edges thread --td "$TMP/t1.zip" "$TMP/t2.zip" --od "$TMP/model" --epochs 20 >/dev/null 2>&1 ||
   die "baseline failed"
 
-run_one() { # name binary mode -> appends the wall seconds to $TMP/<name>
+run_one() { # name binary mode -> appends "wall system" seconds to $TMP/<name>
   local name=$1 bin=$2 mode=$3
   case $mode in
-    plain) /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" ;;
+    plain) "${TIME[@]}" "${WORK[@]}" >/dev/null 2>"$TMP/o" ;;
     record) rm -f "$TMP/r.zip"
-      "$bin" record --out "$TMP/r.zip" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true ;;
+      "$bin" record --out "$TMP/r.zip" -- "${TIME[@]}" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true ;;
     kernel|events)
-      "$bin" monitor --windows "$mode" --model "$TMP/model" -- /usr/bin/time -f "W=%e" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true ;;
+      "$bin" monitor --windows "$mode" --model "$TMP/model" -- "${TIME[@]}" "${WORK[@]}" >/dev/null 2>"$TMP/o" || true ;;
   esac
-  local w
-  w=$(wall_of "$TMP/o")
-  [ -n "$w" ] || die "$name: no wall time: $(tail -3 "$TMP/o")"
-  echo "$w" >>"$TMP/$name"
-  echo "$name $w"
+  local t
+  t=$(times_of "$TMP/o")
+  [ -n "$t" ] || die "$name: no times: $(tail -3 "$TMP/o")"
+  echo "$t" >>"$TMP/$name"
+  echo "$name $t"
 }
 RUNS="plain:-:plain old-kernel:$OLD:kernel new-kernel:$NEW:kernel old-events:$OLD:events new-events:$NEW:events old-record:$OLD:record new-record:$NEW:record"
 for _ in $(seq "$REPS"); do
@@ -57,10 +68,11 @@ for _ in $(seq "$REPS"); do
     run_one "$name" "$bin" "$mode"
   done
 done
-plain=$(median <"$TMP/plain")
-printf '| run | median wall (s) | vs plain |\n|---|---|---|\n'
+col() { awk -v c="$1" '{ print $c }' "$2" | median; }
+plain=$(col 1 "$TMP/plain") plain_sys=$(col 2 "$TMP/plain")
+printf '| %s, %s reps | median wall (s) | vs plain | median system (s) | vs plain |\n|---|---|---|---|---|\n' "${WORK[*]}" "$REPS"
 for r in $RUNS; do
   name=${r%%:*}
-  m=$(median <"$TMP/$name")
-  awk -v n="$name" -v m="$m" -v p="$plain" 'BEGIN { printf "| %s | %s | %.2fx |\n", n, m, m / p }'
+  awk -v n="$name" -v w="$(col 1 "$TMP/$name")" -v s="$(col 2 "$TMP/$name")" -v p="$plain" -v ps="$plain_sys" \
+    'BEGIN { printf "| %s | %s | %.2fx | %s | %.2fx |\n", n, w, w / p, s, ps ? s / ps : 0 }'
 done

@@ -435,7 +435,10 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 }
 
 // Not inlined, like agg_plain.
-static __noinline int emit_small(const struct chids_watch *w, long nr, __u8 dir, long ret, __u64 ts)
+// `how`: the direction, and F_WITH_ENTER or 0 in the bits above it
+// (EMIT_HOW; a BPF function takes at most five arguments).
+#define EMIT_HOW(dir, evflags) ((__u32)(dir) | ((__u32)(evflags) << 8))
+static __noinline int emit_small(const struct chids_watch *w, long nr, __u32 how, long ret, __u64 ts)
 {
 	if (!(w->flags & W_EMIT))
 		return 0;
@@ -444,7 +447,8 @@ static __noinline int emit_small(const struct chids_watch *w, long nr, __u8 dir,
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(e, w->id, nr, dir, ret, ts);
+	fill(e, w->id, nr, (__u8)how, ret, ts);
+	e->evflags = (__u8)(how >> 8);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }

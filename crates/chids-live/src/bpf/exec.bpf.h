@@ -147,7 +147,7 @@ int BPF_PROG(chids_task_exit, struct task_struct *task)
 	__u32 depth;
 	struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
 	agg_plain(&w, ts, nr, DIR_ENTER, SCR_TASK_EXIT);
-	emit_small(&w, nr, DIR_ENTER, 0, ts);
+	emit_small(&w, nr, EMIT_HOW(DIR_ENTER, 0), 0, ts);
 	agg_exit(f, depth);
 	return 0;
 }

@@ -46,15 +46,18 @@ static __always_inline int is_clone_family(long nr)
 	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
 }
 
-// An event without payload, in both window paths.
-static __always_inline void plain_event(const struct chids_watch *w, long nr, __u8 dir, long ret, __u64 ts)
+// An event without payload, in both window paths. `enter`: F_WITH_ENTER
+// when the record also stands for the call's enter (its aggregation is
+// the caller's), else 0.
+static __always_inline void plain_event(const struct chids_watch *w, long nr, __u8 dir, long ret, __u64 ts, __u8 enter)
 {
 	agg_plain(w, ts, nr, dir, SCR_EXIT);
-	emit_small(w, nr, dir, ret, ts);
+	emit_small(w, nr, EMIT_HOW(dir, enter), ret, ts);
 }
 
 // A socket call's exit, with the address it named when there was one.
-static __always_inline void socket_exit(const struct chids_watch *w, const struct call_args *a, long nr, long ret, __u64 ts)
+static __always_inline void socket_exit(const struct chids_watch *w, const struct call_args *a, long nr, long ret, __u64 ts,
+					__u8 enter)
 {
 	__u64 ptr = 0, len = 0;
 	switch (nr) {
@@ -72,14 +75,14 @@ static __always_inline void socket_exit(const struct chids_watch *w, const struc
 		break;
 	}
 	if (!ptr) {
-		plain_event(w, nr, DIR_EXIT, ret, ts);
+		plain_event(w, nr, DIR_EXIT, ret, ts, enter);
 		return;
 	}
 	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
 		// Filled in by the kernel only on success; the length is in user memory.
 		int n = 0;
 		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
-			plain_event(w, nr, DIR_EXIT, ret, ts);
+			plain_event(w, nr, DIR_EXIT, ret, ts, enter);
 			return;
 		}
 		len = n < 0 ? 0 : (__u64)n;
@@ -87,7 +90,7 @@ static __always_inline void socket_exit(const struct chids_watch *w, const struc
 	if (len > SOCKADDR_LEN)
 		len = SOCKADDR_LEN;
 	if (len < 2) {
-		plain_event(w, nr, DIR_EXIT, ret, ts);
+		plain_event(w, nr, DIR_EXIT, ret, ts, enter);
 		return;
 	}
 
@@ -109,7 +112,7 @@ static __always_inline void socket_exit(const struct chids_watch *w, const struc
 	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
 	if (!e)
 		return;
-	e->h.evflags |= F_HAS_SOCKADDR;
+	e->h.evflags |= F_HAS_SOCKADDR | enter;
 	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
 		e->h.evflags |= F_PATH_FAULT;
 		count(CNT_PATH_FAULT);
@@ -121,7 +124,8 @@ static __always_inline void socket_exit(const struct chids_watch *w, const struc
 
 // A path call's exit (open and stat families), with its path and open
 // flags, read now from the user memory the kernel has just read.
-static __always_inline void path_exit(const struct chids_watch *w, const struct call_args *a, long nr, long ret, __u64 ts)
+static __always_inline void path_exit(const struct chids_watch *w, const struct call_args *a, long nr, long ret, __u64 ts,
+				      __u8 enter)
 {
 	__u64 ptr = 0, flags = 0;
 	switch (nr) {
@@ -155,12 +159,13 @@ static __always_inline void path_exit(const struct chids_watch *w, const struct 
 	if (!e)
 		return;
 	e->h.flags = (__u32)flags;
+	e->h.evflags |= enter;
 	read_path(e, ptr);
 	emit_path(e);
 }
 
 // The clone family's exit, in the parent and in the new task.
-static __always_inline void clone_exit(const struct chids_watch *w, long nr, long ret, __u64 ts)
+static __always_inline void clone_exit(const struct chids_watch *w, long nr, long ret, __u64 ts, __u8 enter)
 {
 	if (w->flags & W_AGG) {
 		struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
@@ -171,7 +176,7 @@ static __always_inline void clone_exit(const struct chids_watch *w, long nr, lon
 			agg_account(w, (__u32)pt, pt >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
 		}
 	}
-	emit_small(w, nr, DIR_EXIT, ret, ts);
+	emit_small(w, nr, EMIT_HOW(DIR_EXIT, enter), ret, ts);
 }
 
 // A failed exec returns with its registers and memory: its enter event is
@@ -213,33 +218,39 @@ static __always_inline void sys_exit(const struct chids_watch *w, struct task_st
 			call_args_of(regs, ia32, &a);
 			failed_exec_enter(w, &a, nr, ts);
 		}
-		plain_event(w, nr, DIR_EXIT, ret, ts);
+		plain_event(w, nr, DIR_EXIT, ret, ts, 0);
 		return;
 	}
 	int clone = is_clone_family(nr);
 	int socket = is_socket_family(nr), path = is_path_family(nr);
-	if (!clone && !socket && !path && enter_nr == nr) {
+	// The enter rides on the exit's record (F_WITH_ENTER): one ring record
+	// per call. Not for the new task's return from a clone, which never
+	// entered, and not when the enter's number is not the exit's.
+	__u8 enter = clone && ret == 0 ? 0 : F_WITH_ENTER;
+	if (enter && enter_nr != nr) {
+		plain_event(w, enter_nr, DIR_ENTER, 0, ts, 0);
+		enter = 0;
+	}
+	if (!clone && !socket && !path) {
 		// Most calls: two events without payload.
-		agg_plain_pair(w, ts, nr, SCR_EXIT);
-		if (w->flags & W_EMIT) {
-			emit_small(w, nr, DIR_ENTER, 0, ts);
-			emit_small(w, nr, DIR_EXIT, ret, ts);
-		}
+		if (enter)
+			agg_plain_pair(w, ts, nr, SCR_EXIT);
+		else
+			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
+		if (w->flags & W_EMIT)
+			emit_small(w, nr, EMIT_HOW(DIR_EXIT, enter), ret, ts);
 		return;
 	}
-	// The new task's return from a clone is an exit only: it never entered.
-	if (!(clone && ret == 0))
-		plain_event(w, enter_nr, DIR_ENTER, 0, ts);
+	if (enter)
+		agg_plain(w, ts, nr, DIR_ENTER, SCR_EXIT);
 	if (clone) {
-		clone_exit(w, nr, ret, ts);
+		clone_exit(w, nr, ret, ts, enter);
 	} else if (socket) {
 		call_args_of(regs, ia32, &a);
-		socket_exit(w, &a, nr, ret, ts);
-	} else if (path) {
-		call_args_of(regs, ia32, &a);
-		path_exit(w, &a, nr, ret, ts);
+		socket_exit(w, &a, nr, ret, ts, enter);
 	} else {
-		plain_event(w, nr, DIR_EXIT, ret, ts);
+		call_args_of(regs, ia32, &a);
+		path_exit(w, &a, nr, ret, ts, enter);
 	}
 }
 
