@@ -115,7 +115,7 @@ impl<'a> RawEvent<'a> {
     pub(crate) fn enter_of(&self, b: &[u8]) -> Option<RawEvent<'a>> {
         let h: chids_event = abi::read(b)?;
         let with_enter = u32::from(h.evflags) & chids_event_flag::F_WITH_ENTER.0 != 0;
-        (with_enter && self.dir == Direction::Exit).then(|| RawEvent {
+        (with_enter && self.dir == Direction::Exit).then_some(RawEvent {
             ret: 0,
             flags: 0,
             dir: Direction::Enter,
