@@ -9,11 +9,15 @@
 # overhead the kernel program decides. For each way of capturing (record,
 # monitor with per-event records, monitor with kernel windows), chids
 # watches a cgroup while `find /usr` (warm cache) runs REPS times inside it
-# (default 3), and this prints the mean nanoseconds per run of the enter and
-# exit programs (over every call on the machine: calls outside a watched
-# cgroup leave after one lookup), the programs' total time per workload run
-# (the calls of other processes add a little), and the workload's median
-# wall time beside a plain run's.
+# (default 3), and this prints the per-call programs' (chids_sys_*) runs and
+# mean nanoseconds per run (over every call on the machine: calls outside a
+# watched cgroup leave after one lookup), all chids programs' total time per
+# workload run (exec and task-exit programs included; the calls of other
+# processes add a little), and the workload's median wall time beside a
+# plain run's.
+#
+# CHIDS_BIN=path/to/chids measures that binary instead of building one (to
+# compare two versions in one interleaved loop).
 #
 # The workload and chids run at real-time priority (chrt -f 50) so that a
 # busy machine's other processes do not preempt them (a preempted program's
@@ -28,8 +32,12 @@ REPS=${1:-3}
 command -v bpftool >/dev/null || die "bpftool missing (apt-get install bpftool)"
 cd "$(dirname "$0")/.."
 PROFILE=${CHIDS_PROFILE:-release}
-cargo build --profile "$PROFILE" --features live --bins >/dev/null 2>&1 || cargo build --profile "$PROFILE" --features live --bins
-LIVE=target/$PROFILE/chids
+if [ -n "${CHIDS_BIN:-}" ]; then
+  LIVE=$(realpath "$CHIDS_BIN")
+else
+  cargo build --profile "$PROFILE" --features live --bins >/dev/null 2>&1 || cargo build --profile "$PROFILE" --features live --bins
+  LIVE=target/$PROFILE/chids
+fi
 RT=()
 if [ "${CHIDS_BENCH_RT:-1}" != 0 ] && command -v chrt >/dev/null; then RT=(chrt -f 50); fi
 TMP=$(mktemp -d)
@@ -59,22 +67,23 @@ work_in_cgroup() {
     /usr/bin/time -f "%e" "${RT[@]}" sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@" >/dev/null 2>&1' sh "$CG" "${WORK[@]}" 2>&1 | tail -1
   done | median
 }
-# "run_time_ns run_cnt" of the loaded program named $1 (0 0 when absent).
+# "run_time_ns run_cnt" summed over the loaded programs whose name starts
+# with $1 (0 0 when none).
 prog_stats() {
   bpftool -j prog show 2>/dev/null | python3 -c '
 import json, sys
-name = sys.argv[1]
+prefix = sys.argv[1]
 t = c = 0
 for p in json.load(sys.stdin):
-    if p.get("name") == name:
+    if p.get("name", "").startswith(prefix):
         t += p.get("run_time_ns", 0); c += p.get("run_cnt", 0)
 print(t, c)' "$1"
 }
-# Waits (bounded) until chids' enter program is loaded.
+# Waits (bounded) until chids' per-call program is loaded.
 wait_loaded() {
   local i
   for i in $(seq 100); do
-    bpftool -j prog show 2>/dev/null | grep -q '"name":"chids_sys_enter"' && { sleep 0.5; return 0; }
+    bpftool -j prog show 2>/dev/null | grep -q '"name":"chids_sys_exit"' && { sleep 0.5; return 0; }
     kill -0 "$CHIDS_PID" 2>/dev/null || die "chids exited before attaching: $(tail -3 "$TMP/o")"
     sleep 0.1
   done
@@ -89,7 +98,7 @@ done
   die "baseline failed"
 
 plain=$(work_in_cgroup)
-printf '| capture | enter ns/run | exit ns/run | BPF ms per find | find wall (s) | vs plain (%s s) |\n|---|---|---|---|---|---|\n' "$plain"
+printf '| capture | per-call runs per find | ns per run | BPF ms per find (all programs) | find wall (s) | vs plain (%s s) |\n|---|---|---|---|---|---|\n' "$plain"
 for mode in record monitor-events monitor-kernel; do
   case $mode in
     record) "${RT[@]}" "$LIVE" record --cgroup "$CG" --out "$TMP/r.zip" --force >/dev/null 2>"$TMP/o" & ;;
@@ -97,12 +106,12 @@ for mode in record monitor-events monitor-kernel; do
   esac
   CHIDS_PID=$!
   wait_loaded
-  read -r t0 c0 <<<"$(prog_stats chids_sys_enter)"
-  read -r x0 d0 <<<"$(prog_stats chids_sys_exit)"
+  read -r t0 c0 <<<"$(prog_stats chids_sys_)"
+  read -r x0 d0 <<<"$(prog_stats chids_)"
   wall=$(work_in_cgroup)
-  read -r t1 c1 <<<"$(prog_stats chids_sys_enter)"
-  read -r x1 d1 <<<"$(prog_stats chids_sys_exit)"
+  read -r t1 c1 <<<"$(prog_stats chids_sys_)"
+  read -r x1 d1 <<<"$(prog_stats chids_)"
   kill -INT "$CHIDS_PID"; wait "$CHIDS_PID" || true; CHIDS_PID=
   awk -v m="$mode" -v t="$((t1 - t0))" -v c="$((c1 - c0))" -v x="$((x1 - x0))" -v d="$((d1 - d0))" -v w="$wall" -v p="$plain" -v r="$REPS" \
-    'BEGIN { printf "| %s | %.0f | %.0f | %.0f | %s | %.2fx |\n", m, c ? t / c : 0, d ? x / d : 0, (t + x) / r / 1e6, w, w / p }'
+    'BEGIN { printf "| %s | %.0f | %.0f | %.1f | %s | %.2fx |\n", m, c / r, c ? t / c : 0, x / r / 1e6, w, w / p }'
 done

@@ -26,6 +26,8 @@ mod live {
         "src/bpf/arch.bpf.h",
         "src/bpf/aggregate.bpf.h",
         "src/bpf/iouring.bpf.h",
+        "src/bpf/exec.bpf.h",
+        "src/bpf/syscall.bpf.h",
     ];
 
     pub fn build() {

@@ -108,6 +108,25 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+impl<'a> RawEvent<'a> {
+    /// The call's enter event that the exit record `b` (this event, decoded)
+    /// also stands for (`F_WITH_ENTER`: sys_exit sends a call's two events as
+    /// one record): the same time, thread, name and number, no payload.
+    pub(crate) fn enter_of(&self, b: &[u8]) -> Option<RawEvent<'a>> {
+        let h: chids_event = abi::read(b)?;
+        let with_enter = u32::from(h.evflags) & chids_event_flag::F_WITH_ENTER.0 != 0;
+        (with_enter && self.dir == Direction::Exit).then_some(RawEvent {
+            ret: 0,
+            flags: 0,
+            dir: Direction::Enter,
+            path: None,
+            path_fault: false,
+            sockaddr: None,
+            ..*self
+        })
+    }
+}
+
 /// A record's `dir` byte (`enum chids_dir`).
 pub(crate) fn direction(dir: u8) -> Direction {
     if u32::from(dir) == chids_dir::DIR_ENTER.0 {
@@ -468,6 +487,10 @@ impl Capture {
         for rec in records(&arena) {
             match RawEvent::decode(rec, self.epoch_offset_ns) {
                 Some(ev) => {
+                    if let Some(enter) = ev.enter_of(rec) {
+                        f(&enter);
+                        n += 1;
+                    }
                     f(&ev);
                     n += 1;
                 }
@@ -612,6 +635,32 @@ mod tests {
         let ev = RawEvent::decode(&b, 0).unwrap();
         assert_eq!((ev.path, ev.sockaddr, ev.path_fault), (None, None, false));
         assert_eq!(ev.dir, Direction::Exit);
+    }
+
+    #[test]
+    fn an_exit_with_its_enter_is_two_events() {
+        let flags =
+            chids_event_flag(chids_event_flag::F_HAS_PATH.0 | chids_event_flag::F_WITH_ENTER.0);
+        let b = record(flags, 12, b"/etc/shadow\0");
+        let exit = RawEvent::decode(&b, 500).unwrap();
+        assert_eq!(exit.path, Some(&b"/etc/shadow"[..]));
+        let enter = exit.enter_of(&b).expect("the enter rides on the exit");
+        assert_eq!(enter.dir, Direction::Enter);
+        assert_eq!(
+            (enter.ts_ns, enter.tid, enter.nr, enter.comm),
+            (1_500, 11, 257, &b"cat"[..])
+        );
+        assert_eq!((enter.ret, enter.flags, enter.path), (0, 0, None));
+        // Without the flag, or on an enter record, there is none.
+        let plain = record(chids_event_flag::F_HAS_PATH, 12, b"/etc/shadow\0");
+        assert!(RawEvent::decode(&plain, 0)
+            .unwrap()
+            .enter_of(&plain)
+            .is_none());
+        let mut on_enter = record(chids_event_flag::F_WITH_ENTER, 0, b"");
+        on_enter[std::mem::offset_of!(chids_event, dir)] = chids_dir::DIR_ENTER.0 as u8;
+        let ev = RawEvent::decode(&on_enter, 0).unwrap();
+        assert!(ev.enter_of(&on_enter).is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Live capture with eBPF (cargo feature `live`).
 //!
 //! ```text
-//! kernel: raw_syscalls/sys_enter + sys_exit ─► cgroup filter ─► ring buffer
+//! kernel: raw_syscalls/sys_exit (+ exec, task exit) ─► cgroup filter ─► ring buffer
 //! user:   Capture::poll ─► RawEvent ─► Formatter (sysdig-style info) ─► Event
 //!         record: .sc lines streamed to a temp file, zipped with a .json at the end
 //! ```

@@ -122,7 +122,7 @@ static __always_inline __u64 arg_hash(const struct chids_arg_key *k)
 // One scratch record per program and CPU: a program can be preempted and
 // another one run on its CPU, but the same program does not nest there
 // (the kernel skips a tracing program already active on a CPU).
-#define SCR_ENTER 0
+#define SCR_TASK_EXIT 0
 #define SCR_EXIT 1
 #define SCR_EXEC 2
 #define SCR_IOU 3
@@ -241,6 +241,112 @@ static __always_inline int agg_send(struct chids_agg_rec *r, int with_key)
 	return 0;
 }
 
+static __always_inline void count_n(__u32 slot, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &slot);
+	if (v)
+		*v += n;
+}
+
+// The window `n` events of watch `w` (config `c`) at time `ts` count in,
+// with the events counted, and its index in *k; 0 when they are in none.
+static __always_inline struct chids_agg_window *agg_window_of(const struct chids_watch *w, struct chids_agg_cfg *c,
+							      __u64 ts, long nr, __u8 dir, __u32 n, __u64 *kout)
+{
+	__u64 t0 = c->t0;
+	if (!t0) {
+		// The same gate `record` applies: a command's stream starts at its exec.
+		if (c->gated && !(nr == NR_execve && dir == DIR_ENTER))
+			return 0;
+		__sync_val_compare_and_swap(&c->t0, 0, ts);
+		t0 = c->t0;
+	}
+	if (ts < t0)
+		return 0; // before the stream's first event: in no window
+	__u64 k = (ts - t0) / c->window_ns;
+	if (k >= c->done + AGG_SLOTS) {
+		// User space has not read the window this slot holds: losing
+		// these events beats corrupting that window. Counted.
+		count_n(CNT_AGG_LOST, n);
+		return 0;
+	}
+	__u32 wi = w->slot * AGG_SLOTS + (__u32)(k & (AGG_SLOTS - 1));
+	struct chids_agg_window *win = bpf_map_lookup_elem(&agg_windows, &wi);
+	if (!win)
+		return 0;
+	if (win->window != k) {
+		if (win->window > k && win->events) {
+			win->late += n; // its slot holds a newer window: lost
+			return 0;
+		}
+		__builtin_memset(win, 0, sizeof(*win));
+		win->window = k;
+	}
+	__sync_fetch_and_add(&win->events, n);
+	*kout = k;
+	return win;
+}
+
+// The label of call `nr` from the family table (LBL_NONE: not in it).
+static __always_inline __u32 agg_node_of(long nr)
+{
+	__u32 nrk = (__u32)nr;
+	if (nr < 0 || nr >= NR_TABLE)
+		return LBL_NONE;
+	__u32 *node = bpf_map_lookup_elem(&agg_nodes, &nrk);
+	return node && *node < LBL_USN ? *node : LBL_NONE;
+}
+
+// A decided `label` following `prev` in its thread (window `win`, index
+// k): its node, and the edge, or a SUCC record when `prev` is pending.
+static __always_inline void agg_link(const struct chids_watch *w, struct chids_agg_window *win, __u64 k, __u32 prev,
+				     __u32 label, __u32 tid, __u32 pid, __u64 ts, long nr, __u8 dir, __u32 scr)
+{
+	bit_set(win->nodes, label);
+	if (prev != LBL_NONE && (prev & LBL_PENDING)) {
+		// The pending event before this one learns its successor.
+		struct chids_agg_rec *s = agg_scratch_rec(scr);
+		if (s) {
+			s->watch = w->id;
+			s->window = k;
+			s->ts = ts;
+			s->kind = AGG_SUCC;
+			s->seq = prev & SEQ_MASK;
+			s->prev = label;
+			s->tid = tid;
+			s->pid = pid;
+			s->nr = (__s32)nr;
+			s->dir = dir;
+			agg_send(s, 0);
+		}
+	} else if (prev != LBL_NONE) {
+		if (label == LBL_USN)
+			bit_set(win->usn_pred, prev);
+		if (prev == LBL_USN)
+			bit_set(win->usn_succ, label);
+	}
+}
+
+// The label before this event in thread `tid`, and its map entry (0 if none).
+static __always_inline struct chids_agg_thread *agg_thread_of(__u32 tid, __u32 slot, __u64 k, __u32 *prev)
+{
+	struct chids_agg_thread *th = bpf_map_lookup_elem(&agg_threads, &tid);
+	*prev = th && th->slot == slot && th->window == k ? th->label : LBL_NONE;
+	return th;
+}
+
+static __always_inline void agg_thread_set(struct chids_agg_thread *th, __u32 tid, __u32 slot, __u64 k, __u32 label)
+{
+	if (th) {
+		th->window = k;
+		th->label = label;
+		th->slot = slot;
+	} else {
+		struct chids_agg_thread t = { .window = k, .label = label, .slot = slot };
+		bpf_map_update_elem(&agg_threads, &tid, &t, BPF_ANY);
+	}
+}
+
 // Accounts one event of watch `w` at time `ts`. `r`: the scratch record
 // with the raw argument in r->key (ARG_PATH/SOCK/COMM), or 0 for an event
 // without one. `comm`: the name to report (0 = the current task's).
@@ -251,45 +357,13 @@ static __always_inline void agg_account(const struct chids_watch *w, __u32 tid, 
 	struct chids_agg_cfg *c = bpf_map_lookup_elem(&agg_cfgs, &slot);
 	if (!c || !c->window_ns)
 		return;
-	__u64 t0 = c->t0;
-	if (!t0) {
-		// The same gate `record` applies: a command's stream starts at its exec.
-		if (c->gated && !(nr == NR_execve && dir == DIR_ENTER))
-			return;
-		__sync_val_compare_and_swap(&c->t0, 0, ts);
-		t0 = c->t0;
-	}
-	if (ts < t0)
-		return; // before the stream's first event: in no window
-	__u64 k = (ts - t0) / c->window_ns;
-	if (k >= c->done + AGG_SLOTS) {
-		// User space has not read the window this slot holds: losing
-		// this event beats corrupting that window. Counted.
-		count(CNT_AGG_LOST);
-		return;
-	}
-	__u32 wi = slot * AGG_SLOTS + (__u32)(k & (AGG_SLOTS - 1));
-	struct chids_agg_window *win = bpf_map_lookup_elem(&agg_windows, &wi);
+	__u64 k = 0;
+	struct chids_agg_window *win = agg_window_of(w, c, ts, nr, dir, 1, &k);
 	if (!win)
 		return;
-	if (win->window != k) {
-		if (win->window > k && win->events) {
-			win->late += 1; // its slot holds a newer window: lost
-			return;
-		}
-		__builtin_memset(win, 0, sizeof(*win));
-		win->window = k;
-	}
-	__sync_fetch_and_add(&win->events, 1);
 
 	// The label, or pending for user space.
-	__u32 label = LBL_NONE;
-	__u32 nrk = (__u32)nr;
-	if (nr >= 0 && nr < NR_TABLE) {
-		__u32 *node = bpf_map_lookup_elem(&agg_nodes, &nrk);
-		if (node && *node < LBL_USN)
-			label = *node;
-	}
+	__u32 label = agg_node_of(nr);
 	if (label != LBL_NONE) {
 		if (!bit_test(c->seen, label)) {
 			bit_set(win->unseen, label);
@@ -302,10 +376,8 @@ static __always_inline void agg_account(const struct chids_watch *w, __u32 tid, 
 	}
 	int pending = label == LBL_NONE || (r && label != LBL_USN);
 
-	__u32 prev = LBL_NONE;
-	struct chids_agg_thread *th = bpf_map_lookup_elem(&agg_threads, &tid);
-	if (th && th->slot == slot && th->window == k)
-		prev = th->label;
+	__u32 prev;
+	struct chids_agg_thread *th = agg_thread_of(tid, slot, k, &prev);
 
 	if (pending) {
 		if (!r) {
@@ -331,39 +403,9 @@ static __always_inline void agg_account(const struct chids_watch *w, __u32 tid, 
 			bpf_get_current_comm(r->comm, sizeof(r->comm));
 		agg_send(r, 1);
 	} else {
-		bit_set(win->nodes, label);
-		if (prev != LBL_NONE && (prev & LBL_PENDING)) {
-			// The pending event before this one learns its successor.
-			struct chids_agg_rec *s = agg_scratch_rec(scr);
-			if (s) {
-				s->watch = w->id;
-				s->window = k;
-				s->ts = ts;
-				s->kind = AGG_SUCC;
-				s->seq = prev & SEQ_MASK;
-				s->prev = label;
-				s->tid = tid;
-				s->pid = pid;
-				s->nr = (__s32)nr;
-				s->dir = dir;
-				agg_send(s, 0);
-			}
-		} else if (prev != LBL_NONE) {
-			if (label == LBL_USN)
-				bit_set(win->usn_pred, prev);
-			if (prev == LBL_USN)
-				bit_set(win->usn_succ, label);
-		}
+		agg_link(w, win, k, prev, label, tid, pid, ts, nr, dir, scr);
 	}
-
-	if (th) {
-		th->window = k;
-		th->label = label;
-		th->slot = slot;
-	} else {
-		struct chids_agg_thread t = { .window = k, .label = label, .slot = slot };
-		bpf_map_update_elem(&agg_threads, &tid, &t, BPF_ANY);
-	}
+	agg_thread_set(th, tid, slot, k, label);
 }
 
 // An event without an argument, now, on the current thread.
@@ -375,4 +417,44 @@ static __noinline void agg_plain(const struct chids_watch *w, __u64 ts, long nr,
 		return;
 	__u64 pt = bpf_get_current_pid_tgid();
 	agg_account(w, (__u32)pt, pt >> 32, ts, nr, dir, 0, 0, scr);
+}
+
+// A call's enter and exit, neither with an argument, on the current thread
+// at time `ts` (the common case of sys_exit): one window, one label and one
+// thread-map round trip for both, where two agg_plain calls do each twice.
+// The same as agg_plain(enter) then agg_plain(exit): the enter links to the
+// thread's previous label, the exit to the enter (a self-edge).
+static __noinline void agg_plain_pair(const struct chids_watch *w, __u64 ts, long nr, __u32 scr)
+{
+	if (!(w->flags & W_AGG))
+		return;
+	__u32 label = agg_node_of(nr);
+	if (label == LBL_NONE) {
+		// Outside the table: each event is a MISS record of its own.
+		agg_plain(w, ts, nr, DIR_ENTER, scr);
+		agg_plain(w, ts, nr, DIR_EXIT, scr);
+		return;
+	}
+	__u32 slot = w->slot;
+	struct chids_agg_cfg *c = bpf_map_lookup_elem(&agg_cfgs, &slot);
+	if (!c || !c->window_ns)
+		return;
+	__u64 k = 0;
+	struct chids_agg_window *win = agg_window_of(w, c, ts, nr, DIR_ENTER, 2, &k);
+	if (!win)
+		return;
+	if (!bit_test(c->seen, label)) {
+		bit_set(win->unseen, label);
+		label = LBL_USN;
+	}
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pt, prev;
+	struct chids_agg_thread *th = agg_thread_of(tid, slot, k, &prev);
+	agg_link(w, win, k, prev, label, tid, pt >> 32, ts, nr, DIR_ENTER, scr);
+	if (label == LBL_USN) {
+		// The exit's edge from its enter: USN -> USN.
+		bit_set(win->usn_pred, LBL_USN);
+		bit_set(win->usn_succ, LBL_USN);
+	}
+	agg_thread_set(th, tid, slot, k, label);
 }

@@ -13,6 +13,7 @@
 
 #define NR_open 2
 #define NR_stat 4
+#define NR_rt_sigreturn 15
 #define NR_lstat 6
 #define NR_connect 42
 #define NR_accept 43
@@ -23,6 +24,8 @@
 #define NR_fork 57
 #define NR_vfork 58
 #define NR_execve 59
+#define NR_exit 60
+#define NR_exit_group 231
 #define NR_openat 257
 #define NR_newfstatat 262
 #define NR_accept4 288
@@ -32,15 +35,24 @@
 #define NR_openat2 437
 
 // Syscall arguments in the saved user registers (the syscall ABI: the
-// fourth is r10, not rcx), and the number, which survives in orig_ax
-// (ax holds the return value at exit).
+// fourth is r10, not rcx), read at exit, and the number, which survives in
+// orig_ax (ax holds the return value at exit).
 #define SYSCALL_ARG0(regs) BPF_CORE_READ(regs, di)
 #define SYSCALL_ARG1(regs) BPF_CORE_READ(regs, si)
 #define SYSCALL_ARG2(regs) BPF_CORE_READ(regs, dx)
 #define SYSCALL_ARG4(regs) BPF_CORE_READ(regs, r8)
 #define SYSCALL_ARG5(regs) BPF_CORE_READ(regs, r9)
 #define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+// Inside a call (not returned yet): the entry stores -ENOSYS in ax until
+// the call's result replaces it. (An interrupt leaves the user's ax there
+// and an interrupt's vector in orig_ax, which can look like a call number.)
+#define IN_SYSCALL(regs) ((long)BPF_CORE_READ(regs, ax) == -38)
 #define HAVE_IA32 1
+// ia32 numbers (arch/x86/entry/syscalls/syscall_32.tbl) read beside the
+// x86-64 ones.
+#define IA32_NR_exit 1
+#define IA32_NR_exit_group 252
+#define IA32_NR_rt_sigreturn 173
 
 #elif defined(__TARGET_ARCH_arm64)
 
@@ -57,6 +69,9 @@
 #define NR_connect 203
 #define NR_sendto 206
 #define NR_recvfrom 207
+#define NR_rt_sigreturn 139
+#define NR_exit 93
+#define NR_exit_group 94
 #define NR_clone 220
 #define NR_execve 221
 #define NR_accept4 242
@@ -67,13 +82,19 @@
 #define NR_clone3 435
 #define NR_openat2 437
 
-#define SYSCALL_ARG0(regs) BPF_CORE_READ(regs, regs[0])
+// x0 holds the result at exit; the first argument survives in orig_x0.
+#define SYSCALL_ARG0(regs) BPF_CORE_READ(regs, orig_x0)
 #define SYSCALL_ARG1(regs) BPF_CORE_READ(regs, regs[1])
 #define SYSCALL_ARG2(regs) BPF_CORE_READ(regs, regs[2])
 #define SYSCALL_ARG4(regs) BPF_CORE_READ(regs, regs[4])
 #define SYSCALL_ARG5(regs) BPF_CORE_READ(regs, regs[5])
 #define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
+// Every entry from user mode other than svc sets syscallno to NO_SYSCALL.
+#define IN_SYSCALL(regs) 1
 #define HAVE_IA32 0
+#define IA32_NR_exit (-1)
+#define IA32_NR_exit_group (-1)
+#define IA32_NR_rt_sigreturn (-1)
 
 #else
 #error "chids' eBPF program is built for x86-64 and arm64 (define __TARGET_ARCH_x86 or __TARGET_ARCH_arm64)"

@@ -33,30 +33,32 @@ struct event_path {
 	char path[PATH_LEN];
 };
 
-// What sys_enter saves for sys_exit: the user pointer of the path (read at
-// exit, when the kernel has already faulted the page in) and the flags.
+// One program run per system call: only the exit is hooked (sys_exit),
+// and it emits both of the call's events, enter then exit, with one clock
+// read. The arguments are still in the saved user registers at exit (the
+// kernel reads them from there and does not write them back), and a path
+// or address is read from user memory the kernel has just read itself.
 //
-// execve/execveat are different: their enter event is deferred. After a
-// successful exec the old address space (and the user pointer) is gone, and
-// reading at enter fails when the page is not resident. So sys_enter keeps
-// the enter event's facts here, and the enter event is emitted either by
-// sched_process_exec (success: the path comes from bprm->filename, kernel
-// memory, always readable) or by sys_exit (failure: the old memory is still
-// there and the kernel has just read the string).
-// Kept in the calling task's storage (struct task_state), not in a hash map
-// keyed by thread id: the task is at hand in every program, so saving and
-// taking it back costs no hashing, no LRU bookkeeping and no copy of the
-// key (measured: the LRU map's update, lookup and delete were ~10 % of
-// `find`'s time under monitor). It also survives an exec by a non-leader
-// thread, which changes the thread id but not the task.
-struct pending {
-	__u64 ptr;     // path, or the struct sockaddr of a socket call
-	__u64 flags;   // open flags; socket calls: the address length, or for
-	               // accept/recvfrom the user pointer to it
-	__u64 ts;      // execve: time of the enter
-	__u32 tid;     // execve: thread at enter (exec can change it)
-	__s32 nr;      // the call it belongs to; NR_NONE when taken
-	char comm[COMM_LEN]; // execve: name before exec
+// Three kinds of call need more than their exit:
+//   - execve/execveat: after a successful exec the old address space and
+//     registers are gone. The enter event is emitted by sched_process_exec
+//     with the kernel's copy of the path (bprm->filename); the call and the
+//     name before the exec are saved by task_rename, which the kernel hits
+//     while the old name is still in place (struct exec_before). A failed
+//     exec returns with its registers and memory intact: sys_exit emits both.
+//   - exit/exit_group never return: their enter event comes from
+//     sched_process_exit.
+//   - the clone family returns twice: the new task's return (0) is the
+//     exit event only, as the task never entered the call.
+//
+// What crosses an exec is kept in the calling task's storage (struct
+// task_state), not in a hash map keyed by thread id: the task is at hand in
+// every program, and it survives an exec by a non-leader thread, which
+// changes the thread id but not the task.
+struct exec_before {
+	__s32 nr;            // execve or execveat; NR_NONE when taken
+	__u32 pad;
+	char comm[COMM_LEN]; // the name before the exec
 };
 
 #define NR_NONE (-1)
@@ -68,13 +70,12 @@ struct {
 
 // One event_path per program and CPU (EV_SCR_*): a program can be
 // preempted by another one on its CPU, but does not nest with itself.
-#define EV_SCR_ENTER 0
-#define EV_SCR_EXIT 1
-#define EV_SCR_EXEC 2
-#define EV_SCR_IOU 3
+#define EV_SCR_EXIT 0
+#define EV_SCR_EXEC 1
+#define EV_SCR_IOU 2
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, struct event_path);
 } ev_scratch SEC(".maps");
@@ -127,7 +128,7 @@ struct task_state {
 	// syscall): after a move the task's cgroup is already the new one, so
 	// this is how the move handler knows where it came from.
 	__u64 watch;
-	struct pending pending;
+	struct exec_before exec;
 };
 
 struct {
@@ -358,18 +359,6 @@ static __always_inline struct task_state *current_state(void)
 	return bpf_task_storage_get(&task_states, bpf_get_current_task_btf(), 0, 0);
 }
 
-// Takes the call `nr`'s pending facts out of the task's state: 1 if they
-// were there (a call that entered before the capture has none).
-static __always_inline int take_pending(long nr, struct pending *out)
-{
-	struct task_state *st = current_state();
-	if (!st || st->pending.nr != nr)
-		return 0;
-	*out = st->pending;
-	st->pending.nr = NR_NONE;
-	return 1;
-}
-
 static __always_inline int in_ia32_syscall(void)
 {
 #if HAVE_IA32
@@ -446,7 +435,10 @@ static __always_inline void read_path(struct event_path *e, __u64 ptr)
 }
 
 // Not inlined, like agg_plain.
-static __noinline int emit_small(const struct chids_watch *w, long nr, __u8 dir, long ret, __u64 ts)
+// `how`: the direction, and F_WITH_ENTER or 0 in the bits above it
+// (EMIT_HOW; a BPF function takes at most five arguments).
+#define EMIT_HOW(dir, evflags) ((__u32)(dir) | ((__u32)(evflags) << 8))
+static __noinline int emit_small(const struct chids_watch *w, long nr, __u32 how, long ret, __u64 ts)
 {
 	if (!(w->flags & W_EMIT))
 		return 0;
@@ -455,7 +447,8 @@ static __noinline int emit_small(const struct chids_watch *w, long nr, __u8 dir,
 		count(CNT_DROPPED);
 		return 0;
 	}
-	fill(e, w->id, nr, dir, ret, ts);
+	fill(e, w->id, nr, (__u8)how, ret, ts);
+	e->evflags = (__u8)(how >> 8);
 	bpf_ringbuf_submit(e, submit_flags());
 	return 0;
 }
@@ -479,330 +472,6 @@ static __always_inline void emit_path(struct event_path *e)
 		count(CNT_DROPPED);
 }
 
-// BTF-enabled raw tracepoints on raw_syscalls:sys_enter / sys_exit. The
-// classic `tracepoint/raw_syscalls/...` form first copies every event into a
-// perf trace buffer for every task on the machine; measured here, that
-// alone doubled the system time of `find /usr` outside any watched cgroup.
-static __always_inline int sys_enter(const struct chids_watch *w, struct task_state *st, struct pt_regs *regs, long id, __u64 ts)
-{
-	int ia32 = in_ia32_syscall();
-	long nr = ia32 ? ia32_nr(id) : id;
-	if (is_socket_family(nr)) {
-		// The address is read at exit: accept and recvfrom only fill it
-		// in then, and for the others the kernel has faulted it in.
-		__u64 addr = 0, len = 0;
-		switch (nr) {
-		case NR_connect: case NR_bind:
-			addr = SYSCALL_ARG1(regs);
-			len = SYSCALL_ARG2(regs);
-			break;
-		case NR_accept: case NR_accept4:
-			addr = SYSCALL_ARG1(regs);
-			len = SYSCALL_ARG2(regs); // int *addrlen
-			break;
-		case NR_sendto: case NR_recvfrom:
-			addr = SYSCALL_ARG4(regs);
-			len = SYSCALL_ARG5(regs); // recvfrom: int *addrlen
-			break;
-		}
-		if (addr && st) {
-			st->pending.ptr = addr;
-			st->pending.flags = len;
-			st->pending.nr = (__s32)nr;
-		}
-		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-		return emit_small(w, nr, DIR_ENTER, 0, ts);
-	}
-	if (!is_path_family(nr)) {
-		agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-		return emit_small(w, nr, DIR_ENTER, 0, ts);
-	}
-
-	// Read once into locals (the verifier also rejects a variable index
-	// into an args array).
-	__u64 a0 = SYSCALL_ARG0(regs);
-	__u64 a1 = SYSCALL_ARG1(regs);
-	__u64 a2 = SYSCALL_ARG2(regs);
-#if HAVE_IA32
-	// ia32 passes them in ebx, ecx, edx.
-	if (ia32) {
-		a0 = (__u32)BPF_CORE_READ(regs, bx);
-		a1 = (__u32)BPF_CORE_READ(regs, cx);
-		a2 = (__u32)BPF_CORE_READ(regs, dx);
-	}
-#endif
-	__u64 ptr = 0, flags = 0;
-	switch (nr) {
-	case NR_open: ptr = a0; flags = a1; break;
-	case NR_openat: ptr = a1; flags = a2; break;
-	case NR_openat2: {
-		ptr = a1;
-		// struct open_how { __u64 flags; ... } lives in user memory.
-		bpf_probe_read_user(&flags, sizeof(flags), (const void *)a2);
-		break;
-	}
-	case NR_stat: case NR_lstat: case NR_execve: ptr = a0; break;
-	case NR_newfstatat: case NR_statx: case NR_execveat: ptr = a1; break;
-	}
-
-	if (st) {
-		st->pending.ptr = ptr;
-		st->pending.flags = flags;
-		st->pending.nr = (__s32)nr;
-	}
-	if (nr == NR_execve || nr == NR_execveat) {
-		// Deferred: see struct pending. (Without a task state there is
-		// nothing to emit it from; chids_exec counts it as unmatched.)
-		if (st) {
-			st->pending.ts = ts;
-			st->pending.tid = (__u32)bpf_get_current_pid_tgid();
-			bpf_get_current_comm(st->pending.comm, sizeof(st->pending.comm));
-		}
-		return 0;
-	}
-	agg_plain(w, ts, nr, DIR_ENTER, SCR_ENTER);
-	return emit_small(w, nr, DIR_ENTER, 0, ts);
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(chids_sys_enter, struct pt_regs *regs, long id)
-{
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
-	struct chids_watch w;
-	if (!watched_cgroup(&w))
-		return 0;
-	struct task_state *st = remember_watch(w.id);
-	__u64 ts;
-	__u32 depth;
-	struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_enter(&w, st, regs, id, ts);
-	agg_exit(f, depth);
-	return 0;
-}
-
-// The deferred execve enter event, with the facts saved at enter.
-static __always_inline struct event_path *exec_enter_event(struct pending *p, __u64 watch, __u32 scr)
-{
-	struct event_path *e = path_event(scr, watch, p->nr, DIR_ENTER, 0, p->ts);
-	if (!e)
-		return 0;
-	e->h.tid = p->tid;
-	__builtin_memcpy(e->h.comm, p->comm, COMM_LEN);
-	return e;
-}
-
-// The deferred execve enter, aggregated: `fn` is the path (kernel memory
-// when `kernel`, else the caller's memory).
-static __always_inline void agg_exec_enter(const struct chids_watch *w, struct pending *p, const void *fn, int kernel, __u32 scr)
-{
-	if (!(w->flags & W_AGG))
-		return;
-	struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_EXEC, scr);
-	if (!r)
-		return;
-	long n = kernel ? bpf_probe_read_kernel_str(r->key.bytes, sizeof(r->key.bytes), fn)
-			: bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), fn);
-	if (n <= 0) {
-		r->key.bytes[0] = 0;
-		n = 0;
-	}
-	r->key.len = (__u16)n;
-	__u64 pt = bpf_get_current_pid_tgid();
-	agg_account(w, p->tid, pt >> 32, p->ts, p->nr, DIR_ENTER, r, p->comm, scr);
-}
-
-// A successful exec: emit its enter event with the kernel's copy of the path.
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(chids_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
-{
-	__u64 pt = bpf_get_current_pid_tgid();
-	if ((pt >> 32) == self_tgid)
-		return 0;
-	// The task that called execve (its thread id may have changed: a
-	// non-leader takes over the leader's).
-	struct pending taken;
-	struct pending *p = &taken;
-	if (!take_pending(NR_execve, p) && !take_pending(NR_execveat, p)) {
-		struct chids_watch w;
-		if (watched_cgroup(&w))
-			count(CNT_EXEC_UNMATCHED);
-		return 0;
-	}
-	struct chids_watch w;
-	if (watched_cgroup(&w)) {
-		__u64 watch = w.id;
-		__u64 ts;
-		__u32 depth;
-		struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
-		if (f)
-			f->entry[depth & 3] = p->ts; // the event's time is the enter's
-		const char *fn = BPF_CORE_READ(bprm, filename);
-		struct event_path *e = (w.flags & W_EMIT) ? exec_enter_event(p, watch, EV_SCR_EXEC) : 0;
-		if (e) {
-			long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), fn);
-			e->h.evflags |= F_HAS_PATH;
-			if (n <= 0) {
-				e->path[0] = 0;
-				e->h.evflags |= F_PATH_FAULT;
-				count(CNT_PATH_FAULT);
-			} else {
-				e->h.path_len = (__u16)n;
-			}
-			emit_path(e);
-		}
-		agg_exec_enter(&w, p, fn, 1, SCR_EXEC);
-		agg_exit(f, depth);
-	}
-	return 0;
-}
-
-// A socket call's exit, with the address it named when there was one.
-static __always_inline int socket_exit(const struct chids_watch *w, long nr, long ret, __u64 ts)
-{
-	__u64 key = bpf_get_current_pid_tgid();
-	struct pending p;
-	if (!take_pending(nr, &p)) {
-		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, nr, DIR_EXIT, ret, ts);
-	}
-	__u64 ptr = p.ptr, len = p.flags;
-	if (nr == NR_accept || nr == NR_accept4 || nr == NR_recvfrom) {
-		// Filled in by the kernel only on success; the length is in user memory.
-		int n = 0;
-		if (ret < 0 || !len || bpf_probe_read_user(&n, sizeof(n), (const void *)len)) {
-			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-			return emit_small(w, nr, DIR_EXIT, ret, ts);
-		}
-		len = n < 0 ? 0 : (__u64)n;
-	}
-	if (len > SOCKADDR_LEN)
-		len = SOCKADDR_LEN;
-	if (len < 2) {
-		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, nr, DIR_EXIT, ret, ts);
-	}
-
-	if (w->flags & W_AGG) {
-		struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_SOCK, SCR_EXIT);
-		if (r) {
-			if (bpf_probe_read_user(r->key.bytes, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
-				// Unreadable: the event has no address, as in a record.
-				r = 0;
-			} else {
-				r->key.len = (__u16)len;
-			}
-			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
-		}
-	}
-	if (!(w->flags & W_EMIT))
-		return 0;
-	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
-	if (!e)
-		return 0;
-	e->h.evflags |= F_HAS_SOCKADDR;
-	if (bpf_probe_read_user(e->path, len & (SOCKADDR_LEN * 2 - 1), (const void *)ptr)) {
-		e->h.evflags |= F_PATH_FAULT;
-		count(CNT_PATH_FAULT);
-	} else {
-		e->h.path_len = (__u16)len;
-	}
-	emit_path(e);
-	return 0;
-}
-
-// The clone family's exit: user space names the new task by its comm.
-static __always_inline int is_clone_family(long nr)
-{
-	return nr == NR_clone || nr == NR_fork || nr == NR_vfork || nr == NR_clone3;
-}
-
-static __always_inline int sys_exit(const struct chids_watch *w, struct pt_regs *regs, long ret, __u64 ts)
-{
-	long nr = SYSCALL_NR(regs);
-	if (in_ia32_syscall()) {
-		nr = ia32_nr(nr);
-		ret = (int)ret; // eax: sign-extend the 32-bit result
-	}
-	if (is_socket_family(nr))
-		return socket_exit(w, nr, ret, ts);
-	if (!is_path_family(nr)) {
-		if ((w->flags & W_AGG) && is_clone_family(nr)) {
-			struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_COMM, SCR_EXIT);
-			if (r) {
-				bpf_get_current_comm(r->key.bytes, COMM_LEN);
-				r->key.len = COMM_LEN;
-				__u64 pt = bpf_get_current_pid_tgid();
-				agg_account(w, (__u32)pt, pt >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
-			}
-		} else {
-			agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		}
-		return emit_small(w, nr, DIR_EXIT, ret, ts);
-	}
-
-	__u64 key = bpf_get_current_pid_tgid();
-	struct pending p;
-	int have = take_pending(nr, &p);
-	if (nr == NR_execve || nr == NR_execveat) {
-		// Still pending: the exec failed (or succeeded before we attached).
-		// Emit the deferred enter event now, path from the old memory the
-		// kernel has just read, then the exit.
-		if (have) {
-			struct event_path *e = (w->flags & W_EMIT) ? exec_enter_event(&p, w->id, EV_SCR_EXIT) : 0;
-			if (e) {
-				read_path(e, p.ptr);
-				emit_path(e);
-			}
-			agg_exec_enter(w, &p, (const void *)p.ptr, 0, SCR_EXIT);
-		}
-		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, nr, DIR_EXIT, ret, ts);
-	}
-	if (!have) {
-		// Entered before we attached: no path.
-		agg_plain(w, ts, nr, DIR_EXIT, SCR_EXIT);
-		return emit_small(w, nr, DIR_EXIT, ret, ts);
-	}
-	__u64 ptr = p.ptr, flags = p.flags;
-
-	if (w->flags & W_AGG) {
-		struct chids_agg_rec *r = agg_arg_begin(w->slot, ARG_PATH, SCR_EXIT);
-		if (r) {
-			long n = bpf_probe_read_user_str(r->key.bytes, sizeof(r->key.bytes), (const void *)ptr);
-			if (n <= 0) {
-				r->key.bytes[0] = 0;
-				n = 0;
-			}
-			r->key.len = (__u16)n;
-			agg_account(w, (__u32)key, key >> 32, ts, nr, DIR_EXIT, r, 0, SCR_EXIT);
-		}
-	}
-	if (!(w->flags & W_EMIT))
-		return 0;
-	struct event_path *e = path_event(EV_SCR_EXIT, w->id, nr, DIR_EXIT, ret, ts);
-	if (!e)
-		return 0;
-	e->h.flags = (__u32)flags;
-	read_path(e, ptr);
-	emit_path(e);
-	return 0;
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(chids_sys_exit, struct pt_regs *regs, long ret)
-{
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
-	struct chids_watch w;
-	if (!watched_cgroup(&w))
-		return 0;
-	__u64 ts;
-	__u32 depth;
-	struct chids_agg_flight *f = agg_enter(&w, &ts, &depth);
-	sys_exit(&w, regs, ret, ts);
-	agg_exit(f, depth);
-	return 0;
-}
-
+#include "exec.bpf.h"
+#include "syscall.bpf.h"
 #include "iouring.bpf.h"

@@ -50,6 +50,10 @@ enum chids_event_flag {
 	F_PATH_FAULT = 2,
 	// The payload is a struct sockaddr (path_len bytes of it), not a path.
 	F_HAS_SOCKADDR = 4,
+	// This exit record also stands for its call's enter event, which comes
+	// first: the same time, thread and number, no payload, return value 0
+	// (one ring record for both: sys_exit emits them together).
+	F_WITH_ENTER = 8,
 };
 
 // Slots of the per-CPU `counters` array (its key type), summed by user space.

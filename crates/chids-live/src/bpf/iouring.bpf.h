@@ -155,7 +155,7 @@ static __always_inline void iou_emit(const struct chids_watch *w, const struct i
 	if (!(w->flags & W_EMIT))
 		return;
 	if (!a->path && !a->addr) {
-		emit_small(w, nr, DIR_ENTER, 0, ts);
+		emit_small(w, nr, EMIT_HOW(DIR_ENTER, 0), 0, ts);
 		return;
 	}
 	struct event_path *e = path_event(EV_SCR_IOU, w->id, nr, DIR_ENTER, 0, ts);
