@@ -58,8 +58,9 @@ tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
 $P import "$work/rootfs.tar" "localhost/$tag:1" >/dev/null 2>&1
 
 # The container waits for /ctl/go, runs the workload, leaves its time in /ctl/t.
+# PATH=/bin and /bin/sh: the host's /usr/bin (mounted) must not shadow busybox.
 $P run -d --name "$tag" --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
-  -v /usr:/usr:ro -v "$work/ctl:/ctl" "localhost/$tag:1" sh -c '
+  -e PATH=/bin -v /usr:/usr:ro -v "$work/ctl:/ctl" "localhost/$tag:1" /bin/sh -c '
   while :; do
     if [ -e /ctl/go ]; then
       rm /ctl/go
