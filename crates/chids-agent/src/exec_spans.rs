@@ -24,6 +24,11 @@ use chids_live::syscalls;
 /// container that execs in a loop from growing the list.
 const MAX_SPANS: usize = 32;
 
+/// A span quiet for this long is forgotten: its windows were scored long
+/// ago (windows close about one window length after their end), and the
+/// per-event look-up stays empty, and free, between exec sessions.
+const FORGET_AFTER_NS: u64 = 60_000_000_000;
+
 /// One exec-session process and when it ran.
 #[derive(Clone, Copy, Debug)]
 struct Span {
@@ -54,6 +59,13 @@ impl ExecSpans {
     /// A workload event: extends its process's span if it is an exec
     /// session's, and a process it forks joins the session.
     pub(crate) fn observe(&mut self, raw: &RawEvent<'_>) {
+        while self
+            .spans
+            .front()
+            .is_some_and(|s| s.last_ns.saturating_add(FORGET_AFTER_NS) < raw.ts_ns)
+        {
+            self.spans.pop_front();
+        }
         if self.spans.is_empty() {
             return;
         }
@@ -123,6 +135,20 @@ mod tests {
         s.observe(&event(10, 1_600, "clone", Direction::Exit, 11));
         s.observe(&event(11, 5_000, "openat", Direction::Exit, 3));
         assert!(s.overlaps(4_000, 6_000));
+    }
+
+    #[test]
+    fn a_quiet_session_is_forgotten() {
+        let mut s = ExecSpans::default();
+        s.start(10, 1_000);
+        s.observe(&event(
+            99,
+            1_000 + FORGET_AFTER_NS + 1,
+            "getuid",
+            Direction::Exit,
+            0,
+        ));
+        assert!(s.spans.is_empty());
     }
 
     #[test]

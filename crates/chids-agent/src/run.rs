@@ -826,12 +826,8 @@ impl AgentRun {
 /// (see `exec_spans.rs`). Counted, and the first one of a container logged.
 fn exec_rise(c: &mut Container, scored: &ScoredWindow, window_ns: u64, up: Update<'_>) -> bool {
     let w = &scored.features;
-    let names_unseen = !w.unseen_syscalls.is_empty()
-        || w.more_unseen_syscalls > 0
-        || !w.unseen_args.is_empty()
-        || w.more_unseen_args > 0;
     let end_ns = w.start_ns.saturating_add(window_ns);
-    if names_unseen || !c.exec_spans.overlaps(w.start_ns, end_ns) {
+    if w.names_unseen() || !c.exec_spans.overlaps(w.start_ns, end_ns) {
         return false;
     }
     c.exec_rises += 1;

@@ -397,6 +397,14 @@ pub struct WindowFeatures {
 }
 
 impl WindowFeatures {
+    /// Whether the window names a system call or argument training never saw.
+    pub fn names_unseen(&self) -> bool {
+        !self.unseen_syscalls.is_empty()
+            || self.more_unseen_syscalls > 0
+            || !self.unseen_args.is_empty()
+            || self.more_unseen_args > 0
+    }
+
     /// A window (or run) without a vector.
     pub fn unscored(index: u64, start_ns: u64, run_length: u64, events: usize) -> Self {
         WindowFeatures {
